@@ -1,0 +1,5 @@
+"""`python -m kdstudio` is the `kdstudio` command."""
+
+from kdstudio.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,164 @@
+"""The `kdstudio` command: no arguments → the desktop app; subcommands → the headless core."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import signal
+import sys
+import traceback
+from pathlib import Path
+
+from . import __version__
+from .core.errors import KDError
+
+EXIT_USER_ERROR = 2
+EXIT_INTERRUPTED = 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="kdstudio", description="KD Studio: knowledge distillation workbench. "
+                                "Without a command it opens the desktop app.")
+    p.add_argument("--version", action="version", version=f"kdstudio {__version__}")
+    p.add_argument("--debug", action="store_true", help="show tracebacks")
+    sub = p.add_subparsers(dest="command")
+
+    r = sub.add_parser("run", help="run a distillation from a TOML config")
+    r.add_argument("config", nargs="?", help="path of the config file (see `kdstudio init`); not needed with --resume")
+    r.add_argument("--out", help="run folder (default: kdstudio_runs/<config>-<time>)")
+    r.add_argument("--device", help="override the config's device (auto, cpu, cuda, cuda:N, mps)")
+    r.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override one setting, e.g. --set distill.temperature=2 (repeatable)")
+    r.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    r.add_argument("--debug", action="store_true", help="show tracebacks")
+
+    d = sub.add_parser("demo", help="the built-in digits demo, end to end")
+    d.add_argument("--out", help="run folder (default: kdstudio_runs/demo-<time>)")
+    d.add_argument("--device", help="device override (auto, cpu, cuda, cuda:N, mps)")
+    d.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override one setting")
+    d.add_argument("--debug", action="store_true", help="show tracebacks")
+
+    i = sub.add_parser("init", help="write a commented starter config")
+    i.add_argument("path", nargs="?", default="kdstudio.toml", help="where to write it (default kdstudio.toml)")
+    i.add_argument("--force", action="store_true", help="overwrite an existing file")
+    i.add_argument("--debug", action="store_true", help="show tracebacks")
+
+    g = sub.add_parser("gui", help="open the desktop app")
+    g.add_argument("--demo", action="store_true", help="open (or create) the Digits demo project")
+    g.add_argument("--autorun", action="store_true", help="start the run at once")
+    g.add_argument("--quit-when-done", action="store_true", help="quit when the run ends")
+    g.add_argument("--screenshot", metavar="PATH", help="save a PNG of the window when the run ends")
+    g.add_argument("--debug", action="store_true", help="show tracebacks")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the console script; returns the exit code."""
+    args = _parser().parse_args(argv)
+    try:
+        if args.command in (None, "gui"):
+            return _gui(args)
+        if args.command == "init":
+            return _init(args)
+        return _run(args)
+    except KDError as e:
+        if args.debug:
+            traceback.print_exc()
+        print(f"kdstudio: error: {e}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except KeyboardInterrupt:
+        print("kdstudio: interrupted.", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except Exception as e:  # a bug, not a user mistake: say so, keep the traceback behind --debug
+        if args.debug:
+            traceback.print_exc()
+        print(f"kdstudio: unexpected error: {e!r}. Run again with --debug for the traceback and report it.",
+              file=sys.stderr)
+        return 1
+
+
+def _gui(args) -> int:
+    try:
+        from .gui.app import main as gui_main
+    except ImportError as e:
+        if "kdstudio.gui" in str(e) or "No module named 'kdstudio.gui" in str(e):
+            raise KDError("The desktop app is not available in this version yet; use `kdstudio demo` or "
+                          "`kdstudio run CONFIG`.") from None
+        raise KDError(f"The desktop app cannot start: {e}. Install PySide6 and pyqtgraph "
+                      "(`pip install kdstudio`).") from None
+    return gui_main(args)
+
+
+def _init(args) -> int:
+    from .core.store import atomic_write_text
+    from .core.templates import starter_config_text
+    path = Path(args.path)
+    if path.exists() and not args.force:
+        raise KDError(f"'{path}' already exists; choose another path or add --force to overwrite it.")
+    try:
+        atomic_write_text(path, starter_config_text())
+    except OSError as e:
+        raise KDError(f"Cannot write '{path}' ({e.strerror or e}); choose a folder you can write to.") from None
+    print(f"Wrote {path}. Edit it, then run: kdstudio run {path}")
+    return 0
+
+
+def _run(args) -> int:
+    from .core import config as config_mod
+    from .core.templates import demo_config
+
+    stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    resume = getattr(args, "resume", False)
+    if args.command == "demo":
+        cfg = demo_config()
+        out = Path(args.out or f"kdstudio_runs/demo-{stamp}")
+    elif resume:
+        if not args.out:
+            raise KDError("--resume needs --out RUN_FOLDER: the folder of the run to continue.")
+        cfg, out = None, Path(args.out)
+    else:
+        if not args.config:
+            raise KDError("`kdstudio run` needs a config file, e.g. `kdstudio run kdstudio.toml` "
+                          "(create one with `kdstudio init`).")
+        cfg = config_mod.load(args.config)
+        out = Path(args.out or f"kdstudio_runs/{Path(args.config).stem}-{stamp}")
+    if cfg is not None:
+        for item in args.set:
+            key, sep, value = item.partition("=")
+            if not sep:
+                raise KDError(f"--set '{item}' needs the form key.path=value, e.g. --set distill.lr=0.001.")
+            cfg.set(key.strip(), value.strip())
+        if args.device:
+            cfg.set("device", args.device)
+    elif args.set or args.device:
+        raise KDError("--resume continues a run with its saved config; drop --set/--device.")
+    return _execute(cfg, out, resume)
+
+
+def _execute(cfg, out: Path, resume: bool) -> int:
+    from .core import engine, events
+    from .progress import ProgressPrinter
+
+    control = events.RunControl()
+    interrupted = []
+
+    def on_sigint(signum, frame):
+        if interrupted:  # a second Ctrl-C: leave at once
+            raise KeyboardInterrupt
+        interrupted.append(True)
+        print("\nStopping after this step (Ctrl-C again to quit at once)…", file=sys.stderr)
+        control.stop()
+
+    previous = signal.signal(signal.SIGINT, on_sigint)
+    printer = ProgressPrinter()
+    try:
+        summary = engine.run(cfg, out, on_event=printer, control=control, resume=resume)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        printer.close()
+    printer.print_summary(summary, out)
+    return EXIT_INTERRUPTED if summary["status"] == "stopped" else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

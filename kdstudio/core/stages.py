@@ -1,0 +1,184 @@
+"""The stages of a run, in pipeline order; each reads and fills the shared pipeline object `p`."""
+
+from __future__ import annotations
+
+import time
+
+import torch
+
+from . import events as ev
+from . import losses, models
+from .errors import NotAvailableYet, RunStopped
+from .evaluate import accuracy, cpu_latency_ms, state_dict_bytes
+from .export import arch_json, export_model
+from .training import CrossEntropy, StageRunner, StageSpec
+
+
+def run_all(p) -> None:
+    """teacher → distill → baseline (when enabled) → evaluate → export."""
+    teacher_stage(p)
+    distill_stage(p)
+    if p.cfg.baseline.enabled:
+        baseline_stage(p)
+    evaluate_stage(p)
+    export_stage(p)
+
+
+def _begin(p, name: str, **data) -> None:
+    p.stage = name
+    p.emit(ev.STAGE_STARTED, name, **data)
+
+
+def _finish(p, name: str, **data) -> None:
+    p.emit(ev.STAGE_FINISHED, name, **data)
+
+
+def _build_student(p) -> torch.nn.Module:
+    """The student, with the same initial weights every time it is built in this run (fair baseline)."""
+    s = p.cfg.student
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(p.cfg.seed + 1)
+        return models.build(s.arch, p.data.num_classes, p.data.input_shape, s.width, s.depth)
+
+
+def _train(p, spec: StageSpec) -> object:
+    """Run one training stage, resuming from its checkpoint when there is one."""
+    cfg = p.cfg
+    spec.model.to(p.device)
+    if p.device.type == "cuda" and p.x_train.dim() == 4:
+        spec.model.to(memory_format=torch.channels_last)
+    runner = StageRunner(spec, x=p.x_train, y=p.y_train, x_val=p.x_val, y_val=p.y_val, device=p.device,
+                         amp_dtype=p.amp_dtype, emit=p.emit, control=p.control,
+                         checkpoint_path=p.rd.checkpoint(spec.name), seed=cfg.seed + 17)
+    ckpt = p.rd.checkpoint(spec.name)
+    if p.resume and ckpt.is_file():
+        runner.load_checkpoint(torch.load(ckpt, map_location=p.device, weights_only=False))
+        p.emit(ev.LOG, spec.name, message=f"Resumed {spec.name} at epoch {runner.epoch + 1}, "
+               f"step {runner.step_in_epoch + 1}.")
+    return runner.run()
+
+
+def _completed(p, name: str) -> dict | None:
+    """The checkpoint of a stage that already finished (resume), else None."""
+    ckpt = p.rd.checkpoint(name)
+    if p.resume and ckpt.is_file():
+        state = torch.load(ckpt, map_location=p.device, weights_only=False)
+        if state.get("complete"):
+            return state
+    return None
+
+
+def teacher_stage(p) -> None:
+    """Train the teacher (source = "train") or load it (source = "file"), then freeze it."""
+    cfg, t = p.cfg, p.cfg.teacher
+    _begin(p, "teacher", source=t.source, arch=t.arch)
+    if t.source != "train":
+        raise NotAvailableYet(f"teacher.source = \"{t.source}\" is not available yet; use \"train\".")
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(cfg.seed)
+        p.teacher = models.build(t.arch, p.data.num_classes, p.data.input_shape, t.width, t.depth)
+    done = _completed(p, "teacher")
+    if done:
+        p.teacher.load_state_dict(done["model"])
+        p.teacher.to(p.device)
+        p.emit(ev.LOG, "teacher", message="Teacher already trained in this run folder; loaded its checkpoint.")
+    else:
+        spec = StageSpec("teacher", p.teacher, CrossEntropy(), t.epochs, t.lr, cfg.distill.optimizer,
+                         cfg.distill.weight_decay, cfg.distill.scheduler, cfg.data.batch_size,
+                         augment=cfg.data.augment, log_every=cfg.distill.log_every)
+        _train(p, spec)
+    models.freeze(p.teacher)
+    p.teacher_params = models.count_params(p.teacher)
+    p.teacher_acc = accuracy(p.teacher, p.x_test, p.y_test)
+    p.summary["teacher"] = {"arch": t.arch, "params": p.teacher_params, "accuracy": p.teacher_acc,
+                            "val_accuracy": accuracy(p.teacher, p.x_val, p.y_val)}
+    _finish(p, "teacher", params=p.teacher_params, accuracy=p.teacher_acc)
+
+
+def _student_stage(p, name: str, objective, teacher) -> tuple[torch.nn.Module, object]:
+    cfg, d = p.cfg, p.cfg.distill
+    student = _build_student(p)
+    done = _completed(p, name)
+    if done:
+        student.load_state_dict(done["model"])
+        student.to(p.device)
+        p.emit(ev.LOG, name, message=f"{name} already finished in this run folder; loaded its checkpoint.")
+        return student, None
+    extra = [q for q in objective.parameters() if q.requires_grad]
+    spec = StageSpec(name, student, objective, d.epochs, d.lr, d.optimizer, d.weight_decay, d.scheduler,
+                     cfg.data.batch_size, augment=cfg.data.augment, mixup=d.mixup if teacher is not None else 0.0,
+                     teacher=teacher, cache_teacher=d.cache_teacher, log_every=d.log_every, compile=d.compile,
+                     extra_params=extra)
+    return student, _train(p, spec)
+
+
+def distill_stage(p) -> None:
+    """Distil the teacher into a fresh student."""
+    cfg = p.cfg
+    objective = losses.from_config(cfg.distill).to(p.device)
+    _begin(p, "distill", method=cfg.distill.method, student=cfg.student.arch,
+           terms_doc=losses.available()[cfg.distill.method]["doc"])
+    p.student, res = _student_stage(p, "distill", objective, p.teacher)
+    p.student_params = models.count_params(p.student)
+    p.summary["student"] = {"arch": cfg.student.arch, "params": p.student_params,
+                            "accuracy": accuracy(p.student, p.x_test, p.y_test)}
+    if res is not None:
+        p.summary["distill"] = {"epochs": res.epochs, "samples_per_s": res.samples_per_s, "wall_s": res.wall_s,
+                                "teacher_cache": res.teacher_cache, "method": cfg.distill.method}
+    else:
+        p.summary["distill"] = {"epochs": cfg.distill.epochs, "samples_per_s": None, "wall_s": None,
+                                "teacher_cache": None, "method": cfg.distill.method}
+    _finish(p, "distill", accuracy=p.summary["student"]["accuracy"])
+
+
+def baseline_stage(p) -> None:
+    """The same student from the same initial weights, trained on labels only with the same budget."""
+    _begin(p, "baseline", student=p.cfg.student.arch)
+    p.baseline, res = _student_stage(p, "baseline", CrossEntropy(), None)
+    p.summary["baseline"] = {"accuracy": accuracy(p.baseline, p.x_test, p.y_test),
+                             "params": models.count_params(p.baseline),
+                             "wall_s": None if res is None else res.wall_s}
+    _finish(p, "baseline", accuracy=p.summary["baseline"]["accuracy"])
+
+
+def evaluate_stage(p) -> None:
+    """Test-split accuracy, size and CPU latency of teacher and student; ratios between them."""
+    _begin(p, "evaluate")
+    shape = p.data.input_shape
+    for key, model in (("teacher", p.teacher), ("student", p.student)):
+        if p.control.stop_requested:
+            raise RunStopped()
+        p.summary[key]["bytes"] = state_dict_bytes(model)
+        p.summary[key]["latency_ms_cpu_b1"] = cpu_latency_ms(model, shape)
+    t, s = p.summary["teacher"], p.summary["student"]
+    p.summary["compression"] = {"params_ratio": t["params"] / max(s["params"], 1),
+                                "size_ratio": t["bytes"] / max(s["bytes"], 1),
+                                "speedup_cpu_b1": t["latency_ms_cpu_b1"] / max(s["latency_ms_cpu_b1"], 1e-9),
+                                "accuracy_kept": s["accuracy"] - t["accuracy"]}
+    if p.summary["baseline"]:
+        p.summary["kd_gain"] = s["accuracy"] - p.summary["baseline"]["accuracy"]
+    p.emit(ev.LOG, "evaluate", message=(
+        f"Test accuracy: teacher {t['accuracy']:.2%}, student {s['accuracy']:.2%}"
+        + (f", baseline {p.summary['baseline']['accuracy']:.2%}" if p.summary["baseline"] else "")
+        + f"; student has {p.summary['compression']['params_ratio']:.1f}x fewer parameters."))
+    _finish(p, "evaluate", **{k: p.summary[k] for k in ("teacher", "student", "baseline", "compression")})
+
+
+def export_stage(p) -> None:
+    """Write the configured formats into exports/, each reloaded and checked against the live student."""
+    cfg = p.cfg
+    if not cfg.export.formats:
+        return
+    _begin(p, "export", formats=cfg.export.formats)
+    t0 = time.perf_counter()
+    s = cfg.student
+    d = p.data
+    info = arch_json(s.arch, s.width, s.depth, d.num_classes, d.input_shape, d.class_names, d.mean, d.std)
+    factory = lambda: models.build(s.arch, d.num_classes, d.input_shape, s.width, s.depth)  # noqa: E731
+    student = p.student.to("cpu").to(memory_format=torch.contiguous_format).eval()
+    p.summary["exports"] = export_model(student, factory, info, cfg.export.formats, p.rd.exports, d.x_test[:256])
+    p.student.to(p.device)
+    for e in p.summary["exports"]:
+        p.emit(ev.LOG, "export", message=f"Exported {e['format']}: {e['path']} ({e['bytes']:,} bytes, "
+               f"max |diff| {e['max_abs_diff']:.2e}).")
+    _finish(p, "export", exports=p.summary["exports"], wall_s=time.perf_counter() - t0)

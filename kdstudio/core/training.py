@@ -1,0 +1,278 @@
+"""One training stage (teacher, distill, baseline, fine-tune): the step loop with the speed rules built in.
+
+Data lives on the device and is indexed by a random permutation; metrics accumulate on the device and are read
+every `log_every` steps (and at most ~20 times a second); the teacher runs without grad, or not at all when its
+outputs are cached. Checkpoints hold model, optimizer, scheduler, position and RNG states, so a stopped stage
+resumes exactly where it stopped.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from . import events as ev
+from .data.augment import augment_batch
+from .errors import NumericalError, RunStopped
+from .evaluate import accuracy
+
+
+class CrossEntropy(nn.Module):
+    """Plain supervised objective for teacher training and the from-scratch baseline: terms "ce", "total"."""
+
+    uses_features = False
+
+    def forward(self, student_logits, teacher_logits, targets, *, epoch: int = 0):
+        ce = F.cross_entropy(student_logits.float(), targets)
+        return {"ce": ce, "total": ce}
+
+
+@dataclass
+class StageSpec:
+    """What one stage trains and how."""
+
+    name: str
+    model: nn.Module
+    objective: nn.Module
+    epochs: int
+    lr: float
+    optimizer: str = "adamw"
+    weight_decay: float = 1e-4
+    scheduler: str = "cosine"
+    batch_size: int = 64
+    augment: str = "none"
+    mixup: float = 0.0
+    teacher: nn.Module | None = None
+    cache_teacher: bool = True
+    log_every: int = 20
+    compile: bool = False
+    extra_params: list = field(default_factory=list)
+
+
+@dataclass
+class StageResult:
+    """Outcome of a finished stage."""
+
+    epochs: int
+    samples_per_s: float
+    wall_s: float
+    val_accuracy: float
+    teacher_cache: bool
+
+
+def make_optimizer(name: str, params, lr: float, weight_decay: float, device: torch.device):
+    """AdamW / Adam / SGD (fused kernels on CUDA)."""
+    fused = {"fused": True} if device.type == "cuda" else {}
+    if name == "sgd":
+        return torch.optim.SGD(params, lr=lr, momentum=0.9, weight_decay=weight_decay, nesterov=True)
+    cls = torch.optim.AdamW if name == "adamw" else torch.optim.Adam
+    return cls(params, lr=lr, weight_decay=weight_decay, **fused)
+
+
+def make_scheduler(name: str, optimizer, total_steps: int):
+    """Per-step schedule: cosine to zero, step (x0.1 at 50% and 75%), or constant."""
+    total = max(1, total_steps)
+    if name == "cosine":
+        fn = lambda s: 0.5 * (1 + math.cos(math.pi * min(s, total) / total))  # noqa: E731
+    elif name == "step":
+        fn = lambda s: 0.1 ** ((s >= 0.5 * total) + (s >= 0.75 * total))  # noqa: E731
+    else:
+        fn = lambda s: 1.0  # noqa: E731
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, fn)
+
+
+class StageRunner:
+    """Runs one StageSpec on device-resident tensors, emitting events through `emit`."""
+
+    def __init__(self, spec: StageSpec, *, x: torch.Tensor, y: torch.Tensor, x_val: torch.Tensor,
+                 y_val: torch.Tensor, device: torch.device, amp_dtype: torch.dtype | None,
+                 emit: Callable[..., None], control: ev.RunControl, checkpoint_path: Path, seed: int):
+        self.s, self.x, self.y, self.x_val, self.y_val = spec, x, y, x_val, y_val
+        self.device, self.amp_dtype, self.emit, self.control = device, amp_dtype, emit, control
+        self.ckpt_path = checkpoint_path
+        self.n = len(y)
+        self.steps_per_epoch = max(1, self.n // spec.batch_size + (1 if self.n % spec.batch_size >= 2 else 0))
+        params = [p for p in spec.model.parameters() if p.requires_grad] + list(spec.extra_params)
+        self.opt = make_optimizer(spec.optimizer, params, spec.lr, spec.weight_decay, device)
+        self.sched = make_scheduler(spec.scheduler, self.opt, spec.epochs * self.steps_per_epoch)
+        self.scaler = torch.amp.GradScaler("cuda") if amp_dtype == torch.float16 else None
+        self.gen = torch.Generator(device=device).manual_seed(seed)
+        self.mix_rng = random.Random(seed)
+        self.forward = torch.compile(spec.model) if spec.compile else spec.model
+        self.cache = None
+        self.epoch, self.step_in_epoch, self.perm = 0, 0, None
+
+    # ---- teacher outputs ------------------------------------------------------------------------------
+    def _teacher_cache_reason(self) -> str | None:
+        s = self.s
+        if s.teacher is None:
+            return "no teacher in this stage"
+        if not s.cache_teacher:
+            return "distill.cache_teacher is off"
+        if s.augment != "none":
+            return f"augmentation '{s.augment}' changes the inputs every epoch"
+        if s.mixup > 0:
+            return "mixup changes the inputs every step"
+        if getattr(s.objective, "uses_features", False):
+            return "the method matches intermediate features"
+        return None
+
+    @torch.inference_mode()
+    def _teacher_logits_all(self) -> torch.Tensor:
+        out = []
+        for i in range(0, self.n, 512):
+            with self._autocast():
+                out.append(self.s.teacher(self.x[i:i + 512]).float())
+        return torch.cat(out)
+
+    def _autocast(self):
+        if self.amp_dtype is None:
+            return torch.autocast(self.device.type, enabled=False)
+        return torch.autocast(self.device.type, dtype=self.amp_dtype)
+
+    # ---- checkpoints ----------------------------------------------------------------------------------
+    def save_checkpoint(self, complete: bool = False) -> None:
+        """Write model/optimizer/scheduler/position/RNG state atomically."""
+        from .store import atomic_save_with
+        state = {
+            "stage": self.s.name, "epoch": self.epoch, "step_in_epoch": self.step_in_epoch,
+            "perm": None if self.perm is None else self.perm.cpu(), "complete": complete,
+            "model": self.s.model.state_dict(), "optimizer": self.opt.state_dict(),
+            "scheduler": self.sched.state_dict(), "gen": self.gen.get_state(),
+            "mix_rng": self.mix_rng.getstate(), "torch_rng": torch.get_rng_state(),
+            "extra": [p.detach().cpu() for p in self.s.extra_params],
+            "scaler": self.scaler.state_dict() if self.scaler else None,
+        }
+        atomic_save_with(self.ckpt_path, lambda tmp: torch.save(state, tmp))
+        self.emit(ev.CHECKPOINT, self.s.name, path=str(self.ckpt_path), epoch=self.epoch,
+                  step=self.step_in_epoch, complete=complete)
+
+    def load_checkpoint(self, state: dict) -> None:
+        """Restore a checkpoint written by save_checkpoint."""
+        self.s.model.load_state_dict(state["model"])
+        self.opt.load_state_dict(state["optimizer"])
+        self.sched.load_state_dict(state["scheduler"])
+        self.gen.set_state(state["gen"])
+        self.mix_rng.setstate(state["mix_rng"])
+        torch.set_rng_state(state["torch_rng"])
+        with torch.no_grad():
+            for p, saved in zip(self.s.extra_params, state.get("extra", [])):
+                p.copy_(saved)
+        if self.scaler and state.get("scaler"):
+            self.scaler.load_state_dict(state["scaler"])
+        self.epoch, self.step_in_epoch = state["epoch"], state["step_in_epoch"]
+        self.perm = None if state["perm"] is None else state["perm"].to(self.device)
+
+    # ---- the loop -------------------------------------------------------------------------------------
+    def run(self) -> StageResult:
+        """Train until the configured number of epochs; raises RunStopped after checkpointing on stop."""
+        s = self.s
+        reason = self._teacher_cache_reason()
+        if s.teacher is not None:
+            if reason is None:
+                self.cache = self._teacher_logits_all()
+                self.emit(ev.LOG, s.name, message=f"Teacher-output cache on: logits of {self.n:,} training "
+                          f"samples computed once ({self.cache.numel() * 4 / 1024:.0f} KiB).", teacher_cache=True)
+            else:
+                self.emit(ev.LOG, s.name, message=f"Teacher-output cache off: {reason}.", teacher_cache=False)
+        start, samples, val_acc = time.perf_counter(), 0, float("nan")
+        while self.epoch < s.epochs:
+            samples += self._run_epoch()
+            val_acc = accuracy(s.model, self.x_val, self.y_val)
+            self.emit(ev.EPOCH, s.name, epoch=self.epoch + 1, epochs=s.epochs, val_acc=val_acc,
+                      lr=self.opt.param_groups[0]["lr"], **self._epoch_terms)
+            self.epoch, self.step_in_epoch, self.perm = self.epoch + 1, 0, None
+            self.save_checkpoint(complete=self.epoch >= s.epochs)
+        wall = time.perf_counter() - start
+        return StageResult(s.epochs, samples / wall if wall > 0 else 0.0, wall, val_acc, self.cache is not None)
+
+    def _run_epoch(self) -> int:
+        s, B = self.s, self.s.batch_size
+        s.model.train()
+        if self.perm is None:
+            self.perm = torch.randperm(self.n, device=self.device, generator=self.gen)
+        sums: dict[str, torch.Tensor] = {}
+        epoch_sums: dict[str, torch.Tensor] = {}
+        window, epoch_steps, samples = 0, 0, 0
+        last_emit, window_start = 0.0, time.perf_counter()
+        for step in range(self.step_in_epoch, self.steps_per_epoch):
+            if self.control.stop_requested:
+                self.step_in_epoch = step
+                self.save_checkpoint()
+                raise RunStopped()
+            self.control.wait_if_paused(lambda: self.emit(ev.LOG, s.name, message="Paused."))
+            idx = self.perm[step * B:(step + 1) * B]
+            terms = self._step(idx)
+            for k, v in terms.items():
+                sums[k] = sums[k] + v if k in sums else v.clone()
+            window += 1
+            samples += len(idx)
+            if window >= s.log_every or step == self.steps_per_epoch - 1:
+                now = time.perf_counter()
+                if now - last_emit >= 0.05 or step == self.steps_per_epoch - 1:
+                    names = list(sums)
+                    values = torch.stack([sums[k] for k in names]).tolist()  # the one host sync per window
+                    means = {k: v / window for k, v in zip(names, values)}
+                    self._check_finite(means)
+                    for k, v in zip(names, values):
+                        epoch_sums[k] = epoch_sums.get(k, 0.0) + v
+                    epoch_steps += window
+                    self.emit(ev.STEP, s.name, epoch=self.epoch + 1, epochs=s.epochs, step=step + 1,
+                              steps=self.steps_per_epoch,
+                              global_step=self.epoch * self.steps_per_epoch + step + 1,
+                              lr=self.opt.param_groups[0]["lr"],
+                              samples_per_s=samples / max(now - window_start, 1e-9), **means)
+                    sums, window, samples, last_emit, window_start = {}, 0, 0, now, now
+        self._epoch_terms = {k: v / max(epoch_steps, 1) for k, v in epoch_sums.items()}
+        return self.n
+
+    def _step(self, idx: torch.Tensor) -> dict[str, torch.Tensor]:
+        s = self.s
+        x, y = self.x[idx], self.y[idx]
+        x = augment_batch(x, s.augment, self.gen)
+        lam, y2 = 1.0, None
+        if s.mixup > 0:
+            lam = self.mix_rng.betavariate(s.mixup, s.mixup)
+            j = torch.randperm(len(idx), device=self.device, generator=self.gen)
+            x, y2 = lam * x + (1 - lam) * x[j], y[j]
+        with self._autocast():
+            if s.teacher is not None and self.cache is None:
+                with torch.no_grad():
+                    t_logits = s.teacher(x).float()
+            else:
+                t_logits = self.cache[idx] if self.cache is not None else None
+            out = self.forward(x)
+        terms = s.objective(out.float(), t_logits, y, epoch=self.epoch)
+        if y2 is not None:  # labels enter linearly: mix the label-dependent terms by lam
+            other = s.objective(out.float(), t_logits, y2, epoch=self.epoch)
+            terms = {k: lam * v + (1 - lam) * other[k] for k, v in terms.items()}
+        self.opt.zero_grad(set_to_none=True)
+        if self.scaler:
+            self.scaler.scale(terms["total"]).backward()
+            self.scaler.step(self.opt)
+            self.scaler.update()
+        else:
+            terms["total"].backward()
+            self.opt.step()
+        self.sched.step()
+        logged = {k: v.detach() for k, v in terms.items()}
+        with torch.no_grad():
+            logged["acc"] = (out.argmax(1) == y).float().mean()
+            if t_logits is not None:
+                logged["teacher_ce"] = F.cross_entropy(t_logits, y)
+        return logged
+
+    def _check_finite(self, means: dict[str, float]) -> None:
+        bad = [k for k, v in means.items() if not math.isfinite(v)]
+        if bad:
+            raise NumericalError(
+                f"The {self.s.name} loss became {'NaN' if math.isnan(means[bad[0]]) else 'infinite'} in epoch "
+                f"{self.epoch + 1} (term '{bad[0]}'); lower the learning rate (now {self.s.lr:g}) and run again.")
