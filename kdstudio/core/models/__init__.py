@@ -1,4 +1,8 @@
-"""The model zoo: built-in architectures by name, built for a data set's input shape and class count."""
+"""The model zoo: built-in architectures by name, built for a data set's input shape and class count.
+
+Names: the built-ins below; `torchvision:NAME` / `timm:NAME` when those packages import; `path/to/file.py:factory`
+(runs that file, see custom.py). `shrink_spec` / `build_student` give "the same family at a width/depth multiplier".
+"""
 
 from __future__ import annotations
 
@@ -9,6 +13,12 @@ from torch import nn
 
 from ..errors import ConfigError
 from .basic import build_cnn, build_mlp
+from .mobilenet import PAPER_BLOCKS, build_mobilenetv2
+from .resnet import RESNETS, resnet_builder
+from .resnet import valid_depth as _resnet_depth
+from .summary import format_summary, summary  # noqa: F401 - public
+from .wrn import WRNS, wrn_builder
+from .wrn import valid_depth as _wrn_depth
 
 # name -> builder(num_classes, input_shape, width, depth) -> nn.Module; width/depth 0 mean "the arch's default".
 Builder = Callable[[int, tuple, int, int], nn.Module]
@@ -16,6 +26,19 @@ ARCHS: dict[str, Builder] = {
     "mlp": build_mlp,
     "cnn": build_cnn,
 }
+# name -> (family, default width, default depth, depth rounding): what shrinking needs to know.
+FAMILIES: dict[str, tuple[str, int, int, Callable[[int], int]]] = {
+    "mlp": ("mlp", 256, 2, lambda d: max(1, d)),
+    "cnn": ("cnn", 32, 3, lambda d: max(1, d)),
+    "mobilenetv2": ("mobilenetv2", 16, PAPER_BLOCKS, lambda d: max(7, d)),
+}
+ARCHS["mobilenetv2"] = build_mobilenetv2
+for _name, (_w, _d, _stem) in RESNETS.items():
+    ARCHS[_name] = resnet_builder(_name, _w, _d, _stem)
+    FAMILIES[_name] = ("resnet", _w, _d, _resnet_depth)
+for _name, (_w, _d) in WRNS.items():
+    ARCHS[_name] = wrn_builder(_name, _w, _d)
+    FAMILIES[_name] = ("wrn", _w, _d, _wrn_depth)
 
 
 def register(name: str, builder: Builder) -> None:
@@ -23,18 +46,68 @@ def register(name: str, builder: Builder) -> None:
     ARCHS[name] = builder
 
 
-def available() -> list[str]:
-    """Names of every architecture that can be built here."""
-    return sorted(ARCHS)
+def available(include_hub: bool = False) -> list[str]:
+    """Names of every built-in architecture (plus torchvision:/timm: names that import here, if asked)."""
+    names = list(ARCHS)
+    if include_hub:
+        from .hub import available as hub_available
+        names += hub_available()
+    return names
+
+
+def catalog() -> list[dict]:
+    """Built-in architectures as plain data for a dropdown: name, family, default width and depth, description."""
+    out = []
+    for name, builder in ARCHS.items():
+        fam = FAMILIES.get(name)
+        doc = (builder.__doc__ or "").strip().splitlines()
+        out.append({"name": name, "family": fam[0] if fam else name, "width": fam[1] if fam else 0,
+                    "depth": fam[2] if fam else 0, "doc": doc[0] if doc else ""})
+    return out
 
 
 def build(arch: str, num_classes: int, input_shape: tuple, width: int = 0, depth: int = 0) -> nn.Module:
     """Build `arch` for inputs of `input_shape` (C, H, W) or (F,) and `num_classes` outputs."""
+    from .custom import build_custom, is_custom_name
+    from .hub import build_hub, is_hub_name
+    if is_hub_name(arch):
+        return build_hub(arch, num_classes, tuple(input_shape), width, depth)
+    if is_custom_name(arch):
+        return build_custom(arch, num_classes, tuple(input_shape), width, depth)
     if arch not in ARCHS:
         near = difflib.get_close_matches(arch, list(ARCHS), n=1, cutoff=0.5)
         hint = f" Did you mean '{near[0]}'?" if near else f" Available: {', '.join(available())}."
         raise ConfigError(f"Unknown architecture '{arch}'.{hint}")
     return ARCHS[arch](num_classes, tuple(input_shape), width, depth)
+
+
+def shrink_spec(arch: str, width_mult: float = 1.0, depth_mult: float = 1.0, width: int = 0,
+                depth: int = 0) -> tuple[str, int, int]:
+    """(arch, width, depth) of the same family at a width/depth multiplier (depth rounded to a valid value)."""
+    if width_mult == 1.0 and depth_mult == 1.0:
+        return arch, width, depth
+    if arch not in FAMILIES:
+        raise ConfigError(f"Architecture '{arch}' has no width/depth knobs to shrink; pick a built-in "
+                          f"architecture or set the multipliers to 1.")
+    if width_mult <= 0 or depth_mult <= 0:
+        raise ConfigError(f"Width and depth multipliers must be above 0 (got {width_mult:g}, {depth_mult:g}).")
+    _, dw, dd, rule = FAMILIES[arch]
+    return arch, max(1, round((width or dw) * width_mult)), rule(max(1, round((depth or dd) * depth_mult)))
+
+
+def student_spec(cfg) -> tuple[str, int, int]:
+    """(arch, width, depth) of the configured student; arch "teacher" means the teacher's family and knobs."""
+    s, t = cfg.student, cfg.teacher
+    arch, width, depth = s.arch, s.width, s.depth
+    if arch == "teacher":
+        arch, width, depth = t.arch, width or t.width, depth or t.depth
+    return shrink_spec(arch, getattr(s, "width_mult", 1.0), getattr(s, "depth_mult", 1.0), width, depth)
+
+
+def build_student(cfg, num_classes: int, input_shape: tuple) -> nn.Module:
+    """Build the configured student (handles student.arch = "teacher" and the width/depth multipliers)."""
+    arch, width, depth = student_spec(cfg)
+    return build(arch, num_classes, input_shape, width, depth)
 
 
 def count_params(model: nn.Module) -> int:
@@ -53,3 +126,4 @@ def freeze(model: nn.Module) -> nn.Module:
 def param_bytes(model: nn.Module) -> int:
     """Bytes of parameters and buffers in memory."""
     return sum(t.numel() * t.element_size() for t in list(model.parameters()) + list(model.buffers()))
+
