@@ -74,8 +74,14 @@ def normalise(bundle: DataBundle, how: str, mean: list | None = None, std: list 
     else:
         if x.dim() > 2:  # per channel
             m, s = x.mean(dim=dims), x.std(dim=dims)
-        else:  # flat features: one mean/std over everything keeps feature scales comparable
-            m, s = x.mean().reshape(1), x.std().reshape(1)
+        else:  # flat features (CSV, tables): standardise each feature, as columns have their own units
+            m, s = x.mean(dim=0), x.std(dim=0) if len(x) > 1 else torch.ones(x.shape[1])
+    channels = x.shape[1] if x.dim() > 1 else 1
+    if len(m) not in (1, channels) or len(s) not in (1, channels):
+        what = "channels" if x.dim() > 2 else "features"
+        src = "data.mean/data.std" if mean else f"data.normalize = \"{how}\""
+        raise ConfigError(f"{src} gives {len(m)} values but the inputs have {channels} {what}; give one value per "
+                          f"{what[:-1]} or one for all.", key="data.mean" if mean else "data.normalize")
     s = torch.where(s > 1e-8, s, torch.ones_like(s))
     shape = [1, -1] + [1] * (x.dim() - 2) if x.dim() > 2 else [1, -1] if len(m) > 1 else [1, 1]
     for name in ("x_train", "x_val", "x_test"):
@@ -188,6 +194,17 @@ def assemble(cfg, train: RawSplit, val: RawSplit | None = None, test: RawSplit |
                       "lower data.batch_size or add data.")
     bundle = DataBundle(xs[0], ys[0], xs[1], ys[1], xs[2], ys[2], names, name=name, warnings=list(warnings or []))
     return normalise(bundle, d.normalize, d.mean, d.std)
+
+
+def load_splits(cfg, read, name: str, paths: dict | None = None, warnings: list[str] | None = None) -> DataBundle:
+    """Read data.path (and data.val_path / data.test_path when set) with `read(path) -> RawSplit`; assemble."""
+    from pathlib import Path
+    d = cfg.data
+    paths = paths or {"train": d.path, "val": d.val_path, "test": d.test_path}
+    if not paths.get("train"):
+        raise ConfigError(f"data.source = \"{d.source}\" needs data.path; set it to your data.", key="data.path")
+    splits = {k: read(Path(v).expanduser()) if v else None for k, v in paths.items()}
+    return assemble(cfg, splits["train"], splits.get("val"), splits.get("test"), name=name, warnings=warnings)
 
 
 def load_data(cfg) -> DataBundle:
