@@ -1,0 +1,187 @@
+"""The pipeline end to end on digits: run folder, summary, checkpoints and resume, stop, bad input."""
+
+import json
+import math
+
+import pytest
+import torch
+
+from kdstudio.core import config, engine, events, models
+from kdstudio.core.errors import KDError, NumericalError
+from kdstudio.core.store import read_metrics
+from kdstudio.core.training import CrossEntropy, StageRunner, StageSpec
+from tests.helpers import tiny_config
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("run")
+    seen = []
+    summary = engine.run(tiny_config(), out, on_event=seen.append)
+    return out, summary, seen
+
+
+def test_run_folder_has_every_file_and_summary_key(finished_run):
+    out, summary, _ = finished_run
+    for name in ("config.toml", "metrics.jsonl", "summary.json", "log.txt"):
+        assert (out / name).is_file(), name
+    for stage in ("teacher", "distill", "baseline"):
+        assert (out / "checkpoints" / f"{stage}.pt").is_file()
+    on_disk = json.loads((out / "summary.json").read_text())
+    assert on_disk["status"] == "completed" and on_disk == json.loads(json.dumps(summary))
+    for key in ("status", "device", "teacher", "student", "baseline", "distill", "exports"):
+        assert key in on_disk
+    for who in ("teacher", "student", "baseline"):
+        assert 0.0 <= on_disk[who]["accuracy"] <= 1.0
+    assert on_disk["teacher"]["params"] > on_disk["student"]["params"] > 0
+    assert set(on_disk["distill"]) >= {"epochs", "samples_per_s", "wall_s"}
+    assert on_disk["distill"]["epochs"] == 2 and on_disk["distill"]["samples_per_s"] > 0
+    formats = {e["format"] for e in on_disk["exports"]}
+    assert formats == {"torchscript", "state_dict"}
+    for e in on_disk["exports"]:
+        assert e["bytes"] > 0 and e["max_abs_diff"] <= 1e-5
+    # the resolved config reloads to the same settings
+    assert config.load(out / "config.toml").to_dict() == tiny_config().to_dict()
+
+
+def test_metrics_hold_every_loss_term_per_stage(finished_run):
+    out, _, _ = finished_run
+    records = read_metrics(out / "metrics.jsonl")
+    steps = [r for r in records if r["kind"] == "step" and r["stage"] == "distill"]
+    epochs = [r for r in records if r["kind"] == "epoch"]
+    assert steps and {"kd", "ce", "total", "teacher_ce", "lr", "samples_per_s"} <= set(steps[0])
+    assert [r["epoch"] for r in epochs if r["stage"] == "distill"] == [1, 2]
+    assert all(math.isfinite(r["total"]) for r in steps)
+
+
+def test_events_follow_the_pipeline_order(finished_run):
+    _, _, seen = finished_run
+    started = [e.stage for e in seen if e.kind == events.STAGE_STARTED]
+    assert started == ["teacher", "distill", "baseline", "evaluate", "export"]
+    assert seen[0].kind == events.RUN_STARTED and seen[-1].kind == events.RUN_FINISHED
+
+
+def test_exported_torchscript_matches_the_state_dict_student(finished_run):
+    out, _, _ = finished_run
+    arch = json.loads((out / "exports" / "student.arch.json").read_text())
+    student = models.build(arch["arch"], arch["num_classes"], tuple(arch["input_shape"]), arch["width"],
+                           arch["depth"])
+    student.load_state_dict(torch.load(out / "exports" / "student.state_dict.pt", weights_only=True))
+    scripted = torch.jit.load(str(out / "exports" / "student.torchscript.pt"))
+    x = torch.randn(5, *arch["input_shape"])
+    assert torch.allclose(student.eval()(x), scripted(x), atol=1e-5)
+
+
+def test_teacher_parameters_unchanged_by_distillation():
+    torch.manual_seed(0)
+    teacher = models.freeze(models.build("mlp", 3, (4,), 8, 1))
+    before = [p.clone() for p in teacher.parameters()]
+    student = models.build("mlp", 3, (4,), 4, 1)
+    from kdstudio.core import losses
+    spec = StageSpec("distill", student, losses.create("kd"), epochs=2, lr=0.1, batch_size=8, teacher=teacher,
+                     cache_teacher=False)
+    x, y = torch.randn(40, 4), torch.randint(0, 3, (40,))
+    runner = StageRunner(spec, x=x, y=y, x_val=x, y_val=y, device=torch.device("cpu"), amp_dtype=None,
+                         emit=lambda *a, **k: None, control=events.RunControl(),
+                         checkpoint_path=_tmp_ckpt(), seed=0)
+    student_before = [p.clone() for p in student.parameters()]
+    runner.run()
+    assert all(torch.equal(a, b) for a, b in zip(before, teacher.parameters()))
+    assert all(p.grad is None for p in teacher.parameters())
+    assert not all(torch.equal(a, b) for a, b in zip(student_before, student.parameters()))
+
+
+def _tmp_ckpt():
+    import tempfile
+    from pathlib import Path
+    return Path(tempfile.mkdtemp()) / "ckpt.pt"
+
+
+def test_cached_teacher_gives_the_same_losses_as_uncached(tmp_path):
+    """The teacher-output cache is an optimisation only: the same loss terms in every epoch."""
+    def distill_steps(cache: bool):
+        torch.manual_seed(0)
+        teacher = models.freeze(models.build("mlp", 3, (6,), 16, 1))
+        student = models.build("mlp", 3, (6,), 4, 1)
+        from kdstudio.core import losses
+        spec = StageSpec("distill", student, losses.create("kd"), epochs=2, lr=0.05, batch_size=10,
+                         teacher=teacher, cache_teacher=cache, log_every=1)
+        g = torch.Generator().manual_seed(1)
+        x, y = torch.randn(50, 6, generator=g), torch.randint(0, 3, (50,), generator=g)
+        seen = []
+        StageRunner(spec, x=x, y=y, x_val=x, y_val=y, device=torch.device("cpu"), amp_dtype=None,
+                    emit=lambda kind, stage, **d: seen.append(d) if kind == events.EPOCH else None,
+                    control=events.RunControl(), checkpoint_path=tmp_path / f"c{cache}.pt", seed=3).run()
+        return [(d["kd"], d["ce"]) for d in seen]
+
+    cached, uncached = distill_steps(True), distill_steps(False)
+    assert len(cached) == len(uncached) > 0
+    for (a, b), (c, d) in zip(cached, uncached):
+        assert a == pytest.approx(c, rel=1e-5) and b == pytest.approx(d, rel=1e-5)
+
+
+def _final_distill_weights(out):
+    return torch.load(out / "checkpoints" / "distill.pt", weights_only=False)
+
+
+@pytest.mark.parametrize("stop_on", ["epoch", "step"])
+def test_stop_then_resume_equals_an_uninterrupted_run(tmp_path, stop_on):
+    cfg = tiny_config(**{"distill.epochs": 3, "baseline.enabled": False, "export.formats": []})
+    engine.run(cfg, tmp_path / "full")
+    full = _final_distill_weights(tmp_path / "full")
+
+    control = events.RunControl()
+    distill_epochs = []
+
+    def stop_early(e):
+        if e.stage == "distill" and e.kind == events.EPOCH:
+            distill_epochs.append(e.data["epoch"])
+        if e.stage == "distill" and ((stop_on == "epoch" and e.kind == events.EPOCH) or
+                                     (stop_on == "step" and e.kind == events.STEP and e.data["epoch"] == 2)):
+            control.stop()
+
+    summary = engine.run(cfg, tmp_path / "part", on_event=stop_early, control=control)
+    assert summary["status"] == "stopped"
+    saved = _final_distill_weights(tmp_path / "part")
+    assert not saved["complete"]
+    resumed_epochs = []
+    summary = engine.run(None, tmp_path / "part", resume=True,
+                         on_event=lambda e: resumed_epochs.append(e.data["epoch"])
+                         if e.stage == "distill" and e.kind == events.EPOCH else None)
+    assert summary["status"] == "completed"
+    assert resumed_epochs[0] == distill_epochs[-1] + 1  # continues at the next epoch
+    final = _final_distill_weights(tmp_path / "part")
+    for k in full["model"]:
+        assert torch.allclose(full["model"][k], final["model"][k], atol=1e-6), k
+    # identical optimizer state: same step count and moments as the uninterrupted run
+    for sa, sb in zip(full["optimizer"]["state"].values(), final["optimizer"]["state"].values()):
+        assert torch.equal(sa["step"], sb["step"])
+        assert torch.allclose(sa["exp_avg"], sb["exp_avg"], atol=1e-6)
+
+
+def test_resume_without_checkpoint_is_a_clear_error(tmp_path):
+    with pytest.raises(KDError, match="no checkpoint"):
+        engine.run(None, tmp_path, resume=True)
+
+
+def test_cuda_without_cuda_is_a_clear_error(tmp_path):
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    with pytest.raises(KDError, match="no CUDA GPU"):
+        engine.run(tiny_config(device="cuda"), tmp_path)
+
+
+def test_unwritable_output_folder(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.raises(KDError, match="Cannot write to the output folder"):
+        engine.run(tiny_config(), blocker / "run")
+
+
+def test_nan_loss_stops_and_names_stage_and_epoch(tmp_path):
+    cfg = tiny_config(**{"teacher.lr": 1e30, "distill.optimizer": "sgd"})
+    with pytest.raises(NumericalError) as e:
+        engine.run(cfg, tmp_path)
+    msg = str(e.value)
+    assert "teacher" in msg and "epoch 1" in msg and "learning rate" in msg
+    assert json.loads((tmp_path / "summary.json").read_text())["status"] == "failed"
