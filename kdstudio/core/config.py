@@ -99,6 +99,11 @@ class DistillConfig:
     compile: bool = opt(False, "torch.compile the student (slow start, faster steps on GPU)")
     log_every: int = opt(20, "read step metrics from the device every k steps", min=1)
     params: dict = opt({}, "method-specific parameters")
+    feature_method: str = opt("", "feature method added to the logit method: fitnet, at, rkd, sp, pkt (\"\" = none)")
+    feature_params: dict = opt({}, "parameters of feature_method, e.g. { weight = 1.0 }")
+    student_layers: list = opt([], "student layers (module paths) to match, paired in order with teacher_layers; "
+                                   "[] = automatic")
+    teacher_layers: list = opt([], "teacher layers (module paths) to match; [] = automatic")
 
 
 @dataclass
