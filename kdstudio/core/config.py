@@ -34,8 +34,7 @@ def opt(default, help: str = "", *, choices=None, available=None, min=None, max=
 @dataclass
 class DataConfig:
     source: str = opt("digits", "where the data comes from",
-                      choices=("digits", "tensors", "folder", "csv", "synthetic"),
-                      available=("digits", "synthetic"))
+                      choices=("digits", "tensors", "folder", "csv", "synthetic"))
     path: str = opt("", "file or folder for the tensors/folder/csv sources")
     val_path: str = opt("", "separate validation file/folder (empty = cut val_fraction from path)")
     test_path: str = opt("", "separate test file/folder (empty = cut test_fraction from path)")
@@ -60,9 +59,8 @@ class DataConfig:
 
 @dataclass
 class TeacherConfig:
-    source: str = opt("train", "train the teacher here, or load it from a file", choices=("train", "file"),
-                      available=("train",))
-    arch: str = opt("cnn", "teacher architecture (built-in zoo name)")
+    source: str = opt("train", "train the teacher here, or load it from a file", choices=("train", "file"))
+    arch: str = opt("cnn", "teacher architecture: zoo name, torchvision:NAME, timm:NAME or file.py:factory")
     path: str = opt("", "teacher model file when source = \"file\"")
     width: int = opt(0, "architecture width knob (0 = the arch's default)", min=0)
     depth: int = opt(0, "architecture depth knob (0 = the arch's default)", min=0)
@@ -76,7 +74,7 @@ class TeacherConfig:
 
 @dataclass
 class StudentConfig:
-    arch: str = opt("mlp", "student architecture (built-in zoo name)")
+    arch: str = opt("mlp", "student architecture: zoo name, \"teacher\" (its family), or file.py:factory")
     width: int = opt(0, "architecture width knob (0 = the arch's default)", min=0)
     depth: int = opt(0, "architecture depth knob (0 = the arch's default)", min=0)
     width_mult: float = opt(1.0, "scale the width (arch \"teacher\" = the teacher's family)", min=0.0, min_open=True)

@@ -1,0 +1,118 @@
+"""Readers for teacher formats that are not PyTorch pickles: safetensors (no dependency needed) and ONNX
+(onnxruntime, optional) wrapped as a logits-only nn.Module. Used by teacher_io.py.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from .errors import KDError
+
+_ST_DTYPES = {"F64": torch.float64, "F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16,
+              "I64": torch.int64, "I32": torch.int32, "I16": torch.int16, "I8": torch.int8, "U8": torch.uint8,
+              "BOOL": torch.bool}
+
+
+def _read_safetensors_builtin(path: Path) -> dict[str, torch.Tensor]:
+    """The safetensors format by hand: 8-byte little-endian header size, JSON header, raw little-endian data."""
+    data = path.read_bytes()
+    if len(data) < 8:
+        raise ValueError("file shorter than its header")
+    n = int.from_bytes(data[:8], "little")
+    if n <= 0 or 8 + n > len(data):
+        raise ValueError("header size out of range")
+    header = json.loads(data[8:8 + n].decode("utf-8"))
+    body = memoryview(data)[8 + n:]
+    out = {}
+    for name, meta in header.items():
+        if name == "__metadata__":
+            continue
+        dtype = _ST_DTYPES.get(meta["dtype"])
+        if dtype is None:
+            raise ValueError(f"unsupported dtype {meta['dtype']} for '{name}'")
+        start, end = meta["data_offsets"]
+        if not 0 <= start <= end <= len(body):
+            raise ValueError(f"data of '{name}' lies outside the file")
+        shape = meta["shape"]
+        t = torch.frombuffer(bytearray(body[start:end]), dtype=dtype) if end > start else torch.empty(0, dtype=dtype)
+        out[name] = t.reshape(shape).clone()
+    return out
+
+
+def read_safetensors(path: Path, *, use_package: bool = True) -> dict[str, torch.Tensor]:
+    """Tensors of a .safetensors file (the `safetensors` package when installed, else the built-in reader)."""
+    try:
+        if use_package:
+            try:
+                from safetensors.torch import load_file
+            except ImportError:
+                load_file = None
+            if load_file is not None:
+                return load_file(str(path), device="cpu")
+        return _read_safetensors_builtin(path)
+    except Exception as e:  # noqa: BLE001 - any parse failure is a damaged file to the user
+        msg = str(e).strip().splitlines()[0][:160] if str(e).strip() else type(e).__name__
+        raise KDError(f"Teacher file '{path}' could not be read as safetensors ({msg}); it may be corrupt or "
+                      "truncated.") from None
+
+
+_ORT_TYPES = {"tensor(float)": np.float32, "tensor(double)": np.float64, "tensor(float16)": np.float16}
+
+
+class OnnxTeacher(nn.Module):
+    """An ONNX model run by onnxruntime, as a logits-only, parameter-free module: no features, no fine-tuning."""
+
+    logits_only = True
+
+    def __init__(self, session, path: Path):
+        super().__init__()
+        self.session, self.path = session, path
+        inp = session.get_inputs()[0]
+        self.input_name, self.input_shape = inp.name, list(inp.shape)
+        self.input_dtype = _ORT_TYPES.get(inp.type, np.float32)
+        self.output_name = session.get_outputs()[0].name
+        first = self.input_shape[0] if self.input_shape else None
+        self.fixed_batch = first if isinstance(first, int) and first > 0 else None
+
+    def describe_input(self) -> str:
+        """The input shape the ONNX graph declares, e.g. "(batch, 3, 224, 224)"."""
+        dims = ["batch" if i == 0 and not isinstance(d, int) else str(d) if isinstance(d, int) else "any"
+                for i, d in enumerate(self.input_shape)]
+        return f"inputs of shape ({', '.join(dims)})"
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        arr = x.detach().to("cpu", torch.float32).numpy().astype(self.input_dtype, copy=False)
+        step = self.fixed_batch or max(1, len(arr))
+        outs = [self.session.run([self.output_name], {self.input_name: arr[i:i + step]})[0]
+                for i in range(0, len(arr), step)]
+        return torch.from_numpy(np.concatenate(outs).astype(np.float32, copy=False)).to(x.device)
+
+
+def load_onnx(path: Path, bundle, device) -> OnnxTeacher:
+    """An OnnxTeacher for `path`, its declared input shape checked against the data's."""
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        raise KDError("ONNX teachers need onnxruntime, which is not installed; install it with "
+                      "`pip install onnxruntime`.") from None
+    providers = ["CPUExecutionProvider"]
+    if torch.device(device).type == "cuda" and "CUDAExecutionProvider" in ort.get_available_providers():
+        providers.insert(0, "CUDAExecutionProvider")
+    try:
+        opts = ort.SessionOptions()
+        opts.log_severity_level = 3
+        session = ort.InferenceSession(str(path), sess_options=opts, providers=providers)
+    except Exception as e:  # noqa: BLE001
+        msg = str(e).strip().splitlines()[0][:160] if str(e).strip() else type(e).__name__
+        raise KDError(f"Teacher file '{path}' could not be read as ONNX ({msg}); it may be corrupt.") from None
+    teacher = OnnxTeacher(session, path)
+    want, have = teacher.input_shape[1:], list(bundle.input_shape)
+    if len(want) != len(have) or any(isinstance(w, int) and w > 0 and w != h for w, h in zip(want, have)):
+        raise KDError(f"The ONNX teacher in '{path}' expects {teacher.describe_input()} but the data gives "
+                      f"(batch, {', '.join(map(str, have))}); set data.image_size (and the channels) to match it.")
+    return teacher

@@ -1,0 +1,408 @@
+"""Teachers from files: TorchScript, weights (safetensors / state_dict) into a zoo architecture, ONNX (logits only),
+and a pickled full model only with `teacher.trust_pickle`. Then: checks against the data, fine-tuning of the last
+N layers, and a sanity check on the validation split.
+
+Files from elsewhere are untrusted: state dicts are read with `torch.load(weights_only=True)`, safetensors with the
+`safetensors` package when installed or the small reader in teacher_formats.py otherwise (the format is a JSON
+header plus raw little-endian arrays, so no dependency is required), TorchScript with `torch.jit.load`, ONNX with
+onnxruntime (optional). Every problem is a KDError with one sentence naming the file.
+
+Engine order: `load_teacher` → (`prepare_finetune` → train → `finish_finetune` when teacher.finetune_layers > 0)
+→ `sanity_check` → `check_method` (before distillation) and `check_model(student, ..., role="student")`.
+"""
+
+from __future__ import annotations
+
+import math
+import pickle
+import weakref
+import zipfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Callable
+
+import torch
+from torch import nn
+
+from . import models
+from .errors import ConfigError, KDError
+from .teacher_formats import OnnxTeacher, load_onnx, read_safetensors
+
+TORCH_SUFFIXES = (".pt", ".pth", ".ts", ".tar", ".ckpt", ".bin", ".pkl")
+STATE_DICT_KEYS = ("state_dict", "model_state_dict", "model", "net", "weights", "teacher")
+NORMS = ("BatchNorm1d", "BatchNorm2d", "BatchNorm3d", "LayerNorm", "GroupNorm", "InstanceNorm2d", "SyncBatchNorm")
+
+_INFO: "weakref.WeakKeyDictionary[nn.Module, dict]" = weakref.WeakKeyDictionary()
+
+
+def info(teacher: nn.Module) -> dict:
+    """What load_teacher recorded about a teacher: format, path, arch, logits_only (+ reason), new_head."""
+    return _INFO.get(teacher, {})
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip().splitlines()
+    return text[0][:200] if text else type(e).__name__
+
+
+# ---- format detection ------------------------------------------------------------------------------------
+
+def detect_format(path: Path) -> str:
+    """"torchscript", "torch" (state_dict or pickle), "safetensors" or "onnx"; KDError when missing or unknown."""
+    if not path.exists():
+        raise KDError(f"Teacher file '{path}' does not exist; check teacher.path.")
+    if path.is_dir():
+        raise KDError(f"Teacher path '{path}' is a folder; choose the model file inside it.")
+    suffix = path.suffix.lower()
+    with open(path, "rb") as f:
+        head = f.read(16)
+    if not head:
+        raise KDError(f"Teacher file '{path}' is empty; it may have been cut off while copying.")
+    if suffix == ".onnx":
+        return "onnx"
+    if suffix == ".safetensors" or (len(head) > 9 and head[8:10] == b'{"' and suffix not in TORCH_SUFFIXES):
+        return "safetensors"
+    if head[:4] == b"PK\x03\x04":
+        try:
+            with zipfile.ZipFile(path) as z:
+                names = z.namelist()
+        except zipfile.BadZipFile:
+            raise KDError(f"Teacher file '{path}' is a damaged archive; it may be corrupt or truncated.") from None
+        return "torchscript" if any(n.endswith("constants.pkl") for n in names) else "torch"
+    if suffix in TORCH_SUFFIXES or head[:1] == b"\x80":
+        return "torch"
+    if suffix in (".h5", ".keras", ".pb", ".tflite", ".savedmodel"):
+        raise KDError(f"Teacher file '{path}' is a TensorFlow/Keras model; convert it to ONNX (e.g. with tf2onnx) "
+                      "and load the .onnx file.")
+    raise KDError(f"Teacher file '{path}' has an unknown format; use TorchScript (.pt/.ts), a state_dict "
+                  "(.pt/.pth), .safetensors or .onnx.")
+
+
+# ---- loading ---------------------------------------------------------------------------------------------
+
+def _find_state_dict(obj, path: Path) -> dict[str, torch.Tensor]:
+    if isinstance(obj, dict) and obj and all(isinstance(v, torch.Tensor) for v in obj.values()):
+        return obj
+    if isinstance(obj, dict):
+        for k in STATE_DICT_KEYS:
+            v = obj.get(k)
+            if isinstance(v, dict) and v and all(isinstance(t, torch.Tensor) for t in v.values()):
+                return v
+        keys = ", ".join(map(str, list(obj)[:8]))
+        raise KDError(f"Teacher file '{path}' holds a dict ({keys}) with no state_dict of tensors in it; save "
+                      "model.state_dict() or use TorchScript.")
+    raise KDError(f"Teacher file '{path}' holds a {type(obj).__name__}, not a state_dict; save model.state_dict() "
+                  "or use TorchScript.")
+
+
+def _strip_prefixes(sd: dict) -> dict:
+    for prefix in ("module.", "_orig_mod."):  # DataParallel / torch.compile wrappers
+        if sd and all(k.startswith(prefix) for k in sd):
+            sd = {k[len(prefix):]: v for k, v in sd.items()}
+    return sd
+
+
+def _last_linear(model: nn.Module) -> str | None:
+    names = [n for n, m in model.named_modules() if isinstance(m, nn.Linear)]
+    return names[-1] if names else None
+
+
+def _into_arch(sd: dict, cfg, bundle, path: Path, warn) -> nn.Module:
+    t = cfg.teacher
+    sd = _strip_prefixes(dict(sd))
+    where = f"architecture '{t.arch}'" + (f" (width {t.width}, depth {t.depth})" if t.width or t.depth else "")
+    num_classes = bundle.num_classes
+    model = models.build(t.arch, num_classes, bundle.input_shape, t.width, t.depth)
+    head = _last_linear(model)
+    file_out = sd.get(f"{head}.weight").shape[0] if head and f"{head}.weight" in sd else num_classes
+    if file_out != num_classes:
+        if not t.finetune_layers:
+            raise KDError(f"The teacher in '{path}' has {file_out} outputs but the data has {num_classes} classes; "
+                          f"set data.class_names to the teacher's {file_out} classes in its output order, or set "
+                          "teacher.finetune_layers to train a new last layer.")
+        model = models.build(t.arch, file_out, bundle.input_shape, t.width, t.depth)
+    own = model.state_dict()
+    missing = [k for k in own if k not in sd]
+    unexpected = [k for k in sd if k not in own]
+    if missing or unexpected:
+        def few(keys):
+            return ", ".join(keys[:3]) + (f" (and {len(keys) - 3} more)" if len(keys) > 3 else "")
+        parts = ([f"missing keys {few(missing)}"] if missing else []) + \
+                ([f"unexpected keys {few(unexpected)}"] if unexpected else [])
+        raise KDError(f"The weights in '{path}' do not fit {where}: {'; '.join(parts)}; check teacher.arch, "
+                      "teacher.width and teacher.depth.")
+    bad = [k for k in own if tuple(own[k].shape) != tuple(sd[k].shape)]
+    if bad:
+        k = bad[0]
+        raise KDError(f"The weights in '{path}' do not fit {where}: '{k}' has shape {tuple(sd[k].shape)} in the "
+                      f"file but {tuple(own[k].shape)} in the model ({len(bad)} such keys); check teacher.arch, "
+                      "teacher.width and teacher.depth.")
+    model.load_state_dict(sd)
+    return model
+
+
+def _load_torch(path: Path, cfg, bundle, warn) -> tuple[nn.Module, str]:
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        text = str(e).lower()
+        if "global" not in text and "unsupported class" not in text:  # not a refused class: a damaged file
+            raise KDError(f"Teacher file '{path}' could not be read as a PyTorch file (not a state_dict, TorchScript "
+                          "or model pickle); it may be corrupt or truncated.") from None
+        if not cfg.teacher.trust_pickle:
+            raise KDError(f"Teacher file '{path}' is a pickled full model, and loading it runs code from that file; "
+                          "if you trust it, set teacher.trust_pickle = true (or save a state_dict or TorchScript "
+                          "instead).") from None
+        try:
+            obj = torch.load(path, map_location="cpu", weights_only=False)
+        except Exception as e:  # noqa: BLE001 - the pickle needs classes we do not have, or is damaged
+            raise KDError(f"Teacher file '{path}' could not be unpickled ({_first_line(e)}); the classes it was "
+                          "saved with must be importable here, or save TorchScript instead.") from None
+        if isinstance(obj, dict):
+            obj = next((v for k, v in obj.items() if k in STATE_DICT_KEYS and isinstance(v, nn.Module)), obj)
+        if not isinstance(obj, nn.Module):
+            return _into_arch(_find_state_dict(obj, path), cfg, bundle, path, warn), "state_dict"
+        warn(f"Loaded the pickled model in '{path}' because teacher.trust_pickle is on.")
+        return obj, "pickle"
+    except Exception as e:  # noqa: BLE001 - zip/EOF/runtime errors all mean a damaged file
+        raise KDError(f"Teacher file '{path}' could not be read as a PyTorch file ({_first_line(e)}); it may be "
+                      "corrupt or truncated.") from None
+    return _into_arch(_find_state_dict(obj, path), cfg, bundle, path, warn), "state_dict"
+
+
+def _replace_head(model: nn.Module, num_classes: int) -> str | None:
+    name = _last_linear(model)
+    if name is None or isinstance(model, torch.jit.ScriptModule):
+        return None
+    old = model.get_submodule(name)
+    parent = model.get_submodule(name.rpartition(".")[0]) if "." in name else model
+    setattr(parent, name.rpartition(".")[2], nn.Linear(old.in_features, num_classes, bias=old.bias is not None))
+    return name
+
+
+def load_teacher(cfg, bundle, device, warn: Callable[[str], None] | None = None) -> nn.Module:
+    """The teacher in cfg.teacher.path as a frozen eval-mode module on `device` that outputs logits, checked
+    against the data (input shape and number of classes); problems raise KDError with one sentence."""
+    warn = warn or (lambda msg: None)
+    t = cfg.teacher
+    if not t.path:
+        raise ConfigError("teacher.source = \"file\" needs teacher.path; choose the teacher file.", key="teacher.path")
+    path = Path(t.path).expanduser()
+    fmt = detect_format(path)
+    record = {"format": fmt, "path": str(path), "arch": None, "logits_only": False, "logits_only_reason": "",
+              "new_head": None}
+    if fmt == "onnx":
+        model: nn.Module = load_onnx(path, bundle, device)
+        record.update(logits_only=True, logits_only_reason="an ONNX teacher gives logits only")
+    elif fmt == "safetensors":
+        model = _into_arch(read_safetensors(path), cfg, bundle, path, warn)
+        record["arch"] = t.arch
+    elif fmt == "torchscript":
+        try:
+            model = torch.jit.load(str(path), map_location="cpu")
+        except Exception as e:  # noqa: BLE001
+            raise KDError(f"Teacher file '{path}' could not be read as TorchScript ({_first_line(e)}); it may be "
+                          "corrupt or saved by a newer PyTorch.") from None
+        record.update(logits_only=True, logits_only_reason="TorchScript modules take no feature hooks")
+    else:
+        model, kind = _load_torch(path, cfg, bundle, warn)
+        record["format"] = kind
+        record["arch"] = t.arch if kind == "state_dict" else type(model).__name__
+    if not isinstance(model, OnnxTeacher):
+        if any(p.is_floating_point() and p.dtype != torch.float32 for p in model.parameters()):
+            model = model.float()
+            warn(f"The teacher's weights in '{path.name}' were not float32; converted them to float32.")
+    model = model.to(device)
+    models.freeze(model)
+    out = check_model(model, bundle, device, role="teacher", where=str(path), allow_other_classes=True)
+    if out != bundle.num_classes:
+        name = _replace_head(model, bundle.num_classes) if t.finetune_layers else None
+        if name is None:
+            raise KDError(f"The teacher in '{path}' outputs {out} values per sample but the data has "
+                          f"{bundle.num_classes} classes; set data.class_names to the teacher's classes in its "
+                          "output order" + (", or fine-tune a new last layer with teacher.finetune_layers."
+                                            if fmt not in ("onnx", "torchscript") else "."))
+        model.to(device)
+        models.freeze(model)
+        record["new_head"] = name
+        warn(f"The teacher has {out} outputs; its last layer '{name}' was replaced by a new one with "
+             f"{bundle.num_classes} outputs, trained by fine-tuning.")
+    _INFO[model] = record
+    return model
+
+
+# ---- checks ----------------------------------------------------------------------------------------------
+
+def _expects(model: nn.Module) -> str:
+    if isinstance(model, OnnxTeacher):
+        return f"; it expects {model.describe_input()}"
+    for name, p in model.named_parameters():
+        if name.endswith("weight") and p.dim() == 4:
+            return f"; its first layer '{name.rpartition('.')[0]}' takes {p.shape[1]} channels"
+        if name.endswith("weight") and p.dim() == 2:
+            return f"; its first layer '{name.rpartition('.')[0]}' takes {p.shape[1]} features"
+    return ""
+
+
+def check_model(model: nn.Module, bundle, device, *, role: str = "student", where: str = "",
+                allow_other_classes: bool = False) -> int:
+    """Run one batch of the data through `model`; KDError when it refuses the input shape or its output size is
+    not the number of classes. Returns the output size."""
+    x = next((t for t in (bundle.x_val, bundle.x_train, bundle.x_test) if len(t)), bundle.x_train)[:2].to(device)
+    label = f"The {role}" + (f" in '{where}'" if where else "")
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            out = model(x)
+    except Exception as e:  # noqa: BLE001 - any failure here is an input mismatch from the user's view
+        raise KDError(f"{label} does not accept the data's inputs of shape {tuple(x.shape)} (batch, "
+                      f"{', '.join(map(str, x.shape[1:]))}){_expects(model)} ({_first_line(e)}); check "
+                      "data.image_size and the data's channels.") from None
+    finally:
+        model.train(was_training)
+    if isinstance(out, (tuple, list)) and out and isinstance(out[0], torch.Tensor):
+        out = out[0]
+    if not isinstance(out, torch.Tensor) or out.dim() != 2:
+        shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+        raise KDError(f"{label} gives outputs of shape {shape} for a batch of {len(x)}; it must give one row of "
+                      "class scores (logits) per sample.")
+    if out.shape[1] != bundle.num_classes and not allow_other_classes:
+        raise KDError(f"{label} outputs {out.shape[1]} values per sample but the data has {bundle.num_classes} "
+                      f"classes; build it for {bundle.num_classes} classes.")
+    return int(out.shape[1])
+
+
+def check_method(teacher: nn.Module, objective) -> None:
+    """KDError when the distillation method needs intermediate features and the teacher gives logits only."""
+    rec = info(teacher) or {"logits_only": isinstance(teacher, OnnxTeacher),
+                            "logits_only_reason": "an ONNX teacher gives logits only"}
+    if getattr(objective, "uses_features", False) and rec.get("logits_only"):
+        name = getattr(objective, "name", type(objective).__name__)
+        raise KDError(f"Method '{name}' matches intermediate features, but {rec['logits_only_reason']}; pick a "
+                      "logits-based method such as 'kd', or load the teacher as weights into a zoo architecture.")
+
+
+# ---- fine-tuning -----------------------------------------------------------------------------------------
+
+def _kind(m: nn.Module) -> str:
+    return getattr(m, "original_name", type(m).__name__)
+
+
+def layer_groups(model: nn.Module) -> list[list[str]]:
+    """Layers with weights in definition order: each conv/linear/... with the norm layers that follow it."""
+    groups: list[list[str]] = []
+    for name, m in model.named_modules():
+        if not name or any(True for _ in m.children()) or not any(True for _ in m.parameters(recurse=False)):
+            continue
+        if _kind(m) in NORMS and groups:
+            groups[-1].append(name)
+        else:
+            groups.append([name])
+    return groups
+
+
+class FinetuneModel(nn.Module):
+    """A teacher with all but its last N layers frozen; frozen layers stay in eval mode (batch-norm statistics
+    included) even when the training loop calls .train()."""
+
+    def __init__(self, model: nn.Module, trainable: list[str]):
+        super().__init__()
+        self.model = model
+        self.trainable = trainable
+        self.frozen = [n for grp in layer_groups(model) for n in grp if n not in trainable]
+
+    def train(self, mode: bool = True):
+        """Train mode for the unfrozen layers only."""
+        super().train(mode)
+        for name in self.frozen:
+            self.model.get_submodule(name).eval()
+        return self
+
+    def forward(self, x):
+        return self.model(x)
+
+
+def prepare_finetune(teacher: nn.Module, layers: int) -> FinetuneModel:
+    """Unfreeze the last `layers` layers with weights (norms count with their conv/linear) for training with a
+    plain cross-entropy stage; everything else keeps its weights and statistics."""
+    if isinstance(teacher, OnnxTeacher):
+        raise KDError("An ONNX teacher cannot be fine-tuned (onnxruntime runs it, not PyTorch); set "
+                      "teacher.finetune_layers = 0 or load the teacher as PyTorch weights.")
+    groups = layer_groups(teacher)
+    if layers < 1 or layers > len(groups):
+        raise ConfigError(f"teacher.finetune_layers = {layers}, but the teacher has {len(groups)} layers with "
+                          f"weights; choose 1 to {len(groups)}.", key="teacher.finetune_layers")
+    trainable = [n for grp in groups[-layers:] for n in grp]
+    head = info(teacher).get("new_head")
+    if head and head not in trainable:
+        trainable.append(head)
+    for p in teacher.parameters():
+        p.requires_grad_(False)
+    for name in trainable:
+        for p in teacher.get_submodule(name).parameters():
+            p.requires_grad_(True)
+    wrapped = FinetuneModel(teacher, trainable)
+    wrapped.train()
+    return wrapped
+
+
+def finish_finetune(wrapped: FinetuneModel) -> nn.Module:
+    """The fine-tuned teacher, frozen again (eval mode, no grad)."""
+    model = wrapped.model
+    record = info(model)
+    models.freeze(model)
+    if record:
+        _INFO[model] = {**record, "finetuned_layers": list(wrapped.trainable)}
+    return model
+
+
+# ---- sanity check ----------------------------------------------------------------------------------------
+
+@dataclass
+class SanityResult:
+    """The teacher's accuracy on one split against chance (the majority class's share)."""
+
+    accuracy: float
+    chance: float
+    threshold: float
+    split: str
+    samples: int
+    ok: bool
+    message: str
+
+    def to_dict(self) -> dict:
+        """Plain data for summary.json."""
+        return asdict(self)
+
+
+@torch.no_grad()
+def sanity_check(teacher: nn.Module, bundle, device, *, skip: bool = False, batch_size: int = 512) -> SanityResult:
+    """Evaluate the teacher on the validation split (else test, else train); near chance → KDError that points at
+    preprocessing or class order, unless `skip` (then the result says so and the engine shows a warning)."""
+    split, x, y = next(((n, x, y) for n, x, y in (("validation", bundle.x_val, bundle.y_val),
+                                                  ("test", bundle.x_test, bundle.y_test),
+                                                  ("training", bundle.x_train, bundle.y_train)) if len(y)))
+    was_training = teacher.training
+    teacher.eval()
+    correct = torch.zeros((), dtype=torch.long, device=device)
+    for i in range(0, len(y), batch_size):
+        out = teacher(x[i:i + batch_size].to(device))
+        out = out[0] if isinstance(out, (tuple, list)) else out
+        correct += (out.argmax(1) == y[i:i + batch_size].to(device)).sum()
+    teacher.train(was_training)
+    n = len(y)
+    acc = int(correct) / n
+    chance = float(torch.bincount(y).max()) / n
+    threshold = chance + max(0.1 * (1 - chance), 3 * math.sqrt(chance * (1 - chance) / n))
+    ok = acc >= threshold
+    msg = (f"The teacher scores {acc:.1%} on the {split} split ({n} samples; chance is {chance:.1%})")
+    if ok:
+        msg += "."
+    else:
+        msg += (", about chance: its inputs are probably preprocessed differently from its training (check "
+                "data.image_size, data.normalize, data.mean/std) or its classes are in another order (set "
+                "data.class_names); set teacher.skip_sanity_check = true to go on anyway.")
+        if not skip:
+            raise KDError(msg)
+    return SanityResult(acc, chance, threshold, split, n, ok, msg)
