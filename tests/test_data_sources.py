@@ -281,3 +281,18 @@ def test_image_size_on_flat_features_is_refused(tmp_path):
     np.savez(tmp_path / "d.npz", x=np.zeros((20, 3)), y=np.arange(20) % 2)
     with pytest.raises(ConfigError, match="data.image_size = 8 resizes images"):
         load_data(cfg_for("tensors", tmp_path / "d.npz", image_size=8))
+
+
+def test_preview_counts_and_grid_show_the_original_pixels(tmp_path):
+    from kdstudio.core.data.preview import class_counts, sample_grid
+    x, y = ids_images()
+    x[:, 0, 0, 0] /= 100  # ids as pixels in [0, 0.59]: every image stays in [0, 1]
+    np.savez(tmp_path / "d.npz", x=x.numpy(), y=y.numpy())
+    b = load_data(cfg_for("tensors", tmp_path / "d.npz", normalize="auto"))
+    counts = class_counts(b)
+    assert [sum(v) for v in zip(*counts.values())] == [20, 20, 20] and counts["test"] == [4, 4, 4]
+    grid = sample_grid(b, per_class=5)
+    assert grid["images"].shape == (3, 5, 1, 4, 4) and grid["counts"] == [5, 5, 5]
+    i = grid["indices"][1][0]
+    original = x[int(round(float(b.x_train[i, 0, 0, 0] * b.std[0] + b.mean[0]) * 100))]
+    assert torch.allclose(grid["images"][1, 0], original, atol=1e-5) and int(b.y_train[i]) == 1

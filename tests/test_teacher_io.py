@@ -244,3 +244,14 @@ def test_finetune_replaces_a_head_of_the_wrong_size(tmp_path, bundle):
     assert ft.trainable == ["classifier"]
     with pytest.raises(ConfigError, match="teacher.finetune_layers = 9, but the teacher has 3 layers"):
         teacher_io.prepare_finetune(t, 9)
+
+
+def test_check_method_reads_the_distill_config(tmp_path, bundle, trained):
+    torch.jit.save(torch.jit.script(trained), str(tmp_path / "t.ts"))
+    t = load(tmp_path / "t.ts", bundle)
+    cfg = Config()
+    teacher_io.check_method(t, cfg.distill)  # plain kd: fine
+    cfg.distill.feature_method = "fitnet"
+    with pytest.raises(KDError, match="Method 'fitnet' matches intermediate features, but TorchScript modules take "
+                                      "no feature hooks"):
+        teacher_io.check_method(t, cfg.distill)

@@ -1,10 +1,11 @@
-"""Readers for teacher formats that are not PyTorch pickles: safetensors (no dependency needed) and ONNX
+"""Teacher file formats: detection by suffix and magic bytes, safetensors (no dependency needed) and ONNX
 (onnxruntime, optional) wrapped as a logits-only nn.Module. Used by teacher_io.py.
 """
 
 from __future__ import annotations
 
 import json
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +13,39 @@ import torch
 from torch import nn
 
 from .errors import KDError
+
+TORCH_SUFFIXES = (".pt", ".pth", ".ts", ".tar", ".ckpt", ".bin", ".pkl")
+
+
+def detect_format(path: Path) -> str:
+    """"torchscript", "torch" (state_dict or pickle), "safetensors" or "onnx"; KDError when missing or unknown."""
+    if not path.exists():
+        raise KDError(f"Teacher file '{path}' does not exist; check teacher.path.")
+    if path.is_dir():
+        raise KDError(f"Teacher path '{path}' is a folder; choose the model file inside it.")
+    suffix = path.suffix.lower()
+    with open(path, "rb") as f:
+        head = f.read(16)
+    if not head:
+        raise KDError(f"Teacher file '{path}' is empty; it may have been cut off while copying.")
+    if suffix == ".onnx":
+        return "onnx"
+    if suffix == ".safetensors" or (len(head) > 9 and head[8:10] == b'{"' and suffix not in TORCH_SUFFIXES):
+        return "safetensors"
+    if head[:4] == b"PK\x03\x04":
+        try:
+            with zipfile.ZipFile(path) as z:
+                names = z.namelist()
+        except zipfile.BadZipFile:
+            raise KDError(f"Teacher file '{path}' is a damaged archive; it may be corrupt or truncated.") from None
+        return "torchscript" if any(n.endswith("constants.pkl") for n in names) else "torch"
+    if suffix in TORCH_SUFFIXES or head[:1] == b"\x80":
+        return "torch"
+    if suffix in (".h5", ".keras", ".pb", ".tflite", ".savedmodel"):
+        raise KDError(f"Teacher file '{path}' is a TensorFlow/Keras model; convert it to ONNX (e.g. with tf2onnx) "
+                      "and load the .onnx file.")
+    raise KDError(f"Teacher file '{path}' has an unknown format; use TorchScript (.pt/.ts), a state_dict "
+                  "(.pt/.pth), .safetensors or .onnx.")
 
 _ST_DTYPES = {"F64": torch.float64, "F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16,
               "I64": torch.int64, "I32": torch.int32, "I16": torch.int16, "I8": torch.int8, "U8": torch.uint8,

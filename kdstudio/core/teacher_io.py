@@ -16,7 +16,6 @@ from __future__ import annotations
 import math
 import pickle
 import weakref
-import zipfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable
@@ -26,9 +25,8 @@ from torch import nn
 
 from . import models
 from .errors import ConfigError, KDError
-from .teacher_formats import OnnxTeacher, load_onnx, read_safetensors
+from .teacher_formats import OnnxTeacher, detect_format, load_onnx, read_safetensors  # noqa: F401
 
-TORCH_SUFFIXES = (".pt", ".pth", ".ts", ".tar", ".ckpt", ".bin", ".pkl")
 STATE_DICT_KEYS = ("state_dict", "model_state_dict", "model", "net", "weights", "teacher")
 NORMS = ("BatchNorm1d", "BatchNorm2d", "BatchNorm3d", "LayerNorm", "GroupNorm", "InstanceNorm2d", "SyncBatchNorm")
 
@@ -43,39 +41,6 @@ def info(teacher: nn.Module) -> dict:
 def _first_line(e: BaseException) -> str:
     text = str(e).strip().splitlines()
     return text[0][:200] if text else type(e).__name__
-
-
-# ---- format detection ------------------------------------------------------------------------------------
-
-def detect_format(path: Path) -> str:
-    """"torchscript", "torch" (state_dict or pickle), "safetensors" or "onnx"; KDError when missing or unknown."""
-    if not path.exists():
-        raise KDError(f"Teacher file '{path}' does not exist; check teacher.path.")
-    if path.is_dir():
-        raise KDError(f"Teacher path '{path}' is a folder; choose the model file inside it.")
-    suffix = path.suffix.lower()
-    with open(path, "rb") as f:
-        head = f.read(16)
-    if not head:
-        raise KDError(f"Teacher file '{path}' is empty; it may have been cut off while copying.")
-    if suffix == ".onnx":
-        return "onnx"
-    if suffix == ".safetensors" or (len(head) > 9 and head[8:10] == b'{"' and suffix not in TORCH_SUFFIXES):
-        return "safetensors"
-    if head[:4] == b"PK\x03\x04":
-        try:
-            with zipfile.ZipFile(path) as z:
-                names = z.namelist()
-        except zipfile.BadZipFile:
-            raise KDError(f"Teacher file '{path}' is a damaged archive; it may be corrupt or truncated.") from None
-        return "torchscript" if any(n.endswith("constants.pkl") for n in names) else "torch"
-    if suffix in TORCH_SUFFIXES or head[:1] == b"\x80":
-        return "torch"
-    if suffix in (".h5", ".keras", ".pb", ".tflite", ".savedmodel"):
-        raise KDError(f"Teacher file '{path}' is a TensorFlow/Keras model; convert it to ONNX (e.g. with tf2onnx) "
-                      "and load the .onnx file.")
-    raise KDError(f"Teacher file '{path}' has an unknown format; use TorchScript (.pt/.ts), a state_dict "
-                  "(.pt/.pth), .safetensors or .onnx.")
 
 
 # ---- loading ---------------------------------------------------------------------------------------------
@@ -273,12 +238,24 @@ def check_model(model: nn.Module, bundle, device, *, role: str = "student", wher
     return int(out.shape[1])
 
 
-def check_method(teacher: nn.Module, objective) -> None:
-    """KDError when the distillation method needs intermediate features and the teacher gives logits only."""
+def _feature_method(spec) -> str:
+    """The feature method a [distill] section or an objective uses ("" = logits only)."""
+    if hasattr(spec, "method"):  # a DistillConfig
+        from . import losses
+        cls = losses.REGISTRY.get(spec.method)
+        if cls is not None and getattr(cls, "kind", "") == "feature":
+            return spec.method
+        return getattr(spec, "feature_method", "") or ""
+    return getattr(spec, "name", type(spec).__name__) if getattr(spec, "uses_features", False) else ""
+
+
+def check_method(teacher: nn.Module, distill) -> None:
+    """KDError when the method (cfg.distill, or a built objective) needs intermediate features and the teacher
+    gives logits only (ONNX, TorchScript); call it before building the objective."""
     rec = info(teacher) or {"logits_only": isinstance(teacher, OnnxTeacher),
                             "logits_only_reason": "an ONNX teacher gives logits only"}
-    if getattr(objective, "uses_features", False) and rec.get("logits_only"):
-        name = getattr(objective, "name", type(objective).__name__)
+    name = _feature_method(distill)
+    if name and rec.get("logits_only"):
         raise KDError(f"Method '{name}' matches intermediate features, but {rec['logits_only_reason']}; pick a "
                       "logits-based method such as 'kd', or load the teacher as weights into a zoo architecture.")
 
