@@ -18,6 +18,7 @@ import torch
 
 from . import config as config_mod
 from . import events as ev
+from . import losses  # noqa: F401  (registers the loss checks used by config validation)
 from .config import Config
 from .errors import KDError, RunStopped
 from .store import JsonlWriter, RunDir, atomic_write_json
