@@ -83,6 +83,28 @@ def test_safetensors_package_and_builtin_reader(tmp_path, bundle, trained):
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) and a[k].dtype == b[k].dtype for k in a)
 
 
+def write_safetensors_by_hand(tensors, path):
+    """The documented layout: u64 little-endian header size, JSON header, raw little-endian data."""
+    import json
+    header, blobs, offset = {"__metadata__": {"format": "pt"}}, [], 0
+    for name, t in tensors.items():
+        raw = t.detach().contiguous().numpy().tobytes()
+        header[name] = {"dtype": "F32", "shape": list(t.shape), "data_offsets": [offset, offset + len(raw)]}
+        blobs.append(raw)
+        offset += len(raw)
+    head = json.dumps(header).encode()
+    path.write_bytes(len(head).to_bytes(8, "little") + head + b"".join(blobs))
+
+
+def test_safetensors_without_the_package(tmp_path, bundle, trained, monkeypatch):
+    sd = {k: v.float() for k, v in trained.state_dict().items()}
+    write_safetensors_by_hand(sd, tmp_path / "hand.safetensors")
+    monkeypatch.setitem(__import__("sys").modules, "safetensors.torch", None)  # as if not installed
+    same_logits(load(tmp_path / "hand.safetensors", bundle), trained, bundle)
+    back = read_safetensors(tmp_path / "hand.safetensors")
+    assert all(torch.equal(back[k], sd[k]) for k in sd)
+
+
 @pytest.mark.parametrize("name", ["t.pt", "t.ts"])
 def test_torchscript(tmp_path, bundle, trained, name):
     torch.jit.save(torch.jit.script(trained), str(tmp_path / name))
@@ -93,6 +115,7 @@ def test_torchscript(tmp_path, bundle, trained, name):
 
 def export_onnx(model, path, example, dynamic=True):
     pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnx", reason="torch.onnx.export needs the onnx package")
     kwargs = {"dynamic_axes": {"x": {0: "batch"}}} if dynamic else {}
     torch.onnx.export(model, (example,), str(path), dynamo=False, input_names=["x"], output_names=["logits"],
                       **kwargs)

@@ -60,7 +60,7 @@ class DataConfig:
 @dataclass
 class TeacherConfig:
     source: str = opt("train", "train the teacher here, or load it from a file", choices=("train", "file"))
-    arch: str = opt("cnn", "teacher architecture: zoo name, torchvision:NAME, timm:NAME or file.py:factory")
+    arch: str = opt("cnn", "teacher arch: zoo name, torchvision:NAME, timm:NAME, or file.py:factory (runs that file)")
     path: str = opt("", "teacher model file when source = \"file\"")
     width: int = opt(0, "architecture width knob (0 = the arch's default)", min=0)
     depth: int = opt(0, "architecture depth knob (0 = the arch's default)", min=0)
@@ -74,7 +74,7 @@ class TeacherConfig:
 
 @dataclass
 class StudentConfig:
-    arch: str = opt("mlp", "student architecture: zoo name, \"teacher\" (its family), or file.py:factory")
+    arch: str = opt("mlp", "student arch: zoo name, \"teacher\" (its family), or file.py:factory (runs that file)")
     width: int = opt(0, "architecture width knob (0 = the arch's default)", min=0)
     depth: int = opt(0, "architecture depth knob (0 = the arch's default)", min=0)
     width_mult: float = opt(1.0, "scale the width (arch \"teacher\" = the teacher's family)", min=0.0, min_open=True)

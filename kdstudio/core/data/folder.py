@@ -82,8 +82,8 @@ def _decode(Image, path: Path, size: int) -> np.ndarray:
 def read_image_folder(root: Path, image_size: int, skip_unreadable: bool, warnings: list[str]):
     """One folder of class sub-folders → RawSplit of (N, C, H, W) floats in [0, 1]."""
     from . import RawSplit
-    Image = pillow()
     classes = class_folders(root)
+    Image = pillow()
     arrays, labels, first = [], [], None
     for label, folder in enumerate(classes):
         files = image_files(folder)
