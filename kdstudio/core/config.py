@@ -110,10 +110,39 @@ class BaselineConfig:
 
 
 @dataclass
+class CompressConfig:
+    finetune_epochs: int = opt(0, "fine-tune the student on hard labels after distillation (0 = off)", min=0)
+    finetune_lr: float = opt(1e-4, "learning rate of every compression fine-tune (low)", min=0.0, min_open=True)
+    prune: float = opt(0.0, "global magnitude pruning: fraction of weights set to zero (0 = off)", min=0.0, max=1.0,
+                       max_open=True)
+    channel_prune: float = opt(0.0, "conv nets: fraction of channels removed per conv layer (0 = off)", min=0.0,
+                               max=1.0, max_open=True)
+    prune_finetune_epochs: int = opt(2, "fine-tune epochs after each pruning step", min=0)
+    int8: str = opt("none", "int8 variant: auto = static for conv nets, dynamic (Linear layers) otherwise",
+                    choices=("none", "auto", "dynamic", "static"))
+    half: str = opt("none", "half-precision weights variant", choices=("none", "fp16", "bf16"))
+    calibration_samples: int = opt(512, "training samples used to calibrate static int8", min=1)
+
+
+@dataclass
+class EvaluateConfig:
+    latency_repeats: int = opt(30, "timed forward passes per latency figure (median; 0 = skip latency)", min=0)
+    cpu_threads: int = opt(0, "CPU threads while timing latency (0 = PyTorch's default)", min=0)
+
+
+@dataclass
 class ExportConfig:
     formats: list = opt(["torchscript", "state_dict"], "export formats",
-                        choices=("torchscript", "state_dict", "onnx", "safetensors"),
-                        available=("torchscript", "state_dict"))
+                        choices=("torchscript", "state_dict", "onnx", "safetensors"))
+    quantize: str = opt("none", "export quantized/half weights", choices=("none", "int8", "fp16", "bf16"))
+    model: str = opt("auto", "what to export: auto = last float compression variant, else the student",
+                     choices=("auto", "student", "finetune", "prune", "channels"))
+
+
+@dataclass
+class RunConfig:
+    seeds: list = opt([], "run the pipeline once per seed and report mean ± std, e.g. [0, 1, 2] ([] = seed)")
+    sweep: dict = opt({}, "grid over numeric settings, e.g. { \"distill.temperature\" = [2, 4] }")
 
 
 @dataclass
@@ -125,7 +154,10 @@ class Config:
     student: StudentConfig = field(default_factory=StudentConfig)
     distill: DistillConfig = field(default_factory=DistillConfig)
     baseline: BaselineConfig = field(default_factory=BaselineConfig)
+    compress: CompressConfig = field(default_factory=CompressConfig)
+    evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
     export: ExportConfig = field(default_factory=ExportConfig)
+    run: RunConfig = field(default_factory=RunConfig)
 
     # ---- conversion -------------------------------------------------------------------------------------
     def to_dict(self) -> dict:
@@ -190,7 +222,7 @@ def _is_section(f) -> bool:
     return f.name in SECTIONS
 
 
-SECTIONS = ("data", "teacher", "student", "distill", "baseline", "export")
+SECTIONS = ("data", "teacher", "student", "distill", "baseline", "compress", "evaluate", "export", "run")
 
 
 def _copy(v):
