@@ -1,0 +1,318 @@
+"""Compression after distillation, each step optional, in this order; every step yields a variant.
+
+1. fine-tune the student on hard labels (few epochs, low LR)              -> "finetune"
+2. global magnitude pruning, fine-tuned with the masks, made permanent    -> "prune"
+3. structured channel pruning for conv nets, then a fine-tune             -> "channels"
+4. int8: dynamic (Linear layers) or static (conv nets, calibrated)        -> "int8"
+5. fp16 / bf16 weights                                                    -> "fp16" / "bf16"
+
+Steps 1-3 chain (each starts from the previous float variant); 4 and 5 both start from the last float variant.
+Float variants are saved as checkpoints/<name>.pt ({"model", "variant", "complete"}); int8 and half variants are
+re-derived from their parent (deterministic: calibration uses the first training samples).
+"""
+
+from __future__ import annotations
+
+import copy
+import warnings
+
+import torch
+from torch import nn
+
+from . import events as ev
+from .channel_prune import apply_plan, prune_channels
+from .errors import KDError
+
+PREFERRED_ENGINES = ("x86", "fbgemm", "onednn", "qnnpack")
+HALF_DTYPES = {"fp16": torch.float16, "bf16": torch.bfloat16}
+
+
+# ---- quantization ---------------------------------------------------------------------------------------
+
+def supported_engines() -> list[str]:
+    """PyTorch's quantized CPU engines on this machine ('none' excluded)."""
+    return [e for e in torch.backends.quantized.supported_engines if e != "none"]
+
+
+def quant_engine() -> str:
+    """The quantized engine to use here; KDError when this CPU build has none."""
+    engines = supported_engines()
+    if not engines:
+        raise KDError("int8 quantization is not supported by this CPU's PyTorch backend (no quantized engine: "
+                      "fbgemm/x86 need an x86 CPU with AVX2, qnnpack an ARM CPU); skip int8 or use fp16.")
+    current = torch.backends.quantized.engine
+    return current if current in engines else next((e for e in PREFERRED_ENGINES if e in engines), engines[0])
+
+
+def has_conv(model: nn.Module) -> bool:
+    """True when the model has Conv layers (static int8 and channel pruning apply)."""
+    return any(isinstance(m, (nn.Conv1d, nn.Conv2d, nn.Conv3d)) for m in model.modules())
+
+
+def quantize_int8(model: nn.Module, mode: str = "auto", calib_x: torch.Tensor | None = None) -> tuple[nn.Module, str]:
+    """An int8 copy of a float model on the CPU: (model, "dynamic" | "static"). "auto" picks static for conv
+    nets (calibrated on `calib_x`) and dynamic otherwise. KDError when the backend cannot do it."""
+    engine = quant_engine()
+    if mode in ("auto", "int8"):
+        mode = "static" if has_conv(model) and calib_x is not None else "dynamic"
+    if mode == "static" and calib_x is None:
+        raise KDError("Static int8 needs calibration inputs; use int8 = \"dynamic\" or give training data.")
+    float_model = copy.deepcopy(model).to("cpu").float().eval()
+    torch.backends.quantized.engine = engine
+    probe = (calib_x[:2] if calib_x is not None else None)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # torch.ao.quantization is deprecated upstream, still the CPU path
+            if mode == "dynamic":
+                if not any(isinstance(m, nn.Linear) for m in float_model.modules()):
+                    raise KDError("Dynamic int8 quantizes Linear layers and this model has none; use "
+                                  "int8 = \"static\" for conv nets.")
+                q = torch.ao.quantization.quantize_dynamic(float_model, {nn.Linear}, dtype=torch.qint8)
+            else:
+                q = _static_int8(float_model, calib_x.to("cpu").float(), engine)
+            if probe is not None:
+                q(probe.to("cpu").float())
+    except KDError:
+        raise
+    except Exception as e:
+        raise KDError(f"{mode.capitalize()} int8 quantization failed with this CPU's backend ('{engine}'): "
+                      f"{str(e).splitlines()[0][:200]}. Skip int8 or try fp16.") from None
+    return q.eval(), mode
+
+
+def _static_int8(model: nn.Module, calib_x: torch.Tensor, engine: str) -> nn.Module:
+    from torch.ao.quantization import get_default_qconfig_mapping
+    from torch.ao.quantization.quantize_fx import convert_fx, prepare_fx
+    try:
+        prepared = prepare_fx(model, get_default_qconfig_mapping(engine), (calib_x[:1],))
+    except Exception as e:
+        raise KDError(f"Static int8 needs a model torch.fx can trace, and this one cannot be traced "
+                      f"({str(e).splitlines()[0][:160]}); use int8 = \"dynamic\".") from None
+    with torch.inference_mode():
+        for i in range(0, len(calib_x), 256):
+            prepared(calib_x[i:i + 256])
+    return convert_fx(prepared)
+
+
+def to_half(model: nn.Module, kind: str, example: torch.Tensor) -> nn.Module:
+    """A copy with fp16 or bf16 weights (inputs must then be of that dtype); KDError when this device lacks the
+    kernels (checked by running `example`)."""
+    dtype = HALF_DTYPES[kind]
+    m = copy.deepcopy(model).to(dtype).eval()
+    try:
+        with torch.inference_mode():
+            p = next(m.parameters())
+            m(example[:1].to(p.device, dtype))
+    except (RuntimeError, NotImplementedError) as e:
+        raise KDError(f"{kind} weights cannot run on this device ({str(e).splitlines()[0][:160]}); "
+                      "use the other half type or skip it.") from None
+    return m
+
+
+# ---- pruning --------------------------------------------------------------------------------------------
+
+def _prunable(model: nn.Module) -> list[tuple[nn.Module, str]]:
+    return [(m, "weight") for m in model.modules() if isinstance(m, (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d))]
+
+
+def magnitude_prune(model: nn.Module, amount: float) -> nn.Module:
+    """Zero the `amount` fraction of smallest-magnitude Linear/Conv weights across the whole model (in place; the
+    masks stay active so a fine-tune keeps them zero; call make_permanent after)."""
+    import torch.nn.utils.prune as prune
+    params = _prunable(model)
+    if not params:
+        raise KDError("Magnitude pruning found no Linear or Conv weights in this model; set compress.prune = 0.")
+    prune.global_unstructured(params, pruning_method=prune.L1Unstructured, amount=amount)
+    return model
+
+
+def make_permanent(model: nn.Module) -> nn.Module:
+    """Fold pruning masks into the weights (plain parameters again, zeros included)."""
+    import torch.nn.utils.prune as prune
+    for m, name in _prunable(model):
+        if prune.is_pruned(m) and hasattr(m, name + "_orig"):
+            prune.remove(m, name)
+    return model
+
+
+def weight_sparsity(model: nn.Module) -> float:
+    """Fraction of Linear/Conv weights that are exactly zero."""
+    total = zeros = 0
+    for m, name in _prunable(model):
+        w = getattr(m, name)
+        total += w.numel()
+        zeros += int((w == 0).sum())
+    return zeros / total if total else 0.0
+
+
+# ---- the pipeline stage ---------------------------------------------------------------------------------
+
+def enabled_steps(cfg) -> list[str]:
+    """Names of the compression steps the config turns on, in order."""
+    c = cfg.compress
+    steps = []
+    if c.finetune_epochs > 0:
+        steps.append("finetune")
+    if c.prune > 0:
+        steps.append("prune")
+    if c.channel_prune > 0:
+        steps.append("channels")
+    if c.int8 != "none":
+        steps.append("int8")
+    if c.half != "none":
+        steps.append(c.half)
+    return steps
+
+
+def _fine_tune(p, name: str, model: nn.Module, epochs: int, stage: str) -> None:
+    from .training import CrossEntropy, StageRunner, StageSpec
+    cfg, c = p.cfg, p.cfg.compress
+    spec = StageSpec(stage, model, CrossEntropy(), epochs, c.finetune_lr, cfg.distill.optimizer,
+                     cfg.distill.weight_decay, cfg.distill.scheduler, cfg.data.batch_size, augment=cfg.data.augment,
+                     log_every=cfg.distill.log_every)
+    StageRunner(spec, x=p.x_train, y=p.y_train, x_val=p.x_val, y_val=p.y_val, device=p.device,
+                amp_dtype=p.amp_dtype, emit=p.emit, control=p.control,
+                checkpoint_path=p.rd.checkpoints / f".{name}.train.pt", seed=p.cfg.seed + 29).run()
+    (p.rd.checkpoints / f".{name}.train.pt").unlink(missing_ok=True)
+
+
+def _saved(p, name: str) -> dict | None:
+    path = p.rd.checkpoint(name)
+    if p.resume and path.is_file():
+        state = torch.load(path, map_location=p.device, weights_only=False)
+        if state.get("complete") and "variant" in state:
+            return state
+    return None
+
+
+def _save(p, record: dict, model: nn.Module) -> None:
+    from .store import atomic_save_with
+    state = {"complete": True, "variant": record, "model": model.state_dict()}
+    atomic_save_with(p.rd.checkpoint(record["name"]), lambda tmp: torch.save(state, tmp))
+
+
+def _float_step(p, name: str, parent: tuple[str, nn.Module], base_factory, work) -> tuple[str, nn.Module]:
+    """Run one float step (or reload it on resume); returns the new (name, model)."""
+    done = _saved(p, name)
+    if done:
+        rec = done["variant"]
+        model = apply_plan(base_factory(), rec.get("plan") or {}).to(p.device)
+        model.load_state_dict(done["model"])
+        p.emit(ev.LOG, "compress", message=f"Variant '{name}' already done in this run folder; loaded it.")
+    else:
+        model = copy.deepcopy(parent[1])
+        rec = {"name": name, "parent": parent[0], **work(model)}
+        _save(p, rec, model)
+    rec = {**rec, "plan": rec.get("plan") or _parent_plan(p, parent[0])}
+    model.eval()
+    p.variants.append({**rec, "model": model})
+    return name, model
+
+
+def _parent_plan(p, parent: str) -> dict:
+    for v in getattr(p, "variants", []):
+        if v["name"] == parent:
+            return v.get("plan") or {}
+    return {}
+
+
+def _current(p) -> tuple[str, nn.Module]:
+    """The last float variant (the next step's starting point), else the student."""
+    for v in reversed(getattr(p, "variants", [])):
+        if not v.get("quant") and not v.get("half"):
+            return v["name"], v["model"]
+    return "student", p.student
+
+
+def run_finetune(p, base_factory) -> None:
+    """Step 1: fine-tune the student on hard labels (appends the "finetune" variant to p.variants)."""
+    c = p.cfg.compress
+    p.variants = getattr(p, "variants", [])
+
+    def work(m):
+        _fine_tune(p, "finetune", m, c.finetune_epochs, "finetune")
+        return {"step": f"fine-tuned on hard labels for {c.finetune_epochs} epochs at lr {c.finetune_lr:g}"}
+
+    _float_step(p, "finetune", _current(p), base_factory, work)
+
+
+def run_compress(p, base_factory) -> None:
+    """Steps 2-5: pruning, channel pruning, int8, half weights (each enabled one appends a variant)."""
+    c = p.cfg.compress
+    p.variants = getattr(p, "variants", [])
+    example = p.x_train[:1]
+
+    def prune_step(m):
+        magnitude_prune(m, c.prune)
+        if c.prune_finetune_epochs:
+            _fine_tune(p, "prune", m, c.prune_finetune_epochs, "compress")
+        make_permanent(m)
+        return {"step": f"global magnitude pruning of {c.prune:.0%} of weights, fine-tuned "
+                        f"{c.prune_finetune_epochs} epochs", "sparsity": weight_sparsity(m)}
+
+    def channel_step(m):
+        plan = prune_channels(m, c.channel_prune)
+        merged = {**_parent_plan(p, _current(p)[0]), **plan}
+        if c.prune_finetune_epochs:
+            _fine_tune(p, "channels", m, c.prune_finetune_epochs, "compress")
+        return {"step": f"removed {c.channel_prune:.0%} of channels in {len(plan)} conv layers, fine-tuned "
+                        f"{c.prune_finetune_epochs} epochs", "plan": merged}
+
+    if c.prune > 0:
+        p.emit(ev.LOG, "compress", message=f"Pruning {c.prune:.0%} of the weights by magnitude.")
+        _float_step(p, "prune", _current(p), base_factory, prune_step)
+    if c.channel_prune > 0:
+        if not has_conv(_current(p)[1]):
+            p.emit(ev.WARNING, "compress", message="compress.channel_prune is set but the student has no conv "
+                   "layers; channel pruning skipped (magnitude pruning works for any model).")
+        else:
+            p.emit(ev.LOG, "compress", message=f"Removing {c.channel_prune:.0%} of the conv channels.")
+            _float_step(p, "channels", _current(p), base_factory, channel_step)
+    parent, model = _current(p)
+    plan = _parent_plan(p, parent)
+    if c.int8 != "none":
+        try:
+            q, mode = quantize_int8(model, c.int8, calib_inputs(p.x_train, c.calibration_samples))
+            p.variants.append({"name": "int8", "parent": parent, "quant": mode, "plan": plan, "model": q,
+                               "step": f"{mode} int8 ({torch.backends.quantized.engine} engine)"})
+        except KDError as e:
+            p.emit(ev.WARNING, "compress", message=f"int8 variant skipped: {e}")
+    if c.half != "none":
+        try:
+            p.variants.append({"name": c.half, "parent": parent, "half": c.half, "plan": plan,
+                               "step": f"{c.half} weights", "model": to_half(model, c.half, example)})
+        except KDError as e:
+            p.emit(ev.WARNING, "compress", message=f"{c.half} variant skipped: {e}")
+
+
+def calib_inputs(x_train: torch.Tensor, n: int) -> torch.Tensor:
+    """The calibration inputs for static int8: the first n training samples, on the CPU."""
+    return x_train[:max(1, n)].detach().to("cpu").float()
+
+
+def public_record(v: dict) -> dict:
+    """A variant record without its live model (what summary.json stores)."""
+    return {k: val for k, val in v.items() if k != "model"}
+
+
+def rebuild_variants(records: list[dict], student: nn.Module, base_factory, checkpoints, x_train: torch.Tensor,
+                     calibration_samples: int) -> dict[str, nn.Module]:
+    """Models of a finished run's variants, from summary["compress"]["variants"] and checkpoints/ (CPU)."""
+    models: dict[str, nn.Module] = {"student": student}
+    for rec in records:
+        name, parent = rec["name"], models.get(rec.get("parent", "student"))
+        if parent is None:
+            continue
+        if rec.get("quant"):
+            models[name] = quantize_int8(parent, rec["quant"], calib_inputs(x_train, calibration_samples))[0]
+        elif rec.get("half"):
+            models[name] = to_half(parent, rec["half"], x_train[:1])
+        else:
+            path = checkpoints / f"{name}.pt"
+            if not path.is_file():
+                continue
+            state = torch.load(path, map_location="cpu", weights_only=True)
+            m = apply_plan(base_factory(), rec.get("plan") or {})
+            m.load_state_dict(state["model"])
+            models[name] = m.eval()
+    return models
