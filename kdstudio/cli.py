@@ -43,6 +43,23 @@ def _parser() -> argparse.ArgumentParser:
     i.add_argument("--force", action="store_true", help="overwrite an existing file")
     i.add_argument("--debug", action="store_true", help="show tracebacks")
 
+    e = sub.add_parser("eval", help="evaluate every model of a finished run again (table, evaluation.json)")
+    e.add_argument("run_dir", help="the run folder")
+    e.add_argument("--repeats", type=int, help="timed passes per latency figure (default: the run's config)")
+    e.add_argument("--debug", action="store_true", help="show tracebacks")
+
+    x = sub.add_parser("export", help="export a finished run's student, reloaded and checked in each runtime")
+    x.add_argument("run_dir", help="the run folder")
+    x.add_argument("--format", action="append", required=True, metavar="F",
+                   help="torchscript, onnx, safetensors, state_dict or all (repeatable)")
+    x.add_argument("--quantize", default="none", choices=("none", "int8", "fp16", "bf16"),
+                   help="export int8 or half-precision weights")
+    x.add_argument("--model", default="auto", help="student, finetune, prune, channels (default: auto = last "
+                   "float compression variant, else the student)")
+    x.add_argument("--out", help="folder for the files (default: RUN_DIR/exports)")
+    x.add_argument("--force", action="store_true", help="overwrite existing files")
+    x.add_argument("--debug", action="store_true", help="show tracebacks")
+
     g = sub.add_parser("gui", help="open the desktop app")
     g.add_argument("--demo", action="store_true", help="open (or create) the Digits demo project")
     g.add_argument("--autorun", action="store_true", help="start the run at once")
@@ -60,6 +77,10 @@ def main(argv: list[str] | None = None) -> int:
             return _gui(args)
         if args.command == "init":
             return _init(args)
+        if args.command == "eval":
+            return _eval(args)
+        if args.command == "export":
+            return _export(args)
         return _run(args)
     except KDError as e:
         if args.debug:
@@ -101,6 +122,37 @@ def _init(args) -> int:
         raise KDError(f"Cannot write '{path}' ({e.strerror or e}); choose a folder you can write to.") from None
     print(f"Wrote {path}. Edit it, then run: kdstudio run {path}")
     return 0
+
+
+def _eval(args) -> int:
+    from .core.artifacts import evaluate_run
+    from .core.modelcard import metrics_table
+    detail = evaluate_run(args.run_dir, latency_repeats=args.repeats,
+                          on_model=lambda name: print(f"evaluating {name}…", file=sys.stderr))
+    print("\n".join(metrics_table(detail["table"])))
+    for note in detail.get("notes", []):
+        print(f"note: {note}", file=sys.stderr)
+    print(f"Wrote {Path(args.run_dir) / 'evaluation.json'} and updated summary.json.")
+    return 0
+
+
+def _export(args) -> int:
+    from .core.artifacts import export_run
+    from .core.export import EXTENSIONS
+    from .core.modelcard import exports_table
+    formats = []
+    for item in args.format:
+        for f in item.split(","):
+            f = f.strip()
+            formats += list(EXTENSIONS) if f == "all" else [f]
+    result = export_run(args.run_dir, list(dict.fromkeys(formats)), quantize=args.quantize, out=args.out,
+                        force=args.force, model=args.model)
+    if result["exports"]:
+        print(f"Exported '{result['model']}' to {result['out']}:")
+        print("\n".join(exports_table(result["exports"])))
+    for f in result["failed"]:
+        print(f"kdstudio: error: {f['format']} not exported: {f['error']}", file=sys.stderr)
+    return EXIT_USER_ERROR if result["failed"] else 0
 
 
 def _run(args) -> int:

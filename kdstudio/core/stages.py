@@ -9,17 +9,17 @@ import torch
 from . import events as ev
 from . import losses, models
 from .errors import NotAvailableYet, RunStopped
-from .evaluate import accuracy, cpu_latency_ms, state_dict_bytes
-from .export import arch_json, export_model
+from .evaluate import accuracy
 from .training import CrossEntropy, StageRunner, StageSpec
 
 
 def run_all(p) -> None:
-    """teacher → distill → baseline (when enabled) → evaluate → export."""
+    """teacher → distill → baseline (when enabled) → finetune/compress (when enabled) → evaluate → export."""
     teacher_stage(p)
     distill_stage(p)
     if p.cfg.baseline.enabled:
         baseline_stage(p)
+    compress_stage(p)
     evaluate_stage(p)
     export_stage(p)
 
@@ -141,44 +141,103 @@ def baseline_stage(p) -> None:
     _finish(p, "baseline", accuracy=p.summary["baseline"]["accuracy"])
 
 
+def _student_factory(p):
+    from .artifacts import student_factory
+    return student_factory(p.cfg, p.data.num_classes, p.data.input_shape)
+
+
+def compress_stage(p) -> None:
+    """Fine-tune on hard labels, prune, shrink channels, int8, half: the enabled steps, each a variant."""
+    from . import compress
+    steps = compress.enabled_steps(p.cfg)
+    p.variants = []
+    if not steps:
+        return
+    factory = _student_factory(p)
+    if "finetune" in steps:
+        _begin(p, "finetune", epochs=p.cfg.compress.finetune_epochs, lr=p.cfg.compress.finetune_lr)
+        compress.run_finetune(p, factory)
+        _finish(p, "finetune", accuracy=accuracy(p.variants[-1]["model"], p.x_test, p.y_test))
+    rest = [s for s in steps if s != "finetune"]
+    if rest:
+        _begin(p, "compress", steps=rest)
+        compress.run_compress(p, factory)
+        _finish(p, "compress", variants=[v["name"] for v in p.variants])
+    p.summary["compress"] = {"steps": steps, "variants": [compress.public_record(v) for v in p.variants]}
+
+
 def evaluate_stage(p) -> None:
-    """Test-split accuracy, size and CPU latency of teacher and student; ratios between them."""
+    """Every model on the test split: accuracy, top-5, per class, confusion, ECE, agreement, size, FLOPs, latency;
+    evaluation.json gets the detail, summary.json the headline numbers and ratios."""
+    from .artifacts import flops_parents, write_evaluation
+    from .evaluate import evaluate_all, summarize
     _begin(p, "evaluate")
-    shape = p.data.input_shape
-    for key, model in (("teacher", p.teacher), ("student", p.student)):
+    named = {"teacher": p.teacher, "student": p.student}
+    if p.summary.get("baseline"):
+        named["baseline"] = p.baseline
+    for v in getattr(p, "variants", []):
+        named[v["name"]] = v["model"]
+
+    def check_stop(name):
         if p.control.stop_requested:
             raise RunStopped()
-        p.summary[key]["bytes"] = state_dict_bytes(model)
-        p.summary[key]["latency_ms_cpu_b1"] = cpu_latency_ms(model, shape)
+        p.emit(ev.LOG, "evaluate", message=f"Evaluating {name}.")
+    results = evaluate_all(named, p.x_test, p.y_test, p.data.class_names,
+                           latency_repeats=p.cfg.evaluate.latency_repeats,
+                           gpu=p.device if p.device.type == "cuda" else None,
+                           flops_from=flops_parents(getattr(p, "variants", [])), on_model=check_stop,
+                           threads=p.cfg.evaluate.cpu_threads)
+    summarize(p.summary, results)
+    for who, model in (("student", p.student), ("baseline", named.get("baseline"))):
+        if model is not None and len(p.y_val):
+            p.summary[who]["val_accuracy"] = accuracy(model, p.x_val, p.y_val)
+    write_evaluation(p.rd, results, p.data.class_names)
     t, s = p.summary["teacher"], p.summary["student"]
-    p.summary["compression"] = {"params_ratio": t["params"] / max(s["params"], 1),
-                                "size_ratio": t["bytes"] / max(s["bytes"], 1),
-                                "speedup_cpu_b1": t["latency_ms_cpu_b1"] / max(s["latency_ms_cpu_b1"], 1e-9),
-                                "accuracy_kept": s["accuracy"] - t["accuracy"]}
-    if p.summary["baseline"]:
-        p.summary["kd_gain"] = s["accuracy"] - p.summary["baseline"]["accuracy"]
+    variants = "".join(f", {k} {r['top1']:.2%}" for k, r in results.items()
+                       if k not in ("teacher", "student", "baseline"))
     p.emit(ev.LOG, "evaluate", message=(
         f"Test accuracy: teacher {t['accuracy']:.2%}, student {s['accuracy']:.2%}"
-        + (f", baseline {p.summary['baseline']['accuracy']:.2%}" if p.summary["baseline"] else "")
+        + (f", baseline {p.summary['baseline']['accuracy']:.2%}" if p.summary["baseline"] else "") + variants
         + f"; student has {p.summary['compression']['params_ratio']:.1f}x fewer parameters."))
-    _finish(p, "evaluate", **{k: p.summary[k] for k in ("teacher", "student", "baseline", "compression")})
+    _finish(p, "evaluate", **{k: p.summary[k] for k in ("teacher", "student", "baseline", "compression")},
+            table=p.summary["evaluation"]["table"])
 
 
 def export_stage(p) -> None:
-    """Write the configured formats into exports/, each reloaded and checked against the live student."""
+    """Write the configured formats into exports/, each reloaded in its runtime and checked against the live
+    model; a format that fails is a warning, the others are still written. Then the model card."""
+    from .artifacts import PARITY_SAMPLES, pick_source, prepare_export, student_arch_info
+    from .export import export_all
+    from .modelcard import write_model_card
     cfg = p.cfg
     if not cfg.export.formats:
         return
-    _begin(p, "export", formats=cfg.export.formats)
+    _begin(p, "export", formats=cfg.export.formats, quantize=cfg.export.quantize)
     t0 = time.perf_counter()
-    s = cfg.student
     d = p.data
-    info = arch_json(s.arch, s.width, s.depth, d.num_classes, d.input_shape, d.class_names, d.mean, d.std)
-    factory = lambda: models.build(s.arch, d.num_classes, d.input_shape, s.width, s.depth)  # noqa: E731
-    student = p.student.to("cpu").to(memory_format=torch.contiguous_format).eval()
-    p.summary["exports"] = export_model(student, factory, info, cfg.export.formats, p.rd.exports, d.x_test[:256])
-    p.student.to(p.device)
+    variants = getattr(p, "variants", [])
+    named = {"student": p.student, **{v["name"]: v["model"] for v in variants}}
+    name = pick_source(named, variants, cfg.export.model)
+    plan = next((v.get("plan") or {} for v in variants if v["name"] == name), {})
+    source = named[name]
+    device = next(source.parameters()).device
+    live, factory, float_model = prepare_export(source, _student_factory(p), plan, cfg.export.quantize,
+                                                d.x_train[:cfg.compress.calibration_samples])
+    info = {**student_arch_info(cfg, d, plan), "model": name}
+    result = export_all(live, factory, info, cfg.export.formats, p.rd.exports, d.x_test[:PARITY_SAMPLES],
+                        quantize=cfg.export.quantize, float_model=float_model,
+                        latency_repeats=min(cfg.evaluate.latency_repeats, 20), threads=cfg.evaluate.cpu_threads)
+    source.to(device)
+    for e in result["exports"]:
+        e["model"] = name
+    p.summary["exports"] = result["exports"]
     for e in p.summary["exports"]:
         p.emit(ev.LOG, "export", message=f"Exported {e['format']}: {e['path']} ({e['bytes']:,} bytes, "
-               f"max |diff| {e['max_abs_diff']:.2e}).")
-    _finish(p, "export", exports=p.summary["exports"], wall_s=time.perf_counter() - t0)
+               f"max |diff| {e['max_abs_diff']:.2e}, top-1 agreement {e['top1_agreement']:.2%}).")
+    for f in result["failed"]:
+        p.emit(ev.WARNING, "export", message=f"{f['format']} not exported: {f['error']}")
+    if result["failed"]:
+        p.summary["export_failed"] = result["failed"]
+    card = write_model_card(p.rd, p.summary, cfg)
+    p.emit(ev.LOG, "export", message=f"Model card: {card['markdown']}")
+    _finish(p, "export", exports=p.summary["exports"], failed=result["failed"], wall_s=time.perf_counter() - t0)
