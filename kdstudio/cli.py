@@ -184,7 +184,27 @@ def _run(args) -> int:
             cfg.set("device", args.device)
     elif args.set or args.device:
         raise KDError("--resume continues a run with its saved config; drop --set/--device.")
+    from .core import sweep
+    if (cfg is not None and sweep.is_sweep(cfg)) or (resume and sweep.is_sweep_dir(out)):
+        return _execute_sweep(cfg, out, resume)
     return _execute(cfg, out, resume)
+
+
+def _execute_sweep(cfg, out: Path, resume: bool) -> int:
+    from .core import events, sweep
+    from .progress import ProgressPrinter
+
+    control = events.RunControl()
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: control.stop())
+    printer = ProgressPrinter()
+    try:
+        result = sweep.run_sweep(cfg, out, on_event=printer, control=control, resume=resume)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        printer.close()
+    print(sweep.format_table(result), end="")
+    print(f"Sweep {result['status']}. Folder: {out} (sweep.json, sweep.md, one run folder per point and seed)")
+    return EXIT_INTERRUPTED if result["status"] == "stopped" else 0
 
 
 def _execute(cfg, out: Path, resume: bool) -> int:

@@ -1,0 +1,219 @@
+"""Seeds and sweeps: the pipeline once per seed and per grid point, mean ± std per point, a comparison table.
+
+`[run] seeds = [0, 1, 2]` repeats the run per seed; `[run] sweep = { "distill.temperature" = [2, 4] }` runs the
+grid of every listed numeric setting. The sweep folder holds sweep.toml (the config as given), one run folder per
+point and seed (`<point>/seed-<s>/`), sweep.json (every per-seed number and the aggregates) and sweep.md (the
+table). The best point is chosen on the student's validation accuracy (the test split stays unseen by the choice);
+when there is no validation split, on test accuracy, and the table says so.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import re
+import statistics
+from pathlib import Path
+from typing import Callable
+
+from . import config as config_mod
+from .errors import ConfigError, KDError
+from .store import atomic_write_json, atomic_write_text, read_json
+
+SWEEP_TOML, SWEEP_JSON, SWEEP_MD = "sweep.toml", "sweep.json", "sweep.md"
+
+
+def is_sweep(cfg) -> bool:
+    """True when the config asks for several seeds or a grid."""
+    return bool(cfg.run.seeds) or bool(cfg.run.sweep)
+
+
+def is_sweep_dir(path: str | Path) -> bool:
+    """True when the folder holds a sweep (for --resume)."""
+    return (Path(path) / SWEEP_TOML).is_file()
+
+
+def _number(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def problems(cfg) -> list[tuple[str, str]]:
+    """Problems of [run] seeds / sweep, as (key, sentence); registered as a config check."""
+    out = []
+    seeds = cfg.run.seeds
+    if any(not isinstance(s, int) or isinstance(s, bool) for s in seeds):
+        out.append(("run.seeds", f"run.seeds must be whole numbers like [0, 1, 2], not {seeds!r}."))
+    elif len(set(seeds)) != len(seeds):
+        out.append(("run.seeds", f"run.seeds lists a seed twice ({seeds!r}); each seed once."))
+    for key, values in cfg.run.sweep.items():
+        if key == "seed" or key.startswith("run."):
+            out.append(("run.sweep", f"run.sweep cannot vary '{key}'; use run.seeds for seeds."))
+            continue
+        try:
+            f = config_mod.field_info(key)
+        except ConfigError as e:
+            out.append(("run.sweep", f"run.sweep: {e}"))
+            continue
+        kind = f.type if isinstance(f.type, str) else f.type.__name__
+        if kind not in ("int", "float"):
+            out.append(("run.sweep", f"run.sweep: '{key}' is not a numeric setting ({kind}); a sweep varies "
+                                     "numbers such as distill.temperature or distill.alpha."))
+            continue
+        if not isinstance(values, list) or not values or not all(_number(v) for v in values):
+            out.append(("run.sweep", f"run.sweep: '{key}' needs a non-empty list of numbers, like [2, 4], "
+                                     f"not {values!r}."))
+            continue
+        for v in values:
+            trial = cfg.copy()
+            trial.run.seeds, trial.run.sweep = [], {}
+            try:
+                trial.set(key, v)
+            except ConfigError as e:
+                out.append(("run.sweep", f"run.sweep: {e}"))
+                break
+            msg = next((m for k, m in config_mod.problems(trial) if k == key), None)
+            if msg:
+                out.append(("run.sweep", f"run.sweep: {msg}"))
+                break
+    return out
+
+
+if problems not in config_mod.EXTERNAL_CHECKS:
+    config_mod.EXTERNAL_CHECKS.append(problems)
+
+
+def grid(cfg) -> list[dict]:
+    """Every grid point as {dotted key: value} (one empty point when there is no sweep)."""
+    keys = list(cfg.run.sweep)
+    return [dict(zip(keys, combo)) for combo in itertools.product(*(cfg.run.sweep[k] for k in keys))]
+
+
+def point_label(point: dict) -> str:
+    """A folder-safe name of a grid point, e.g. 'temperature-2_alpha-0.5'."""
+    if not point:
+        return "base"
+    parts = [f"{k.split('.')[-1]}-{v:g}" for k, v in point.items()]
+    return re.sub(r"[^A-Za-z0-9._-]", "_", "_".join(parts))
+
+
+def expand(cfg) -> list[tuple[dict, int, object]]:
+    """(point, seed, single-run config) for every run of the sweep, grid-major."""
+    seeds = list(cfg.run.seeds) or [cfg.seed]
+    out = []
+    for point in grid(cfg):
+        for seed in seeds:
+            one = cfg.copy()
+            one.run.seeds, one.run.sweep = [], {}
+            for k, v in point.items():
+                one.set(k, v)
+            one.seed = seed
+            out.append((point, seed, one))
+    return out
+
+
+def aggregate(values: list) -> dict:
+    """Mean, sample standard deviation (n - 1; 0 for one value) and the values themselves, Nones dropped."""
+    vals = [float(v) for v in values if v is not None and math.isfinite(float(v))]
+    if not vals:
+        return {"mean": None, "std": None, "n": 0, "values": []}
+    return {"mean": statistics.fmean(vals), "std": statistics.stdev(vals) if len(vals) > 1 else 0.0,
+            "n": len(vals), "values": vals}
+
+
+def _get(summary: dict, who: str, key: str):
+    return (summary.get(who) or {}).get(key)
+
+
+def summarize_point(point: dict, runs: list[dict]) -> dict:
+    """One table row from the per-seed summaries of a grid point."""
+    done = [r for r in runs if r.get("status") == "completed"]
+    gains = [_get(r, "student", "accuracy") - _get(r, "baseline", "accuracy") for r in done
+             if _get(r, "baseline", "accuracy") is not None]
+    return {"point": point, "label": point_label(point), "seeds": [r.get("seed") for r in runs],
+            "completed": len(done), "failed": [r.get("error") for r in runs if r.get("status") == "failed"],
+            "teacher": aggregate([_get(r, "teacher", "accuracy") for r in done]),
+            "student": aggregate([_get(r, "student", "accuracy") for r in done]),
+            "student_val": aggregate([_get(r, "student", "val_accuracy") for r in done]),
+            "baseline": aggregate([_get(r, "baseline", "accuracy") for r in done]),
+            "kd_gain": aggregate(gains)}
+
+
+def mark_best(rows: list[dict]) -> str:
+    """Set row["best"]; returns the criterion used ("validation" or "test")."""
+    use_val = all(r["student_val"]["mean"] is not None for r in rows if r["completed"])
+    key = "student_val" if use_val else "student"
+    scored = [r for r in rows if r[key]["mean"] is not None]
+    best = max(scored, key=lambda r: r[key]["mean"], default=None)
+    for r in rows:
+        r["best"] = r is best
+    return "validation" if use_val else "test"
+
+
+def _pm(a: dict, scale: float = 100.0, sign: bool = False) -> str:
+    if a["mean"] is None:
+        return "–"
+    return f"{a['mean'] * scale:{'+' if sign else ''}.2f} ± {a['std'] * scale:.2f}"
+
+
+def format_table(result: dict) -> str:
+    """The comparison table as Markdown (accuracies in %, mean ± std over seeds; the best row marked)."""
+    keys = list(result["rows"][0]["point"]) if result["rows"] else []
+    head = [*keys, "seeds", "student %", "baseline %", "KD gain (points)", "teacher %", "student val %", "best"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in result["rows"]:
+        cells = [f"{r['point'][k]:g}" for k in keys] + [str(r["completed"]), _pm(r["student"]), _pm(r["baseline"]),
+                                                        _pm(r["kd_gain"], sign=True), _pm(r["teacher"]),
+                                                        _pm(r["student_val"]), "**best**" if r["best"] else ""]
+        lines.append("| " + " | ".join(cells) + " |")
+    lines.append("")
+    lines.append(f"Mean ± sample std over seeds {result['seeds']}; best = highest student {result['criterion']} "
+                 "accuracy.")
+    return "\n".join(lines) + "\n"
+
+
+def run_sweep(cfg, out_dir: str | Path, *, on_event: Callable | None = None, control=None, resume: bool = False,
+              runner: Callable | None = None) -> dict:
+    """Run every (point, seed); completed runs are reused on resume. Writes sweep.json and sweep.md; returns
+    {"rows", "runs", "seeds", "criterion", "status"}. `runner(cfg, out, on_event, control, resume)` defaults to
+    engine.run."""
+    from . import engine
+    out = Path(out_dir)
+    if resume:
+        cfg = config_mod.load(out / SWEEP_TOML)
+    config_mod.validate(cfg)
+    if not is_sweep(cfg):
+        raise KDError("This config has neither run.seeds nor run.sweep; use `kdstudio run` for a single run.")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        config_mod.save(cfg, out / SWEEP_TOML)
+    except OSError as e:
+        raise KDError(f"Cannot write the sweep folder '{out}' ({e.strerror or e}); choose another --out.") from None
+    run_one = runner or (lambda c, o, on_event, control, resume: engine.run(c, o, on_event=on_event,
+                                                                            control=control, resume=resume))
+    runs, by_point, status = [], {}, "completed"
+    for point, seed, one in expand(cfg):
+        folder = out / point_label(point) / f"seed-{seed}"
+        old = read_json(folder / "summary.json", None) if resume else None
+        if old and old.get("status") == "completed":
+            summary = old
+        else:
+            again = resume and any((folder / "checkpoints").glob("*.pt"))
+            try:
+                summary = run_one(None if again else one, folder, on_event, control, again)
+            except KDError as e:
+                summary = {"status": "failed", "error": str(e)}
+        summary = {**summary, "seed": seed, "point": point, "folder": str(folder)}
+        runs.append(summary)
+        by_point.setdefault(point_label(point), (point, []))[1].append(summary)
+        if summary.get("status") == "stopped" or (control is not None and control.stop_requested):
+            status = "stopped"
+            break
+    rows = [summarize_point(p, rs) for p, rs in by_point.values()]
+    criterion = mark_best(rows)
+    slim = [{k: r.get(k) for k in ("point", "seed", "folder", "status", "error", "teacher", "student", "baseline",
+                                   "kd_gain")} for r in runs]
+    result = {"status": status, "seeds": list(cfg.run.seeds) or [cfg.seed], "sweep": dict(cfg.run.sweep),
+              "criterion": criterion, "rows": rows, "runs": slim}
+    atomic_write_json(out / SWEEP_JSON, result)
+    atomic_write_text(out / SWEEP_MD, format_table(result))
+    return result
