@@ -129,7 +129,8 @@ def test_an_operator_onnx_cannot_handle_is_named(tmp_path):
 
 
 @pytest.mark.parametrize("error", [OSError(errno.ENOSPC, "No space left on device"),
-                                   PermissionError(errno.EACCES, "Permission denied")])
+                                   PermissionError(errno.EACCES, "Permission denied"),
+                                   RuntimeError("PytorchStreamWriter failed writing file data/0: file write failed")])
 def test_disk_full_or_permission_denied_leaves_no_partial_file(run, tmp_path, monkeypatch, error):
     out, _ = run
 
@@ -140,7 +141,7 @@ def test_disk_full_or_permission_denied_leaves_no_partial_file(run, tmp_path, mo
     monkeypatch.setattr(export.torch, "save", failing_save)
     with pytest.raises(KDError, match="no partial file") as info:
         artifacts.export_run(out, ["state_dict"], out=tmp_path, latency_repeats=0)
-    assert error.strerror in str(info.value)
+    assert (getattr(error, "strerror", None) or "file write failed") in str(info.value)
     assert not (tmp_path / "student.state_dict.pt").exists() and not _leftovers(tmp_path)
 
 

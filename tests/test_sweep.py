@@ -109,7 +109,7 @@ def test_seeds_run_end_to_end_from_the_command_line(tmp_path, capsys):
     torch.set_num_threads(1)
     try:
         path = tmp_path / "seeds.toml"
-        cfg = tiny_config(teacher__epochs=1, distill__epochs=1)
+        cfg = tiny_config(teacher__epochs=1, distill__epochs=1, teacher__skip_sanity_check=True)
         cfg.run.seeds, cfg.evaluate.latency_repeats, cfg.export.formats = [0, 1], 0, []
         config.save(cfg, path)
         out = tmp_path / "sweep"

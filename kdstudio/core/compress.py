@@ -179,7 +179,7 @@ def _fine_tune(p, name: str, model: nn.Module, epochs: int, stage: str) -> None:
 def _saved(p, name: str) -> dict | None:
     path = p.rd.checkpoint(name)
     if p.resume and path.is_file():
-        state = torch.load(path, map_location=p.device, weights_only=False)
+        state = torch.load(path, map_location=p.device, weights_only=True)
         if state.get("complete") and "variant" in state:
             return state
     return None
@@ -202,8 +202,8 @@ def _float_step(p, name: str, parent: tuple[str, nn.Module], base_factory, work)
     else:
         model = copy.deepcopy(parent[1])
         rec = {"name": name, "parent": parent[0], **work(model)}
+        rec["plan"] = rec.get("plan") or _parent_plan(p, parent[0])  # the shapes it inherits, for reloading
         _save(p, rec, model)
-    rec = {**rec, "plan": rec.get("plan") or _parent_plan(p, parent[0])}
     model.eval()
     p.variants.append({**rec, "model": model})
     return name, model

@@ -329,6 +329,11 @@ def problems(cfg: Config) -> list[tuple[str, str]]:
         out.append(("data.path", f"data.source = \"{d.source}\" needs data.path; set it to your data."))
     if cfg.teacher.source == "file" and not cfg.teacher.path:
         out.append(("teacher.path", "teacher.source = \"file\" needs teacher.path; choose the teacher file."))
+    c, wanted = cfg.compress, cfg.export.model
+    steps = {"finetune": c.finetune_epochs > 0, "prune": c.prune > 0, "channels": c.channel_prune > 0}
+    if wanted in steps and not steps[wanted]:
+        out.append(("export.model", f"export.model = \"{wanted}\" but that compression step is off; turn it on "
+                                    "in [compress] or use export.model = \"auto\"."))
     out += _external_problems(cfg)
     return out
 

@@ -103,16 +103,15 @@ def _write_safetensors(model, example, path, ctx):
     if ctx["quantize"] == "int8":
         raise FormatError("safetensors stores plain tensors, not int8 packed weights; export int8 as torchscript, "
                           "onnx or state_dict.")
-    from safetensors.torch import save_file
-    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    from safetensors.torch import save_model  # handles tied weights (stored once)
     meta = {"kdstudio_arch": json.dumps(ctx["arch_info"]), "format": "pt"}
-    atomic_save_with(path, lambda tmp: save_file(state, tmp, metadata=meta))
+    atomic_save_with(path, lambda tmp: save_model(model, tmp, metadata=meta))
 
 
 def _load_safetensors(path, ctx):
-    from safetensors.torch import load_file
+    from safetensors.torch import load_model
     m = ctx["factory"]()
-    m.load_state_dict(load_file(str(path)))
+    load_model(m, str(path))
     return m.eval()
 
 
@@ -225,6 +224,18 @@ def time_callable(fn, x: torch.Tensor, repeats: int = 20, warmup: int = 3) -> fl
     return statistics.median(times)
 
 
+def _disk_error(e: Exception) -> bool:
+    """OSError, or torch's stream writer failing (how a full disk shows up inside torch.save)."""
+    text = str(e)
+    return isinstance(e, OSError) or (isinstance(e, RuntimeError) and ("write failed" in text
+                                                                        or "failed writing" in text))
+
+
+def _first_line(e: Exception) -> str:
+    text = str(e).strip()
+    return (text.splitlines()[0][:200] if text else type(e).__name__)
+
+
 def _targets(formats, out_dir: Path, quantize: str, stem: str) -> dict[str, Path]:
     unknown = [f for f in formats if f not in _WRITERS]
     if unknown:
@@ -271,11 +282,15 @@ def export_all(model: nn.Module, model_factory, arch_info: dict, formats: list[s
                 write(live, x_check[:1], path, ctx)
                 reloaded = load(path, ctx)
                 got = _run_batched(reloaded, x_check)
-        except OSError as e:
-            raise KDError(f"Could not write '{path}' ({e.strerror or e}); no partial file was left. Check free "
-                          "space and permissions.") from None
         except FormatError as e:
             failed.append({"format": fmt, "error": str(e)})
+            continue
+        except Exception as e:
+            if _disk_error(e):
+                reason = e.strerror if isinstance(e, OSError) and e.strerror else str(e).splitlines()[-1][:120]
+                raise KDError(f"Could not write '{path}' ({reason}); no partial file was left. Check free space "
+                              "and permissions.") from None
+            failed.append({"format": fmt, "error": f"{fmt} export failed: {_first_line(e)}"})
             continue
         entry = {"format": fmt, "path": str(path), "bytes": path.stat().st_size,
                  "max_abs_diff": (got - reference).abs().max().item(),

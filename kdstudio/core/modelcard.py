@@ -28,8 +28,8 @@ def load_snippet(fmt: str, file: str, config_file: str) -> str:
         "torchscript": f"import torch\nmodel = torch.jit.load(\"{file}\")\nlogits = model(x)",
         "onnx": f"import onnxruntime as ort\nsession = ort.InferenceSession(\"{file}\")\n"
                 f"logits = session.run(None, {{\"input\": x.numpy()}})[0]",
-        "safetensors": f"{head}from safetensors.torch import load_file\n{build}"
-                       f"model.load_state_dict(load_file(\"{file}\"))\nlogits = model.eval()(x)",
+        "safetensors": f"{head}from safetensors.torch import load_model\n{build}"
+                       f"load_model(model, \"{file}\")\nlogits = model.eval()(x)",
         "state_dict": f"{head}{build}model.load_state_dict(torch.load(\"{file}\", weights_only=True))\n"
                       "logits = model.eval()(x)",
     }[fmt]
