@@ -164,10 +164,10 @@ def enabled_steps(cfg) -> list[str]:
     return steps
 
 
-def _fine_tune(p, name: str, model: nn.Module, epochs: int, stage: str) -> None:
+def _fine_tune(p, name: str, model: nn.Module, epochs: int, stage: str, lr: float) -> None:
     from .training import CrossEntropy, StageRunner, StageSpec
-    cfg, c = p.cfg, p.cfg.compress
-    spec = StageSpec(stage, model, CrossEntropy(), epochs, c.finetune_lr, cfg.distill.optimizer,
+    cfg = p.cfg
+    spec = StageSpec(stage, model, CrossEntropy(), epochs, lr, cfg.distill.optimizer,
                      cfg.distill.weight_decay, cfg.distill.scheduler, cfg.data.batch_size, augment=cfg.data.augment,
                      log_every=cfg.distill.log_every)
     StageRunner(spec, x=p.x_train, y=p.y_train, x_val=p.x_val, y_val=p.y_val, device=p.device,
@@ -230,7 +230,7 @@ def run_finetune(p, base_factory) -> None:
     p.variants = getattr(p, "variants", [])
 
     def work(m):
-        _fine_tune(p, "finetune", m, c.finetune_epochs, "finetune")
+        _fine_tune(p, "finetune", m, c.finetune_epochs, "finetune", c.finetune_lr)
         return {"step": f"fine-tuned on hard labels for {c.finetune_epochs} epochs at lr {c.finetune_lr:g}"}
 
     _float_step(p, "finetune", _current(p), base_factory, work)
@@ -245,18 +245,19 @@ def run_compress(p, base_factory) -> None:
     def prune_step(m):
         magnitude_prune(m, c.prune)
         if c.prune_finetune_epochs:
-            _fine_tune(p, "prune", m, c.prune_finetune_epochs, "compress")
+            _fine_tune(p, "prune", m, c.prune_finetune_epochs, "compress", c.prune_finetune_lr)
         make_permanent(m)
         return {"step": f"global magnitude pruning of {c.prune:.0%} of weights, fine-tuned "
-                        f"{c.prune_finetune_epochs} epochs", "sparsity": weight_sparsity(m)}
+                        f"{c.prune_finetune_epochs} epochs at lr {c.prune_finetune_lr:g}",
+                "sparsity": weight_sparsity(m)}
 
     def channel_step(m):
         plan = prune_channels(m, c.channel_prune)
         merged = {**_parent_plan(p, _current(p)[0]), **plan}
         if c.prune_finetune_epochs:
-            _fine_tune(p, "channels", m, c.prune_finetune_epochs, "compress")
+            _fine_tune(p, "channels", m, c.prune_finetune_epochs, "compress", c.prune_finetune_lr)
         return {"step": f"removed {c.channel_prune:.0%} of channels in {len(plan)} conv layers, fine-tuned "
-                        f"{c.prune_finetune_epochs} epochs", "plan": merged}
+                        f"{c.prune_finetune_epochs} epochs at lr {c.prune_finetune_lr:g}", "plan": merged}
 
     if c.prune > 0:
         p.emit(ev.LOG, "compress", message=f"Pruning {c.prune:.0%} of the weights by magnitude.")

@@ -118,6 +118,8 @@ class CompressConfig:
     channel_prune: float = opt(0.0, "conv nets: fraction of channels removed per conv layer (0 = off)", min=0.0,
                                max=1.0, max_open=True)
     prune_finetune_epochs: int = opt(2, "fine-tune epochs after each pruning step", min=0)
+    prune_finetune_lr: float = opt(1e-3, "learning rate of the fine-tune after pruning (recovery needs more than "
+                                         "finetune_lr)", min=0.0, min_open=True)
     int8: str = opt("none", "int8 variant: auto = static for conv nets, dynamic (Linear layers) otherwise",
                     choices=("none", "auto", "dynamic", "static"))
     half: str = opt("none", "half-precision weights variant", choices=("none", "fp16", "bf16"))

@@ -184,8 +184,8 @@ def evaluate_model(model: nn.Module, x: torch.Tensor, y: torch.Tensor, class_nam
     logits = predict_logits(model, x)
     out = classification_metrics(logits, y.cpu(), class_names, reference_logits)
     shape = tuple(x.shape[1:])
-    out["params"] = sum(p.numel() for p in model.parameters()) or _packed_params(model)
-    out["nonzero_params"] = nonzero_params(model) or out["params"]
+    out["params"] = sum(p.numel() for p in model.parameters()) + _packed_params(model)
+    out["nonzero_params"] = nonzero_params(model) + _packed_params(model, nonzero=True)
     counted = flops(model, shape)
     out["flops"] = counted if counted is not None else flops_hint
     out["flops_counted"] = counted is not None
@@ -209,17 +209,18 @@ def _is_quantized(model: nn.Module) -> bool:
     return any("quantized" in type(m).__module__ for m in model.modules())
 
 
-def _packed_params(model: nn.Module) -> int:
-    """Parameter count of int8 modules, whose packed weights are not nn.Parameters."""
+def _packed_params(model: nn.Module, nonzero: bool = False) -> int:
+    """Parameter count (or non-zero count) of int8 modules, whose packed weights are not nn.Parameters."""
     total = 0
     for m in model.modules():
-        w = getattr(m, "weight", None)
-        w = w() if callable(w) else w
-        if isinstance(w, torch.Tensor):
-            total += w.numel()
-            b = getattr(m, "bias", None)
-            b = b() if callable(b) else b
-            total += b.numel() if isinstance(b, torch.Tensor) else 0
+        if "quantized" not in type(m).__module__:
+            continue
+        for name in ("weight", "bias"):
+            t = getattr(m, name, None)
+            t = t() if callable(t) else t
+            if isinstance(t, torch.Tensor):
+                t = t.dequantize() if t.is_quantized else t
+                total += int((t != 0).sum()) if nonzero else t.numel()
     return total
 
 

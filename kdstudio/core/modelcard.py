@@ -53,7 +53,7 @@ def _ratio(v) -> str:
 
 def metrics_table(rows: list[dict]) -> list[str]:
     """Markdown lines of the comparison table (one row per evaluated model)."""
-    out = ["| model | top-1 | top-5 | ECE | agreement with teacher | params | FLOPs | size (bytes) | CPU b1 ms | "
+    out = ["| model | top-1 | top-5 | ECE | agreement with teacher | non-zero params | FLOPs | size (bytes) | CPU b1 ms | "
            "CPU b64 ms | speed-up b1 | smaller by |", "|" + "---|" * 12]
     for r in rows:
         lat, sp = r.get("latency_ms", {}), r.get("speedup", {})
