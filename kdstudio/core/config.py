@@ -70,6 +70,8 @@ class TeacherConfig:
     finetune_layers: int = opt(0, "fine-tune a loaded teacher: train only its last N layers (0 = off)", min=0)
     finetune_epochs: int = opt(5, "fine-tuning epochs (learning rate: teacher.lr)", min=1)
     skip_sanity_check: bool = opt(False, "go on even if the teacher scores near chance on the validation split")
+    extra_paths: list = opt([], "more teacher files: their softened outputs are averaged with the first teacher's")
+    weights: list = opt([], "weight of each teacher in the average (empty = equal weights)")
 
 
 @dataclass
@@ -209,8 +211,8 @@ class Config:
     def set(self, dotted: str, value: Any) -> None:
         """Set `section.key` with type checking; a string is parsed as a TOML value when it looks like one."""
         f, owner, name = _field_for(self, dotted)
-        if isinstance(value, str) and f.type not in ("str", str):
-            value = parse_value(value)
+        if isinstance(value, str) and (f.type not in ("str", str) or value[:1] in "\"'" and len(value) > 1):
+            value = parse_value(value)  # numbers, lists, booleans, and quoted strings as TOML writes them
         setattr(owner, name, _coerce(dotted, f, value))
 
     def copy(self) -> "Config":

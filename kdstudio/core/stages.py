@@ -8,7 +8,7 @@ import torch
 
 from . import events as ev
 from . import losses, models
-from .errors import NotAvailableYet, RunStopped
+from .errors import KDError, RunStopped
 from .evaluate import accuracy
 from .training import CrossEntropy, StageRunner, StageSpec
 
@@ -35,10 +35,9 @@ def _finish(p, name: str, **data) -> None:
 
 def _build_student(p) -> torch.nn.Module:
     """The student, with the same initial weights every time it is built in this run (fair baseline)."""
-    s = p.cfg.student
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(p.cfg.seed + 1)
-        return models.build(s.arch, p.data.num_classes, p.data.input_shape, s.width, s.depth)
+        return models.build_student(p.cfg, p.data.num_classes, p.data.input_shape)
 
 
 def _train(p, spec: StageSpec) -> object:
@@ -68,34 +67,84 @@ def _completed(p, name: str) -> dict | None:
     return None
 
 
-def teacher_stage(p) -> None:
-    """Train the teacher (source = "train") or load it (source = "file"), then freeze it."""
+def _load_file_teacher(p) -> torch.nn.Module:
+    """The teacher file (plus any extra teachers), fine-tuned when asked; resumes a finished fine-tune."""
+    from . import teacher_io
     cfg, t = p.cfg, p.cfg.teacher
-    _begin(p, "teacher", source=t.source, arch=t.arch)
-    if t.source != "train":
-        raise NotAvailableYet(f"teacher.source = \"{t.source}\" is not available yet; use \"train\".")
+    warn = lambda m: p.emit(ev.WARNING, "teacher", message=m)  # noqa: E731
+    teacher = teacher_io.load_teacher(cfg, p.data, p.device, warn=warn)
+    p.emit(ev.LOG, "teacher", message=f"Loaded teacher {t.path} ({teacher_io.info(teacher).get('format', '?')}).")
+    if t.finetune_layers:
+        ft = teacher_io.prepare_finetune(teacher, t.finetune_layers)
+        done = _completed(p, "teacher")
+        if done:
+            ft.load_state_dict(done["model"])
+            p.emit(ev.LOG, "teacher", message="Teacher fine-tune already finished in this run folder; loaded it.")
+        else:
+            p.emit(ev.LOG, "teacher", message=f"Fine-tuning the last {t.finetune_layers} layer(s) of the teacher "
+                   f"for {t.finetune_epochs} epoch(s); the rest stays frozen.")
+            _train(p, StageSpec("teacher", ft, CrossEntropy(), t.finetune_epochs, t.lr, cfg.distill.optimizer,
+                                cfg.distill.weight_decay, cfg.distill.scheduler, cfg.data.batch_size,
+                                augment=cfg.data.augment, log_every=cfg.distill.log_every))
+        teacher = teacher_io.finish_finetune(ft)
+    if t.extra_paths:
+        extras = []
+        for path in t.extra_paths:
+            one = cfg.copy()
+            one.teacher.path, one.teacher.finetune_layers = path, 0
+            extras.append(teacher_io.load_teacher(one, p.data, p.device, warn=warn))
+        if t.weights and len(t.weights) != 1 + len(extras):
+            raise KDError(f"teacher.weights has {len(t.weights)} entries but there are {1 + len(extras)} teachers; "
+                          "give one weight per teacher or leave it empty.")
+        teacher = losses.ensemble([teacher, *extras], t.weights or None, cfg.distill.temperature).to(p.device)
+        p.emit(ev.LOG, "teacher", message=f"Multi-teacher: averaging the softened outputs of {1 + len(extras)} "
+               "teachers.")
+    return teacher
+
+
+def _train_teacher(p) -> torch.nn.Module:
+    """A zoo teacher trained here on the labels (or loaded from this run's finished checkpoint)."""
+    cfg, t = p.cfg, p.cfg.teacher
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(cfg.seed)
-        p.teacher = models.build(t.arch, p.data.num_classes, p.data.input_shape, t.width, t.depth)
+        teacher = models.build(t.arch, p.data.num_classes, p.data.input_shape, t.width, t.depth)
     done = _completed(p, "teacher")
     if done:
-        p.teacher.load_state_dict(done["model"])
-        p.teacher.to(p.device)
+        teacher.load_state_dict(done["model"])
+        teacher.to(p.device)
         p.emit(ev.LOG, "teacher", message="Teacher already trained in this run folder; loaded its checkpoint.")
     else:
-        spec = StageSpec("teacher", p.teacher, CrossEntropy(), t.epochs, t.lr, cfg.distill.optimizer,
-                         cfg.distill.weight_decay, cfg.distill.scheduler, cfg.data.batch_size,
-                         augment=cfg.data.augment, log_every=cfg.distill.log_every)
-        _train(p, spec)
+        _train(p, StageSpec("teacher", teacher, CrossEntropy(), t.epochs, t.lr, cfg.distill.optimizer,
+                            cfg.distill.weight_decay, cfg.distill.scheduler, cfg.data.batch_size,
+                            augment=cfg.data.augment, log_every=cfg.distill.log_every))
+    return teacher
+
+
+def teacher_stage(p) -> None:
+    """Train the teacher (source = "train") or load it (source = "file"), check it, then freeze it."""
+    from . import teacher_io
+    cfg, t = p.cfg, p.cfg.teacher
+    _begin(p, "teacher", source=t.source, arch=t.arch, path=t.path)
+    for message in getattr(p.data, "warnings", []):
+        p.emit(ev.WARNING, "teacher", message=message)
+    # The student must accept the data before any time is spent on the teacher.
+    teacher_io.check_model(_build_student(p).to(p.device), p.data, p.device, role="student")
+    p.teacher = _train_teacher(p) if t.source == "train" else _load_file_teacher(p)
     models.freeze(p.teacher)
+    teacher_io.check_method(p.teacher, cfg.distill)
+    sanity = teacher_io.sanity_check(p.teacher, p.data, p.device, skip=t.skip_sanity_check)
+    if not sanity.ok:
+        p.emit(ev.WARNING, "teacher", message=sanity.message)
     p.teacher_params = models.count_params(p.teacher)
     p.teacher_acc = accuracy(p.teacher, p.x_test, p.y_test)
-    p.summary["teacher"] = {"arch": t.arch, "params": p.teacher_params, "accuracy": p.teacher_acc,
-                            "val_accuracy": accuracy(p.teacher, p.x_val, p.y_val)}
+    p.summary["teacher"] = {"arch": t.arch if t.source == "train" else teacher_io.info(p.teacher).get("arch", t.arch),
+                            "source": t.source, "params": p.teacher_params, "accuracy": p.teacher_acc,
+                            "val_accuracy": accuracy(p.teacher, p.x_val, p.y_val), "sanity": sanity.to_dict()}
     _finish(p, "teacher", params=p.teacher_params, accuracy=p.teacher_acc)
 
 
-def _student_stage(p, name: str, objective, teacher) -> tuple[torch.nn.Module, object]:
+def _student_stage(p, name: str, make_objective, teacher) -> tuple[torch.nn.Module, object]:
+    """Train a fresh student with the objective `make_objective(student)` builds (hooks removed afterwards)."""
     cfg, d = p.cfg, p.cfg.distill
     student = _build_student(p)
     done = _completed(p, name)
@@ -104,20 +153,32 @@ def _student_stage(p, name: str, objective, teacher) -> tuple[torch.nn.Module, o
         student.to(p.device)
         p.emit(ev.LOG, name, message=f"{name} already finished in this run folder; loaded its checkpoint.")
         return student, None
-    extra = [q for q in objective.parameters() if q.requires_grad]
-    spec = StageSpec(name, student, objective, d.epochs, d.lr, d.optimizer, d.weight_decay, d.scheduler,
-                     cfg.data.batch_size, augment=cfg.data.augment, mixup=d.mixup if teacher is not None else 0.0,
-                     teacher=teacher, cache_teacher=d.cache_teacher, log_every=d.log_every, compile=d.compile,
-                     extra_params=extra)
-    return student, _train(p, spec)
+    student.to(p.device)
+    objective = make_objective(student)
+    try:
+        for line in getattr(objective, "describe", lambda: [])()[1:]:
+            p.emit(ev.LOG, name, message=f"Feature matching: {line}")
+        extra = [q for q in objective.parameters() if q.requires_grad]
+        spec = StageSpec(name, student, objective, d.epochs, d.lr, d.optimizer, d.weight_decay, d.scheduler,
+                         cfg.data.batch_size, augment=cfg.data.augment,
+                         mixup=d.mixup if teacher is not None else 0.0, teacher=teacher,
+                         cache_teacher=d.cache_teacher, log_every=d.log_every, compile=d.compile,
+                         extra_params=extra)
+        return student, _train(p, spec)
+    finally:
+        getattr(objective, "remove", lambda: None)()  # unhook before evaluate/export
 
 
 def distill_stage(p) -> None:
     """Distil the teacher into a fresh student."""
     cfg = p.cfg
-    objective = losses.from_config(cfg.distill).to(p.device)
+
+    def objective(student):
+        return losses.build_objective(cfg.distill, teacher=p.teacher, student=student,
+                                      example_input=p.x_train[:cfg.data.batch_size]).to(p.device)
+
     _begin(p, "distill", method=cfg.distill.method, student=cfg.student.arch,
-           terms_doc=losses.available()[cfg.distill.method]["doc"])
+           feature_method=cfg.distill.feature_method, terms_doc=losses.available()[cfg.distill.method]["doc"])
     p.student, res = _student_stage(p, "distill", objective, p.teacher)
     p.student_params = models.count_params(p.student)
     p.summary["student"] = {"arch": cfg.student.arch, "params": p.student_params,
@@ -134,7 +195,7 @@ def distill_stage(p) -> None:
 def baseline_stage(p) -> None:
     """The same student from the same initial weights, trained on labels only with the same budget."""
     _begin(p, "baseline", student=p.cfg.student.arch)
-    p.baseline, res = _student_stage(p, "baseline", CrossEntropy(), None)
+    p.baseline, res = _student_stage(p, "baseline", lambda student: CrossEntropy(), None)
     p.summary["baseline"] = {"accuracy": accuracy(p.baseline, p.x_test, p.y_test),
                              "params": models.count_params(p.baseline),
                              "wall_s": None if res is None else res.wall_s}
