@@ -1,0 +1,307 @@
+"""Projects on disk, Qt-free: one folder per project with `project.toml` (its config) and `runs/`.
+
+The store lives in `platformdirs.user_data_dir("kdstudio")/projects`, or `$KDSTUDIO_HOME/projects` when that
+variable is set (tests, portable installs). App settings (window geometry, recent projects) live in
+`platformdirs.user_config_dir("kdstudio")/settings.json`, or `$KDSTUDIO_HOME/settings.json`.
+
+A project whose `project.toml` cannot be read is listed as damaged with the reason and is never overwritten by
+autosave; only an explicit save of valid TOML text repairs it.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+import re
+import shutil
+import unicodedata
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import config as config_mod
+from .config import Config
+from .errors import ConfigError, KDError
+from .store import atomic_write_json, atomic_write_text, read_json
+
+PROJECT_FILE = "project.toml"
+RUNS = "runs"
+_RESERVED = {"con", "prn", "aux", "nul", *(f"com{i}" for i in range(1, 10)), *(f"lpt{i}" for i in range(1, 10))}
+
+
+def home() -> Path | None:
+    """$KDSTUDIO_HOME as a Path, or None when it is not set."""
+    value = os.environ.get("KDSTUDIO_HOME", "").strip()
+    return Path(value).expanduser() if value else None
+
+
+def projects_root() -> Path:
+    """The folder that holds one sub-folder per project."""
+    base = home()
+    if base is None:
+        import platformdirs
+        base = Path(platformdirs.user_data_dir("kdstudio", appauthor=False))
+    return base / "projects"
+
+
+def settings_path() -> Path:
+    """The JSON file with the app's settings (geometry, last and recent projects)."""
+    base = home()
+    if base is None:
+        import platformdirs
+        base = Path(platformdirs.user_config_dir("kdstudio", appauthor=False))
+    return base / "settings.json"
+
+
+def sanitize_name(name: str) -> str:
+    """A project name made safe as one folder name on every OS (letters, digits, space, - _ . kept)."""
+    text = unicodedata.normalize("NFC", str(name)).strip()
+    text = "".join(c if (c.isalnum() or c in " -_.()") else "_" for c in text)
+    text = re.sub(r"\s+", " ", text)
+    text = re.sub(r"[_.]{2,}", "_", text).strip(" ._")
+    if not text or set(text) <= {"_", "."}:
+        text = "Untitled"
+    if text.split(".")[0].lower() in _RESERVED:
+        text = f"_{text}"
+    return text[:64].rstrip(" .")
+
+
+@dataclass
+class RunInfo:
+    """One run folder of a project, with the headline of its summary.json."""
+
+    path: Path
+    status: str
+    started: str = ""
+    summary: dict = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        """The run folder's name."""
+        return self.path.name
+
+    def headline(self) -> dict:
+        """Test accuracy of teacher / student / baseline, KD gain and compression (None where unknown)."""
+        s = self.summary
+        acc = lambda k: (s.get(k) or {}).get("accuracy") if isinstance(s.get(k), dict) else None  # noqa: E731
+        comp = s.get("compression") or {}
+        return {"teacher": acc("teacher"), "student": acc("student"), "baseline": acc("baseline"),
+                "kd_gain": s.get("kd_gain"), "params_ratio": comp.get("params_ratio"),
+                "speedup": comp.get("speedup_cpu_b1")}
+
+
+@dataclass
+class Project:
+    """A project folder; `config` is None and `error` says why when project.toml cannot be read."""
+
+    path: Path
+    config: Config | None = None
+    error: str | None = None
+
+    @property
+    def name(self) -> str:
+        """The project's name (its folder name)."""
+        return self.path.name
+
+    @property
+    def file(self) -> Path:
+        """Its project.toml."""
+        return self.path / PROJECT_FILE
+
+    @property
+    def runs_dir(self) -> Path:
+        """Its runs/ folder."""
+        return self.path / RUNS
+
+    @property
+    def damaged(self) -> bool:
+        """True when project.toml could not be read."""
+        return self.error is not None
+
+    def reload(self) -> "Project":
+        """Read project.toml again; a damaged file sets `error` and clears `config`."""
+        try:
+            self.config, self.error = config_mod.load(self.file), None
+        except ConfigError as e:
+            self.config, self.error = None, str(e)
+        except OSError as e:
+            self.config, self.error = None, f"Cannot read '{self.file}': {e.strerror or e}."
+        return self
+
+    def save(self, cfg: Config) -> None:
+        """Write the config atomically (refused for a damaged project: use save_text to repair it)."""
+        if self.damaged:
+            raise KDError(f"Project '{self.name}' has a damaged project.toml; it is not overwritten. "
+                          "Fix it in the TOML editor or in a text editor.")
+        config_mod.save(cfg, self.file)
+        self.config = cfg
+
+    def save_text(self, text: str) -> Config:
+        """Parse TOML text and, only when it is valid TOML with known keys, write it as project.toml."""
+        cfg = config_mod.loads(text, where=PROJECT_FILE)
+        atomic_write_text(self.file, text if text.endswith("\n") else text + "\n")
+        self.config, self.error = cfg, None
+        return cfg
+
+    def new_run_dir(self) -> Path:
+        """A fresh, not yet existing run folder named by the current time."""
+        stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+        path, n = self.runs_dir / stamp, 2
+        while path.exists():
+            path, n = self.runs_dir / f"{stamp}-{n}", n + 1
+        return path
+
+    def delete_run(self, run: RunInfo) -> None:
+        """Remove one run folder of this project (the GUI asks first)."""
+        path = Path(run.path)
+        if path.resolve().parent != self.runs_dir.resolve():
+            raise KDError(f"'{path}' is not a run of project '{self.name}'; nothing was deleted.")
+        shutil.rmtree(path)
+
+    def runs(self) -> list[RunInfo]:
+        """Every run folder, newest first, with status from summary.json (no summary: 'incomplete')."""
+        out = []
+        if not self.runs_dir.is_dir():
+            return out
+        for d in self.runs_dir.iterdir():
+            if not d.is_dir() or d.name.startswith("."):
+                continue
+            try:
+                summary = read_json(d / "summary.json", default=None)
+            except (OSError, ValueError):
+                summary = None
+            if isinstance(summary, dict):
+                out.append(RunInfo(d, str(summary.get("status", "unknown")), str(summary.get("started", "")),
+                                   summary))
+            else:
+                started = _dt.datetime.fromtimestamp(d.stat().st_mtime).isoformat(timespec="seconds")
+                out.append(RunInfo(d, "incomplete", started, {}))
+        out.sort(key=lambda r: (r.started, r.name), reverse=True)
+        return out
+
+
+class ProjectStore:
+    """The folder of projects: list, create, rename, duplicate, delete, import."""
+
+    def __init__(self, root: str | Path | None = None):
+        self.root = Path(root) if root is not None else projects_root()
+
+    def _inside(self, path: Path) -> Path:
+        """Refuse any path that is not a direct child of the store (defence against odd names)."""
+        path = Path(path)
+        if path.resolve().parent != self.root.resolve():
+            raise KDError(f"'{path}' is not a project folder of this store; nothing was changed.")
+        return path
+
+    def list(self) -> list[Project]:
+        """Every project (damaged ones included), sorted by name."""
+        if not self.root.is_dir():
+            return []
+        found = [Project(d).reload() for d in self.root.iterdir()
+                 if d.is_dir() and not d.name.startswith(".") and (d / PROJECT_FILE).exists()]
+        return sorted(found, key=lambda p: p.name.lower())
+
+    def get(self, name: str) -> Project | None:
+        """The project with that (folder) name, or None."""
+        path = self.root / sanitize_name(name)
+        return Project(path).reload() if (path / PROJECT_FILE).exists() else None
+
+    def unique_name(self, wanted: str) -> str:
+        """`wanted` sanitised, with " 2", " 3"… appended when a project of that name exists."""
+        base = sanitize_name(wanted)
+        name, n = base, 2
+        while (self.root / name).exists():
+            name, n = f"{base} {n}", n + 1
+        return name
+
+    def create(self, name: str, cfg: Config | None = None) -> Project:
+        """A new project folder with project.toml and runs/ (name made unique)."""
+        path = self.root / self.unique_name(name)
+        try:
+            (path / RUNS).mkdir(parents=True)
+        except OSError as e:
+            raise KDError(f"Cannot create the project folder '{path}' ({e.strerror or e}); "
+                          "check that the projects folder is writable.") from None
+        project = Project(path)
+        project.save(cfg if cfg is not None else Config())
+        return project
+
+    def rename(self, project: Project, new_name: str) -> Project:
+        """Rename the project folder; the new name is sanitised and must be free."""
+        target = self.root / sanitize_name(new_name)
+        if target == project.path:
+            return project
+        if target.exists() and target.name.lower() != project.path.name.lower():
+            raise KDError(f"A project named '{target.name}' already exists; choose another name.")
+        self._inside(project.path).rename(target)
+        return Project(target).reload()
+
+    def duplicate(self, project: Project, new_name: str | None = None) -> Project:
+        """A copy of the project's settings (project.toml as text, damaged or not); runs are not copied."""
+        target = self.root / self.unique_name(new_name or f"{project.name} copy")
+        (target / RUNS).mkdir(parents=True)
+        shutil.copy2(self._inside(project.path) / PROJECT_FILE, target / PROJECT_FILE)
+        return Project(target).reload()
+
+    def delete(self, project: Project) -> None:
+        """Remove the project folder with its runs (the GUI asks first)."""
+        path = self._inside(project.path)
+        if not (path / PROJECT_FILE).exists():
+            raise KDError(f"'{path}' does not look like a project folder; nothing was deleted.")
+        shutil.rmtree(path)
+
+    def import_config(self, file: str | Path, name: str | None = None) -> Project:
+        """A new project from a TOML config file (it must parse; validation problems are shown later)."""
+        cfg = config_mod.load(file)
+        return self.create(name or Path(file).stem, cfg)
+
+
+class Settings:
+    """Small JSON settings file: geometry, last project, recent projects. Corrupt files start afresh."""
+
+    MAX_RECENT = 8
+
+    def __init__(self, path: str | Path | None = None):
+        self.path = Path(path) if path is not None else settings_path()
+        try:
+            data = read_json(self.path, default={})
+        except (OSError, ValueError):
+            data = {}
+        self.data: dict = data if isinstance(data, dict) else {}
+
+    def get(self, key: str, default=None):
+        """A stored value."""
+        return self.data.get(key, default)
+
+    def set(self, key: str, value) -> None:
+        """Store a value (call save() to write)."""
+        self.data[key] = value
+
+    @property
+    def recent(self) -> list[str]:
+        """Recently opened project names, most recent first."""
+        value = self.data.get("recent", [])
+        return [str(v) for v in value] if isinstance(value, list) else []
+
+    def touch_recent(self, name: str) -> None:
+        """Move `name` to the front of the recent list and make it the last project."""
+        self.data["recent"] = ([name] + [n for n in self.recent if n != name])[:self.MAX_RECENT]
+        self.data["last_project"] = name
+
+    def forget(self, name: str) -> None:
+        """Drop a project from recent (deleted or renamed)."""
+        self.data["recent"] = [n for n in self.recent if n != name]
+        if self.data.get("last_project") == name:
+            self.data.pop("last_project", None)
+
+    def save(self) -> None:
+        """Write the settings atomically; a failure is ignored (settings are a convenience)."""
+        try:
+            atomic_write_json(self.path, self.data)
+        except OSError:
+            pass
+
+
+def dumps_json(obj) -> str:
+    """Pretty JSON text (for showing summaries)."""
+    return json.dumps(obj, indent=2, default=str)

@@ -1,0 +1,303 @@
+"""The main window: project list on the left, the project's pages in pipeline order on the right."""
+
+from __future__ import annotations
+
+import base64
+
+from PySide6.QtCore import QByteArray, Qt, QTimer, QUrl
+from PySide6.QtGui import QAction, QDesktopServices, QKeySequence
+from PySide6.QtWidgets import (QDockWidget, QHBoxLayout, QLabel, QMainWindow, QMessageBox, QSplitter,
+                               QTabWidget, QToolButton, QVBoxLayout, QWidget)
+
+from .. import __version__
+from ..core.projects import ProjectStore, Settings
+from .info import InfoHub
+from .model import ConfigModel
+from .pages.evaluate import EvaluatePage
+from .pages.export import ExportPage
+from .pages.method import MethodPage
+from .pages.models import DataPage, StudentPage, TeacherPage
+from .pages.train import TrainPage
+from .project_panel import DEMO_NAME, ProjectPanel
+from .toml_panel import TomlPanel
+from .widgets import Banner, dot_icon
+
+PAGES = ("Data", "Teacher", "Student", "Method", "Train", "Evaluate", "Export")
+OWN_SECTIONS = {"data", "teacher", "student", "distill", "baseline", "compress", "export", "evaluate", "run"}
+
+
+def _b64(data: QByteArray) -> str:
+    return base64.b64encode(bytes(data)).decode("ascii")
+
+
+def _unb64(text) -> QByteArray | None:
+    try:
+        return QByteArray(base64.b64decode(text)) if text else None
+    except (ValueError, TypeError):
+        return None
+
+
+class MainWindow(QMainWindow):
+    """KD Studio's window. `store` and `settings` default to the user's folders (or $KDSTUDIO_HOME)."""
+
+    def __init__(self, store: ProjectStore | None = None, settings: Settings | None = None):
+        super().__init__()
+        self.store = store or ProjectStore()
+        self.settings = settings or Settings()
+        self.model = ConfigModel(self)
+        self.hub = InfoHub(self.model, self)
+        self._closing = False
+        self.setWindowTitle("KD Studio")
+        self.resize(1440, 900)
+        self.setMinimumSize(720, 520)
+
+        self.panel = ProjectPanel(self.store)
+        from ..core import config as config_mod
+        extra = [s for s in config_mod.SECTIONS if s not in OWN_SECTIONS]
+        self.pages = {
+            "Data": DataPage(self.model, self.hub), "Teacher": TeacherPage(self.model, self.hub),
+            "Student": StudentPage(self.model, self.hub), "Method": MethodPage(self.model, self.hub, extra),
+            "Train": TrainPage(self.model), "Evaluate": EvaluatePage(self.model), "Export": ExportPage(self.model)}
+        self.train: TrainPage = self.pages["Train"]
+        self.tabs = QTabWidget()
+        self.tabs.setDocumentMode(True)
+        for i, name in enumerate(PAGES):
+            self.tabs.addTab(self.pages[name], f"{i + 1}  {name}")
+
+        self.title = QLabel("No project")
+        self.title.setObjectName("projectTitle")
+        self.path_label = QLabel()
+        self.path_label.setObjectName("help")
+        self.path_label.linkActivated.connect(lambda _l: self.panel.open_folder())
+        self.damaged = Banner("error")
+        self.damaged.action.connect(lambda: self.toml_dock.show())
+        self.toml_btn = QToolButton()
+        self.toml_btn.setText("Config as TOML")
+        self.toml_btn.setCheckable(True)
+        head = QHBoxLayout()
+        head.addWidget(self.title)
+        head.addWidget(self.path_label, 1)
+        head.addWidget(self.toml_btn)
+        right = QWidget()
+        rcol = QVBoxLayout(right)
+        rcol.setContentsMargins(6, 8, 6, 0)
+        rcol.addLayout(head)
+        rcol.addWidget(self.damaged)
+        rcol.addWidget(self.tabs, 1)
+        self.split = QSplitter(Qt.Horizontal)
+        self.split.addWidget(self.panel)
+        self.split.addWidget(right)
+        self.split.setStretchFactor(1, 1)
+        self.split.setSizes([240, 1200])
+        self.setCentralWidget(self.split)
+
+        self.toml = TomlPanel(self.model)
+        self.toml_dock = QDockWidget("Config (TOML)", self)
+        self.toml_dock.setObjectName("tomlDock")
+        self.toml_dock.setWidget(self.toml)
+        self.addDockWidget(Qt.RightDockWidgetArea, self.toml_dock)
+        self.toml_dock.hide()
+
+        self.torch_label = QLabel("Loading PyTorch…")
+        self.save_label = QLabel("")
+        self.statusBar().addPermanentWidget(self.save_label)
+        self.statusBar().addPermanentWidget(self.torch_label)
+        self._build_menus()
+        self._connect()
+
+    # ---- construction -----------------------------------------------------------------------------------
+    def _build_menus(self) -> None:
+        t, p = self.train, self.panel
+        m = self.menuBar().addMenu("&File")
+        m.addActions([p.new_blank_act, p.new_demo_act, p.import_act])
+        self.recent_menu = m.addMenu("Open recent")
+        m.addSeparator()
+        save = QAction("Save", self, shortcut=QKeySequence.Save, triggered=self.model.save_now)
+        m.addAction(save)
+        m.addAction(p.folder_act)
+        m.addSeparator()
+        m.addAction(QAction("Quit", self, shortcut=QKeySequence.Quit, triggered=self.close))
+        m = self.menuBar().addMenu("&Project")
+        m.addActions(p.project_actions())
+        m = self.menuBar().addMenu("&Run")
+        m.addActions([t.start_act, t.pause_act, t.resume_act, t.stop_act])
+        m.addSeparator()
+        m.addAction(QAction("Save plots as PNG…", self, triggered=t.plots._ask_save))
+        m = self.menuBar().addMenu("&View")
+        self.toml_act = self.toml_dock.toggleViewAction()
+        self.toml_act.setText("Config as TOML")
+        self.toml_act.setShortcut(QKeySequence("Ctrl+T"))
+        m.addAction(self.toml_act)
+        self.toml_btn.toggled.connect(self.toml_dock.setVisible)
+        self.toml_dock.visibilityChanged.connect(self.toml_btn.setChecked)
+        for i, name in enumerate(PAGES):
+            m.addAction(QAction(f"{name} page", self, shortcut=QKeySequence(f"Ctrl+{i + 1}"),
+                                triggered=lambda _=False, n=name: self.show_page(n)))
+        m = self.menuBar().addMenu("&Help")
+        m.addAction(QAction("About KD Studio", self, triggered=self._about))
+
+    def _connect(self) -> None:
+        self.panel.opened.connect(self.model.set_project)
+        self.panel.error.connect(lambda msg: QMessageBox.warning(self, "KD Studio", msg))
+        self.panel.removed.connect(lambda name: (self.settings.forget(name), self._fill_recent()))
+        self.panel.renamed.connect(lambda old, new: self.settings.forget(old))
+        self.model.project_changed.connect(self._on_project)
+        self.model.problems_changed.connect(self._mark_tabs)
+        self.model.saved.connect(lambda msg: self.save_label.setText(msg))
+        self.model.save_failed.connect(lambda msg: self.save_label.setText(f"<span style='color:#d93025'>{msg}</span>"))
+        self.hub.catalog_ready.connect(lambda c: self.torch_label.setText(f"PyTorch {c['torch'].split('+')[0]} · "
+                                                                          f"{c['device']}"))
+        self.hub.info_failed.connect(lambda m: self.statusBar().showMessage(m, 8000))
+        self.train.goto_problem.connect(self.goto_key)
+        self.train.run_finished.connect(self._on_run_ended)
+        self.train.run_failed.connect(lambda m, d: self._on_run_ended({}))
+        self.train.runs_selected.connect(self._on_runs_selected)
+        self.train.controller.state_changed.connect(self._on_run_state)
+
+    # ---- projects ---------------------------------------------------------------------------------------
+    def open_initial(self, demo: bool = False) -> None:
+        """Open the demo project (creating it), else the last project, else the first, else offer the demo."""
+        if demo:
+            project = self.store.get(DEMO_NAME)
+            if project is None or project.damaged:
+                self.panel.new_project(self.store.unique_name(DEMO_NAME), template=DEMO_NAME)
+            else:
+                self.panel.open(project.name)
+            return
+        names = [p.name for p in self.store.list()]
+        last = self.settings.get("last_project")
+        if last in names:
+            self.panel.open(last)
+        elif names:
+            self.panel.open(names[0])
+        else:
+            self.panel.new_project(DEMO_NAME, template=DEMO_NAME)
+
+    def _on_project(self, project) -> None:
+        self.panel.reload(project.name if project else None)
+        if project is None:
+            self.title.setText("No project")
+            self.path_label.setText("")
+            self.damaged.clear()
+        else:
+            self.title.setText(project.name)
+            self.path_label.setText(f"<a href='#'>{project.path}</a>")
+            self.settings.touch_recent(project.name)
+            self.settings.save()
+            if project.damaged:
+                self.damaged.show_message(f"<b>project.toml is damaged</b> and is not overwritten: "
+                                          f"{project.error}", "Repair in TOML editor")
+            else:
+                self.damaged.clear()
+        self.setWindowTitle(f"{project.name} — KD Studio" if project else "KD Studio")
+        self._fill_recent()
+        self._show_latest_results()
+
+    def _fill_recent(self) -> None:
+        self.recent_menu.clear()
+        for name in self.settings.recent:
+            self.recent_menu.addAction(name, lambda n=name: self.panel.open(n))
+        self.recent_menu.setEnabled(bool(self.settings.recent))
+
+    def _show_latest_results(self) -> None:
+        p = self.model.project
+        runs = p.runs() if p is not None and not p.damaged else []
+        done = [r for r in runs if r.status == "completed"]
+        self.pages["Evaluate"].show_run(done[0] if done else None)
+        self.pages["Export"].reload_runs()
+
+    # ---- pages ------------------------------------------------------------------------------------------
+    def show_page(self, name: str) -> None:
+        """Switch to a page by name."""
+        self.tabs.setCurrentWidget(self.pages[name])
+
+    def goto_key(self, key: str) -> None:
+        """Show the page that edits `key` and focus that field."""
+        for name, page in self.pages.items():
+            keys = page.keys() if hasattr(page, "keys") else set(getattr(page, "form").fields)
+            if key in keys:
+                self.show_page(name)
+                if hasattr(page, "focus_key"):
+                    page.focus_key(key)
+                return
+        self.toml_dock.show()
+
+    def _mark_tabs(self, problems: list) -> None:
+        bad = {k for k, _ in problems}
+        for i, name in enumerate(PAGES):
+            page = self.pages[name]
+            keys = page.keys() if hasattr(page, "keys") else set(page.form.fields)
+            hit = bool(keys & bad)
+            self.tabs.setTabIcon(i, dot_icon("#d93025", 10) if hit else dot_icon("#00000000", 10))
+        self.statusBar().showMessage(f"{len(problems)} problem(s) in the config" if problems else "", 0)
+
+    def _on_runs_selected(self, runs: list) -> None:
+        if len(runs) == 1 and runs[0].summary:
+            self.pages["Evaluate"].show_run(runs[0])
+
+    def _on_run_ended(self, summary: dict) -> None:
+        self.panel.reload()
+        run_dir = self.train.controller.run_dir
+        runs = self.model.project.runs() if self.model.project else []
+        mine = [r for r in runs if run_dir and r.path == run_dir]
+        if mine and summary.get("status") == "completed":
+            self.pages["Evaluate"].show_run(mine[0])
+        self.pages["Export"].reload_runs(select=run_dir)
+        if self._closing:
+            QTimer.singleShot(0, self.close)
+
+    def _on_run_state(self, state: str) -> None:
+        busy = state != "idle"
+        self.panel.list.setEnabled(not busy)
+        self.panel.list.setToolTip("A run is in progress; switch projects when it has ended." if busy else "")
+        for act in (self.panel.delete_act, self.panel.rename_act):
+            act.setEnabled(not busy and self.panel.current is not None)
+
+    # ---- window state -----------------------------------------------------------------------------------
+    def restore_state(self) -> None:
+        """Geometry, dock layout and splitter sizes from the settings file."""
+        geo = _unb64(self.settings.get("geometry"))
+        if geo is not None:
+            self.restoreGeometry(geo)
+        state = _unb64(self.settings.get("window_state"))
+        if state is not None:
+            self.restoreState(state)
+        sizes = self.settings.get("split")
+        if isinstance(sizes, list) and len(sizes) == 2:
+            self.split.setSizes([int(s) for s in sizes])
+
+    def save_state(self) -> None:
+        """Write geometry and the rest of the window state to the settings file."""
+        self.settings.set("geometry", _b64(self.saveGeometry()))
+        self.settings.set("window_state", _b64(self.saveState()))
+        self.settings.set("split", self.split.sizes())
+        self.settings.save()
+
+    def closeEvent(self, event) -> None:  # noqa: N802 - Qt override
+        """Ask before closing during a run; then stop it cleanly (checkpoint) and close when it has ended."""
+        if self.train.running:
+            if not self._closing:
+                answer = QMessageBox.question(
+                    self, "A run is in progress",
+                    "Stop the run and quit? A checkpoint is written first, so the run can be resumed later.",
+                    QMessageBox.Yes | QMessageBox.No, QMessageBox.No)
+                if answer != QMessageBox.Yes:
+                    event.ignore()
+                    return
+                self._closing = True
+                self.train.stop()
+                self.statusBar().showMessage("Stopping the run cleanly before quitting…")
+            event.ignore()
+            return
+        self.model.save_now()
+        self.save_state()
+        event.accept()
+
+    def _about(self) -> None:
+        QMessageBox.about(self, "About KD Studio",
+                          f"<b>KD Studio {__version__}</b><br>A desktop workbench for knowledge distillation.<br>"
+                          f"Projects: {self.store.root}")
+
+    def open_url(self, path) -> None:
+        """Open a folder or file with the system's handler."""
+        QDesktopServices.openUrl(QUrl.fromLocalFile(str(path)))

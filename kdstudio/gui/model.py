@@ -1,0 +1,136 @@
+"""The open project's config as one shared object: edits, validation, and atomic autosave.
+
+Every page edits the config through `ConfigModel.set(key, value)`; the model validates the whole config, tells
+every page which fields have problems, and saves the project a moment after the last edit (never a damaged one).
+"""
+
+from __future__ import annotations
+
+from PySide6.QtCore import QObject, QTimer, Signal
+
+from ..core import config as config_mod
+from ..core.config import Config
+from ..core.errors import ConfigError, KDError
+from ..core.projects import Project
+
+AUTOSAVE_MS = 400
+
+
+class ConfigModel(QObject):
+    """Current project + its config; emits what changed, which fields are invalid, and save results."""
+
+    project_changed = Signal(object)   # Project | None
+    config_changed = Signal(str)       # the dotted key that changed, "" = everything
+    problems_changed = Signal(list)    # [(dotted key, message)]
+    saved = Signal(str)                # a short status text
+    save_failed = Signal(str)
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.project: Project | None = None
+        self.cfg: Config | None = None
+        self.problems: list[tuple[str, str]] = []
+        self.local_errors: dict[str, str] = {}
+        self._dirty = False
+        self._timer = QTimer(self)
+        self._timer.setSingleShot(True)
+        self._timer.setInterval(AUTOSAVE_MS)
+        self._timer.timeout.connect(self.save_now)
+
+    # ---- project ---------------------------------------------------------------------------------------
+    def set_project(self, project: Project | None) -> None:
+        """Show another project (a pending autosave of the current one is written first)."""
+        self.save_now()
+        self.project = project
+        self.cfg = project.config.copy() if project is not None and project.config is not None else None
+        self.local_errors.clear()
+        self.project_changed.emit(project)
+        self.validate()
+        self.config_changed.emit("")
+
+    def replace(self, cfg: Config) -> None:
+        """Take a whole new config (from the TOML editor) and save it."""
+        self.cfg = cfg
+        self.local_errors.clear()
+        self.validate()
+        self.config_changed.emit("")
+        self._dirty = True
+        self._timer.start()
+
+    # ---- edits -----------------------------------------------------------------------------------------
+    def set(self, key: str, value) -> bool:
+        """Set one value; a type error becomes that field's problem. True when the config changed."""
+        if self.cfg is None:
+            return False
+        try:
+            if self.cfg.get(key) == value and key not in self.local_errors:
+                return False
+            self.cfg.set(key, value)
+        except ConfigError as e:
+            self.local_errors[key] = str(e)
+            self.validate()
+            return False
+        self.local_errors.pop(key, None)
+        self.validate()
+        self.config_changed.emit(key)
+        self._dirty = True
+        self._timer.start()
+        return True
+
+    def set_local_error(self, key: str, message: str) -> None:
+        """A field's text is not a value of its type ("" clears it); the config keeps its last good value."""
+        if message:
+            self.local_errors[key] = message
+        elif key in self.local_errors:
+            del self.local_errors[key]
+        else:
+            return
+        self.validate()
+
+    def validate(self) -> list[tuple[str, str]]:
+        """Recompute the problems (schema checks + registered checks + unparsed text) and announce them."""
+        found: list[tuple[str, str]] = []
+        if self.cfg is not None:
+            try:
+                found = config_mod.problems(self.cfg)
+            except KDError as e:
+                found = [(getattr(e, "key", None) or "", str(e))]
+            except Exception as e:  # noqa: BLE001 - a check that crashes must not take the window down
+                found = [("", f"A configuration check failed unexpectedly: {e!r}")]
+        found = list(self.local_errors.items()) + [(k, m) for k, m in found if k not in self.local_errors]
+        self.problems = found
+        self.problems_changed.emit(found)
+        return found
+
+    @property
+    def valid(self) -> bool:
+        """True when the config has no problem (Start is enabled)."""
+        return self.cfg is not None and not self.problems
+
+    def problem_map(self) -> dict[str, str]:
+        """Dotted key → first message."""
+        out: dict[str, str] = {}
+        for k, m in self.problems:
+            out.setdefault(k, m)
+        return out
+
+    # ---- saving ----------------------------------------------------------------------------------------
+    def save_now(self) -> bool:
+        """Write a pending edit to project.toml atomically; True when nothing is pending afterwards."""
+        self._timer.stop()
+        if not self._dirty or self.project is None or self.cfg is None:
+            self._dirty = False
+            return True
+        try:
+            self.project.save(self.cfg.copy())
+        except (KDError, OSError) as e:
+            self.save_failed.emit(f"Not saved: {e}")
+            return False
+        self._dirty = False
+        self.saved.emit(f"Saved {self.project.file.name}")
+        return True
+
+    @property
+    def dirty(self) -> bool:
+        """True while an edit waits for autosave."""
+        return self._dirty

@@ -1,0 +1,1 @@
+"""The project's pages in pipeline order: Data · Teacher · Student · Method · Train · Evaluate · Export."""

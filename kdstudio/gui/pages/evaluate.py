@@ -1,0 +1,168 @@
+"""Evaluate page: teacher vs student vs baseline on the test split — what was kept, what was lost, what was won.
+
+Reads the selected run's summary.json. Model rows are every summary entry that has an accuracy (teacher, student,
+baseline, and compressed variants as they arrive); everything else in the summary is shown in a tree below.
+"""
+
+from __future__ import annotations
+
+import pyqtgraph as pg
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QColor
+from PySide6.QtWidgets import (QHeaderView, QLabel, QSplitter, QTableWidget, QTableWidgetItem, QTreeWidget,
+                               QTreeWidgetItem, QVBoxLayout, QWidget)
+
+from ...core.projects import RunInfo
+from ..forms import ConfigForm
+from ..model import ConfigModel
+from ..widgets import StatCard, card_row, fmt_bytes, fmt_int, fmt_pct, fmt_pts, fmt_ratio
+from .base import section_keys
+
+ORDER = ("teacher", "student", "baseline")
+NAMES = {"teacher": "Teacher", "student": "Student (distilled)", "baseline": "Baseline (same student, no KD)"}
+COLORS = {"teacher": "#8e44ad", "student": "#1a56b8", "baseline": "#a0522d"}
+COLUMNS = ["Model", "Test accuracy", "Parameters", "Size on disk", "CPU latency (b=1)", "Smaller than teacher",
+           "Faster than teacher"]
+
+
+def model_rows(summary: dict) -> list[tuple[str, dict]]:
+    """(key, metrics) of every model in a summary: teacher, student, baseline first, then other variants."""
+    rows = [(k, summary[k]) for k in ORDER if isinstance(summary.get(k), dict)]
+    for k, v in summary.items():
+        if k not in ORDER and isinstance(v, dict) and isinstance(v.get("accuracy"), (int, float)):
+            rows.append((k, v))
+    for k, v in (summary.get("variants") or {}).items() if isinstance(summary.get("variants"), dict) else ():
+        if isinstance(v, dict):
+            rows.append((k, v))
+    return rows
+
+
+class EvaluatePage(QWidget):
+    """The comparison of the selected (or latest) finished run."""
+
+    def __init__(self, model: ConfigModel, parent=None):
+        super().__init__(parent)
+        self.model = model
+        self.run: RunInfo | None = None
+        title = QLabel("Evaluate")
+        title.setObjectName("pageTitle")
+        self.subtitle = QLabel("Finish a run to compare the teacher, the distilled student and the baseline.")
+        self.subtitle.setObjectName("pageIntro")
+        self.subtitle.setWordWrap(True)
+        self.kept = StatCard("Accuracy vs teacher")
+        self.gain = StatCard("Gain from distillation")
+        self.smaller = StatCard("Smaller")
+        self.faster = StatCard("Faster (CPU, batch 1)")
+        self.table = QTableWidget(0, len(COLUMNS))
+        self.table.setHorizontalHeaderLabels(COLUMNS)
+        self.table.verticalHeader().hide()
+        self.table.setEditTriggers(QTableWidget.NoEditTriggers)
+        self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeToContents)
+        self.table.horizontalHeader().setStretchLastSection(True)
+        self.chart = pg.PlotWidget()
+        self.chart.setMinimumHeight(180)
+        self.chart.getPlotItem().setTitle("Test accuracy", size="10pt")
+        self.chart.getPlotItem().setMouseEnabled(x=False, y=False)
+        self.chart.getPlotItem().hideButtons()
+        self.tree = QTreeWidget()
+        self.tree.setHeaderLabels(["summary.json", "value"])
+        self.tree.header().setSectionResizeMode(0, QHeaderView.ResizeToContents)
+        self.form = ConfigForm(model.set, model.set_local_error)
+        self.form.add_group("Evaluation settings", section_keys("evaluate"))
+        model.config_changed.connect(lambda _k: model.cfg and self.form.load(model.cfg))
+        model.problems_changed.connect(lambda _p: self.form.mark(model.problem_map()))
+        self.form.setVisible(bool(self.form.fields))
+        lower = QSplitter(Qt.Horizontal)
+        lower.addWidget(self.chart)
+        lower.addWidget(self.tree)
+        lower.setSizes([500, 500])
+        col = QVBoxLayout(self)
+        col.setContentsMargins(18, 14, 18, 14)
+        col.addWidget(title)
+        col.addWidget(self.subtitle)
+        col.addWidget(card_row(self.kept, self.gain, self.smaller, self.faster))
+        col.addWidget(self.table)
+        col.addWidget(lower, 1)
+        col.addWidget(self.form)
+
+    def show_run(self, run: RunInfo | None) -> None:
+        """Show a run's results (None or a run without results: an explanation)."""
+        self.run = run
+        s = run.summary if run is not None else {}
+        self.table.setRowCount(0)
+        self.chart.getPlotItem().clear()
+        self.tree.clear()
+        if not s or not isinstance(s.get("student"), dict) or "compression" not in s:
+            why = "" if run is None else f" Run {run.name} is {run.status}; it has no evaluation yet."
+            self.subtitle.setText("Finish a run to compare the teacher, the distilled student and the baseline." + why)
+            for c in (self.kept, self.gain, self.smaller, self.faster):
+                c.set("–", "")
+            self._fill_tree(s)
+            return
+        t, st, b, comp = s["teacher"], s["student"], s.get("baseline") or {}, s.get("compression") or {}
+        self.subtitle.setText(f"Run {run.name} · {s.get('device') or ''} · method {(s.get('distill') or {}).get('method', '')}"
+                              f" · test split, the same examples for every model.")
+        self.kept.set(fmt_pts(comp.get("accuracy_kept")),
+                      f"student {fmt_pct(st.get('accuracy'))} vs teacher {fmt_pct(t.get('accuracy'))}")
+        if s.get("kd_gain") is not None:
+            verdict = "distillation helped" if s["kd_gain"] > 0 else "no gain over training on labels alone"
+            self.gain.set(fmt_pts(s["kd_gain"]), f"vs baseline {fmt_pct(b.get('accuracy'))}: {verdict}")
+        else:
+            self.gain.set("–", "baseline disabled")
+        self.smaller.set(fmt_ratio(comp.get("params_ratio")),
+                         f"{fmt_int(st.get('params'))} vs {fmt_int(t.get('params'))} parameters; "
+                         f"file {fmt_ratio(comp.get('size_ratio'))} smaller")
+        self.faster.set(fmt_ratio(comp.get("speedup_cpu_b1")),
+                        f"{st.get('latency_ms_cpu_b1', 0):.3f} ms vs {t.get('latency_ms_cpu_b1', 0):.3f} ms")
+        rows = model_rows(s)
+        self.table.setRowCount(len(rows))
+        for r, (key, m) in enumerate(rows):
+            params, size, lat = m.get("params"), m.get("bytes"), m.get("latency_ms_cpu_b1")
+            cells = [NAMES.get(key, key), fmt_pct(m.get("accuracy"), 2), fmt_int(params), fmt_bytes(size),
+                     f"{lat:.3f} ms" if isinstance(lat, (int, float)) else "–",
+                     fmt_ratio(t["params"] / params) if params and key != "teacher" else "",
+                     fmt_ratio(t.get("latency_ms_cpu_b1", 0) / lat) if lat and key != "teacher" else ""]
+            for c, text in enumerate(cells):
+                item = QTableWidgetItem(text)
+                if c:
+                    item.setTextAlignment(Qt.AlignRight | Qt.AlignVCenter)
+                if c == 0 and key in COLORS:
+                    item.setForeground(QColor(COLORS[key]))
+                self.table.setItem(r, c, item)
+        self.table.setFixedHeight(self.table.horizontalHeader().height() + 6 +
+                                  sum(self.table.rowHeight(i) for i in range(len(rows))))
+        self._chart(rows)
+        self._fill_tree(s)
+
+    def _chart(self, rows) -> None:
+        item = self.chart.getPlotItem()
+        accs = [(k, m.get("accuracy")) for k, m in rows if isinstance(m.get("accuracy"), (int, float))]
+        for i, (k, a) in enumerate(accs):
+            bar = pg.BarGraphItem(x=[i], height=[a * 100], width=0.6, brush=COLORS.get(k, "#5f6368"))
+            item.addItem(bar)
+            label = pg.TextItem(f"{a * 100:.1f}%", anchor=(0.5, 1.2), color="#202124")
+            label.setPos(i, a * 100)
+            item.addItem(label)
+        item.getAxis("bottom").setTicks([[(i, NAMES.get(k, k).split(" (")[0]) for i, (k, _) in enumerate(accs)]])
+        lo = min((a for _, a in accs), default=0) * 100
+        item.setYRange(max(0, lo - 10), 102, padding=0)
+        item.setXRange(-0.6, len(accs) - 0.4, padding=0)
+
+    def _fill_tree(self, summary: dict) -> None:
+        def add(parent, key, value):
+            node = QTreeWidgetItem([str(key), "" if isinstance(value, (dict, list)) else _short(value)])
+            if isinstance(value, dict):
+                for k, v in value.items():
+                    add(node, k, v)
+            elif isinstance(value, list):
+                for i, v in enumerate(value):
+                    add(node, i, v)
+            parent.addChild(node) if parent is not None else self.tree.addTopLevelItem(node)
+        for k, v in (summary or {}).items():
+            add(None, k, v)
+
+
+def _short(v) -> str:
+    if isinstance(v, float):
+        return f"{v:.6g}"
+    return str(v)

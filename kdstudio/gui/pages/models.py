@@ -1,0 +1,155 @@
+"""Data, Teacher and Student pages: the forms plus what the settings mean (data shape, parameter counts)."""
+
+from __future__ import annotations
+
+from ..info import InfoHub
+from ..model import ConfigModel
+from ..widgets import StatCard, card_row, fmt_int, fmt_ratio
+from .base import FormPage, rest_of
+from .preview import DataPreview
+
+NEEDS_PATH = ("tensors", "folder", "csv")
+SPLITS = ("train", "val", "test")
+
+
+class DataPage(FormPage):
+    """Where the data comes from, how it is split and fed."""
+
+    title = "Data"
+    intro = ("The data set the teacher was (or will be) trained on. Validation and test splits are cut with a fixed "
+             "seed, so every run of this project sees the same examples.")
+
+    def __init__(self, model: ConfigModel, hub: InfoHub, parent=None):
+        self.hub = hub
+        super().__init__(model, parent)
+        hub.info_ready.connect(self._show_info)
+        hub.info_failed.connect(lambda m: self.card.set("–", m))
+        hub.busy.connect(lambda b: b and self.card.detail.setText("Reading the data…"))
+
+    def build(self) -> None:
+        self.card = StatCard("Data set")
+        self.split_card = StatCard("Splits (samples)")
+        self.body.addWidget(card_row(self.card, self.split_card))
+        self.preview = DataPreview()
+        self.body.addWidget(self.preview)
+        f = self.form
+        source = ["data.source", "data.path", "data.val_path", "data.test_path", "data.label_column",
+                  "data.skip_unreadable", "data.class_names"]
+        splits = ["seed", "data.val_fraction", "data.test_fraction"]
+        inputs = ["data.batch_size", "data.augment", "data.image_size", "data.normalize", "data.mean", "data.std"]
+        synthetic = [k for k in rest_of("data", []) if k.startswith("data.synthetic_")]
+        f.add_group("Source", source)
+        f.add_group("Splits", splits)
+        f.add_group("Batches and inputs", inputs)
+        f.add_group("Synthetic data", synthetic)
+        rest = rest_of("data", source + splits + inputs + synthetic)
+        if rest:
+            f.add_group("More data settings", rest)
+        src = lambda c: c.data.source  # noqa: E731
+        for k in ("data.path", "data.val_path", "data.test_path"):
+            f.visible_when[k] = lambda c: src(c) in NEEDS_PATH
+        f.visible_when["data.label_column"] = lambda c: src(c) == "csv"
+        f.visible_when["data.skip_unreadable"] = lambda c: src(c) == "folder"
+        for k in synthetic:
+            f.visible_when[k] = lambda c: src(c) == "synthetic"
+
+    def _show_info(self, info: dict) -> None:
+        shape = "×".join(str(d) for d in info["input_shape"])
+        sizes = info["sizes"]
+        self.card.set(info.get("data_name") or self.model.cfg.data.source,
+                      f"{info['num_classes']} classes · input {shape}"
+                      + ("".join(f"\n⚠ {w}" for w in info.get("warnings", [])[:3])))
+        order = [k for k in ("train", "val", "test") if k in sizes] + [k for k in sizes if k not in SPLITS]
+        self.split_card.set(f"{sum(sizes.values()):,}", " · ".join(f"{k} {sizes[k]:,}" for k in order))
+        self.preview.show_preview(info.get("preview"))
+
+
+class _ModelPage(FormPage):
+    """Shared by Teacher and Student: architecture choices from the zoo and the parameter cards."""
+
+    role = "teacher"
+
+    def __init__(self, model: ConfigModel, hub: InfoHub, parent=None):
+        self.hub = hub
+        super().__init__(model, parent)
+        hub.catalog_ready.connect(self._fill_archs)
+        hub.info_ready.connect(self._show_info)
+        hub.info_failed.connect(lambda m: self.params_card.set("–", m))
+        hub.busy.connect(lambda b: b and self.params_card.detail.setText("Counting parameters…"))
+        model.config_changed.connect(lambda _k: self.hub.info is None and self.params_card.set(
+            "…", "Waiting for PyTorch to count parameters." if self.hub.catalog is None else "Counting…"))
+
+    def build(self) -> None:
+        self.params_card = StatCard(f"{self.role.capitalize()} parameters")
+        self.other_card = StatCard("Teacher parameters" if self.role == "student" else "Student parameters")
+        self.ratio_card = StatCard("Teacher / student")
+        self.body.addWidget(card_row(self.params_card, self.other_card, self.ratio_card))
+        self.arch_doc = None
+
+    def arch_choices(self, catalog: dict) -> list[str]:
+        """Names for the arch combo box."""
+        return [a["name"] for a in catalog["archs"]]
+
+    def _fill_archs(self, catalog: dict) -> None:
+        f = self.form.fields.get(f"{self.role}.arch")
+        if f is None:
+            return
+        docs = {a["name"]: f"{a['doc']} (default width {a['width']}, depth {a['depth']})" for a in catalog["archs"]}
+        f.set_choices(self.arch_choices(catalog), docs=docs)
+        f.set_value(self.model.cfg.get(f"{self.role}.arch") if self.model.cfg else "")
+
+    def _show_info(self, info: dict) -> None:
+        mine, other = info.get(self.role), info.get("student" if self.role == "teacher" else "teacher")
+        err = info.get("errors", {})
+        self.params_card.set(fmt_int(mine), err.get(self.role, "built for this data, not yet trained"))
+        self.other_card.set(fmt_int(other), err.get("student" if self.role == "teacher" else "teacher", ""))
+        ratio = info.get("ratio")
+        self.ratio_card.set(fmt_ratio(ratio), "the student is that many times smaller" if ratio else "")
+
+
+class TeacherPage(_ModelPage):
+    """Train the teacher here or load one from a file."""
+
+    title = "Teacher"
+    intro = ("The model whose knowledge is distilled. Train it here on the project's data, or load a model you "
+             "trust from a file (TorchScript, state_dict, safetensors, ONNX).")
+    role = "teacher"
+
+    def build(self) -> None:
+        super().build()
+        f = self.form
+        model = ["teacher.source", "teacher.arch", "teacher.width", "teacher.depth", "teacher.path",
+                 "teacher.trust_pickle"]
+        train = ["teacher.epochs", "teacher.lr"]
+        tune = ["teacher.finetune_layers", "teacher.finetune_epochs", "teacher.skip_sanity_check"]
+        f.add_group("Model", model, **{"teacher.arch": {"editable_choices": True, "choices": []}})
+        f.add_group("Training", train)
+        f.add_group("Loaded teacher", tune)
+        rest = rest_of("teacher", model + train + tune)
+        if rest:
+            f.add_group("More teacher settings", rest)
+        from_file = lambda c: c.teacher.source == "file"  # noqa: E731
+        for k in ("teacher.path", "teacher.trust_pickle", *tune):
+            f.visible_when[k] = from_file
+        f.visible_when["teacher.epochs"] = lambda c: not from_file(c)
+
+
+class StudentPage(_ModelPage):
+    """The much smaller model that learns from the teacher."""
+
+    title = "Student"
+    intro = ("The small model you will deploy. Pick an architecture from the zoo, or \"teacher\" for the teacher's "
+             "family, and shrink it with the width and depth multipliers.")
+    role = "student"
+
+    def build(self) -> None:
+        super().build()
+        keys = ["student.arch", "student.width", "student.depth", "student.width_mult", "student.depth_mult"]
+        self.form.add_group("Model", keys, **{"student.arch": {"editable_choices": True, "choices": []}})
+        rest = rest_of("student", keys)
+        if rest:
+            self.form.add_group("More student settings", rest)
+
+    def arch_choices(self, catalog: dict) -> list[str]:
+        names = super().arch_choices(catalog)
+        return (["teacher"] + names) if catalog.get("student_teacher") else names

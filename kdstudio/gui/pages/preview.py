@@ -1,0 +1,90 @@
+"""Data preview for the Data page: a mosaic of training samples per class and the class balance per split."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QColor, QImage, QPainter, QPixmap
+from PySide6.QtWidgets import QGroupBox, QHBoxLayout, QLabel, QVBoxLayout
+
+SPLIT_COLORS = {"train": "#1a56b8", "val": "#f9ab00", "test": "#188038"}
+TILE_PX = 32  # each sample is drawn about this big
+
+
+def mosaic_pixmap(mosaic: np.ndarray, names: list[str]) -> QPixmap:
+    """A uint8 H×W×3 array (one row per class) as a pixmap scaled up crisply, class names drawn on the left."""
+    arr = np.ascontiguousarray(mosaic)
+    h, w, _ = arr.shape
+    rows = max(len(names), 1)
+    img = QImage(arr.data, w, h, 3 * w, QImage.Format_RGB888).copy()
+    factor = max(1, TILE_PX // max(1, h // rows))
+    big = img.scaled(w * factor, h * factor, Qt.IgnoreAspectRatio, Qt.FastTransformation)
+    margin = 8 + 7 * max((len(n) for n in names), default=1)
+    pm = QPixmap(big.width() + margin, big.height())
+    pm.fill(QColor("#ffffff"))
+    p = QPainter(pm)
+    p.drawImage(margin, 0, big)
+    p.setPen(QColor("#5f6368"))
+    row_h = big.height() / rows
+    for i, n in enumerate(names):
+        p.drawText(0, int(i * row_h), margin - 6, int(row_h), Qt.AlignRight | Qt.AlignVCenter, n)
+    p.end()
+    return pm
+
+
+class DataPreview(QGroupBox):
+    """Samples of each class, and how many examples each class has in train / val / test."""
+
+    def __init__(self, parent=None):
+        super().__init__("Preview", parent)
+        self.image = QLabel("The preview appears once the data has been read.")
+        self.image.setObjectName("help")
+        self.image.setAlignment(Qt.AlignLeft | Qt.AlignTop)
+        self.chart = pg.PlotWidget()
+        self.chart.setMinimumHeight(200)
+        self.chart.setMaximumHeight(340)
+        self.chart.getPlotItem().setTitle("Samples per class", size="9pt")
+        self.chart.getPlotItem().setMouseEnabled(x=False, y=False)
+        self.chart.getPlotItem().hideButtons()
+        self.legend = self.chart.getPlotItem().addLegend(offset=(-6, 6), labelTextSize="8pt")
+        row = QHBoxLayout(self)
+        left = QVBoxLayout()
+        samples = QHBoxLayout()
+        samples.addWidget(self.image)
+        samples.addStretch(1)
+        left.addLayout(samples)
+        left.addStretch(1)
+        row.addLayout(left, 1)
+        row.addWidget(self.chart, 1)
+
+    def show_preview(self, preview: dict | None) -> None:
+        """Draw the mosaic and the class balance (None: explain that there is no preview)."""
+        item = self.chart.getPlotItem()
+        item.clear()
+        self.legend.clear()
+        if not preview:
+            self.image.setText("No preview for this data source.")
+            return
+        names = [str(n) for n in preview.get("class_names", [])]
+        mosaic = preview.get("mosaic")
+        if mosaic is not None:
+            rows = int(preview.get("shown_classes", len(names)))
+            self.image.setPixmap(mosaic_pixmap(mosaic, names[:rows]))
+        else:
+            self.image.setText("Inputs are feature vectors: no images to show.")
+        counts = preview.get("counts") or {}
+        k = len(names)
+        width = 0.8 / max(len(counts), 1)
+        order = sorted(counts, key=lambda n: ("train", "val", "test").index(n) if n in SPLIT_COLORS else 9)
+        for s, split in enumerate(order):
+            values = counts[split]
+            xs = np.arange(k) - 0.4 + width * (s + 0.5)
+            bar = pg.BarGraphItem(x=xs, height=values, width=width, brush=SPLIT_COLORS.get(split, "#5f6368"),
+                                  pen=None, name=split)
+            item.addItem(bar)
+        top = max((max(v) for v in counts.values() if v), default=1)
+        item.setYRange(0, top * 1.3, padding=0)
+        item.setXRange(-0.6, k - 0.4, padding=0)
+        if k <= 30:
+            item.getAxis("bottom").setTicks([[(i, n[:8]) for i, n in enumerate(names)]])

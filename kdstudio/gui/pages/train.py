@@ -1,0 +1,386 @@
+"""Train page: start / pause / resume / stop, progress with ETA, live plots, log, run history."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import html
+from pathlib import Path
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtWidgets import (QHBoxLayout, QLabel, QMessageBox, QPlainTextEdit, QProgressBar, QSplitter,
+                               QStackedWidget, QToolButton, QVBoxLayout, QWidget)
+
+from ...core import config as config_mod
+from ...core import events as ev
+from ...core.projects import RunInfo
+from ...core.store import read_metrics
+from ..forms import ConfigForm
+from ..model import ConfigModel
+from ..plots import PlotPanel
+from ..probe import StallProbe
+from ..series import Progress, RunSeries, format_duration
+from ..widgets import Banner
+from ..worker import RunController
+from .base import section_keys
+from .history import RunHistory
+
+
+class TrainPage(QWidget):
+    """Runs the project's config in the worker thread and shows the run live."""
+
+    run_finished = Signal(dict)      # summary of the run that just ended (completed or stopped)
+    run_failed = Signal(str, str)    # message, details
+    runs_selected = Signal(list)     # [RunInfo] selected in the history
+    goto_problem = Signal(str)       # dotted key of the first problem (the Start hint's link)
+
+    def __init__(self, model: ConfigModel, parent=None):
+        super().__init__(parent)
+        self.model = model
+        self.controller = RunController(self)
+        self.probe = StallProbe(10, self)
+        self.live_series: RunSeries | None = None
+        self.progress: Progress | None = None
+        self.last_summary: dict | None = None
+        self.last_error: tuple[str, str] | None = None
+        self.last_stall: dict | None = None
+        self._series_cache: dict[str, tuple[float, RunSeries]] = {}
+        self._build()
+        self.controller.events.connect(self._on_events)
+        self.controller.finished.connect(self._on_finished)
+        self.controller.failed.connect(self._on_failed)
+        self.controller.state_changed.connect(self._on_state)
+        self.history.selection_changed.connect(self._on_history_selection)
+        self.history.resume_requested.connect(lambda run: self.start(resume=run))
+        model.problems_changed.connect(lambda _p: self._update_actions())
+        model.project_changed.connect(self._on_project)
+        model.config_changed.connect(self._on_config)
+        model.problems_changed.connect(lambda _p: self.form.mark(model.problem_map()))
+        self._update_actions()
+
+    # ---- layout -----------------------------------------------------------------------------------------
+    def _build(self) -> None:
+        self.start_act = QAction("▶  Start", self, shortcut=QKeySequence("Ctrl+R"), triggered=lambda: self.start())
+        self.pause_act = QAction("❚❚  Pause", self, triggered=self.controller.pause)
+        self.resume_act = QAction("▶  Resume", self, triggered=self.controller.resume)
+        self.stop_act = QAction("■  Stop", self, shortcut=QKeySequence("Ctrl+."), triggered=self.stop)
+        self.start_act.setToolTip("Run teacher → distill → baseline → evaluate → export (Ctrl+R)")
+        self.stop_act.setToolTip("Stop after this step; a checkpoint is written so the run can resume")
+        bar = QHBoxLayout()
+        for act, name in ((self.start_act, "startButton"), (self.pause_act, ""), (self.resume_act, ""),
+                          (self.stop_act, "stopButton")):
+            b = QToolButton()
+            b.setDefaultAction(act)
+            b.setToolButtonStyle(Qt.ToolButtonTextOnly)
+            if name:
+                b.setObjectName(name)
+            bar.addWidget(b)
+        self.form = ConfigForm(self.model.set, self.model.set_local_error)
+        self.form.add_group("Run settings", ["device"] + section_keys("run"),
+                            device={"choices": ["auto", "cpu", "cuda", "mps"], "editable_choices": True})
+        self.form.hide()
+        self.settings_btn = QToolButton()
+        self.settings_btn.setText("Run settings ▾")
+        self.settings_btn.setCheckable(True)
+        self.settings_btn.setToolTip("Device and the [run] settings (seeds, sweeps)")
+        self.settings_btn.toggled.connect(self.form.setVisible)
+        self.device_label = QLabel()
+        self.device_label.setObjectName("help")
+        self.hint = QLabel()
+        self.hint.setObjectName("problem")
+        self.hint.setWordWrap(True)
+        self.hint.linkActivated.connect(self.goto_problem)
+        bar.addSpacing(12)
+        bar.addWidget(self.hint, 1)
+        bar.addWidget(self.device_label)
+        bar.addWidget(self.settings_btn)
+
+        self.bar = QProgressBar()
+        self.bar.setRange(0, 1000)
+        self.bar.setTextVisible(True)
+        self.bar.setFormat("idle")
+        self.status = QLabel("Press Start to train the teacher, distil the student and compare it with a baseline.")
+        self.status.setObjectName("runStatus")
+        self.cache_chip = QLabel()
+        self.cache_chip.setObjectName("chip")
+        self.cache_chip.hide()
+        srow = QHBoxLayout()
+        srow.addWidget(self.status, 1)
+        srow.addWidget(self.cache_chip)
+        self.banner = Banner("error")
+        self.banner.action.connect(self.show_error_details)
+
+        self.plots = PlotPanel()
+        self.history = RunHistory()
+        self.live_log = QPlainTextEdit(readOnly=True)
+        self.live_log.setMaximumBlockCount(5000)
+        self.past_log = QPlainTextEdit(readOnly=True)
+        self.logs = QStackedWidget()
+        self.logs.addWidget(self.live_log)
+        self.logs.addWidget(self.past_log)
+        self.log_title = QLabel("Log")
+        self.log_title.setObjectName("sectionTitle")
+        log_box = QWidget()
+        lcol = QVBoxLayout(log_box)
+        lcol.setContentsMargins(0, 0, 0, 0)
+        lcol.addWidget(self.log_title)
+        lcol.addWidget(self.logs, 1)
+        right = QSplitter(Qt.Vertical)
+        right.addWidget(self.history)
+        right.addWidget(log_box)
+        right.setSizes([260, 300])
+        self.split = QSplitter(Qt.Horizontal)
+        self.split.addWidget(self.plots)
+        self.split.addWidget(right)
+        self.split.setStretchFactor(0, 3)
+        self.split.setStretchFactor(1, 2)
+        self.split.setSizes([760, 520])
+
+        col = QVBoxLayout(self)
+        col.setContentsMargins(12, 10, 12, 10)
+        col.addLayout(bar)
+        col.addWidget(self.form)
+        col.addWidget(self.bar)
+        col.addLayout(srow)
+        col.addWidget(self.banner)
+        col.addWidget(self.split, 1)
+
+    def _on_config(self, _key: str = "") -> None:
+        if self.model.cfg is not None:
+            self.form.load(self.model.cfg)
+            self.device_label.setText(f"device: {self.model.cfg.device}")
+
+    # ---- control ----------------------------------------------------------------------------------------
+    @property
+    def running(self) -> bool:
+        """True while a run's thread is alive."""
+        return self.controller.is_active()
+
+    def start(self, resume: RunInfo | None = None) -> bool:
+        """Start a new run of the current config (or resume a stopped one); False when it cannot start."""
+        project = self.model.project
+        if self.running or project is None or project.damaged:
+            return False
+        self.model.save_now()
+        if resume is None:
+            if not self.model.valid:
+                self._update_actions()
+                return False
+            cfg, out, series = self.model.cfg.copy(), project.new_run_dir(), RunSeries()
+            try:
+                out.mkdir(parents=True)
+            except OSError as e:
+                self._on_failed(f"Cannot create the run folder '{out}' ({e.strerror or e}).", "")
+                return False
+        else:
+            out = Path(resume.path)
+            try:
+                cfg = config_mod.load(out / "config.toml")
+            except config_mod.ConfigError as e:
+                self._on_failed(str(e), "")
+                return False
+            series = RunSeries().extend(read_metrics(out / "metrics.jsonl"))
+        series.label = out.name
+        self.live_series, self.progress = series, Progress.for_config(cfg)
+        self.last_summary = self.last_error = None
+        self.banner.clear()
+        self.live_log.clear()
+        self.cache_chip.hide()
+        self._log(f"{'Resuming' if resume else 'Starting'} run {out.name} in {out}")
+        self.controller.start(None if resume else cfg, out, resume=resume is not None)
+        self.history.reload(project, live=(out, "running"))
+        self.history.select_paths([out])
+        self.probe.start()
+        return True
+
+    def stop(self) -> None:
+        """Ask the run to stop cleanly (checkpoint first)."""
+        if self.running:
+            self.controller.stop()
+            self._log("Stop requested: finishing this step and writing a checkpoint…")
+
+    def _on_state(self, state: str) -> None:
+        if self.controller.run_dir is not None and state != "idle":
+            self.history.reload(live=(self.controller.run_dir, state))
+        if state == "paused":
+            self.bar.setFormat(self.bar.format().split(" (")[0] + " (paused)")
+        self._update_actions()
+
+    def _update_actions(self) -> None:
+        state = self.controller.state
+        p = self.model.project
+        can = p is not None and not p.damaged and self.model.valid and not self.running
+        self.start_act.setEnabled(can)
+        self.pause_act.setEnabled(state == "running")
+        self.resume_act.setEnabled(state == "paused")
+        self.stop_act.setEnabled(state in ("running", "paused"))
+        problems = self.model.problems
+        if p is not None and p.damaged:
+            self.hint.setText("This project's project.toml is damaged; repair it in the TOML editor to run.")
+        elif problems and not self.running:
+            key, msg = problems[0]
+            more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+            link = f"<a href='{html.escape(key)}'>{html.escape(key or 'config')}</a>"
+            self.hint.setText(f"Start is disabled until this is fixed: {link}: {html.escape(msg)}{more}")
+        else:
+            self.hint.setText("")
+        self.start_act.setToolTip(self.hint.text() if problems else "Run the pipeline (Ctrl+R)")
+
+    def _on_project(self, project) -> None:
+        self.form.setEnabled(self.model.cfg is not None)
+        if not self.running:
+            self.live_series = None
+            self.live_log.clear()
+            self.banner.clear()
+            self.bar.setValue(0)
+            self.bar.setFormat("idle")
+        self.history.reload(project, live=(self.controller.run_dir, self.controller.state) if self.running else None)
+        runs = self.history.runs
+        self.history.select_paths([runs[0].path] if runs else [])
+        if not runs:
+            self.plots.show_series([])
+        self._update_actions()
+
+    # ---- events -----------------------------------------------------------------------------------------
+    def _on_events(self, batch: list) -> None:
+        s, prog = self.live_series, self.progress
+        for e in batch:
+            rec = {"kind": e.kind, "stage": e.stage, **e.data}
+            if e.kind in (ev.STEP, ev.EPOCH, ev.STAGE_FINISHED):
+                s.add(rec)
+            if e.kind == ev.STEP:
+                prog.step(e.data, e.stage)
+            elif e.kind == ev.EPOCH:
+                terms = ", ".join(f"{k} {v:.4f}" for k, v in e.data.items()
+                                  if k not in ("epoch", "epochs", "val_acc", "lr", "acc") and isinstance(v, float))
+                self._log(f"epoch {e.data.get('epoch')}/{e.data.get('epochs')}: val acc "
+                          f"{e.data.get('val_acc', float('nan')):.2%} · {terms}", e.stage, quiet=True)
+            elif e.kind == ev.STAGE_STARTED:
+                prog.stage_started(e.stage)
+                self._log(f"── {e.stage} ──", e.stage, bold=True)
+            elif e.kind == ev.STAGE_FINISHED:
+                prog.stage_finished(e.stage)
+            elif e.kind in (ev.LOG, ev.WARNING):
+                self._log(str(e.data.get("message", "")), e.stage, warn=e.kind == ev.WARNING)
+                if "teacher_cache" in e.data:
+                    on = bool(e.data["teacher_cache"])
+                    self.cache_chip.setText("teacher-output cache: on" if on else "teacher-output cache: off")
+                    self.cache_chip.setToolTip(str(e.data.get("message", "")))
+                    self.cache_chip.show()
+            elif e.kind == ev.RUN_STARTED:
+                self._log(f"Run started on {e.data.get('device')}.")
+            elif e.kind == ev.CHECKPOINT and e.data.get("complete"):
+                self._log(f"checkpoint: {Path(str(e.data.get('path'))).name}", e.stage, quiet=True)
+            elif e.kind == ev.RUN_FAILED:
+                self._log(str(e.data.get("message")), e.stage, error=True)
+        self._show_progress()
+        if self.plots.series and self.plots.series[0] is s:
+            self.plots.refresh()
+
+    def _show_progress(self) -> None:
+        p = self.progress
+        if p is None:
+            return
+        self.bar.setValue(int(p.fraction() * 1000))
+        stage_left, total_left = p.eta()
+        if p.stage in p.stage_epochs:
+            text = f"{p.stage} · epoch {p.epoch}/{p.epochs}"
+            detail = (f"ETA {format_duration(total_left)} (this stage {format_duration(stage_left)}) · "
+                      f"{p.samples_per_s:,.0f} samples/s")
+        else:
+            text, detail = f"{p.stage or 'starting'}…", "measuring the models" if p.stage == "evaluate" else ""
+        self.bar.setFormat(f"{text}  —  {p.fraction():.0%}" + (" (paused)" if self.controller.state == "paused"
+                                                                else ""))
+        self.status.setText(detail)
+
+    def _on_finished(self, summary: dict) -> None:
+        self._end_probe()
+        self.last_summary = summary
+        status = summary.get("status")
+        if status == "completed":
+            self.bar.setValue(1000)
+            self.bar.setFormat("completed")
+            s, t = summary.get("student") or {}, summary.get("teacher") or {}
+            self.status.setText(f"Done: student {s.get('accuracy', 0):.2%} vs teacher {t.get('accuracy', 0):.2%} "
+                                "on the test split. See Evaluate and Export.")
+        else:
+            self.bar.setFormat(f"{status} — checkpoint saved; select the run and press Resume run to continue")
+            self.status.setText("Stopped cleanly; the checkpoint holds model, optimizer, scheduler and RNG states.")
+        self._log(f"Run {status}.", bold=True)
+        self._after_run()
+        self.run_finished.emit(summary)
+
+    def _on_failed(self, message: str, details: str) -> None:
+        self._end_probe()
+        self.last_error = (message, details)
+        self.bar.setFormat("failed")
+        self.status.setText("")
+        self.banner.show_message(f"<b>Run failed:</b> {html.escape(message)}", "Details…" if details else None)
+        if not self.live_log.toPlainText().rstrip().endswith(message):
+            self._log(message, error=True)
+        self._after_run()
+        self.run_failed.emit(message, details)
+
+    def show_error_details(self) -> QMessageBox | None:
+        """A non-blocking dialog with the last error's message and details."""
+        if not self.last_error:
+            return None
+        box = QMessageBox(QMessageBox.Critical, "Run failed", self.last_error[0], QMessageBox.Ok, self)
+        box.setDetailedText(self.last_error[1] or "(no details)")
+        box.setAttribute(Qt.WA_DeleteOnClose)
+        box.open()
+        return box
+
+    def _after_run(self) -> None:
+        self.history.reload(live=None)
+        if self.live_series is not None:
+            self._series_cache.pop(str(self.controller.run_dir), None)
+        self.history.select_paths([self.controller.run_dir] if self.controller.run_dir else [])
+        self._update_actions()
+
+    def _end_probe(self) -> None:
+        if self.probe.active:
+            self.probe.stop()
+            self.last_stall = self.probe.stats()
+            if self.last_stall["n"]:
+                self._log(self.probe.describe() + ".", quiet=True)
+
+    # ---- history / plots --------------------------------------------------------------------------------
+    def _series_for(self, run: RunInfo) -> RunSeries:
+        if self.running and self.controller.run_dir and Path(run.path) == Path(self.controller.run_dir):
+            return self.live_series
+        path = Path(run.path) / "metrics.jsonl"
+        mtime = path.stat().st_mtime if path.exists() else 0.0
+        cached = self._series_cache.get(str(run.path))
+        if cached is None or cached[0] != mtime:
+            cached = (mtime, RunSeries(run.name).extend(read_metrics(path)))
+            self._series_cache[str(run.path)] = cached
+        return cached[1]
+
+    def _on_history_selection(self, runs: list) -> None:
+        self.plots.show_series([self._series_for(r) for r in runs])
+        live = self.running and len(runs) == 1 and Path(runs[0].path) == Path(self.controller.run_dir)
+        if len(runs) == 1 and not live and not (self.live_series and self.live_series.label == runs[0].name
+                                                 and self.live_log.toPlainText()):
+            try:
+                self.past_log.setPlainText((Path(runs[0].path) / "log.txt").read_text(encoding="utf-8"))
+            except OSError:
+                self.past_log.setPlainText("(this run has no log)")
+            self.logs.setCurrentWidget(self.past_log)
+            self.log_title.setText(f"Log — {runs[0].name}")
+        else:
+            self.logs.setCurrentWidget(self.live_log)
+            self.log_title.setText("Log — this session")
+        self.runs_selected.emit(runs)
+
+    # ---- log --------------------------------------------------------------------------------------------
+    def _log(self, text: str, stage: str | None = None, *, warn=False, error=False, bold=False,
+             quiet=False) -> None:
+        stamp = _dt.datetime.now().strftime("%H:%M:%S")
+        color = "#d93025" if error else "#b06000" if warn else "#5f6368" if quiet else "#202124"
+        body = html.escape(text)
+        if bold:
+            body = f"<b>{body}</b>"
+        prefix = f"[{stage}] " if stage and not bold else ""
+        self.live_log.appendHtml(f"<span style='color:#9aa0a6'>{stamp}</span> "
+                                 f"<span style='color:{color}'>{html.escape(prefix)}{body}</span>")

@@ -1,0 +1,243 @@
+"""The project list on the left: new (blank or from a template), import, rename, duplicate, delete, open folder."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6.QtCore import Qt, QUrl, Signal
+from PySide6.QtGui import QAction, QDesktopServices, QFont
+from PySide6.QtWidgets import (QFileDialog, QHBoxLayout, QInputDialog, QLabel, QLineEdit, QListWidget,
+                               QListWidgetItem, QMenu, QMessageBox, QToolButton, QVBoxLayout, QWidget)
+
+from ..core.config import Config
+from ..core.errors import KDError
+from ..core.projects import Project, ProjectStore
+from ..core.templates import demo_config
+from .widgets import STATUS_COLORS, dot_icon
+
+TEMPLATES = {"Blank project": Config, "Digits demo": demo_config}
+DEMO_NAME = "Digits demo"
+
+
+class ProjectPanel(QWidget):
+    """Lists the store's projects; emits `opened(Project)` and reports problems with `error(str)`."""
+
+    opened = Signal(object)      # Project
+    removed = Signal(str)        # name of a deleted project
+    renamed = Signal(str, str)   # old, new
+    error = Signal(str)
+
+    def __init__(self, store: ProjectStore, parent=None):
+        super().__init__(parent)
+        self.store = store
+        self.current: str | None = None
+        title = QLabel("Projects")
+        title.setObjectName("sectionTitle")
+        self.filter = QLineEdit()
+        self.filter.setPlaceholderText("Filter…")
+        self.filter.setClearButtonEnabled(True)
+        self.filter.textChanged.connect(lambda _t: self.reload())
+        self.list = QListWidget()
+        self.list.setObjectName("projectList")
+        self.list.itemClicked.connect(self._on_click)
+        self.list.currentItemChanged.connect(lambda cur, _prev: cur and self._open_item(cur))
+        self.list.setContextMenuPolicy(Qt.CustomContextMenu)
+        self.list.customContextMenuRequested.connect(self._context_menu)
+
+        self.new_blank_act = QAction("New blank project…", self, triggered=lambda: self.new_project())
+        self.new_demo_act = QAction("New from “Digits demo” template…", self,
+                                    triggered=lambda: self.new_project(template=DEMO_NAME))
+        self.import_act = QAction("Import config TOML…", self, triggered=lambda: self.import_config())
+        self.rename_act = QAction("Rename…", self, triggered=lambda: self.rename_current())
+        self.duplicate_act = QAction("Duplicate", self, triggered=lambda: self.duplicate_current())
+        self.delete_act = QAction("Delete…", self, triggered=lambda: self.delete_current())
+        self.folder_act = QAction("Open project folder", self, triggered=self.open_folder)
+        new_btn = QToolButton()
+        new_btn.setText("New")
+        new_btn.setPopupMode(QToolButton.InstantPopup)
+        new_menu = QMenu(new_btn)
+        new_menu.addActions([self.new_blank_act, self.new_demo_act, self.import_act])
+        new_btn.setMenu(new_menu)
+        more_btn = QToolButton()
+        more_btn.setText("Project")
+        more_btn.setPopupMode(QToolButton.InstantPopup)
+        more_menu = QMenu(more_btn)
+        more_menu.addActions(self.project_actions())
+        more_btn.setMenu(more_menu)
+        row = QHBoxLayout()
+        row.addWidget(title, 1)
+        row.addWidget(new_btn)
+        row.addWidget(more_btn)
+        col = QVBoxLayout(self)
+        col.setContentsMargins(8, 8, 4, 8)
+        col.addLayout(row)
+        col.addWidget(self.filter)
+        col.addWidget(self.list, 1)
+        self.where = QLabel(f"<a href='#'>{store.root}</a>")
+        self.where.setObjectName("help")
+        self.where.setWordWrap(True)
+        self.where.setToolTip("Where projects are stored (set KDSTUDIO_HOME to move them)")
+        self.where.linkActivated.connect(lambda _l: self._open_path(self.store.root))
+        col.addWidget(self.where)
+        self._update_actions()
+
+    def project_actions(self) -> list[QAction]:
+        """Rename, duplicate, delete, open folder (for menus)."""
+        return [self.rename_act, self.duplicate_act, self.delete_act, self.folder_act]
+
+    # ---- list -------------------------------------------------------------------------------------------
+    def reload(self, select: str | None = None) -> None:
+        """Re-read the store; keep (or move) the selection without re-opening."""
+        select = select if select is not None else self.current
+        needle = self.filter.text().strip().lower()
+        self.list.blockSignals(True)
+        self.list.clear()
+        for p in self.store.list():
+            if needle and needle not in p.name.lower():
+                continue
+            item = QListWidgetItem(p.name)
+            item.setData(Qt.UserRole, p.name)
+            if p.damaged:
+                item.setIcon(dot_icon(STATUS_COLORS["damaged"]))
+                item.setText(f"{p.name}\ndamaged: project.toml unreadable")
+                item.setToolTip(p.error)
+            else:
+                runs = p.runs()
+                last = runs[0] if runs else None
+                line = f"{len(runs)} run{'s' if len(runs) != 1 else ''}"
+                if last is not None:
+                    acc = (last.summary.get("student") or {}).get("accuracy")
+                    line += f" · student {acc:.1%}" if acc is not None else f" · last {last.status}"
+                    item.setIcon(dot_icon(STATUS_COLORS.get(last.status, "#9aa0a6")))
+                else:
+                    item.setIcon(dot_icon("#dadce0"))
+                item.setText(f"{p.name}\n{line}")
+                item.setToolTip(str(p.path))
+            if p.name == select:
+                f = QFont(item.font())
+                f.setBold(True)
+                item.setFont(f)
+            self.list.addItem(item)
+            if p.name == select:
+                self.list.setCurrentItem(item)
+        self.list.blockSignals(False)
+        self._update_actions()
+
+    def names(self) -> list[str]:
+        """Project names shown in the list."""
+        return [self.list.item(i).data(Qt.UserRole) for i in range(self.list.count())]
+
+    def open(self, name: str) -> Project | None:
+        """Open a project by name (emits `opened`)."""
+        project = self.store.get(name)
+        if project is None:
+            self.error.emit(f"Project '{name}' no longer exists.")
+            return None
+        self.current = project.name
+        self.reload(project.name)
+        self.opened.emit(project)
+        return project
+
+    def _on_click(self, item: QListWidgetItem) -> None:
+        if item.data(Qt.UserRole) != self.current:
+            self._open_item(item)
+
+    def _open_item(self, item: QListWidgetItem) -> None:
+        name = item.data(Qt.UserRole)
+        if name != self.current:
+            self.open(name)
+
+    def _update_actions(self) -> None:
+        for act in self.project_actions():
+            act.setEnabled(self.current is not None)
+
+    def _context_menu(self, pos) -> None:
+        menu = QMenu(self)
+        menu.addActions(self.project_actions())
+        menu.addSeparator()
+        menu.addActions([self.new_blank_act, self.new_demo_act, self.import_act])
+        menu.exec(self.list.mapToGlobal(pos))
+
+    # ---- operations (each can be driven without dialogs by passing the answer) --------------------------
+    def _project(self) -> Project | None:
+        return self.store.get(self.current) if self.current else None
+
+    def _guard(self, fn, *args):
+        try:
+            return fn(*args)
+        except (KDError, OSError) as e:
+            self.error.emit(str(e))
+            return None
+
+    def new_project(self, name: str | None = None, template: str = "Blank project") -> Project | None:
+        """Create a project (blank or from a template) and open it."""
+        if name is None:
+            default = self.store.unique_name(template if template != "Blank project" else "Untitled")
+            name, ok = QInputDialog.getText(self, "New project", "Project name:", text=default)
+            if not ok or not name.strip():
+                return None
+        project = self._guard(self.store.create, name, TEMPLATES.get(template, Config)())
+        return self.open(project.name) if project else None
+
+    def import_config(self, path: str | None = None) -> Project | None:
+        """A new project from a TOML config file."""
+        if path is None:
+            path, _ = QFileDialog.getOpenFileName(self, "Import config", str(Path.home()), "TOML config (*.toml)")
+            if not path:
+                return None
+        project = self._guard(self.store.import_config, path)
+        return self.open(project.name) if project else None
+
+    def rename_current(self, new_name: str | None = None) -> Project | None:
+        """Rename the open project."""
+        project = self._project()
+        if project is None:
+            return None
+        if new_name is None:
+            new_name, ok = QInputDialog.getText(self, "Rename project", "New name:", text=project.name)
+            if not ok or not new_name.strip():
+                return None
+        renamed = self._guard(self.store.rename, project, new_name)
+        if renamed is not None:
+            self.renamed.emit(project.name, renamed.name)
+            return self.open(renamed.name)
+        return None
+
+    def duplicate_current(self) -> Project | None:
+        """Copy the open project's settings into a new project (runs are not copied) and open it."""
+        project = self._project()
+        copy = self._guard(self.store.duplicate, project) if project else None
+        return self.open(copy.name) if copy else None
+
+    def delete_current(self) -> bool:
+        """Delete the open project after asking; True when deleted."""
+        project = self._project()
+        if project is None:
+            return False
+        n = len(project.runs())
+        answer = QMessageBox.question(self, "Delete project",
+                                      f"Delete project “{project.name}” and its {n} run(s) from disk? "
+                                      "This cannot be undone.", QMessageBox.Yes | QMessageBox.No, QMessageBox.No)
+        if answer != QMessageBox.Yes:
+            return False
+        if self._guard(self.store.delete, project) is None and project.path.exists():
+            return False
+        self.current = None
+        self.removed.emit(project.name)
+        self.reload()
+        names = self.names()
+        if names:
+            self.open(names[0])
+        else:
+            self.opened.emit(None)
+        return True
+
+    def open_folder(self) -> None:
+        """Show the open project's folder in the file manager."""
+        project = self._project()
+        if project is not None:
+            self._open_path(project.path)
+
+    def _open_path(self, path: Path) -> None:
+        Path(path).mkdir(parents=True, exist_ok=True)
+        QDesktopServices.openUrl(QUrl.fromLocalFile(str(path)))

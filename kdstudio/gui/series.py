@@ -1,0 +1,195 @@
+"""Qt-free data behind the plots and the progress bar: a run's curves and its ETA.
+
+Both are fed the same records: live engine events (as `{"kind", "stage", **data}`) or the lines of a finished
+run's metrics.jsonl, so a past run replays through exactly the code that drew it live.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+
+# Keys of STEP/EPOCH records that are bookkeeping, not loss terms.
+META = {"kind", "stage", "time", "epoch", "epochs", "step", "steps", "global_step", "lr", "samples_per_s",
+        "val_acc"}
+NOT_LOSSES = {"acc"}  # train accuracy per step: a metric, not a loss term
+TRAINING_STAGES = ("teacher", "distill", "baseline", "finetune")
+
+
+class Curve:
+    """x/y points plus an incrementally maintained, debiased exponential moving average (TensorBoard's)."""
+
+    __slots__ = ("x", "y", "_smooth", "_weight", "_last", "_n")
+
+    def __init__(self):
+        self.x: list[float] = []
+        self.y: list[float] = []
+        self._smooth: list[float] = []
+        self._weight, self._last, self._n = 0.0, 0.0, 0
+
+    def append(self, x: float, y: float) -> None:
+        """Add one point (non-finite y values are kept out)."""
+        if isinstance(y, (int, float)) and math.isfinite(y):
+            self.x.append(float(x))
+            self.y.append(float(y))
+
+    def smoothed(self, weight: float) -> list[float]:
+        """The EMA of y with smoothing `weight` in [0, 1); only new points are computed."""
+        if weight != self._weight:
+            self._smooth, self._weight, self._last, self._n = [], weight, 0.0, 0
+        for v in self.y[len(self._smooth):]:
+            self._last = self._last * weight + (1 - weight) * v
+            self._n += 1
+            debias = 1 - weight ** self._n if weight > 0 else 1.0
+            self._smooth.append(self._last / debias)
+        return self._smooth
+
+    def __len__(self) -> int:
+        return len(self.x)
+
+
+class RunSeries:
+    """Every curve of one run, keyed by (stage, name); `version` grows whenever something was added."""
+
+    def __init__(self, label: str = ""):
+        self.label = label
+        self.step: dict[tuple[str, str], Curve] = {}    # per-step loss terms, x = fractional epoch
+        self.epoch: dict[tuple[str, str], Curve] = {}   # per-epoch mean loss terms, x = epoch
+        self.val_acc: dict[str, Curve] = {}             # per-epoch validation accuracy per stage
+        self.lr: dict[str, Curve] = {}                  # learning rate per stage, x = fractional epoch
+        self.stage_done: dict[str, dict] = {}           # stage_finished data (teacher accuracy, ...)
+        self.version = 0
+
+    @staticmethod
+    def _get(table: dict, key) -> Curve:
+        c = table.get(key)
+        if c is None:
+            c = table[key] = Curve()
+        return c
+
+    def add(self, rec: dict) -> None:
+        """Take one record (an engine event as a dict, or a metrics.jsonl line)."""
+        kind, stage = rec.get("kind"), rec.get("stage") or "-"
+        if kind == "step":
+            steps = max(int(rec.get("steps") or 1), 1)
+            x = (int(rec.get("epoch") or 1) - 1) + int(rec.get("step") or steps) / steps
+            for k, v in rec.items():
+                if k not in META and isinstance(v, (int, float)) and not isinstance(v, bool):
+                    self._get(self.step, (stage, k)).append(x, v)
+            if isinstance(rec.get("lr"), (int, float)):
+                self._get(self.lr, stage).append(x, rec["lr"])
+        elif kind == "epoch":
+            x = float(rec.get("epoch") or 0)
+            for k, v in rec.items():
+                if k not in META and isinstance(v, (int, float)) and not isinstance(v, bool):
+                    self._get(self.epoch, (stage, k)).append(x, v)
+            if isinstance(rec.get("val_acc"), (int, float)):
+                self._get(self.val_acc, stage).append(x, rec["val_acc"])
+        elif kind == "stage_finished":
+            self.stage_done[stage] = dict(rec)
+        else:
+            return
+        self.version += 1
+
+    def extend(self, records) -> "RunSeries":
+        """Add many records; returns self."""
+        for r in records:
+            self.add(r)
+        return self
+
+    def loss_keys(self) -> list[tuple[str, str]]:
+        """(stage, term) pairs that are loss terms, in the order they first appeared."""
+        return [k for k in self.step if k[1] not in NOT_LOSSES]
+
+    def teacher_reference(self) -> float | None:
+        """The teacher's final validation accuracy (the reference line of the accuracy plot)."""
+        c = self.val_acc.get("teacher")
+        return c.y[-1] if c is not None and c.y else None
+
+    def is_empty(self) -> bool:
+        """True before the first point."""
+        return not (self.step or self.epoch or self.val_acc)
+
+
+def format_duration(seconds: float | None) -> str:
+    """'1:05:09', '4:07' or '0:09'; '–' when unknown."""
+    if seconds is None or not math.isfinite(seconds) or seconds < 0:
+        return "–"
+    s = int(round(seconds))
+    h, rem = divmod(s, 3600)
+    m, s = divmod(rem, 60)
+    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
+
+
+class Progress:
+    """Overall progress and ETA over the run's training stages, from STEP events and the config."""
+
+    def __init__(self, stage_epochs: dict[str, int], clock=time.monotonic):
+        self.stage_epochs = dict(stage_epochs)   # training stage -> epochs, in pipeline order
+        self.clock = clock
+        self.steps_per_epoch: int | None = None
+        self.done: dict[str, int] = {s: 0 for s in stage_epochs}
+        self.rate: dict[str, float] = {}         # steps per second, smoothed
+        self.stage: str | None = None
+        self.epoch = self.epochs = 0
+        self.samples_per_s = 0.0
+        self._last: tuple[float, int] | None = None
+
+    @classmethod
+    def for_config(cls, cfg) -> "Progress":
+        """Stages and epochs the config will train (baseline only when enabled)."""
+        stages = {"teacher": cfg.teacher.epochs, "distill": cfg.distill.epochs}
+        if cfg.baseline.enabled:
+            stages["baseline"] = cfg.distill.epochs
+        return cls(stages)
+
+    def stage_started(self, stage: str) -> None:
+        """A new stage began."""
+        self.stage, self._last = stage, None
+
+    def stage_finished(self, stage: str) -> None:
+        """Mark a training stage complete."""
+        if stage in self.stage_epochs and self.steps_per_epoch:
+            self.done[stage] = self.stage_epochs[stage] * self.steps_per_epoch
+
+    def step(self, d: dict, stage: str) -> None:
+        """Take a STEP event's data."""
+        self.stage = stage
+        self.steps_per_epoch = int(d.get("steps") or self.steps_per_epoch or 1)
+        if stage in self.stage_epochs:
+            self.stage_epochs[stage] = int(d.get("epochs") or self.stage_epochs[stage])
+        g = int(d.get("global_step") or 0)
+        now = self.clock()
+        if self._last is not None and g > self._last[1] and now > self._last[0]:
+            r = (g - self._last[1]) / (now - self._last[0])
+            self.rate[stage] = r if stage not in self.rate else 0.7 * self.rate[stage] + 0.3 * r
+        self._last = (now, g)
+        self.done[stage] = g
+        self.epoch, self.epochs = int(d.get("epoch") or 0), int(d.get("epochs") or 0)
+        self.samples_per_s = float(d.get("samples_per_s") or 0.0)
+
+    def _total(self, stage: str) -> int:
+        return self.stage_epochs.get(stage, 0) * (self.steps_per_epoch or 0)
+
+    def fraction(self) -> float:
+        """Share of all training steps done, in [0, 1] (stages before the current one count as done)."""
+        total = sum(self._total(s) for s in self.stage_epochs)
+        if not total:
+            return 0.0
+        order = list(self.stage_epochs)
+        current = order.index(self.stage) if self.stage in order else (len(order) if self.stage else 0)
+        done = sum(self._total(s) if i < current else self.done.get(s, 0) for i, s in enumerate(order))
+        return min(1.0, done / total)
+
+    def eta(self) -> tuple[float | None, float | None]:
+        """(seconds left in this stage, seconds left in the run); None while unknown."""
+        s = self.stage
+        if s not in self.stage_epochs or not self.rate.get(s):
+            return None, None
+        stage_left = max(0, self._total(s) - self.done.get(s, 0)) / self.rate[s]
+        total_left = stage_left
+        order = list(self.stage_epochs)
+        for later in order[order.index(s) + 1:]:
+            rate = self.rate.get(later) or self.rate.get("distill") or self.rate[s]
+            total_left += max(0, self._total(later) - self.done.get(later, 0)) / rate
+        return stage_left, total_left

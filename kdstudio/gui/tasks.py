@@ -1,0 +1,206 @@
+"""Short background jobs (catalog of methods/archs, parameter counts, export) off the GUI thread.
+
+Each job is a plain function that may import torch; `start_task` runs it in a Python thread and delivers the
+result or the error to callbacks in the GUI thread. Nothing here does training maths: it calls the core.
+"""
+
+from __future__ import annotations
+
+import threading
+import traceback
+from pathlib import Path
+
+from PySide6.QtCore import QObject, Qt, Signal, Slot
+
+from ..core.errors import KDError
+
+_ALIVE: set = set()  # tasks in flight (keeps their relay objects alive until delivered)
+
+
+class Task(QObject):
+    """One background job; `finished` is emitted (GUI thread) after the callback ran, for tests and chaining."""
+
+    _result = Signal(object)
+    _error = Signal(str, str)
+    finished = Signal()
+
+    def __init__(self, fn, args, on_done=None, on_error=None):
+        super().__init__()
+        self.fn, self.args, self.on_done, self.on_error = fn, args, on_done, on_error
+        self.result = self.error = None
+        self._result.connect(self._deliver_result, Qt.QueuedConnection)
+        self._error.connect(self._deliver_error, Qt.QueuedConnection)
+
+    def _target(self) -> None:
+        try:
+            value = self.fn(*self.args)
+        except KDError as e:
+            self._error.emit(str(e), traceback.format_exc())
+        except Exception as e:  # noqa: BLE001 - shown to the user, never a dead window
+            self._error.emit(f"Unexpected error: {e!r}", traceback.format_exc())
+        else:
+            self._result.emit(value)
+
+    @staticmethod
+    def _call(cb, *args) -> None:
+        if cb is None:
+            return
+        try:
+            cb(*args)
+        except RuntimeError as e:  # the widget that asked was closed meanwhile
+            if "already deleted" not in str(e):
+                raise
+
+    @Slot(object)
+    def _deliver_result(self, value) -> None:
+        self.result = value
+        self._call(self.on_done, value)
+        self._end()
+
+    @Slot(str, str)
+    def _deliver_error(self, message: str, details: str) -> None:
+        self.error = (message, details)
+        self._call(self.on_error, message, details)
+        self._end()
+
+    def _end(self) -> None:
+        self.finished.emit()
+        _ALIVE.discard(self)
+
+
+def start_task(fn, *args, on_done=None, on_error=None) -> Task:
+    """Run fn(*args) in a daemon thread; callbacks run in the GUI thread."""
+    task = Task(fn, args, on_done, on_error)
+    _ALIVE.add(task)
+    threading.Thread(target=task._target, name=f"kdstudio-{getattr(fn, '__name__', 'task')}", daemon=True).start()
+    return task
+
+
+# ---- jobs (called in the background thread) ---------------------------------------------------------------
+
+def load_catalog() -> dict:
+    """Import torch and the registries: methods with params and docs, architectures, the device."""
+    import torch
+
+    from ..core import losses, models
+    methods = {}
+    for name, info in losses.available().items():
+        cls = losses.REGISTRY.get(name)
+        doc = " ".join((cls.__doc__ or "").split()) if cls is not None else info.get("doc", "")
+        methods[name] = dict(info, full_doc=doc)
+    device = "CPU"
+    if torch.cuda.is_available():
+        device = f"CUDA: {torch.cuda.get_device_name(0)}"
+    elif getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+        device = "Apple MPS"
+    return {"methods": methods, "archs": models.catalog(), "torch": torch.__version__, "device": device,
+            "student_teacher": hasattr(models, "student_spec")}
+
+
+_DATA_CACHE: dict[str, tuple] = {}
+
+
+def _data_shape(cfg) -> tuple:
+    """(input_shape, num_classes, sizes, name, warnings) of the config's data, cached per [data] section."""
+    from ..core import config as config_mod
+    key = config_mod.dumps(cfg).split("[teacher]")[0]  # seed + device + [data]
+    if key not in _DATA_CACHE:
+        from ..core.data import load_data
+        b = load_data(cfg)
+        _DATA_CACHE.clear()
+        _DATA_CACHE[key] = (tuple(b.input_shape), b.num_classes, b.sizes(), b.name, list(b.warnings),
+                            _preview(b))
+    return _DATA_CACHE[key]
+
+
+def _preview(bundle, per_class: int = 8, max_classes: int = 20, max_side: int = 40) -> dict | None:
+    """Class counts per split and a mosaic of training samples (uint8 H×W×3 numpy array, one row per class)."""
+    try:
+        from ..core.data.preview import class_counts, sample_grid
+    except ImportError:
+        return None
+    import torch
+    import torch.nn.functional as F
+    out = {"counts": class_counts(bundle), "class_names": list(bundle.class_names), "mosaic": None}
+    grid = sample_grid(bundle, per_class=per_class)
+    images = grid["images"]
+    if images is None:
+        return out
+    images = images[:max_classes]
+    k, p, c, h, w = images.shape
+    flat = images.reshape(k * p, c, h, w)
+    if max(h, w) > max_side:
+        scale = max_side / max(h, w)
+        flat = F.interpolate(flat, size=(max(1, round(h * scale)), max(1, round(w * scale))), mode="area")
+        h, w = flat.shape[-2:]
+    rgb = flat[:, :3] if c >= 3 else flat[:, :1].expand(-1, 3, -1, -1)
+    pad = 1
+    canvas = torch.ones(k * (h + pad) + pad, p * (w + pad) + pad, 3)
+    tiles = rgb.reshape(k, p, 3, h, w).permute(0, 1, 3, 4, 2)
+    for i in range(k):
+        for j in range(min(p, grid["counts"][i])):
+            y0, x0 = pad + i * (h + pad), pad + j * (w + pad)
+            canvas[y0:y0 + h, x0:x0 + w] = tiles[i, j]
+    out["mosaic"] = (canvas.clamp(0, 1) * 255).to(torch.uint8).numpy()
+    out["shown_classes"] = k
+    return out
+
+
+def model_info(cfg) -> dict:
+    """Data shape, teacher and student parameter counts (built, not trained) and their ratio."""
+    from ..core import models
+    shape, classes, sizes, name, warnings, preview = _data_shape(cfg)
+    out: dict = {"input_shape": shape, "num_classes": classes, "sizes": sizes, "data_name": name,
+                 "warnings": warnings, "preview": preview, "teacher": None, "student": None, "errors": {}}
+    t = cfg.teacher
+    try:
+        if t.source == "train":
+            teacher = models.build(t.arch, classes, shape, t.width, t.depth)
+            out["teacher"] = models.count_params(teacher)
+        else:
+            out["errors"]["teacher"] = "Counted when the run loads the teacher file."
+    except KDError as e:
+        out["errors"]["teacher"] = str(e)
+    try:
+        build_student = getattr(models, "build_student", None)
+        s = cfg.student
+        student = build_student(cfg, classes, shape) if build_student else \
+            models.build(s.arch, classes, shape, s.width, s.depth)
+        out["student"] = models.count_params(student)
+    except KDError as e:
+        out["errors"]["student"] = str(e)
+    if out["teacher"] and out["student"]:
+        out["ratio"] = out["teacher"] / out["student"]
+    return out
+
+
+def export_run(run_dir: Path, formats: list[str], out_dir: Path) -> list[dict]:
+    """Export the distilled student of a finished run (its checkpoint) into out_dir; every file parity-checked."""
+    import torch
+
+    from ..core import config as config_mod
+    from ..core import models
+    from ..core.data import load_data
+    from ..core.export import arch_json, export_model
+    run_dir, out_dir = Path(run_dir), Path(out_dir)
+    ckpt = run_dir / "checkpoints" / "distill.pt"
+    if not ckpt.is_file():
+        raise KDError(f"Run '{run_dir.name}' has no distilled student (checkpoints/distill.pt is missing); "
+                      "finish a run first, then export it.")
+    cfg = config_mod.load(run_dir / "config.toml")
+    data = load_data(cfg)
+    s = cfg.student
+    build_student = getattr(models, "build_student", None)
+
+    def factory():
+        if build_student:
+            return build_student(cfg, data.num_classes, data.input_shape)
+        return models.build(s.arch, data.num_classes, data.input_shape, s.width, s.depth)
+
+    student = factory()
+    state = torch.load(ckpt, map_location="cpu", weights_only=False)
+    student.load_state_dict(state["model"])
+    student.eval()
+    info = arch_json(s.arch, s.width, s.depth, data.num_classes, data.input_shape, data.class_names,
+                     data.mean, data.std)
+    return export_model(student, factory, info, list(formats), out_dir, data.x_test[:256])

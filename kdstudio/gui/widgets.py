@@ -1,0 +1,137 @@
+"""Small shared widgets: banners, stat cards, status dots, number formatting."""
+
+from __future__ import annotations
+
+import math
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QColor, QIcon, QPainter, QPixmap
+from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
+
+STATUS_COLORS = {"completed": "#188038", "running": "#1a56b8", "stopped": "#f9ab00", "failed": "#d93025",
+                 "incomplete": "#9aa0a6", "damaged": "#d93025", "paused": "#f9ab00"}
+
+
+def dot_icon(color: str, size: int = 12) -> QIcon:
+    """A filled circle icon (run status, pages with problems)."""
+    pm = QPixmap(size, size)
+    pm.fill(Qt.transparent)
+    p = QPainter(pm)
+    p.setRenderHint(QPainter.Antialiasing)
+    p.setBrush(QColor(color))
+    p.setPen(Qt.NoPen)
+    p.drawEllipse(1, 1, size - 2, size - 2)
+    p.end()
+    return QIcon(pm)
+
+
+def fmt_int(n) -> str:
+    """12345 → '12,345'; None → '–'."""
+    return "–" if n is None else f"{int(n):,}"
+
+
+def fmt_pct(x, digits: int = 1) -> str:
+    """0.9777 → '97.8%'."""
+    if x is None or (isinstance(x, float) and not math.isfinite(x)):
+        return "–"
+    return f"{x * 100:.{digits}f}%"
+
+
+def fmt_pts(x) -> str:
+    """Accuracy difference in percentage points with a sign: -0.008 → '−0.8 pts'."""
+    if x is None or (isinstance(x, float) and not math.isfinite(x)):
+        return "–"
+    v = x * 100
+    return f"{'+' if v >= 0 else '−'}{abs(v):.1f} pts"
+
+
+def fmt_bytes(n) -> str:
+    """Human-readable size: 20552 → '20.1 KiB'."""
+    if n is None:
+        return "–"
+    n = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} GiB"
+
+
+def fmt_ratio(x) -> str:
+    """3.14159 → '3.1×'."""
+    if x is None or (isinstance(x, float) and not math.isfinite(x)):
+        return "–"
+    return f"{x:.1f}×" if x < 100 else f"{x:,.0f}×"
+
+
+class Banner(QFrame):
+    """A coloured one-line message with an optional action button; hidden when empty."""
+
+    action = Signal()
+
+    def __init__(self, kind: str = "error", parent=None):
+        super().__init__(parent)
+        self.setObjectName(f"banner_{kind}")
+        self.label = QLabel()
+        self.label.setWordWrap(True)
+        self.label.setTextInteractionFlags(Qt.TextSelectableByMouse | Qt.LinksAccessibleByMouse)
+        self.button = QPushButton()
+        self.button.hide()
+        self.button.clicked.connect(self.action)
+        row = QHBoxLayout(self)
+        row.setContentsMargins(10, 6, 10, 6)
+        row.addWidget(self.label, 1)
+        row.addWidget(self.button)
+        self.hide()
+
+    def show_message(self, text: str, button: str | None = None) -> None:
+        """Show `text` (and a button labelled `button`)."""
+        self.label.setText(text)
+        self.button.setText(button or "")
+        self.button.setVisible(bool(button))
+        self.show()
+
+    def clear(self) -> None:
+        """Hide the banner."""
+        self.label.clear()
+        self.hide()
+
+    def text(self) -> str:
+        """The message shown ('' when hidden)."""
+        return "" if self.isHidden() else self.label.text()
+
+
+class StatCard(QFrame):
+    """A small card: caption, big value, and a detail line."""
+
+    def __init__(self, caption: str, parent=None):
+        super().__init__(parent)
+        self.setObjectName("card")
+        self.caption = QLabel(caption)
+        self.caption.setObjectName("cardCaption")
+        self.value = QLabel("–")
+        self.value.setObjectName("cardValue")
+        self.detail = QLabel("")
+        self.detail.setObjectName("cardDetail")
+        self.detail.setWordWrap(True)
+        col = QVBoxLayout(self)
+        col.setContentsMargins(12, 8, 12, 8)
+        col.setSpacing(2)
+        col.addWidget(self.caption)
+        col.addWidget(self.value)
+        col.addWidget(self.detail)
+
+    def set(self, value: str, detail: str = "") -> None:
+        """Update the value and the detail line."""
+        self.value.setText(value)
+        self.detail.setText(detail)
+
+
+def card_row(*cards: QWidget) -> QWidget:
+    """Cards side by side."""
+    w = QWidget()
+    row = QHBoxLayout(w)
+    row.setContentsMargins(0, 0, 0, 0)
+    for c in cards:
+        row.addWidget(c, 1)
+    return w
