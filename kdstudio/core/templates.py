@@ -6,17 +6,22 @@ from .config import Config, dumps
 
 
 def demo_config() -> Config:
-    """The built-in digits demo: a CNN teacher distilled into a much smaller MLP student."""
+    """The built-in digits demo: a CNN teacher (94k parameters) distilled into an MLP 10.5x smaller.
+
+    Chosen by experiment (see README, "The demo"): without augmentation the teacher-output cache is on, and at
+    lr 1e-2 for 60 epochs the distilled MLP beats the same MLP trained from scratch on average over seeds.
+    """
     cfg = Config()
     cfg.seed = 0
     cfg.data.source = "digits"
     cfg.data.batch_size = 64
+    cfg.data.augment = "none"
     cfg.teacher.arch, cfg.teacher.width, cfg.teacher.depth = "cnn", 32, 3
-    cfg.teacher.epochs, cfg.teacher.lr = 20, 2e-3
-    cfg.student.arch, cfg.student.width, cfg.student.depth = "mlp", 32, 1
+    cfg.teacher.epochs, cfg.teacher.lr = 15, 3e-3
+    cfg.student.arch, cfg.student.width, cfg.student.depth = "mlp", 64, 2
     d = cfg.distill
     d.method, d.temperature, d.alpha = "kd", 4.0, 0.9
-    d.epochs, d.lr = 40, 3e-3
+    d.epochs, d.lr, d.optimizer, d.weight_decay, d.scheduler = 60, 1e-2, "adamw", 1e-4, "cosine"
     cfg.baseline.enabled = True
     cfg.export.formats = ["torchscript", "state_dict"]
     return cfg
