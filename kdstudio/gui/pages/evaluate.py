@@ -6,23 +6,49 @@ baseline, and compressed variants as they arrive); everything else in the summar
 
 from __future__ import annotations
 
-import pyqtgraph as pg
+from pathlib import Path
+
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QColor
 from PySide6.QtWidgets import (QHeaderView, QLabel, QSplitter, QTableWidget, QTableWidgetItem, QTreeWidget,
                                QTreeWidgetItem, QVBoxLayout, QWidget)
 
 from ...core.projects import RunInfo
+from ...core.store import read_json
 from ..forms import ConfigForm
 from ..model import ConfigModel
 from ..widgets import StatCard, card_row, fmt_bytes, fmt_int, fmt_pct, fmt_pts, fmt_ratio
 from .base import section_keys
+from .eval_charts import EvalCharts
 
 ORDER = ("teacher", "student", "baseline")
-NAMES = {"teacher": "Teacher", "student": "Student (distilled)", "baseline": "Baseline (same student, no KD)"}
+NAMES = {"teacher": "Teacher", "student": "Student (KD)", "baseline": "Baseline (no KD)"}
 COLORS = {"teacher": "#8e44ad", "student": "#1a56b8", "baseline": "#a0522d"}
-COLUMNS = ["Model", "Test accuracy", "Parameters", "Size on disk", "CPU latency (b=1)", "Smaller than teacher",
-           "Faster than teacher"]
+
+
+def _ms(v) -> str:
+    return f"{v:.3f} ms" if isinstance(v, (int, float)) else "–"
+
+
+def _num(v, fmt) -> str:
+    return fmt(v) if isinstance(v, (int, float)) else "–"
+
+
+# (title, cell text from (metrics, teacher metrics)); a column whose cells are all "–" is left out.
+COLUMNS = [
+    ("Test accuracy", lambda m, t: _num(m.get("accuracy"), lambda v: f"{v * 100:.2f}%")),
+    ("Top-5", lambda m, t: _num(m.get("top5"), lambda v: f"{v * 100:.1f}%")),
+    ("Agreement", lambda m, t: _num(m.get("teacher_agreement"), lambda v: f"{v * 100:.1f}%")),
+    ("ECE", lambda m, t: _num(m.get("ece"), lambda v: f"{v:.3f}")),
+    ("Parameters", lambda m, t: fmt_int(m.get("params"))),
+    ("FLOPs", lambda m, t: fmt_int(m.get("flops"))),
+    ("Size", lambda m, t: fmt_bytes(m.get("bytes"))),
+    ("Latency b=1", lambda m, t: _ms(m.get("latency_ms_cpu_b1"))),
+    ("Latency b=64", lambda m, t: _ms(m.get("latency_ms_cpu_b64"))),
+    ("Smaller", lambda m, t: fmt_ratio(t["params"] / m["params"]) if m is not t and m.get("params") else "–"),
+    ("Faster (b=1)", lambda m, t: fmt_ratio(t["latency_ms_cpu_b1"] / m["latency_ms_cpu_b1"])
+     if m is not t and m.get("latency_ms_cpu_b1") and t.get("latency_ms_cpu_b1") else "–"),
+]
 
 
 def model_rows(summary: dict) -> list[tuple[str, dict]]:
@@ -53,17 +79,13 @@ class EvaluatePage(QWidget):
         self.gain = StatCard("Gain from distillation")
         self.smaller = StatCard("Smaller")
         self.faster = StatCard("Faster (CPU, batch 1)")
-        self.table = QTableWidget(0, len(COLUMNS))
-        self.table.setHorizontalHeaderLabels(COLUMNS)
+        self.table = QTableWidget(0, 1)
         self.table.verticalHeader().hide()
         self.table.setEditTriggers(QTableWidget.NoEditTriggers)
         self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeToContents)
         self.table.horizontalHeader().setStretchLastSection(True)
-        self.chart = pg.PlotWidget()
-        self.chart.setMinimumHeight(180)
-        self.chart.getPlotItem().setTitle("Test accuracy", size="10pt")
-        self.chart.getPlotItem().setMouseEnabled(x=False, y=False)
-        self.chart.getPlotItem().hideButtons()
+        self.charts = EvalCharts()
+        self.charts.setMinimumHeight(220)
         self.tree = QTreeWidget()
         self.tree.setHeaderLabels(["summary.json", "value"])
         self.tree.header().setSectionResizeMode(0, QHeaderView.ResizeToContents)
@@ -72,10 +94,15 @@ class EvaluatePage(QWidget):
         model.config_changed.connect(lambda _k: model.cfg and self.form.load(model.cfg))
         model.problems_changed.connect(lambda _p: self.form.mark(model.problem_map()))
         self.form.setVisible(bool(self.form.fields))
+        side = QWidget()
+        scol = QVBoxLayout(side)
+        scol.setContentsMargins(0, 0, 0, 0)
+        scol.addWidget(self.tree, 1)
+        scol.addWidget(self.form)
         lower = QSplitter(Qt.Horizontal)
-        lower.addWidget(self.chart)
-        lower.addWidget(self.tree)
-        lower.setSizes([500, 500])
+        lower.addWidget(self.charts)
+        lower.addWidget(side)
+        lower.setSizes([640, 360])
         col = QVBoxLayout(self)
         col.setContentsMargins(18, 14, 18, 14)
         col.addWidget(title)
@@ -83,14 +110,13 @@ class EvaluatePage(QWidget):
         col.addWidget(card_row(self.kept, self.gain, self.smaller, self.faster))
         col.addWidget(self.table)
         col.addWidget(lower, 1)
-        col.addWidget(self.form)
 
     def show_run(self, run: RunInfo | None) -> None:
         """Show a run's results (None or a run without results: an explanation)."""
         self.run = run
         s = run.summary if run is not None else {}
         self.table.setRowCount(0)
-        self.chart.getPlotItem().clear()
+        self.charts.show_results([], None)
         self.tree.clear()
         if not s or not isinstance(s.get("student"), dict) or "compression" not in s:
             why = "" if run is None else f" Run {run.name} is {run.status}; it has no evaluation yet."
@@ -100,8 +126,9 @@ class EvaluatePage(QWidget):
             self._fill_tree(s)
             return
         t, st, b, comp = s["teacher"], s["student"], s.get("baseline") or {}, s.get("compression") or {}
-        self.subtitle.setText(f"Run {run.name} · {s.get('device') or ''} · method {(s.get('distill') or {}).get('method', '')}"
-                              f" · test split, the same examples for every model.")
+        method = (s.get("distill") or {}).get("method", "")
+        self.subtitle.setText(f"Run {run.name} · {s.get('device') or ''} · method {method} · test split, the same "
+                              "examples for every model.")
         self.kept.set(fmt_pts(comp.get("accuracy_kept")),
                       f"student {fmt_pct(st.get('accuracy'))} vs teacher {fmt_pct(t.get('accuracy'))}")
         if s.get("kd_gain") is not None:
@@ -115,38 +142,27 @@ class EvaluatePage(QWidget):
         self.faster.set(fmt_ratio(comp.get("speedup_cpu_b1")),
                         f"{st.get('latency_ms_cpu_b1', 0):.3f} ms vs {t.get('latency_ms_cpu_b1', 0):.3f} ms")
         rows = model_rows(s)
+        cols = [(title, fn) for title, fn in COLUMNS if any(fn(m, t) != "–" for _, m in rows)]
+        self.table.setColumnCount(len(cols) + 1)
+        self.table.setHorizontalHeaderLabels(["Model"] + [c[0] for c in cols])
         self.table.setRowCount(len(rows))
         for r, (key, m) in enumerate(rows):
-            params, size, lat = m.get("params"), m.get("bytes"), m.get("latency_ms_cpu_b1")
-            cells = [NAMES.get(key, key), fmt_pct(m.get("accuracy"), 2), fmt_int(params), fmt_bytes(size),
-                     f"{lat:.3f} ms" if isinstance(lat, (int, float)) else "–",
-                     fmt_ratio(t["params"] / params) if params and key != "teacher" else "",
-                     fmt_ratio(t.get("latency_ms_cpu_b1", 0) / lat) if lat and key != "teacher" else ""]
-            for c, text in enumerate(cells):
-                item = QTableWidgetItem(text)
-                if c:
-                    item.setTextAlignment(Qt.AlignRight | Qt.AlignVCenter)
-                if c == 0 and key in COLORS:
-                    item.setForeground(QColor(COLORS[key]))
+            name = QTableWidgetItem(NAMES.get(key, key))
+            if key in COLORS:
+                name.setForeground(QColor(COLORS[key]))
+            self.table.setItem(r, 0, name)
+            for c, (_, fn) in enumerate(cols, start=1):
+                text = fn(m, t)
+                item = QTableWidgetItem("" if text == "–" and key == "teacher" else text)
+                item.setTextAlignment(Qt.AlignRight | Qt.AlignVCenter)
                 self.table.setItem(r, c, item)
+        self.table.resizeColumnsToContents()
         self.table.setFixedHeight(self.table.horizontalHeader().height() + 6 +
-                                  sum(self.table.rowHeight(i) for i in range(len(rows))))
-        self._chart(rows)
+                                  sum(self.table.rowHeight(i) for i in range(len(rows))) +
+                                  self.table.horizontalScrollBar().sizeHint().height())
+        details = read_json(Path(run.path) / "evaluation.json", default=None)
+        self.charts.show_results(rows, details if isinstance(details, dict) else None)
         self._fill_tree(s)
-
-    def _chart(self, rows) -> None:
-        item = self.chart.getPlotItem()
-        accs = [(k, m.get("accuracy")) for k, m in rows if isinstance(m.get("accuracy"), (int, float))]
-        for i, (k, a) in enumerate(accs):
-            bar = pg.BarGraphItem(x=[i], height=[a * 100], width=0.6, brush=COLORS.get(k, "#5f6368"))
-            item.addItem(bar)
-            label = pg.TextItem(f"{a * 100:.1f}%", anchor=(0.5, 1.2), color="#202124")
-            label.setPos(i, a * 100)
-            item.addItem(label)
-        item.getAxis("bottom").setTicks([[(i, NAMES.get(k, k).split(" (")[0]) for i, (k, _) in enumerate(accs)]])
-        lo = min((a for _, a in accs), default=0) * 100
-        item.setYRange(max(0, lo - 10), 102, padding=0)
-        item.setXRange(-0.6, len(accs) - 0.4, padding=0)
 
     def _fill_tree(self, summary: dict) -> None:
         def add(parent, key, value):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as _dt
+import re
 from pathlib import Path
 
 from PySide6.QtCore import Qt, QUrl, Signal
@@ -15,6 +16,23 @@ from ...core.projects import Project, RunInfo
 from ..widgets import STATUS_COLORS, dot_icon, fmt_pct, fmt_pts, fmt_ratio
 
 COLUMNS = ["Started", "Status", "Teacher", "Student", "Baseline", "KD gain", "Smaller", "Faster"]
+
+
+_STAMP = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d ")
+
+
+def clean_log(text: str) -> str:
+    """A run's log.txt without the resolved config echoed into its run_started line (it is in config.toml)."""
+    out, skipping = [], False
+    for line in text.splitlines():
+        if _STAMP.match(line):
+            skipping = False
+            if ", config=" in line:
+                line, skipping = line.split(", config=")[0], True
+            out.append(line)
+        elif not skipping:
+            out.append(line)
+    return "\n".join(out)
 
 
 def _when(iso: str) -> str:

@@ -23,7 +23,7 @@ from ..series import Progress, RunSeries, format_duration
 from ..widgets import Banner
 from ..worker import RunController
 from .base import section_keys
-from .history import RunHistory
+from .history import RunHistory, clean_log
 
 
 class TrainPage(QWidget):
@@ -363,7 +363,7 @@ class TrainPage(QWidget):
         if len(runs) == 1 and not live and not (self.live_series and self.live_series.label == runs[0].name
                                                  and self.live_log.toPlainText()):
             try:
-                self.past_log.setPlainText((Path(runs[0].path) / "log.txt").read_text(encoding="utf-8"))
+                self.past_log.setPlainText(clean_log((Path(runs[0].path) / "log.txt").read_text(encoding="utf-8")))
             except OSError:
                 self.past_log.setPlainText("(this run has no log)")
             self.logs.setCurrentWidget(self.past_log)

@@ -1,0 +1,154 @@
+"""Charts of the Evaluate page: accuracy bars, confusion matrix (counts or normalised), per-class accuracy.
+
+They read the run's summary.json and, when present, its evaluation.json (confusion matrices, per-class
+accuracy); a run without the details file still gets the accuracy bars.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtWidgets import QCheckBox, QComboBox, QHBoxLayout, QLabel, QTabWidget, QVBoxLayout, QWidget
+
+COLORS = {"teacher": "#8e44ad", "student": "#1a56b8", "baseline": "#a0522d"}
+SHORT = {"teacher": "Teacher", "student": "Student", "baseline": "Baseline"}
+CMAP = pg.ColorMap([0.0, 1.0], [(255, 255, 255), (26, 86, 184)])  # white → the app's blue
+
+
+def _plot(title: str) -> pg.PlotWidget:
+    w = pg.PlotWidget()
+    item = w.getPlotItem()
+    item.setTitle(title, size="10pt")
+    item.setMouseEnabled(x=False, y=False)
+    item.hideButtons()
+    return w
+
+
+class EvalCharts(QTabWidget):
+    """Tabs: accuracy per model, confusion matrix of one model, accuracy per class."""
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.details: dict = {}
+        self.acc = _plot("Test accuracy")
+        self.addTab(self.acc, "Accuracy")
+        box = QWidget()
+        self.cm_model = QComboBox()
+        self.cm_norm = QCheckBox("Normalised per true class")
+        self.cm_norm.setChecked(True)
+        self.cm_plot = _plot("")
+        self.cm_plot.getPlotItem().invertY(True)
+        self.cm_plot.getPlotItem().setAspectLocked(True)
+        self.cm_plot.getPlotItem().setLabel("left", "true class")
+        self.cm_plot.getPlotItem().setLabel("bottom", "predicted class")
+        row = QHBoxLayout()
+        row.addWidget(QLabel("Model"))
+        row.addWidget(self.cm_model)
+        row.addWidget(self.cm_norm)
+        row.addStretch(1)
+        col = QVBoxLayout(box)
+        col.setContentsMargins(0, 4, 0, 0)
+        col.addLayout(row)
+        col.addWidget(self.cm_plot, 1)
+        self.cm_tab = self.addTab(box, "Confusion matrix")
+        self.per_class = _plot("Accuracy per class")
+        self.per_class.getPlotItem().addLegend(offset=(-8, 4), labelTextSize="8pt").setColumnCount(3)
+        self.pc_tab = self.addTab(self.per_class, "Per class")
+        self.cm_model.currentIndexChanged.connect(lambda _i: self._draw_confusion())
+        self.cm_norm.toggled.connect(lambda _b: self._draw_confusion())
+
+    def show_results(self, rows: list[tuple[str, dict]], details: dict | None) -> None:
+        """Draw every chart for these (model, metrics) rows and the evaluation details (or None)."""
+        self.details = details or {}
+        self._draw_accuracy(rows)
+        models = [k for k, v in (self.details.get("models") or {}).items() if isinstance(v, dict)
+                  and v.get("confusion")]
+        self.cm_model.blockSignals(True)
+        self.cm_model.clear()
+        for k in models:
+            self.cm_model.addItem(SHORT.get(k, k), k)
+        if "student" in models:
+            self.cm_model.setCurrentIndex(models.index("student"))
+        self.cm_model.blockSignals(False)
+        self.setTabEnabled(self.cm_tab, bool(models))
+        self.setTabEnabled(self.pc_tab, bool(models))
+        self._draw_confusion()
+        self._draw_per_class()
+
+    def _draw_accuracy(self, rows) -> None:
+        item = self.acc.getPlotItem()
+        item.clear()
+        accs = [(k, m.get("accuracy")) for k, m in rows if isinstance(m.get("accuracy"), (int, float))]
+        for i, (k, a) in enumerate(accs):
+            item.addItem(pg.BarGraphItem(x=[i], height=[a * 100], width=0.6, brush=COLORS.get(k, "#5f6368")))
+            label = pg.TextItem(f"{a * 100:.1f}%", anchor=(0.5, 1.2), color="#202124")
+            label.setPos(i, a * 100)
+            item.addItem(label)
+        item.getAxis("bottom").setTicks([[(i, SHORT.get(k, k)) for i, (k, _) in enumerate(accs)]])
+        lo = min((a for _, a in accs), default=0) * 100
+        item.setYRange(max(0, lo - 10), 102, padding=0)
+        item.setXRange(-0.6, len(accs) - 0.4, padding=0)
+
+    def confusion(self) -> np.ndarray | None:
+        """The confusion matrix shown (normalised per row when ticked), or None."""
+        key = self.cm_model.currentData()
+        m = (self.details.get("models") or {}).get(key) if key else None
+        if not m or not m.get("confusion"):
+            return None
+        cm = np.asarray(m["confusion"], dtype=float)
+        if self.cm_norm.isChecked():
+            cm = cm / np.maximum(cm.sum(axis=1, keepdims=True), 1)
+        return cm
+
+    def _draw_confusion(self) -> None:
+        item = self.cm_plot.getPlotItem()
+        item.clear()
+        cm = self.confusion()
+        if cm is None:
+            return
+        k = cm.shape[0]
+        img = pg.ImageItem(cm.T)  # ImageItem is x-major
+        img.setColorMap(CMAP)
+        img.setLevels((0, cm.max() or 1))
+        item.addItem(img)
+        if k <= 20:
+            norm = self.cm_norm.isChecked()
+            for i in range(k):
+                for j in range(k):
+                    v = cm[i, j]
+                    if v == 0:
+                        continue
+                    text = f"{v:.2f}" if norm else f"{int(v)}"
+                    t = pg.TextItem(text, anchor=(0.5, 0.5), color="#ffffff" if v > cm.max() * 0.5 else "#202124")
+                    t.setPos(j + 0.5, i + 0.5)
+                    item.addItem(t)
+        names = [str(n) for n in self.details.get("class_names") or range(k)]
+        ticks = [[(i + 0.5, names[i][:10]) for i in range(k)]] if k <= 30 else None
+        for axis in ("bottom", "left"):
+            item.getAxis(axis).setTicks(ticks)
+        item.setXRange(0, k, padding=0.02)
+        item.setYRange(0, k, padding=0.02)
+        model = self.cm_model.currentText()
+        item.setTitle(f"{model}: {'share of each true class' if self.cm_norm.isChecked() else 'counts'}",
+                      size="10pt")
+
+    def _draw_per_class(self) -> None:
+        item = self.per_class.getPlotItem()
+        item.clear()
+        models = [(k, v) for k, v in (self.details.get("models") or {}).items()
+                  if isinstance(v, dict) and v.get("per_class")]
+        if not models:
+            return
+        k = len(models[0][1]["per_class"])
+        width = 0.8 / len(models)
+        for s, (key, m) in enumerate(models):
+            acc = [100 * (c.get("accuracy") or 0) for c in m["per_class"]]
+            xs = np.arange(k) - 0.4 + width * (s + 0.5)
+            item.addItem(pg.BarGraphItem(x=xs, height=acc, width=width, brush=COLORS.get(key, "#5f6368"),
+                                         pen=None, name=SHORT.get(key, key)))
+        names = [str(c.get("name", i)) for i, c in enumerate(models[0][1]["per_class"])]
+        item.getAxis("bottom").setTicks([[(i, n[:8]) for i, n in enumerate(names)]] if k <= 30 else None)
+        lows = [c.get("accuracy") or 0 for _, m in models for c in m["per_class"]]
+        item.setYRange(max(0, min(lows, default=0) * 100 - 10), 100 + max(6, (100 - min(lows, default=0) * 100) * 0.25),
+                       padding=0)
+        item.setXRange(-0.6, k - 0.4, padding=0)
