@@ -133,9 +133,16 @@ def test_pause_resume_stop_and_stop_leaves_a_checkpoint(window, qtbot):
     train.history.select_paths([run_dir])
     assert train.history.resume_btn.isEnabled()
     assert train.start_act.isEnabled()
+    # Resume run continues from the checkpoint in the same folder
+    train.history.resume_btn.click()
+    assert train.running and train.controller.run_dir == run_dir
+    qtbot.waitUntil(lambda: "Resumed teacher at epoch" in train.live_log.toPlainText(), timeout=RUN_TIMEOUT_MS)
+    with qtbot.waitSignal(train.run_finished, timeout=RUN_TIMEOUT_MS) as done:
+        train.stop_act.trigger()
+    assert done.args[0]["status"] == "stopped" and len(train.history.runs) == 1
 
 
-def test_export_writes_files_that_load_and_match(window, qtbot, tmp_path):
+def test_export_writes_files_that_load_and_match(window, qtbot, tmp_path, monkeypatch):
     import torch
 
     from kdstudio.core import models
@@ -154,6 +161,9 @@ def test_export_writes_files_that_load_and_match(window, qtbot, tmp_path):
     for r in page.results:
         assert r["max_abs_diff"] <= 1e-4 and r["bytes"] == Path(r["path"]).stat().st_size
     assert page.table.item(0, 6).text() == "✓ matches"
+    asked = []
+    monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: asked.append(a[2]) or QMessageBox.No)
+    assert page.export() is None and "already holds" in asked[0]  # never overwrites without asking
     # the state_dict loads into a freshly built student and reproduces the run's checkpoint exactly
     run_dir = window.train.controller.run_dir
     ckpt = torch.load(run_dir / "checkpoints" / "distill.pt", weights_only=False)["model"]

@@ -16,6 +16,7 @@ from PySide6.QtGui import QIcon
 from PySide6.QtWidgets import QApplication, QMessageBox
 
 from ..core.resources import resources_dir
+from . import refguard
 
 
 def app_icon() -> QIcon:
@@ -39,6 +40,7 @@ def apply_style(app: QApplication) -> None:
 def make_app() -> QApplication:
     """The QApplication (existing one reused, e.g. under pytest-qt)."""
     app = QApplication.instance() or QApplication(sys.argv[:1])
+    refguard.top_up()
     app.setApplicationName("KD Studio")
     app.setOrganizationName("kdstudio")
     app.setWindowIcon(app_icon())
@@ -116,6 +118,8 @@ def main(args=None) -> int:
         stall = window.train.last_stall
         if stall and stall["n"]:
             print(f"kdstudio: {window.train.probe.describe()}", flush=True)
+        if debug:
+            print(f"kdstudio: refcount guard {refguard.status()}", flush=True)
         if screenshot:
             window.show_page("Train")
             for saved in save_screenshots(window, screenshot):

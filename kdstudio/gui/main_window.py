@@ -11,6 +11,7 @@ from PySide6.QtWidgets import (QDockWidget, QHBoxLayout, QLabel, QMainWindow, QM
 
 from .. import __version__
 from ..core.projects import ProjectStore, Settings
+from . import refguard
 from .info import InfoHub
 from .model import ConfigModel
 from .pages.evaluate import EvaluatePage
@@ -42,6 +43,10 @@ class MainWindow(QMainWindow):
 
     def __init__(self, store: ProjectStore | None = None, settings: Settings | None = None):
         super().__init__()
+        refguard.top_up()
+        self._guard = QTimer(self)  # keeps None/True/False alive under the PySide6 refcount bug (refguard.py)
+        self._guard.timeout.connect(refguard.top_up)
+        self._guard.start(2000)
         self.store = store or ProjectStore()
         self.settings = settings or Settings()
         self.model = ConfigModel(self)
@@ -250,8 +255,10 @@ class MainWindow(QMainWindow):
         busy = state != "idle"
         self.panel.list.setEnabled(not busy)
         self.panel.list.setToolTip("A run is in progress; switch projects when it has ended." if busy else "")
-        for act in (self.panel.delete_act, self.panel.rename_act):
+        for act in (self.panel.delete_act, self.panel.rename_act, self.panel.duplicate_act):
             act.setEnabled(not busy and self.panel.current is not None)
+        for act in (self.panel.new_blank_act, self.panel.new_demo_act, self.panel.import_act):
+            act.setEnabled(not busy)  # the run keeps its project open until it has ended
 
     # ---- window state -----------------------------------------------------------------------------------
     def restore_state(self) -> None:

@@ -174,33 +174,9 @@ def model_info(cfg) -> dict:
     return out
 
 
-def export_run(run_dir: Path, formats: list[str], out_dir: Path) -> list[dict]:
-    """Export the distilled student of a finished run (its checkpoint) into out_dir; every file parity-checked."""
-    import torch
-
-    from ..core import config as config_mod
-    from ..core import models
-    from ..core.data import load_data
-    from ..core.export import arch_json, export_model
-    run_dir, out_dir = Path(run_dir), Path(out_dir)
-    ckpt = run_dir / "checkpoints" / "distill.pt"
-    if not ckpt.is_file():
-        raise KDError(f"Run '{run_dir.name}' has no distilled student (checkpoints/distill.pt is missing); "
-                      "finish a run first, then export it.")
-    cfg = config_mod.load(run_dir / "config.toml")
-    data = load_data(cfg)
-    s = cfg.student
-    build_student = getattr(models, "build_student", None)
-
-    def factory():
-        if build_student:
-            return build_student(cfg, data.num_classes, data.input_shape)
-        return models.build(s.arch, data.num_classes, data.input_shape, s.width, s.depth)
-
-    student = factory()
-    state = torch.load(ckpt, map_location="cpu", weights_only=False)
-    student.load_state_dict(state["model"])
-    student.eval()
-    info = arch_json(s.arch, s.width, s.depth, data.num_classes, data.input_shape, data.class_names,
-                     data.mean, data.std)
-    return export_model(student, factory, info, list(formats), out_dir, data.x_test[:256])
+def export_run(run_dir: Path, formats: list[str], out_dir: Path, quantize: str = "none", model: str = "auto",
+               force: bool = False) -> dict:
+    """Export a finished run's student with the core's run-level export; {"exports", "failed", "model", "out"}."""
+    from ..core.artifacts import export_run as core_export_run
+    return core_export_run(Path(run_dir), list(formats), quantize=quantize, out=Path(out_dir), force=force,
+                           model=model)

@@ -37,6 +37,7 @@ class FormPage(QScrollArea):
             intro.setWordWrap(True)
             self.body.addWidget(intro)
         self.form = ConfigForm(model.set, model.set_local_error)
+        self.extra_forms: list[ConfigForm] = []  # more forms placed by build() (loaded and marked like self.form)
         if self.form_first:
             self.body.addWidget(self.form)
         self.build()
@@ -45,15 +46,26 @@ class FormPage(QScrollArea):
         self.body.addStretch(1)
         self.setWidget(inner)
         model.config_changed.connect(self._on_config_changed)
-        model.problems_changed.connect(lambda _p: self.form.mark(self.model.problem_map()))
+        model.problems_changed.connect(lambda _p: [f.mark(self.model.problem_map()) for f in self.forms()])
         model.project_changed.connect(lambda _p: self.setEnabled(self.model.cfg is not None))
+
+    def forms(self) -> list[ConfigForm]:
+        """self.form and the extra forms."""
+        return [self.form] + self.extra_forms
+
+    def extra_form(self) -> ConfigForm:
+        """A further form bound to the model (add it to self.body where it belongs)."""
+        f = ConfigForm(self.model.set, self.model.set_local_error)
+        self.extra_forms.append(f)
+        return f
 
     def build(self) -> None:
         """Add groups to self.form (and widgets to self.body before it)."""
 
     def _on_config_changed(self, key: str) -> None:
         if self.model.cfg is not None:
-            self.form.load(self.model.cfg)
+            for f in self.forms():
+                f.load(self.model.cfg)
             self.config_changed(key)
 
     def config_changed(self, key: str) -> None:
@@ -61,11 +73,11 @@ class FormPage(QScrollArea):
 
     def keys(self) -> set[str]:
         """Dotted keys edited on this page (for the problem markers on the tabs)."""
-        return set(self.form.fields)
+        return {k for f in self.forms() for k in f.fields}
 
     def focus_key(self, key: str) -> None:
         """Scroll to a field and focus it."""
-        f = self.form.fields.get(key)
+        f = next((f.fields[key] for f in self.forms() if key in f.fields), None)
         if f is not None:
             self.ensureWidgetVisible(f)
             f.editor.setFocus(Qt.OtherFocusReason)

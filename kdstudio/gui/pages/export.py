@@ -19,7 +19,7 @@ from ..model import ConfigModel
 from ..widgets import Banner, fmt_bytes
 from .base import FormPage, rest_of, section_keys
 
-PARITY_OK = 1e-4
+PARITY_TOL = {"none": 1e-4, "fp16": 1e-2, "bf16": 5e-2, "int8": None}  # int8: identical top-1 predictions
 COLUMNS = ["Format", "File", "Size", "Max |diff|", "Top-1 agreement", "CPU latency (b=1)", "Check"]
 
 
@@ -42,8 +42,6 @@ class ExportPage(FormPage):
     def build(self) -> None:
         f = self.form
         f.add_group("Formats written by every run", ["export.formats"] + rest_of("export", ["export.formats"]))
-        if section_keys("compress"):
-            f.add_group("Compression after distillation", section_keys("compress"))
         box = QGroupBox("Export a finished run")
         col = QVBoxLayout(box)
         row = QHBoxLayout()
@@ -68,10 +66,14 @@ class ExportPage(FormPage):
         self.export_btn.clicked.connect(self.export)
         self.open_btn = QPushButton("Open folder")
         self.open_btn.clicked.connect(self._open)
+        self.card_btn = QPushButton("Model card")
+        self.card_btn.setToolTip("MODEL_CARD.md: data, models, metrics, how to load each file")
+        self.card_btn.clicked.connect(lambda: self._open(self.out_dir() / "MODEL_CARD.md"))
         self.status = QLabel()
         self.status.setWordWrap(True)
         row.addWidget(self.export_btn)
         row.addWidget(self.open_btn)
+        row.addWidget(self.card_btn)
         row.addWidget(self.status, 1)
         col.addLayout(row)
         self.banner = Banner("error")
@@ -85,6 +87,11 @@ class ExportPage(FormPage):
         self.table.setMinimumHeight(150)
         col.addWidget(self.table)
         self.body.addWidget(box)
+        if section_keys("compress"):
+            extra = self.extra_form()
+            extra.add_group("Compression after distillation (variants are evaluated and can be exported)",
+                            section_keys("compress"))
+            self.body.addWidget(extra)
 
     # ---- runs -------------------------------------------------------------------------------------------
     def reload_runs(self, select: Path | None = None) -> None:
@@ -121,6 +128,8 @@ class ExportPage(FormPage):
         run = self.selected_run()
         self.export_btn.setEnabled(run is not None and self.task is None)
         self.open_btn.setEnabled(run is not None)
+        out = self.out_dir()
+        self.card_btn.setEnabled(out is not None and (out / "MODEL_CARD.md").is_file())
 
     def out_dir(self) -> Path | None:
         """The chosen output folder, or the run's exports/ folder."""
@@ -134,39 +143,45 @@ class ExportPage(FormPage):
         if path:
             self.folder.setText(path)
 
-    def _open(self) -> None:
-        out = self.out_dir()
-        if out is not None and out.exists():
-            QDesktopServices.openUrl(QUrl.fromLocalFile(str(out)))
+    def _open(self, path: Path | None = None) -> None:
+        target = path or self.out_dir()
+        if target is not None and target.exists():
+            QDesktopServices.openUrl(QUrl.fromLocalFile(str(target)))
 
-    def export(self) -> tasks.Task | None:
-        """Export the selected run's student in the configured formats (asks before overwriting files)."""
-        run, out = self.selected_run(), self.out_dir()
-        formats = list(self.model.cfg.export.formats) if self.model.cfg else []
+    def export(self, overwrite: bool | None = None) -> tasks.Task | None:
+        """Export the selected run's student as the settings above say; asks before overwriting files."""
+        run, out, cfg = self.selected_run(), self.out_dir(), self.model.cfg
         self.banner.clear()
-        if run is None or out is None:
+        if run is None or out is None or cfg is None:
             return None
+        formats, quantize = list(cfg.export.formats), cfg.export.quantize
         if not formats:
             self.banner.show_message("Tick at least one format above, then export.")
             return None
-        from ...core.export import FORMATS
-        existing = [out / FORMATS[f] for f in formats if f in FORMATS and (out / FORMATS[f]).exists()]
-        if existing and out != Path(run.path) / "exports":
-            names = ", ".join(p.name for p in existing)
-            if QMessageBox.question(self, "Overwrite files?", f"{out} already holds {names}. Overwrite?",
-                                    QMessageBox.Yes | QMessageBox.No, QMessageBox.No) != QMessageBox.Yes:
+        from ...core import export as export_mod
+        names = [export_mod.file_name(f, quantize) for f in formats if f in export_mod.EXTENSIONS]
+        existing = [n for n in names if (out / n).exists()]
+        if existing and overwrite is None:
+            answer = QMessageBox.question(self, "Overwrite files?", f"{out} already holds {', '.join(existing)}. "
+                                          "Overwrite them?", QMessageBox.Yes | QMessageBox.No, QMessageBox.No)
+            overwrite = answer == QMessageBox.Yes
+            if not overwrite:
                 return None
         self.export_btn.setEnabled(False)
         self.status.setText(f"Exporting {', '.join(formats)} to {out}…")
-        self.task = tasks.start_task(tasks.export_run, Path(run.path), formats, out,
-                                     on_done=self._done, on_error=self._failed)
+        self.task = tasks.start_task(tasks.export_run, Path(run.path), formats, out, quantize, cfg.export.model,
+                                     bool(overwrite), on_done=self._done, on_error=self._failed)
         return self.task
 
-    def _done(self, results: list) -> None:
+    def _done(self, result: dict) -> None:
         self.task = None
-        self.show_results(results, note=f"Exported to {self.out_dir()}.")
+        exports, failed = result.get("exports", []), result.get("failed", [])
+        self.show_results(exports, note=f"Exported {result.get('model', 'student')} to {result.get('out')}.")
+        if failed:
+            self.banner.show_message("<b>Not exported:</b> " + "; ".join(f"{f['format']}: {f['error']}"
+                                                                        for f in failed))
         self._update_buttons()
-        self.exported.emit(results)
+        self.exported.emit(exports)
 
     def _failed(self, message: str, details: str) -> None:
         self.task = None
@@ -180,7 +195,8 @@ class ExportPage(FormPage):
         self.table.setRowCount(len(results))
         for r, e in enumerate(results):
             diff, agree = e.get("max_abs_diff"), e.get("top1_agreement")
-            ok = isinstance(diff, (int, float)) and diff <= PARITY_OK
+            tol = PARITY_TOL.get(e.get("quantize") or "none")
+            ok = isinstance(diff, (int, float)) and (diff <= tol if tol is not None else agree == 1.0)
             lat = (e.get("latency_ms") or {}).get("cpu_b1") if isinstance(e.get("latency_ms"), dict) else None
             cells = [e.get("format", "") + (f" ({e['quantize']})" if e.get("quantize") not in (None, "none") else ""),
                      Path(str(e.get("path", ""))).name, fmt_bytes(e.get("bytes")),
