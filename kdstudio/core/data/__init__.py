@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 from dataclasses import dataclass, field
 
 import torch
@@ -40,18 +42,33 @@ class DataBundle:
         return {"train": len(self.y_train), "val": len(self.y_val), "test": len(self.y_test)}
 
 
+def _quota(counts: list[int], fraction: float) -> list[int]:
+    """Per-class sizes that add up to round(N * fraction): floors first, then one more for the classes with the
+    largest remainders (so many small classes still give a split of the asked size, never an empty one)."""
+    exact = [n * fraction for n in counts]
+    out = [math.floor(e) for e in exact]
+    short = round(sum(counts) * fraction) - sum(out)
+    for i in sorted(range(len(counts)), key=lambda i: exact[i] - out[i], reverse=True)[:max(short, 0)]:
+        out[i] += 1
+    return out
+
+
 def stratified_split(y: torch.Tensor, val_fraction: float, test_fraction: float, seed: int):
-    """Indices (train, val, test): each class split by the fractions, shuffled with `seed`."""
+    """Indices (train, val, test): every class split by the fractions, shuffled with `seed`."""
     g = torch.Generator().manual_seed(seed)
-    parts: list[list[torch.Tensor]] = [[], [], []]
-    for c in torch.unique(y):
+    classes = torch.unique(y)
+    members = []
+    for c in classes:
         idx = torch.nonzero(y == c).flatten()
-        idx = idx[torch.randperm(len(idx), generator=g)]
-        n_test = int(round(len(idx) * test_fraction))
-        n_val = int(round(len(idx) * val_fraction))
-        parts[2].append(idx[:n_test])
-        parts[1].append(idx[n_test:n_test + n_val])
-        parts[0].append(idx[n_test + n_val:])
+        members.append(idx[torch.randperm(len(idx), generator=g)])
+    counts = [len(m) for m in members]
+    n_test = _quota(counts, test_fraction)
+    n_val = [min(v, n - t) for v, n, t in zip(_quota(counts, val_fraction), counts, n_test)]
+    parts: list[list[torch.Tensor]] = [[], [], []]
+    for idx, nt, nv in zip(members, n_test, n_val):
+        parts[2].append(idx[:nt])
+        parts[1].append(idx[nt:nt + nv])
+        parts[0].append(idx[nt + nv:])
     out = []
     for p in parts:
         cat = torch.cat(p) if p else torch.empty(0, dtype=torch.long)
@@ -189,6 +206,9 @@ def assemble(cfg, train: RawSplit, val: RawSplit | None = None, test: RawSplit |
     ys = [y[tr], y[va] if val is None else val.y.long(), y[te] if test is None else test.y.long()]
     if d.class_names:
         names = _map_class_names(ys, names, named, d.class_names)
+    if len(ys[2]) == 0:
+        raise KDError(f"The test split is empty ({len(y)} samples, data.test_fraction = {tf:g}); raise "
+                      "data.test_fraction, give data.test_path, or add data.")
     if len(ys[0]) < d.batch_size:
         raise KDError(f"The training split has {len(ys[0])} samples, fewer than one batch of {d.batch_size}; "
                       "lower data.batch_size or add data.")
