@@ -48,6 +48,8 @@ def _project(window, cfg, name="Tiny"):
 
 
 def test_short_distillation_runs_to_completion_with_live_plots(window, qtbot):
+    window.hub.load_catalog()  # as the app does right after the window appears: torch loads before any run
+    qtbot.waitUntil(lambda: window.hub.catalog is not None, timeout=RUN_TIMEOUT_MS)
     project = _project(window, tiny_config())
     summary = _run_to_end(window, qtbot)
     assert summary["status"] == "completed"
@@ -84,8 +86,9 @@ def test_short_distillation_runs_to_completion_with_live_plots(window, qtbot):
     text = window.train.live_log.toPlainText()
     assert "── distill ──" in text and "Test accuracy" in text and "Run completed." in text
     stall = window.train.last_stall
+    print(f"stall during the run: {window.train.probe.describe()}")
     assert stall["n"] > 10 and math.isfinite(stall["p99_ms"])
-    assert stall["p99_ms"] < 500  # the goal is 50 ms on an idle machine; this guards against a frozen window
+    assert stall["p99_ms"] < 250  # the goal is 50 ms (met in the demo); loose here for shared CI machines
 
     # save plots as PNG
     png = run_dir / "plots.png"
@@ -220,3 +223,18 @@ def test_close_during_a_run_asks_then_stops_cleanly(window, qtbot, monkeypatch):
     run_dir = train.controller.run_dir
     assert read_json(run_dir / "summary.json")["status"] == "stopped"
     assert (run_dir / "checkpoints" / "teacher.pt").is_file()
+
+
+def test_seeds_sweep_runs_each_seed_and_shows_the_table(window, qtbot):
+    _project(window, tiny_config(**{"distill.epochs": 1, "baseline.enabled": False, "run.seeds": [0, 1]}))
+    summary = _run_to_end(window, qtbot)
+    assert summary["status"] == "completed" and len(summary["runs"]) == 2 and len(summary["rows"]) == 1
+    assert "run 2/2" in window.train.live_log.toPlainText() or "Run 2/2" in window.train.live_log.toPlainText()
+    [run] = window.train.history.runs
+    assert run.is_sweep and run.status == "completed" and len(run.sub_runs()) == 2
+    assert window.train.history.tree.topLevelItem(0).text(3) != "–"  # best point's student accuracy
+    window.train.history.select_paths([run.path])
+    assert [s.label for s in window.train.plots.series] == ["seed-0", "seed-1"] or \
+        len(window.train.plots.series) == 2
+    ev = window.pages["Evaluate"]
+    assert ev.table.rowCount() == 1 and ev.table.item(0, ev.table.columnCount() - 1).text() == "best"

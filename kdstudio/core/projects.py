@@ -80,9 +80,28 @@ class RunInfo:
         """The run folder's name."""
         return self.path.name
 
+    @property
+    def is_sweep(self) -> bool:
+        """True for a seeds/grid folder (sweep.json rows instead of one summary)."""
+        return bool(self.summary.get("sweep"))
+
+    def sub_runs(self) -> list[Path]:
+        """The run folders of a sweep (point/seed-N), in the order they ran; [] for a single run."""
+        if not self.is_sweep:
+            return []
+        listed = [Path(r["folder"]) for r in self.summary.get("runs", []) if r.get("folder")]
+        return listed or sorted(p.parent for p in Path(self.path).glob("*/seed-*/config.toml"))
+
     def headline(self) -> dict:
-        """Test accuracy of teacher / student / baseline, KD gain and compression (None where unknown)."""
+        """Test accuracy of teacher / student / baseline, KD gain and compression (None where unknown).
+
+        For a sweep: the means of its best point."""
         s = self.summary
+        if self.is_sweep:
+            best = next((r for r in s.get("rows", []) if r.get("best")), None) or {}
+            mean = lambda k: (best.get(k) or {}).get("mean")  # noqa: E731
+            return {"teacher": mean("teacher"), "student": mean("student"), "baseline": mean("baseline"),
+                    "kd_gain": mean("kd_gain"), "params_ratio": None, "speedup": None}
         acc = lambda k: (s.get(k) or {}).get("accuracy") if isinstance(s.get(k), dict) else None  # noqa: E731
         comp = s.get("compression") or {}
         return {"teacher": acc("teacher"), "student": acc("student"), "baseline": acc("baseline"),
@@ -168,16 +187,22 @@ class Project:
                 continue
             try:
                 summary = read_json(d / "summary.json", default=None)
+                if summary is None and (d / "sweep.toml").is_file():
+                    summary = read_json(d / "sweep.json", default=None) or {"status": "incomplete"}
+                    summary = {**summary, "sweep": True, "started": _mtime_iso(d / "sweep.toml")}
             except (OSError, ValueError):
                 summary = None
             if isinstance(summary, dict):
                 out.append(RunInfo(d, str(summary.get("status", "unknown")), str(summary.get("started", "")),
                                    summary))
             else:
-                started = _dt.datetime.fromtimestamp(d.stat().st_mtime).isoformat(timespec="seconds")
-                out.append(RunInfo(d, "incomplete", started, {}))
+                out.append(RunInfo(d, "incomplete", _mtime_iso(d), {}))
         out.sort(key=lambda r: (r.started, r.name), reverse=True)
         return out
+
+
+def _mtime_iso(path: Path) -> str:
+    return _dt.datetime.fromtimestamp(path.stat().st_mtime).isoformat(timespec="seconds")
 
 
 class ProjectStore:

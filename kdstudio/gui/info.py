@@ -44,6 +44,8 @@ class InfoHub(QObject):
                                      on_error=lambda m, d: self.info_failed.emit(f"PyTorch could not load: {m}"))
 
     def _catalog_done(self, catalog: dict) -> None:
+        import gc
+        gc.freeze()  # torch's ~200k long-lived objects leave the collector: no multi-100-ms gen-2 pauses later
         self.catalog = catalog
         self.catalog_ready.emit(catalog)
         self.model.validate()  # the method/arch checks registered themselves on import

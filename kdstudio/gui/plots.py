@@ -268,6 +268,6 @@ class PlotPanel(QWidget):
             self._ref_line = pg.InfiniteLine(angle=0, movable=False, pen=_pen("#8e44ad", Qt.DashLine, 1.5),
                                              label="teacher {value:.1f}%",
                                              labelOpts={"position": 0.02, "color": "#8e44ad", "fill": "#ffffffcc",
-                                                        "anchors": [(0, 1), (0, 1)]})
+                                                        "anchors": [(0, 0), (0, 0)]})
             item.addItem(self._ref_line)
         self._ref_line.setValue(ref * 100.0)

@@ -6,6 +6,7 @@ result or the error to callbacks in the GUI thread. Nothing here does training m
 
 from __future__ import annotations
 
+import importlib
 import threading
 import traceback
 from pathlib import Path
@@ -83,6 +84,8 @@ def load_catalog() -> dict:
     import torch
 
     from ..core import losses, models
+    importlib.import_module("kdstudio.core.engine")  # the engine's own imports happen here, not mid-run
+    _warm_up(torch)
     methods = {}
     for name, info in losses.available().items():
         cls = losses.REGISTRY.get(name)
@@ -95,6 +98,18 @@ def load_catalog() -> dict:
         device = "Apple MPS"
     return {"methods": methods, "archs": models.catalog(), "torch": torch.__version__, "device": device,
             "student_teacher": hasattr(models, "student_spec")}
+
+
+def _warm_up(torch) -> None:
+    """Pay torch's lazy imports now, off the GUI thread, instead of mid-run.
+
+    The first optimizer a process creates imports torch._dynamo (~800 modules, 1-2 s holding the GIL much of
+    the time); during a run that froze the window for hundreds of milliseconds.
+    """
+    p = torch.nn.Parameter(torch.zeros(2))
+    opt = torch.optim.AdamW([p], lr=0.1)
+    p.sum().backward()
+    opt.step()
 
 
 _DATA_CACHE: dict[str, tuple] = {}
@@ -157,6 +172,7 @@ def model_info(cfg) -> dict:
         if t.source == "train":
             teacher = models.build(t.arch, classes, shape, t.width, t.depth)
             out["teacher"] = models.count_params(teacher)
+            out["teacher_summary"] = _summary(models, teacher, shape)
         else:
             out["errors"]["teacher"] = "Counted when the run loads the teacher file."
     except KDError as e:
@@ -167,11 +183,21 @@ def model_info(cfg) -> dict:
         student = build_student(cfg, classes, shape) if build_student else \
             models.build(s.arch, classes, shape, s.width, s.depth)
         out["student"] = models.count_params(student)
+        out["student_summary"] = _summary(models, student, shape)
     except KDError as e:
         out["errors"]["student"] = str(e)
     if out["teacher"] and out["student"]:
         out["ratio"] = out["teacher"] / out["student"]
     return out
+
+
+def _summary(models, model, shape) -> dict | None:
+    """The zoo's layer summary (name, type, output shape, parameters), or None when unavailable."""
+    fn = getattr(models, "summary", None)
+    try:
+        return fn(model, shape) if fn else None
+    except Exception:  # noqa: BLE001 - a missing table must not hide the parameter counts
+        return None
 
 
 def export_run(run_dir: Path, formats: list[str], out_dir: Path, quantize: str = "none", model: str = "auto",

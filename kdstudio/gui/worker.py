@@ -15,12 +15,13 @@ from PySide6.QtCore import QObject, QThread, QTimer, Signal, Slot
 
 from ..core.errors import KDError
 from ..core.events import Event, RunControl
+from . import refguard
 
 BATCH_INTERVAL_MS = 50  # <= 20 updates a second
 
 
 class RunWorker(QObject):
-    """Runs `engine.run` in its thread; reports the summary or the error through signals."""
+    """Runs `engine.run` (or `sweep.run_sweep` for seeds/grids) in its thread; reports the result by signal."""
 
     done = Signal(dict)        # the summary (status "completed" or "stopped")
     failed = Signal(str, str)  # one-sentence message, details (traceback text)
@@ -47,9 +48,14 @@ class RunWorker(QObject):
     def run(self) -> None:
         """The thread's work: import the engine (torch) lazily, run, report."""
         try:
-            from ..core import engine
-            summary = engine.run(None if self.resume else self.cfg, self.out_dir, on_event=self._on_event,
-                                 control=self.control, resume=self.resume)
+            from ..core import engine, sweep
+            cfg = None if self.resume else self.cfg
+            if (cfg is not None and sweep.is_sweep(cfg)) or (self.resume and sweep.is_sweep_dir(self.out_dir)):
+                summary = sweep.run_sweep(cfg, self.out_dir, on_event=self._on_event, control=self.control,
+                                          resume=self.resume)  # {"status", "rows", "runs", ...}
+            else:
+                summary = engine.run(cfg, self.out_dir, on_event=self._on_event, control=self.control,
+                                     resume=self.resume)
         except KDError as e:
             self.failed.emit(str(e), traceback.format_exc())
         except BaseException as e:  # noqa: BLE001 - a bug must reach the window, not kill the thread silently
@@ -129,6 +135,7 @@ class RunController(QObject):
         return self.thread.wait(ms) if self.thread is not None else True
 
     def _flush(self) -> None:
+        refguard.top_up()  # any user of the controller (window, benchmark) survives long runs (see refguard.py)
         if self.worker is not None:
             batch = self.worker.drain()
             if batch:

@@ -43,6 +43,7 @@ class FormPage(QScrollArea):
         self.build()
         if not self.form_first:
             self.body.addWidget(self.form)
+        self.after_form()
         self.body.addStretch(1)
         self.setWidget(inner)
         model.config_changed.connect(self._on_config_changed)
@@ -61,6 +62,9 @@ class FormPage(QScrollArea):
 
     def build(self) -> None:
         """Add groups to self.form (and widgets to self.body before it)."""
+
+    def after_form(self) -> None:
+        """Add widgets to self.body after the form."""
 
     def _on_config_changed(self, key: str) -> None:
         if self.model.cfg is not None:

@@ -74,6 +74,8 @@ class EvalCharts(QTabWidget):
         self.setTabEnabled(self.pc_tab, bool(models))
         self._draw_confusion()
         self._draw_per_class()
+        if models and self.currentIndex() == 0:
+            self.setCurrentIndex(self.cm_tab)  # more telling than bars that repeat the table
 
     def _draw_accuracy(self, rows) -> None:
         item = self.acc.getPlotItem()

@@ -118,6 +118,10 @@ class EvaluatePage(QWidget):
         self.table.setRowCount(0)
         self.charts.show_results([], None)
         self.tree.clear()
+        if run is not None and run.is_sweep:
+            self._show_sweep(run)
+            self._fill_tree(s)
+            return
         if not s or not isinstance(s.get("student"), dict) or "compression" not in s:
             why = "" if run is None else f" Run {run.name} is {run.status}; it has no evaluation yet."
             self.subtitle.setText("Finish a run to compare the teacher, the distilled student and the baseline." + why)
@@ -163,6 +167,41 @@ class EvaluatePage(QWidget):
         details = read_json(Path(run.path) / "evaluation.json", default=None)
         self.charts.show_results(rows, details if isinstance(details, dict) else None)
         self._fill_tree(s)
+
+    def _show_sweep(self, run: RunInfo) -> None:
+        """Seeds/grid: one row per point with mean ± std over seeds; the best point (on validation) marked."""
+        s = run.summary
+        rows = s.get("rows") or []
+        keys = list(rows[0]["point"]) if rows else []
+        pm = lambda a, sign=False: "–" if not a or a.get("mean") is None else (  # noqa: E731
+            f"{a['mean'] * 100:{'+' if sign else ''}.2f} ± {(a.get('std') or 0) * 100:.2f}")
+        best = next((r for r in rows if r.get("best")), None)
+        self.subtitle.setText(f"Sweep {run.name} · {run.status} · seeds {s.get('seeds')} · mean ± std over seeds; "
+                              f"best = highest student {s.get('criterion', 'validation')} accuracy.")
+        label = (lambda r: ", ".join(f"{k} = {r['point'][k]:g}" for k in keys) or "config")
+        self.kept.set(label(best) if best else "–", "best point")
+        self.gain.set(pm((best or {}).get("kd_gain"), True) + " pts" if best else "–", "KD gain at the best point")
+        self.smaller.set(pm((best or {}).get("student")) + " %" if best else "–", "student test accuracy")
+        self.faster.set(str(len(s.get("runs") or [])), "runs in this sweep")
+        head = keys + ["Seeds", "Student %", "Baseline %", "KD gain (pts)", "Teacher %", "Student val %", ""]
+        self.table.setColumnCount(len(head))
+        self.table.setHorizontalHeaderLabels(head)
+        self.table.setRowCount(len(rows))
+        for r, row in enumerate(rows):
+            cells = [f"{row['point'][k]:g}" for k in keys] + [
+                str(row.get("completed", "")), pm(row.get("student")), pm(row.get("baseline")),
+                pm(row.get("kd_gain"), True), pm(row.get("teacher")), pm(row.get("student_val")),
+                "best" if row.get("best") else ""]
+            for c, text in enumerate(cells):
+                item = QTableWidgetItem(text)
+                item.setTextAlignment(Qt.AlignRight | Qt.AlignVCenter)
+                self.table.setItem(r, c, item)
+        self.table.resizeColumnsToContents()
+        self.table.setFixedHeight(self.table.horizontalHeader().height() + 6 +
+                                  sum(self.table.rowHeight(i) for i in range(len(rows))) +
+                                  self.table.horizontalScrollBar().sizeHint().height())
+        bars = [(label(row), {"accuracy": (row.get("student") or {}).get("mean")}) for row in rows]
+        self.charts.show_results(bars, None)
 
     def _fill_tree(self, summary: dict) -> None:
         def add(parent, key, value):

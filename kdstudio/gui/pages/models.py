@@ -6,7 +6,7 @@ from ..info import InfoHub
 from ..model import ConfigModel
 from ..widgets import StatCard, card_row, fmt_int, fmt_ratio
 from .base import FormPage, rest_of
-from .preview import DataPreview
+from .preview import DataPreview, LayerTable
 
 NEEDS_PATH = ("tensors", "folder", "csv")
 SPLITS = ("train", "val", "test")
@@ -84,7 +84,10 @@ class _ModelPage(FormPage):
         self.other_card = StatCard("Teacher parameters" if self.role == "student" else "Student parameters")
         self.ratio_card = StatCard("Teacher / student")
         self.body.addWidget(card_row(self.params_card, self.other_card, self.ratio_card))
-        self.arch_doc = None
+        self.layers = LayerTable(f"{self.role.capitalize()} layers")
+
+    def after_form(self) -> None:
+        self.body.addWidget(self.layers)
 
     def arch_choices(self, catalog: dict) -> list[str]:
         """Names for the arch combo box."""
@@ -105,6 +108,7 @@ class _ModelPage(FormPage):
         self.other_card.set(fmt_int(other), err.get("student" if self.role == "teacher" else "teacher", ""))
         ratio = info.get("ratio")
         self.ratio_card.set(fmt_ratio(ratio), "the student is that many times smaller" if ratio else "")
+        self.layers.show_summary(info.get(f"{self.role}_summary"))
 
 
 class TeacherPage(_ModelPage):

@@ -6,7 +6,8 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QColor, QImage, QPainter, QPixmap
-from PySide6.QtWidgets import QGroupBox, QHBoxLayout, QLabel, QVBoxLayout
+from PySide6.QtWidgets import (QGroupBox, QHBoxLayout, QHeaderView, QLabel, QTreeWidget, QTreeWidgetItem,
+                               QVBoxLayout)
 
 SPLIT_COLORS = {"train": "#1a56b8", "val": "#f9ab00", "test": "#188038"}
 TILE_PX = 32  # each sample is drawn about this big
@@ -88,3 +89,39 @@ class DataPreview(QGroupBox):
         item.setXRange(-0.6, k - 0.4, padding=0)
         if k <= 30:
             item.getAxis("bottom").setTicks([[(i, n[:8]) for i, n in enumerate(names)]])
+
+
+class LayerTable(QGroupBox):
+    """The model's layers from the zoo's summary: name, type, output shape, parameters."""
+
+    def __init__(self, title: str, parent=None):
+        super().__init__(title, parent)
+        self.note = QLabel("Shown once PyTorch has loaded.")
+        self.note.setObjectName("help")
+        self.tree = QTreeWidget()
+        self.tree.setHeaderLabels(["Layer", "Type", "Output", "Parameters"])
+        self.tree.setRootIsDecorated(False)
+        self.tree.setUniformRowHeights(True)
+        self.tree.header().setSectionResizeMode(QHeaderView.ResizeToContents)
+        self.tree.setMinimumHeight(160)
+        col = QVBoxLayout(self)
+        col.addWidget(self.note)
+        col.addWidget(self.tree)
+
+    def show_summary(self, info: dict | None) -> None:
+        """Fill the table (None: say why there is none)."""
+        self.tree.clear()
+        if not info:
+            self.note.setText("No layer summary for this model.")
+            return
+        out = "×".join(map(str, info.get("output_shape") or [])) or "?"
+        self.note.setText(f"input {'×'.join(map(str, info['input_shape']))} → output {out} · {info['params']:,} "
+                          f"parameters · {info['num_layers']} layers" + (f" · forward failed: {info['error']}"
+                                                                        if info.get("error") else ""))
+        for row in info["layers"]:
+            shape = "×".join(map(str, row["output_shape"])) if row.get("output_shape") else "–"
+            item = QTreeWidgetItem([row["name"], row["type"], shape, f"{row['params']:,}" if row["params"] else ""])
+            item.setTextAlignment(3, Qt.AlignRight | Qt.AlignVCenter)
+            self.tree.addTopLevelItem(item)
+        rows = min(len(info["layers"]), 14)
+        self.tree.setFixedHeight(self.tree.header().sizeHint().height() + 22 * rows + 8)

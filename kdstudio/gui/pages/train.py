@@ -12,18 +12,18 @@ from PySide6.QtWidgets import (QHBoxLayout, QLabel, QMessageBox, QPlainTextEdit,
                                QStackedWidget, QToolButton, QVBoxLayout, QWidget)
 
 from ...core import config as config_mod
-from ...core import events as ev
 from ...core.projects import RunInfo
 from ...core.store import read_metrics
 from ..forms import ConfigForm
 from ..model import ConfigModel
 from ..plots import PlotPanel
 from ..probe import StallProbe
-from ..series import Progress, RunSeries, format_duration
+from ..series import RunSeries
 from ..widgets import Banner
 from ..worker import RunController
 from .base import section_keys
 from .history import RunHistory, clean_log
+from .live import LiveRun
 
 
 class TrainPage(QWidget):
@@ -39,8 +39,7 @@ class TrainPage(QWidget):
         self.model = model
         self.controller = RunController(self)
         self.probe = StallProbe(10, self)
-        self.live_series: RunSeries | None = None
-        self.progress: Progress | None = None
+        self.live: LiveRun | None = None
         self.last_summary: dict | None = None
         self.last_error: tuple[str, str] | None = None
         self.last_stall: dict | None = None
@@ -166,7 +165,7 @@ class TrainPage(QWidget):
             if not self.model.valid:
                 self._update_actions()
                 return False
-            cfg, out, series = self.model.cfg.copy(), project.new_run_dir(), RunSeries()
+            cfg, out = self.model.cfg.copy(), project.new_run_dir()
             try:
                 out.mkdir(parents=True)
             except OSError as e:
@@ -174,24 +173,29 @@ class TrainPage(QWidget):
                 return False
         else:
             out = Path(resume.path)
+            source = out / "sweep.toml" if (out / "sweep.toml").is_file() else out / "config.toml"
             try:
-                cfg = config_mod.load(out / "config.toml")
+                cfg = config_mod.load(source)
             except config_mod.ConfigError as e:
                 self._on_failed(str(e), "")
                 return False
-            series = RunSeries().extend(read_metrics(out / "metrics.jsonl"))
-        series.label = out.name
-        self.live_series, self.progress = series, Progress.for_config(cfg)
+        self.live = LiveRun(cfg, out, resume=resume is not None)
         self.last_summary = self.last_error = None
         self.banner.clear()
         self.live_log.clear()
         self.cache_chip.hide()
-        self._log(f"{'Resuming' if resume else 'Starting'} run {out.name} in {out}")
+        what = f"sweep of {self.live.sweep_total} runs" if self.live.sweep_total else "run"
+        self._log(f"{'Resuming' if resume else 'Starting'} {what} {out.name} in {out}")
         self.controller.start(None if resume else cfg, out, resume=resume is not None)
         self.history.reload(project, live=(out, "running"))
         self.history.select_paths([out])
         self.probe.start()
         return True
+
+    @property
+    def live_series(self) -> RunSeries | None:
+        """Curves of the run in progress (of the current run of a sweep)."""
+        return self.live.series if self.live is not None else None
 
     def stop(self) -> None:
         """Ask the run to stop cleanly (checkpoint first)."""
@@ -229,7 +233,7 @@ class TrainPage(QWidget):
     def _on_project(self, project) -> None:
         self.form.setEnabled(self.model.cfg is not None)
         if not self.running:
-            self.live_series = None
+            self.live = None
             self.live_log.clear()
             self.banner.clear()
             self.bar.setValue(0)
@@ -243,61 +247,39 @@ class TrainPage(QWidget):
 
     # ---- events -----------------------------------------------------------------------------------------
     def _on_events(self, batch: list) -> None:
-        s, prog = self.live_series, self.progress
-        for e in batch:
-            rec = {"kind": e.kind, "stage": e.stage, **e.data}
-            if e.kind in (ev.STEP, ev.EPOCH, ev.STAGE_FINISHED):
-                s.add(rec)
-            if e.kind == ev.STEP:
-                prog.step(e.data, e.stage)
-            elif e.kind == ev.EPOCH:
-                terms = ", ".join(f"{k} {v:.4f}" for k, v in e.data.items()
-                                  if k not in ("epoch", "epochs", "val_acc", "lr", "acc") and isinstance(v, float))
-                self._log(f"epoch {e.data.get('epoch')}/{e.data.get('epochs')}: val acc "
-                          f"{e.data.get('val_acc', float('nan')):.2%} · {terms}", e.stage, quiet=True)
-            elif e.kind == ev.STAGE_STARTED:
-                prog.stage_started(e.stage)
-                self._log(f"── {e.stage} ──", e.stage, bold=True)
-            elif e.kind == ev.STAGE_FINISHED:
-                prog.stage_finished(e.stage)
-            elif e.kind in (ev.LOG, ev.WARNING):
-                self._log(str(e.data.get("message", "")), e.stage, warn=e.kind == ev.WARNING)
-                if "teacher_cache" in e.data:
-                    on = bool(e.data["teacher_cache"])
-                    self.cache_chip.setText("teacher-output cache: on" if on else "teacher-output cache: off")
-                    self.cache_chip.setToolTip(str(e.data.get("message", "")))
-                    self.cache_chip.show()
-            elif e.kind == ev.RUN_STARTED:
-                self._log(f"Run started on {e.data.get('device')}.")
-            elif e.kind == ev.CHECKPOINT and e.data.get("complete"):
-                self._log(f"checkpoint: {Path(str(e.data.get('path'))).name}", e.stage, quiet=True)
-            elif e.kind == ev.RUN_FAILED:
-                self._log(str(e.data.get("message")), e.stage, error=True)
-        self._show_progress()
-        if self.plots.series and self.plots.series[0] is s:
-            self.plots.refresh()
-
-    def _show_progress(self) -> None:
-        p = self.progress
-        if p is None:
-            return
-        self.bar.setValue(int(p.fraction() * 1000))
-        stage_left, total_left = p.eta()
-        if p.stage in p.stage_epochs:
-            text = f"{p.stage} · epoch {p.epoch}/{p.epochs}"
-            detail = (f"ETA {format_duration(total_left)} (this stage {format_duration(stage_left)}) · "
-                      f"{p.samples_per_s:,.0f} samples/s")
-        else:
-            text, detail = f"{p.stage or 'starting'}…", "measuring the models" if p.stage == "evaluate" else ""
-        self.bar.setFormat(f"{text}  —  {p.fraction():.0%}" + (" (paused)" if self.controller.state == "paused"
-                                                                else ""))
+        live = self.live
+        showing_live = bool(self.plots.series) and self.plots.series[0] is live.series
+        for text, stage, style in live.ingest(batch):
+            self._log(text, stage, **style)
+        if live.cache is not None:
+            self.cache_chip.setText(f"teacher-output cache: {'on' if live.cache[0] else 'off'}")
+            self.cache_chip.setToolTip(live.cache[1])
+            self.cache_chip.show()
+        value, text, detail = live.bar(self.controller.state == "paused")
+        self.bar.setValue(value)
+        self.bar.setFormat(text)
         self.status.setText(detail)
+        if live.new_series:
+            live.new_series = False
+            if showing_live:
+                self.plots.show_series([live.series])
+        elif showing_live:
+            self.plots.refresh()
 
     def _on_finished(self, summary: dict) -> None:
         self._end_probe()
         self.last_summary = summary
         status = summary.get("status")
-        if status == "completed":
+        if status == "completed" and "rows" in summary:
+            self.bar.setValue(1000)
+            self.bar.setFormat("sweep completed")
+            best = next((r for r in summary["rows"] if r.get("best")), {})
+            point = ", ".join(f"{k} = {v:g}" for k, v in (best.get("point") or {}).items()) or "the config"
+            mean = (best.get("student") or {}).get("mean")
+            self.status.setText(f"Sweep done: {len(summary.get('runs', []))} runs; best: {point}"
+                                + (f", student {mean:.2%} on average" if mean is not None else "")
+                                + ". See Evaluate for the table.")
+        elif status == "completed":
             self.bar.setValue(1000)
             self.bar.setFormat("completed")
             s, t = summary.get("student") or {}, summary.get("teacher") or {}
@@ -333,8 +315,7 @@ class TrainPage(QWidget):
 
     def _after_run(self) -> None:
         self.history.reload(live=None)
-        if self.live_series is not None:
-            self._series_cache.pop(str(self.controller.run_dir), None)
+        self._series_cache.pop(str(self.controller.run_dir), None)
         self.history.select_paths([self.controller.run_dir] if self.controller.run_dir else [])
         self._update_actions()
 
@@ -346,19 +327,24 @@ class TrainPage(QWidget):
                 self._log(self.probe.describe() + ".", quiet=True)
 
     # ---- history / plots --------------------------------------------------------------------------------
-    def _series_for(self, run: RunInfo) -> RunSeries:
+    def _series_for(self, run: RunInfo) -> list[RunSeries]:
         if self.running and self.controller.run_dir and Path(run.path) == Path(self.controller.run_dir):
-            return self.live_series
-        path = Path(run.path) / "metrics.jsonl"
+            return [self.live_series]
+        if run.is_sweep:
+            return [self._load_series(p, str(p.relative_to(run.path))) for p in run.sub_runs()]
+        return [self._load_series(Path(run.path), run.name)]
+
+    def _load_series(self, folder: Path, label: str) -> RunSeries:
+        path = folder / "metrics.jsonl"
         mtime = path.stat().st_mtime if path.exists() else 0.0
-        cached = self._series_cache.get(str(run.path))
+        cached = self._series_cache.get(str(folder))
         if cached is None or cached[0] != mtime:
-            cached = (mtime, RunSeries(run.name).extend(read_metrics(path)))
-            self._series_cache[str(run.path)] = cached
+            cached = (mtime, RunSeries(label).extend(read_metrics(path)))
+            self._series_cache[str(folder)] = cached
         return cached[1]
 
     def _on_history_selection(self, runs: list) -> None:
-        self.plots.show_series([self._series_for(r) for r in runs])
+        self.plots.show_series([s for r in runs for s in self._series_for(r)])
         live = self.running and len(runs) == 1 and Path(runs[0].path) == Path(self.controller.run_dir)
         if len(runs) == 1 and not live and not (self.live_series and self.live_series.label == runs[0].name
                                                  and self.live_log.toPlainText()):
@@ -384,3 +370,5 @@ class TrainPage(QWidget):
         prefix = f"[{stage}] " if stage and not bold else ""
         self.live_log.appendHtml(f"<span style='color:#9aa0a6'>{stamp}</span> "
                                  f"<span style='color:{color}'>{html.escape(prefix)}{body}</span>")
+        bar = self.live_log.verticalScrollBar()
+        bar.setValue(bar.maximum())
