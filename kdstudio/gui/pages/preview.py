@@ -103,6 +103,7 @@ class LayerTable(QGroupBox):
         self.tree.setRootIsDecorated(False)
         self.tree.setUniformRowHeights(True)
         self.tree.header().setSectionResizeMode(QHeaderView.ResizeToContents)
+        self.tree.header().setStretchLastSection(False)
         self.tree.setMinimumHeight(160)
         col = QVBoxLayout(self)
         col.addWidget(self.note)
@@ -120,7 +121,7 @@ class LayerTable(QGroupBox):
                                                                         if info.get("error") else ""))
         for row in info["layers"]:
             shape = "×".join(map(str, row["output_shape"])) if row.get("output_shape") else "–"
-            item = QTreeWidgetItem([row["name"], row["type"], shape, f"{row['params']:,}" if row["params"] else ""])
+            item = QTreeWidgetItem([row["name"], row["type"], shape, f"{row['params']:,}" if row["params"] else "–"])
             item.setTextAlignment(3, Qt.AlignRight | Qt.AlignVCenter)
             self.tree.addTopLevelItem(item)
         rows = min(len(info["layers"]), 14)
