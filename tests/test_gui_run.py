@@ -238,3 +238,25 @@ def test_seeds_sweep_runs_each_seed_and_shows_the_table(window, qtbot):
         len(window.train.plots.series) == 2
     ev = window.pages["Evaluate"]
     assert ev.table.rowCount() == 1 and ev.table.item(0, ev.table.columnCount() - 1).text() == "best"
+
+
+def test_demo_mode_runs_the_demo_project_saves_screenshots_and_quits(qtbot, monkeypatch, tmp_path):
+    """`kdstudio gui --demo --autorun --quit-when-done --screenshot PATH` (with a tiny demo config)."""
+    import argparse
+    import sys as _sys
+
+    from kdstudio.gui import app as gui_app
+    from kdstudio.gui import project_panel
+    monkeypatch.setitem(project_panel.TEMPLATES, "Digits demo", lambda: tiny_config(**{"distill.epochs": 1}))
+    monkeypatch.setattr(_sys, "excepthook", _sys.excepthook)  # main() installs its own; restore it afterwards
+    shots = tmp_path / "shots"
+    args = argparse.Namespace(demo=True, autorun=True, quit_when_done=True, screenshot=str(shots / "{page}.png"),
+                              debug=False)
+    assert gui_app.main(args) == 0
+    from kdstudio.core.projects import ProjectStore
+    project = ProjectStore().get("Digits demo")
+    assert [r.status for r in project.runs()] == ["completed"]
+    names = sorted(p.name for p in shots.glob("*.png"))
+    assert names == sorted(f"{p.lower()}.png" for p in ("Data", "Teacher", "Student", "Method", "Train",
+                                                         "Evaluate", "Export"))
+    assert all(p.stat().st_size > 10_000 for p in shots.glob("*.png"))
