@@ -72,7 +72,7 @@ def naive_loop(teacher, student, x, y, batch, steps, device):
             opt.zero_grad()
             loss.backward()
             opt.step()
-            print_loss = loss.item()  # noqa: F841  (the per-step host sync is the point of this loop)
+            loss.item()  # the per-step host sync is the point of this loop
             done += 1
             if done >= steps + 3:
                 break
@@ -163,13 +163,16 @@ def _pair_config(name: str, batch: int, steps: int, cache: bool):
     cfg = demo_config()
     if name != "digits":
         cfg.data.source, cfg.data.synthetic_classes, cfg.data.synthetic_size = "synthetic", 100, 32
-        cfg.data.synthetic_samples = max(4 * batch, 2048)
+        # On a GPU a real epoch; on the CPU (a smoke run) just enough for a few steps.
+        cfg.data.synthetic_samples = max(4 * batch, 2048) if torch.cuda.is_available() else 3 * batch
         cfg.teacher.arch, cfg.teacher.width, cfg.teacher.depth = "resnet32x4", 0, 0
         cfg.student.arch, cfg.student.width, cfg.student.depth = "resnet8x4", 0, 0
         cfg.teacher.skip_sanity_check = True
     cfg.data.batch_size = batch
     cfg.teacher.epochs = 1
     n_train = 1169 if name == "digits" else int(cfg.data.synthetic_samples * 0.65)
+    if name != "digits" and not torch.cuda.is_available():
+        cfg.data.val_fraction = cfg.data.test_fraction = 0.1
     cfg.distill.epochs = max(1, round(steps / max(1, n_train // batch)))
     cfg.distill.cache_teacher = cache
     cfg.distill.log_every = 50
@@ -213,6 +216,39 @@ def engine_run_via_worker(name, batch, steps, cache=False):
     return result["summary"]["distill"]["samples_per_s"], probe.stats()
 
 
+def peak_memory_report(teacher, make_student, x, y, batch, device, amp_dtype):
+    """GPU only: peak memory of an engine KD step (cache off) against student-only + teacher weights + one
+    teacher forward's activations. Returns a dict of MiB figures, or None on the CPU."""
+    if device.type != "cuda":
+        return None
+
+    def peak(fn):
+        torch.cuda.synchronize(device)
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats(device)
+        base = torch.cuda.memory_allocated(device)
+        fn()
+        torch.cuda.synchronize(device)
+        return (torch.cuda.max_memory_allocated(device) - base) / 2**20
+
+    steps = 5
+    teacher.to("cpu")
+    student_only = peak(lambda: student_only_engine(make_student(), x, y, batch, steps, device, amp_dtype))
+    kd = peak(lambda: engine_loop(teacher, make_student(), x, y, batch, steps, device, amp_dtype, cache=False))
+    weights = models.param_bytes(teacher) / 2**20
+    xb = x[:batch].to(device)
+    if xb.dim() == 4:
+        xb = xb.contiguous(memory_format=torch.channels_last)
+
+    def teacher_forward():
+        with torch.no_grad(), torch.autocast("cuda", dtype=amp_dtype, enabled=amp_dtype is not None):
+            teacher(xb)
+    activations = peak(teacher_forward)
+    bound = student_only + weights + activations
+    return {"kd_step": kd, "student_only": student_only, "teacher_weights": weights,
+            "teacher_forward": activations, "bound": bound, "within": kd <= bound * 1.02}
+
+
 def bench_pair(name, batch, steps, device, repeats):
     """All loops for one pair and batch size: best of `repeats` for each."""
     amp_dtype, _ = resolve_amp(True, device)
@@ -241,6 +277,10 @@ def bench_pair(name, batch, steps, device, repeats):
         return value
     rows["f engine.run via GUI worker"] = best(via_worker)
     rows["_stall"] = stalls[-1] if stalls else None
+    try:
+        rows["_memory"] = peak_memory_report(teacher, make_student, x, y, batch, device, amp_dtype)
+    except Exception as e:  # a report line, never a crash of the whole benchmark
+        rows["_memory"] = {"error": repr(e)}
     return rows
 
 
@@ -264,7 +304,7 @@ def main(argv=None):
                 steps = min(steps, 20 if pair == "digits" else 2)
             rows = bench_pair(pair, batch, steps, device, 1 if args.quick else args.repeats)
             print(f"\n{pair} pair, batch {batch}, {steps} steps")
-            stall = rows.pop("_stall")
+            stall, memory = rows.pop("_stall"), rows.pop("_memory")
             for k, v in rows.items():
                 print(f"  {k:<30} {'n/a' if v is None else f'{v:>12,.0f} samples/s'}")
             r = {k.split()[0]: v for k, v in rows.items()}
@@ -274,6 +314,15 @@ def main(argv=None):
             if stall:
                 print(f"  UI event-loop stall during (f): p50 {stall['p50_ms']:.1f} ms, p99 {stall['p99_ms']:.1f} ms, "
                       f"max {stall['max_ms']:.1f} ms over {stall['n']} ticks of 10 ms")
+            if memory and "error" in memory:
+                print(f"  peak memory: could not measure ({memory['error']})")
+            elif memory:
+                print(f"  peak memory of a KD step (cache off) {memory['kd_step']:.0f} MiB vs bound "
+                      f"{memory['bound']:.0f} MiB = student-only {memory['student_only']:.0f} + teacher weights "
+                      f"{memory['teacher_weights']:.0f} + one teacher forward {memory['teacher_forward']:.0f} "
+                      f"({'within' if memory['within'] else 'ABOVE'} the bound)")
+            else:
+                print("  peak memory: measured on a GPU only")
 
 
 if __name__ == "__main__":
