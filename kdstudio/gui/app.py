@@ -137,5 +137,11 @@ def main(args=None) -> int:
     elif screenshot:
         QTimer.singleShot(1500, lambda: ended(0))
 
-    code = app.exec()
+    quit_on_close = app.quitOnLastWindowClosed()
+    if quit_when_done:
+        app.setQuitOnLastWindowClosed(False)  # we exit explicitly; a late Quit event would stop later event loops
+    try:
+        code = app.exec()
+    finally:
+        app.setQuitOnLastWindowClosed(quit_on_close)
     return result["code"] if quit_when_done else code
