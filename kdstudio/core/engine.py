@@ -74,7 +74,8 @@ class _Recorder:
         if kind in (ev.STEP, ev.EPOCH):
             self.metrics.write({"kind": kind, "stage": stage, "time": round(e.time, 3), **data})
         elif kind != ev.RUN_FINISHED:
-            text = data.get("message") or ", ".join(f"{k}={v}" for k, v in data.items())
+            # the resolved config is in config.toml already; the log names the run, not its whole config
+            text = data.get("message") or ", ".join(f"{k}={v}" for k, v in data.items() if k != "config")
             stamp = _dt.datetime.fromtimestamp(e.time).strftime("%Y-%m-%d %H:%M:%S")
             self.log.write(f"{stamp} [{stage or '-'}] {kind}: {text}\n")
             self.log.flush()
