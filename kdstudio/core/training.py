@@ -8,6 +8,7 @@ resumes exactly where it stopped.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import random
 import time
@@ -135,7 +136,7 @@ class StageRunner:
 
     def _autocast(self):
         if self.amp_dtype is None:
-            return torch.autocast(self.device.type, enabled=False)
+            return contextlib.nullcontext()  # fp32: no autocast state to save and restore every step
         return torch.autocast(self.device.type, dtype=self.amp_dtype)
 
     # ---- checkpoints ----------------------------------------------------------------------------------
