@@ -108,7 +108,7 @@ class StageRunner:
         self.gen = torch.Generator(device=device).manual_seed(seed)
         self.mix_rng = random.Random(seed)
         self.forward = torch.compile(spec.model) if spec.compile else spec.model
-        self.cache = None
+        self.cache = self.cache_ce = None
         self.epoch, self.step_in_epoch, self.perm = 0, 0, None
 
     # ---- teacher outputs ------------------------------------------------------------------------------
@@ -180,6 +180,7 @@ class StageRunner:
         if s.teacher is not None:
             if reason is None:
                 self.cache = self._teacher_logits_all()
+                self.cache_ce = F.cross_entropy(self.cache, self.y, reduction="none")  # teacher CE per sample
                 self.emit(ev.LOG, s.name, message=f"Teacher-output cache on: logits of {self.n:,} training "
                           f"samples computed once ({self.cache.numel() * 4 / 1024:.0f} KiB).", teacher_cache=True)
             else:
@@ -200,9 +201,10 @@ class StageRunner:
         s.model.train()
         if self.perm is None:
             self.perm = torch.randperm(self.n, device=self.device, generator=self.gen)
-        sums: dict[str, torch.Tensor] = {}
-        epoch_sums: dict[str, torch.Tensor] = {}
-        window, epoch_steps, samples = 0, 0, 0
+        names: list[str] | None = None
+        window_sum: torch.Tensor | None = None  # all logged values of the window, one device tensor
+        epoch_sums: dict[str, float] = {}
+        window, epoch_steps, samples, window_first = 0, 0, 0, self.step_in_epoch
         last_emit, window_start = 0.0, time.perf_counter()
         for step in range(self.step_in_epoch, self.steps_per_epoch):
             if self.control.stop_requested:
@@ -211,31 +213,35 @@ class StageRunner:
                 raise RunStopped()
             self.control.wait_if_paused(lambda: self.emit(ev.LOG, s.name, message="Paused."))
             idx = self.perm[step * B:(step + 1) * B]
-            terms = self._step(idx)
-            for k, v in terms.items():
-                sums[k] = sums[k] + v if k in sums else v.clone()
+            names, values = self._step(idx)
+            window_sum = values if window_sum is None else window_sum + values
             window += 1
             samples += len(idx)
             if window >= s.log_every or step == self.steps_per_epoch - 1:
                 now = time.perf_counter()
                 if now - last_emit >= 0.05 or step == self.steps_per_epoch - 1:
-                    names = list(sums)
-                    values = torch.stack([sums[k] for k in names]).tolist()  # the one host sync per window
-                    means = {k: v / window for k, v in zip(names, values)}
+                    means_t = window_sum / window
+                    keys = list(names)
+                    if self.cache_ce is not None:  # the teacher's CE on this window's samples, from the cache
+                        means_t = torch.cat([means_t, self.cache_ce[self.perm[window_first * B:(step + 1) * B]]
+                                             .mean().reshape(1)])
+                        keys.append("teacher_ce")
+                    means = dict(zip(keys, means_t.tolist()))  # the one host sync per window
                     self._check_finite(means)
-                    for k, v in zip(names, values):
-                        epoch_sums[k] = epoch_sums.get(k, 0.0) + v
+                    for k, v in means.items():
+                        epoch_sums[k] = epoch_sums.get(k, 0.0) + v * window
                     epoch_steps += window
                     self.emit(ev.STEP, s.name, epoch=self.epoch + 1, epochs=s.epochs, step=step + 1,
                               steps=self.steps_per_epoch,
                               global_step=self.epoch * self.steps_per_epoch + step + 1,
                               lr=self.opt.param_groups[0]["lr"],
                               samples_per_s=samples / max(now - window_start, 1e-9), **means)
-                    sums, window, samples, last_emit, window_start = {}, 0, 0, now, now
+                    window_sum, window, samples, last_emit, window_start = None, 0, 0, now, now
+                    window_first = step + 1
         self._epoch_terms = {k: v / max(epoch_steps, 1) for k, v in epoch_sums.items()}
         return self.n
 
-    def _step(self, idx: torch.Tensor) -> dict[str, torch.Tensor]:
+    def _step(self, idx: torch.Tensor) -> tuple[list[str], torch.Tensor]:
         s = self.s
         x, y = self.x[idx], self.y[idx]
         x = augment_batch(x, s.augment, self.gen)
@@ -264,12 +270,15 @@ class StageRunner:
             terms["total"].backward()
             self.opt.step()
         self.sched.step()
-        logged = {k: v.detach() for k, v in terms.items()}
+        # Everything logged goes into one stacked tensor: two kernels a step to accumulate, not one per term.
+        names = [*terms, "acc"]
         with torch.no_grad():
-            logged["acc"] = (out.argmax(1) == y).float().mean()
-            if t_logits is not None:
-                logged["teacher_ce"] = F.cross_entropy(t_logits, y)
-        return logged
+            logged = [v.detach().float() for v in terms.values()]
+            logged.append((out.argmax(1) == y).float().mean())
+            if t_logits is not None and self.cache_ce is None:
+                names.append("teacher_ce")
+                logged.append(F.cross_entropy(t_logits, y))
+            return names, torch.stack(logged)
 
     def _check_finite(self, means: dict[str, float]) -> None:
         bad = [k for k, v in means.items() if not math.isfinite(v)]
