@@ -57,3 +57,13 @@ def test_near_chance_teacher_stops_with_a_pointer_to_preprocessing(tmp_path):
     s = engine.run(_file_cfg(path, **{"teacher.skip_sanity_check": True}), tmp_path / "run2",
                    on_event=lambda e: warnings.append(e) if e.kind == events.WARNING else None)
     assert s["status"] == "completed" and warnings
+
+
+def test_unknown_feature_layer_is_reported_before_the_teacher_trains(tmp_path):
+    cfg = tiny_config(**{"distill.feature_method": "fitnet", "student.arch": "cnn", "student.width": 4,
+                         "student.depth": 2, "distill.student_layers": '["features.9"]',
+                         "distill.teacher_layers": '["features.1"]'})
+    seen = []
+    with pytest.raises(KDError, match="features.9"):
+        engine.run(cfg, tmp_path, on_event=seen.append)
+    assert not [e for e in seen if e.kind == events.EPOCH]  # nothing trained

@@ -128,7 +128,15 @@ def teacher_stage(p) -> None:
     for message in getattr(p.data, "warnings", []):
         p.emit(ev.WARNING, "teacher", message=message)
     # The student must accept the data before any time is spent on the teacher.
-    teacher_io.check_model(_build_student(p).to(p.device), p.data, p.device, role="student")
+    student = _build_student(p).to(p.device)
+    teacher_io.check_model(student, p.data, p.device, role="student")
+    uses_features = cfg.distill.method in losses.feature_methods() or bool(cfg.distill.feature_method)
+    if t.source == "train" and uses_features:
+        # Layer names and shapes are checked on an untrained teacher of the same arch, so a bad pair is
+        # reported before the teacher trains, not after.
+        probe = models.build(t.arch, p.data.num_classes, p.data.input_shape, t.width, t.depth).to(p.device)
+        losses.build_objective(cfg.distill, teacher=models.freeze(probe), student=student,
+                               example_input=p.x_train[:cfg.data.batch_size]).remove()
     p.teacher = _train_teacher(p) if t.source == "train" else _load_file_teacher(p)
     models.freeze(p.teacher)
     teacher_io.check_method(p.teacher, cfg.distill)
