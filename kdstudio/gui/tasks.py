@@ -113,16 +113,25 @@ def _warm_up(torch) -> None:
 
 
 _DATA_CACHE: dict[str, tuple] = {}
+_BUNDLE: dict[str, object] = {}  # the loaded data of _DATA_CACHE's entry, while the teacher comes from a file
+_TEACHER_CACHE: dict[tuple, tuple] = {}  # (data, [teacher], file stamp) -> (count, note, summary, error)
+
+
+def _data_key(cfg) -> str:
+    from ..core import config as config_mod
+    return config_mod.dumps(cfg).split("[teacher]")[0]  # seed + device + [data]
 
 
 def _data_shape(cfg) -> tuple:
     """(input_shape, num_classes, sizes, name, warnings) of the config's data, cached per [data] section."""
-    from ..core import config as config_mod
-    key = config_mod.dumps(cfg).split("[teacher]")[0]  # seed + device + [data]
+    key = _data_key(cfg)
     if key not in _DATA_CACHE:
         from ..core.data import load_data
         b = load_data(cfg)
         _DATA_CACHE.clear()
+        _BUNDLE.clear()
+        if cfg.teacher.source == "file":  # kept only where a teacher file will be checked against it
+            _BUNDLE[key] = b
         _DATA_CACHE[key] = (tuple(b.input_shape), b.num_classes, b.sizes(), b.name, list(b.warnings),
                             _preview(b))
     return _DATA_CACHE[key]
@@ -174,7 +183,7 @@ def model_info(cfg) -> dict:
             out["teacher"] = models.count_params(teacher)
             out["teacher_summary"] = _summary(models, teacher, shape)
         else:
-            out["errors"]["teacher"] = "Counted when the run loads the teacher file."
+            _file_teacher(cfg, models, shape, out)
     except KDError as e:
         out["errors"]["teacher"] = str(e)
     try:
@@ -188,6 +197,60 @@ def model_info(cfg) -> dict:
         out["errors"]["student"] = str(e)
     if out["teacher"] and out["student"]:
         out["ratio"] = out["teacher"] / out["student"]
+    return out
+
+
+def _file_teacher(cfg, models, shape, out: dict) -> None:
+    """Load cfg.teacher.path on the CPU as a run would, checked against the data; its parameter count (or the
+    one-sentence reason it cannot be loaded) goes into `out`. Cached per data, [teacher] settings and file."""
+    import torch
+
+    from ..core.data import load_data
+    from ..core.teacher_formats import OnnxTeacher
+    from ..core.teacher_io import load_teacher
+    t = cfg.teacher
+    path = Path(t.path).expanduser() if t.path else None
+    try:
+        stamp = (path.stat().st_mtime_ns, path.stat().st_size) if path else None
+    except OSError:
+        stamp = None
+    key = (_data_key(cfg), repr(sorted(vars(t).items())), stamp)
+    if key not in _TEACHER_CACHE:
+        count = note = summary = error = None
+        try:
+            bundle = _BUNDLE.get(key[0]) or load_data(cfg)
+            warnings: list[str] = []
+            teacher = load_teacher(cfg, bundle, torch.device("cpu"), warn=warnings.append)
+            if isinstance(teacher, OnnxTeacher):
+                error = "ONNX teacher: parameter count not available"
+            else:
+                count = models.count_params(teacher)
+                note = f"loaded from {path.name}" + (f" · ⚠ {warnings[0]}" if warnings else "")
+                summary = _summary(models, teacher, shape)
+        except KDError as e:
+            error = str(e)
+        except Exception as e:  # noqa: BLE001 - a strange file must not hide the student's count
+            error = f"Teacher file '{path}' could not be loaded ({type(e).__name__}: {e})."
+        _TEACHER_CACHE.clear()
+        _TEACHER_CACHE[key] = (count, note, summary, error)
+    count, note, summary, error = _TEACHER_CACHE[key]
+    out["teacher"], out["teacher_note"], out["teacher_summary"] = count, note, summary
+    if error:
+        out["errors"]["teacher"] = error
+
+
+def gallery(run_dir: Path, model: str, limit: int) -> list[dict]:
+    """Misclassified test images of one model (core.artifacts.gallery), each image as uint8 (H, W) or (H, W, 3)."""
+    import numpy as np
+
+    from ..core.artifacts import gallery as core_gallery
+    out = []
+    for item in core_gallery(Path(run_dir), model=model, limit=limit):
+        img = np.asarray(item["image"], dtype=np.float32)
+        if img.ndim == 3:
+            img = img[..., :3] if img.shape[2] >= 3 else img[..., 0]
+        item["image"] = np.ascontiguousarray((np.clip(img, 0, 1) * 255).round().astype(np.uint8))
+        out.append(item)
     return out
 
 

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import math
 
-from PySide6.QtCore import Qt, Signal
+from pathlib import Path
+
+from PySide6.QtCore import QEvent, QObject, Qt, Signal
 from PySide6.QtGui import QColor, QIcon, QPainter, QPixmap
 from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
 
@@ -135,3 +137,62 @@ def card_row(*cards: QWidget) -> QWidget:
     for c in cards:
         row.addWidget(c, 1)
     return w
+
+
+class FileDrop(QObject):
+    """Makes a widget (and the children that take no drops themselves) accept dropped files: `dropped` gets the
+    local paths. Every file drag is accepted, so the receiver can explain a wrong file instead of a no-drop cursor."""
+
+    dropped = Signal(list)
+
+    def __init__(self, target: QWidget):
+        super().__init__(target)
+        target.setAcceptDrops(True)
+        target.installEventFilter(self)
+
+    def eventFilter(self, obj, event) -> bool:  # noqa: N802 - Qt's name
+        kind = event.type()
+        if kind in (QEvent.DragEnter, QEvent.DragMove):
+            if event.mimeData().hasUrls():
+                event.acceptProposedAction()
+                return True
+        elif kind == QEvent.Drop and event.mimeData().hasUrls():
+            paths = [u.toLocalFile() or u.toString() for u in event.mimeData().urls()]
+            event.acceptProposedAction()
+            self.dropped.emit(paths)
+            return True
+        return False
+
+
+class DropZone(QFrame):
+    """A dashed box that invites a drop, with one line under it that says what happened."""
+
+    def __init__(self, hint: str, parent=None):
+        super().__init__(parent)
+        self.setObjectName("dropZone")
+        self.setStyleSheet("QFrame#dropZone { border: 1px dashed #9aa0a6; border-radius: 6px; background: #f8f9fa; }"
+                           "QFrame#dropZone QLabel { border: none; background: transparent; }")
+        self.hint = QLabel(hint)
+        self.hint.setObjectName("help")
+        self.hint.setWordWrap(True)
+        self.message = QLabel("")
+        self.message.setWordWrap(True)
+        self.message.setTextInteractionFlags(Qt.TextSelectableByMouse)
+        self.message.hide()
+        col = QVBoxLayout(self)
+        col.setContentsMargins(10, 6, 10, 6)
+        col.setSpacing(2)
+        col.addWidget(self.hint)
+        col.addWidget(self.message)
+
+    def say(self, text: str, problem: bool = False) -> None:
+        """Show one line: a problem in red, otherwise in the normal text colour."""
+        self.message.setObjectName("problem" if problem else "")
+        self.message.setStyleSheet("color: #d93025;" if problem else "color: #188038;")
+        self.message.setText(text)
+        self.message.setVisible(bool(text))
+
+
+def file_suffix(path: str) -> str:
+    """The lower-case suffix of a path ('' for none)."""
+    return Path(path).suffix.lower()

@@ -1,4 +1,5 @@
-"""Charts of the Evaluate page: accuracy bars, confusion matrix (counts or normalised), per-class accuracy.
+"""Charts of the Evaluate page: accuracy bars, confusion matrix (counts or normalised), per-class accuracy, and
+the gallery of misclassified test images (pages/gallery.py).
 
 They read the run's summary.json and, when present, its evaluation.json (confusion matrices, per-class
 accuracy); a run without the details file still gets the accuracy bars.
@@ -9,6 +10,8 @@ from __future__ import annotations
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtWidgets import QCheckBox, QComboBox, QHBoxLayout, QLabel, QTabWidget, QVBoxLayout, QWidget
+
+from .gallery import Gallery
 
 COLORS = {"teacher": "#8e44ad", "student": "#1a56b8", "baseline": "#a0522d"}
 SHORT = {"teacher": "Teacher", "student": "Student", "baseline": "Baseline"}
@@ -25,7 +28,7 @@ def _plot(title: str) -> pg.PlotWidget:
 
 
 class EvalCharts(QTabWidget):
-    """Tabs: accuracy per model, confusion matrix of one model, accuracy per class."""
+    """Tabs: accuracy per model, confusion matrix of one model, accuracy per class, misclassified examples."""
 
     def __init__(self, parent=None):
         super().__init__(parent)
@@ -54,6 +57,8 @@ class EvalCharts(QTabWidget):
         self.per_class = _plot("Accuracy per class")
         self.per_class.getPlotItem().addLegend(offset=(-8, 4), labelTextSize="8pt").setColumnCount(3)
         self.pc_tab = self.addTab(self.per_class, "Per class")
+        self.gallery = Gallery()
+        self.gallery_tab = self.addTab(self.gallery, "Misclassified")
         self.cm_model.currentIndexChanged.connect(lambda _i: self._draw_confusion())
         self.cm_norm.toggled.connect(lambda _b: self._draw_confusion())
 
@@ -72,6 +77,7 @@ class EvalCharts(QTabWidget):
         self.cm_model.blockSignals(False)
         self.setTabEnabled(self.cm_tab, bool(models))
         self.setTabEnabled(self.pc_tab, bool(models))
+        self.setTabEnabled(self.gallery_tab, bool(self.details.get("models")))
         self._draw_confusion()
         self._draw_per_class()
         if models and self.currentIndex() == 0:

@@ -117,6 +117,7 @@ class EvaluatePage(QWidget):
         s = run.summary if run is not None else {}
         self.table.setRowCount(0)
         self.charts.show_results([], None)
+        self.charts.gallery.set_run(None, None)
         self.tree.clear()
         if run is not None and run.is_sweep:
             self._show_sweep(run)
@@ -165,7 +166,9 @@ class EvaluatePage(QWidget):
                                   sum(self.table.rowHeight(i) for i in range(len(rows))) +
                                   self.table.horizontalScrollBar().sizeHint().height())
         details = read_json(Path(run.path) / "evaluation.json", default=None)
-        self.charts.show_results(rows, details if isinstance(details, dict) else None)
+        details = details if isinstance(details, dict) else None
+        self.charts.show_results(rows, details)
+        self.charts.gallery.set_run(run.path, details)
         self._fill_tree(s)
 
     def _show_sweep(self, run: RunInfo) -> None:

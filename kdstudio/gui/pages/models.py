@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from ..info import InfoHub
 from ..model import ConfigModel
-from ..widgets import StatCard, card_row, fmt_int, fmt_ratio
+from ..widgets import DropZone, FileDrop, StatCard, card_row, file_suffix, fmt_int, fmt_ratio
 from .base import FormPage, rest_of
 from .preview import DataPreview, LayerTable
 
 NEEDS_PATH = ("tensors", "folder", "csv")
+TEACHER_FILES = (".pt", ".pth", ".ts", ".safetensors", ".onnx", ".pkl", ".ckpt", ".bin")  # what load_teacher reads
 SPLITS = ("train", "val", "test")
 
 
@@ -102,10 +105,15 @@ class _ModelPage(FormPage):
         f.set_value(self.model.cfg.get(f"{self.role}.arch") if self.model.cfg else "")
 
     def _show_info(self, info: dict) -> None:
-        mine, other = info.get(self.role), info.get("student" if self.role == "teacher" else "teacher")
+        other_role = "student" if self.role == "teacher" else "teacher"
+        mine, other = info.get(self.role), info.get(other_role)
         err = info.get("errors", {})
-        self.params_card.set(fmt_int(mine), err.get(self.role, "built for this data, not yet trained"))
-        self.other_card.set(fmt_int(other), err.get("student" if self.role == "teacher" else "teacher", ""))
+        self.params_card.set(fmt_int(mine), err.get(self.role) or info.get(f"{self.role}_note")
+                             or "built for this data, not yet trained")
+        self.other_card.set(fmt_int(other), err.get(other_role) or info.get(f"{other_role}_note") or "")
+        for card, role in ((self.params_card, self.role), (self.other_card, other_role)):  # a load error in red
+            bad = bool(err.get(role)) and not err[role].startswith("ONNX teacher")
+            card.detail.setStyleSheet("color: #d93025;" if bad else "")
         ratio = info.get("ratio")
         self.ratio_card.set(fmt_ratio(ratio), "the student is that many times smaller" if ratio else "")
         self.layers.show_summary(info.get(f"{self.role}_summary"))
@@ -119,8 +127,19 @@ class TeacherPage(_ModelPage):
              "trust from a file (TorchScript, state_dict, safetensors, ONNX).")
     role = "teacher"
 
+    def __init__(self, model: ConfigModel, hub: InfoHub, parent=None):
+        super().__init__(model, hub, parent)
+        self.file_drop = FileDrop(self.widget())  # drop a file anywhere on the page
+        self.file_drop.dropped.connect(self.drop_files)
+        path_field = self.form.fields.get("teacher.path")
+        if path_field is not None:
+            path_field.editor.setAcceptDrops(False)  # a file dropped on the path box sets the teacher, not text
+
     def build(self) -> None:
         super().build()
+        self.drop = DropZone("Drop a teacher file anywhere on this page (" + ", ".join(TEACHER_FILES) + "), or "
+                             "choose source \"file\" and use Browse… next to the path.")
+        self.body.addWidget(self.drop)
         f = self.form
         model = ["teacher.source", "teacher.arch", "teacher.width", "teacher.depth", "teacher.path",
                  "teacher.trust_pickle"]
@@ -136,6 +155,28 @@ class TeacherPage(_ModelPage):
         for k in ("teacher.path", "teacher.trust_pickle", *tune):
             f.visible_when[k] = from_file
         f.visible_when["teacher.epochs"] = lambda c: not from_file(c)
+
+    def config_changed(self, key: str) -> None:
+        if key == "":  # another project (or its config reloaded): the last drop's line is stale
+            self.drop.say("")
+
+    def drop_files(self, paths: list[str]) -> None:
+        """A drop: a model file becomes the teacher (source "file"); anything else gets one sentence why not."""
+        if self.model.cfg is None:
+            self.drop.say("Open or create a project first; the teacher file is part of a project.", problem=True)
+            return
+        if len(paths) != 1:
+            self.drop.say(f"{len(paths)} files were dropped; drop one teacher file at a time.", problem=True)
+            return
+        path = paths[0]
+        name = Path(path).name or path
+        if file_suffix(path) not in TEACHER_FILES:
+            self.drop.say(f"'{name}' is not a model file KD Studio can load as a teacher; drop a "
+                          + ", ".join(TEACHER_FILES[:-1]) + f" or {TEACHER_FILES[-1]} file.", problem=True)
+            return
+        self.model.set("teacher.source", "file")
+        self.model.set("teacher.path", path)
+        self.drop.say(f"Teacher file: {path}")
 
 
 class StudentPage(_ModelPage):
