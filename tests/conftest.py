@@ -16,3 +16,18 @@ def kdstudio_home(tmp_path, monkeypatch):
     home = tmp_path / "kdstudio_home"
     monkeypatch.setenv("KDSTUDIO_HOME", str(home))
     return home
+
+
+@pytest.fixture
+def window(qtbot):
+    """The main window, shown offscreen; a run still going at the end of the test is stopped cleanly."""
+    from kdstudio.gui.app import make_app
+    from kdstudio.gui.main_window import MainWindow
+    make_app()
+    w = MainWindow()
+    qtbot.addWidget(w)
+    w.show()
+    yield w
+    if w.train.running:  # never leave a worker thread behind
+        w.train.controller.stop()
+        qtbot.waitUntil(lambda: not w.train.running, timeout=120_000)

@@ -19,15 +19,10 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture
-def window(qtbot):
-    from kdstudio.gui.app import make_app
-    from kdstudio.gui.main_window import MainWindow
-    make_app()
-    w = MainWindow()
-    qtbot.addWidget(w)
-    w.open_initial()
-    w.show()
-    return w
+def window(window):
+    """The shared window, with the last project (or the first-run state) opened as at start-up."""
+    window.open_initial()
+    return window
 
 
 def _type(qtbot, field, text):

@@ -16,17 +16,6 @@ from tests.helpers import tiny_config  # noqa: E402
 WAIT_MS = 60_000
 
 
-@pytest.fixture
-def window(qtbot):
-    from kdstudio.gui.app import make_app
-    from kdstudio.gui.main_window import MainWindow
-    make_app()
-    w = MainWindow()
-    qtbot.addWidget(w)
-    w.show()
-    return w
-
-
 def _project_with_run(window, cfg, name="Extras"):
     """A project whose runs/ folder holds one finished run of cfg (run by the core, not through the window)."""
     from kdstudio.core import engine

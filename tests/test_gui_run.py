@@ -18,20 +18,6 @@ from tests.helpers import tiny_config  # noqa: E402
 RUN_TIMEOUT_MS = 120_000
 
 
-@pytest.fixture
-def window(qtbot):
-    from kdstudio.gui.app import make_app
-    from kdstudio.gui.main_window import MainWindow
-    make_app()
-    w = MainWindow()
-    qtbot.addWidget(w)
-    w.show()
-    yield w
-    if w.train.running:  # never leave a worker thread behind
-        w.train.controller.stop()
-        qtbot.waitUntil(lambda: not w.train.running, timeout=RUN_TIMEOUT_MS)
-
-
 def _run_to_end(window, qtbot, resume=None):
     """Start a run and wait until its thread has ended; fail with the run's own message if it failed."""
     assert window.train.start(resume=resume)
