@@ -78,6 +78,15 @@ def test_existing_files_are_not_overwritten_without_force(run, capsys):
     assert target.stat().st_mtime_ns != before
 
 
+def test_adding_a_format_does_not_ask_about_the_shared_arch_json(run, tmp_path):
+    """student.arch.json is the same for every format of one model: a new format goes next to the old ones."""
+    out, _ = run
+    folder = tmp_path / "exp"
+    assert main(["export", str(out), "--format", "state_dict", "--out", str(folder)]) == 0
+    assert main(["export", str(out), "--format", "torchscript", "--out", str(folder)]) == 0
+    assert (folder / "student.torchscript.pt").is_file() and (folder / "student.state_dict.pt").is_file()
+
+
 def test_int8_and_fp16_exports_reload_and_agree(run, tmp_path):
     out, summary = run
     res = artifacts.export_run(out, ["torchscript", "state_dict", "onnx"], quantize="int8", out=tmp_path,

@@ -24,7 +24,7 @@ from torch import nn
 
 from .errors import KDError
 from .evaluate import cpu_threads
-from .store import atomic_save_with, atomic_write_json
+from .store import atomic_save_with, atomic_write_json, read_json
 
 EXTENSIONS = {"torchscript": "torchscript.pt", "onnx": "onnx", "safetensors": "safetensors",
               "state_dict": "state_dict.pt"}
@@ -257,7 +257,10 @@ def export_all(model: nn.Module, model_factory, arch_info: dict, formats: list[s
     targets = _targets(formats, out_dir, quantize, stem)
     config_path = out_dir / f"{stem}{'' if quantize == 'none' else '.' + quantize}.arch.json"
     if not overwrite:
-        existing = [p for p in [*targets.values(), config_path] if p.exists()]
+        # The arch JSON is shared by every format of this model: rewriting it with the same content loses nothing.
+        same_config = config_path.exists() and read_json(config_path) == json.loads(
+            json.dumps({**arch_info, "quantize": quantize}))
+        existing = [p for p in [*targets.values()] + ([] if same_config else [config_path]) if p.exists()]
         if existing:
             raise KDError(f"'{existing[0]}' already exists; add --force to overwrite it or choose another --out.")
     try:
