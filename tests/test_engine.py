@@ -185,3 +185,18 @@ def test_nan_loss_stops_and_names_stage_and_epoch(tmp_path):
     msg = str(e.value)
     assert "teacher" in msg and "epoch 1" in msg and "learning rate" in msg
     assert json.loads((tmp_path / "summary.json").read_text())["status"] == "failed"
+
+
+def test_a_new_run_never_reuses_an_existing_run_folder(finished_run):
+    out, _, _ = finished_run
+    with pytest.raises(KDError, match="already holds a run"):
+        engine.run(tiny_config(), out)
+
+
+def test_written_files_get_the_usual_permissions(finished_run):
+    import os
+    out, _, _ = finished_run
+    mask = os.umask(0)
+    os.umask(mask)
+    for name in ("config.toml", "summary.json", "exports/student.state_dict.pt", "checkpoints/distill.pt"):
+        assert (out / name).stat().st_mode & 0o777 == 0o666 & ~mask, name

@@ -128,3 +128,13 @@ def test_seeds_run_end_to_end_from_the_command_line(tmp_path, capsys):
     assert main(["run", "--resume", "--out", str(out)]) == 0
     again = json.loads((out / sweep.SWEEP_JSON).read_text())["rows"][0]
     assert again["student"] == row["student"]
+
+
+def test_a_new_sweep_never_reuses_an_existing_sweep_folder(tmp_path):
+    from kdstudio.core.errors import KDError
+    cfg = tiny_config()
+    cfg.run.seeds = [0]
+    runner, _ = _fake_runner({(cfg.distill.temperature, 0): (0.9, 0.8, 0.9)})
+    sweep.run_sweep(cfg, tmp_path, runner=runner)
+    with pytest.raises(KDError, match="already holds a sweep"):
+        sweep.run_sweep(cfg, tmp_path, runner=runner)

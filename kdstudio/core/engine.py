@@ -95,6 +95,8 @@ def prepare(cfg: Config | None, out_dir: str | Path, resume: bool) -> tuple[Conf
             raise KDError(f"Cannot resume: '{rd.root}' holds no checkpoint; start a new run instead of --resume.")
         cfg = config_mod.load(rd.config)
     assert cfg is not None
+    if not resume and (rd.config.exists() or any(rd.checkpoints.glob("*.pt"))):
+        raise KDError(f"'{rd.root}' already holds a run; continue it with --resume, or choose another --out.")
     config_mod.validate(cfg)
     rd.create()
     if not resume:
@@ -124,9 +126,14 @@ def run(cfg: Config | None, out_dir: str | Path, *, on_event: Callable[[ev.Event
         summary["status"] = "stopped"
         rec(ev.LOG, pipeline.stage, message="Stopped on request; the checkpoint lets `--resume` continue.")
     except BaseException as e:  # KeyboardInterrupt included: record, then re-raise
-        user = isinstance(e, KDError)
         summary["status"] = "failed"
-        summary["error"] = str(e) if user else f"Unexpected error in stage '{pipeline.stage}': {e!r}"
+        if isinstance(e, KeyboardInterrupt):
+            summary["error"] = (f"Interrupted in stage '{pipeline.stage}'; the last epoch's checkpoint is kept, "
+                                "so --resume continues from it.")
+        elif isinstance(e, KDError):
+            summary["error"] = str(e)
+        else:
+            summary["error"] = f"Unexpected error in stage '{pipeline.stage}': {e!r}"
         rec(ev.RUN_FAILED, pipeline.stage, message=summary["error"], details=traceback.format_exc())
         raise
     finally:

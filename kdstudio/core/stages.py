@@ -51,7 +51,7 @@ def _train(p, spec: StageSpec) -> object:
                          checkpoint_path=p.rd.checkpoint(spec.name), seed=cfg.seed + 17)
     ckpt = p.rd.checkpoint(spec.name)
     if p.resume and ckpt.is_file():
-        runner.load_checkpoint(torch.load(ckpt, map_location=p.device, weights_only=False))
+        runner.load_checkpoint(torch.load(ckpt, map_location=p.device, weights_only=True))
         p.emit(ev.LOG, spec.name, message=f"Resumed {spec.name} at epoch {runner.epoch + 1}, "
                f"step {runner.step_in_epoch + 1}.")
     return runner.run()
@@ -61,7 +61,7 @@ def _completed(p, name: str) -> dict | None:
     """The checkpoint of a stage that already finished (resume), else None."""
     ckpt = p.rd.checkpoint(name)
     if p.resume and ckpt.is_file():
-        state = torch.load(ckpt, map_location=p.device, weights_only=False)
+        state = torch.load(ckpt, map_location=p.device, weights_only=True)
         if state.get("complete"):
             return state
     return None

@@ -12,6 +12,7 @@ from __future__ import annotations
 import itertools
 import math
 import re
+import shutil
 import statistics
 from pathlib import Path
 from typing import Callable
@@ -180,6 +181,8 @@ def run_sweep(cfg, out_dir: str | Path, *, on_event: Callable | None = None, con
     out = Path(out_dir)
     if resume:
         cfg = config_mod.load(out / SWEEP_TOML)
+    elif (out / SWEEP_TOML).exists():
+        raise KDError(f"'{out}' already holds a sweep; continue it with --resume, or choose another --out.")
     config_mod.validate(cfg)
     if not is_sweep(cfg):
         raise KDError("This config has neither run.seeds nor run.sweep; use `kdstudio run` for a single run.")
@@ -198,6 +201,8 @@ def run_sweep(cfg, out_dir: str | Path, *, on_event: Callable | None = None, con
             summary = old
         else:
             again = resume and any((folder / "checkpoints").glob("*.pt"))
+            if resume and not again and folder.is_dir():
+                shutil.rmtree(folder)  # a point that failed before its first checkpoint: nothing to keep
             try:
                 summary = run_one(None if again else one, folder, on_event, control, again)
             except KDError as e:
