@@ -97,3 +97,21 @@ def test_documented_choices_not_yet_built_say_so():
             cfg.data.path = cfg.teacher.path = "x"
             with pytest.raises(NotAvailableYet, match="not available yet"):
                 config.validate(cfg)
+
+
+@pytest.mark.parametrize("key,value,expect", [("data.mean", '["x"]', "list of numbers"),
+                                              ("distill.student_layers", "[1]", "list of texts"),
+                                              ("teacher.weights", '["a", "b"]', "list of numbers")])
+def test_list_elements_have_the_right_type(key, value, expect):
+    cfg = Config()
+    cfg.set(key, value)
+    with pytest.raises(ConfigError, match=expect) as e:
+        config.validate(cfg)
+    assert e.value.key == key
+
+
+def test_std_needs_a_matching_mean():
+    cfg = Config()
+    cfg.data.std = [0.5]
+    with pytest.raises(ConfigError, match="data.mean"):
+        config.validate(cfg)

@@ -203,6 +203,9 @@ def problems(cfg: Config) -> list[tuple[str, str]]:
         out.append(("data.test_fraction",
                     f"data.val_fraction + data.test_fraction is {d.val_fraction + d.test_fraction:g}; "
                     "it must be below 1 so that data is left for training."))
+    if d.std and len(d.std) != len(d.mean):
+        out.append(("data.std", f"data.std has {len(d.std)} value(s) but data.mean has {len(d.mean)}; give one mean "
+                    "and one std per channel, or leave both empty."))
     dev = cfg.device
     if not (dev in ("auto", "cpu", "cuda", "mps") or (dev.startswith("cuda:") and dev[5:].isdigit())):
         out.append(("device", f"device '{dev}' is not valid; use auto, cpu, cuda, cuda:N or mps."))
@@ -230,8 +233,16 @@ def _external_problems(cfg: Config) -> list[tuple[str, str]]:
     return out
 
 
+_ITEM_TYPES = {"float": ((int, float), "numbers"), "str": ((str,), "texts in quotes")}
+
+
 def _check_field(key: str, f, value) -> str | None:
     m = f.metadata
+    if m.get("item") and isinstance(value, list):
+        types, words = _ITEM_TYPES[m["item"]]
+        bad = [v for v in value if not isinstance(v, types) or isinstance(v, bool)]
+        if bad:
+            return f"'{key}' must be a list of {words}; {bad[0]!r} is not."
     if m.get("choices"):
         values = value if isinstance(value, list) else [value]
         for v in values:

@@ -10,10 +10,10 @@ from dataclasses import dataclass, field
 
 
 def opt(default, help: str = "", *, choices=None, available=None, min=None, max=None, min_open=False,
-        max_open=False):
-    """A schema field: default value plus validation metadata."""
+        max_open=False, item=None):
+    """A schema field: default value plus validation metadata (`item`: the type of a list's elements)."""
     meta = {"help": help, "choices": choices, "available": available, "min": min, "max": max,
-            "min_open": min_open, "max_open": max_open}
+            "min_open": min_open, "max_open": max_open, "item": item}
     if isinstance(default, (list, dict)):
         return field(default_factory=lambda d=default: type(d)(d), metadata=meta)
     return field(default=default, metadata=meta)
@@ -35,9 +35,9 @@ class DataConfig:
                        choices=("none", "shift", "crop", "crop_flip"))
     image_size: int = opt(0, "resize images to this size (0 = keep)", min=0)
     normalize: str = opt("auto", "input normalisation", choices=("auto", "none", "imagenet"))
-    mean: list = opt([], "explicit per-channel mean (overrides normalize)")
-    std: list = opt([], "explicit per-channel std (overrides normalize)")
-    class_names: list = opt([], "the teacher's classes in its output order (optional)")
+    mean: list = opt([], "explicit per-channel mean (overrides normalize)", item="float")
+    std: list = opt([], "explicit per-channel std (overrides normalize)", item="float")
+    class_names: list = opt([], "the teacher's classes in its output order (optional)", item="str")
     label_column: str = opt("label", "CSV: name of the label column")
     synthetic_samples: int = opt(2048, "synthetic: number of samples", min=16)
     synthetic_classes: int = opt(10, "synthetic: number of classes", min=2)
@@ -58,8 +58,9 @@ class TeacherConfig:
     finetune_layers: int = opt(0, "fine-tune a loaded teacher: train only its last N layers (0 = off)", min=0)
     finetune_epochs: int = opt(5, "fine-tuning epochs (learning rate: teacher.lr)", min=1)
     skip_sanity_check: bool = opt(False, "go on even if the teacher scores near chance on the validation split")
-    extra_paths: list = opt([], "more teacher files: their softened outputs are averaged with the first teacher's")
-    weights: list = opt([], "weight of each teacher in the average (empty = equal weights)")
+    extra_paths: list = opt([], "more teacher files: their softened outputs are averaged with the first teacher's",
+                            item="str")
+    weights: list = opt([], "weight of each teacher in the average (empty = equal weights)", item="float")
 
 
 @dataclass
@@ -90,8 +91,8 @@ class DistillConfig:
     feature_method: str = opt("", "feature method added to the logit method: fitnet, at, rkd, sp, pkt (\"\" = none)")
     feature_params: dict = opt({}, "parameters of feature_method, e.g. { weight = 1.0 }")
     student_layers: list = opt([], "student layers (module paths) to match, paired in order with teacher_layers; "
-                                   "[] = automatic")
-    teacher_layers: list = opt([], "teacher layers (module paths) to match; [] = automatic")
+                                   "[] = automatic", item="str")
+    teacher_layers: list = opt([], "teacher layers (module paths) to match; [] = automatic", item="str")
 
 
 @dataclass
@@ -125,7 +126,7 @@ class EvaluateConfig:
 @dataclass
 class ExportConfig:
     formats: list = opt(["torchscript", "state_dict"], "export formats",
-                        choices=("torchscript", "state_dict", "onnx", "safetensors"))
+                        choices=("torchscript", "state_dict", "onnx", "safetensors"), item="str")
     quantize: str = opt("none", "export quantized/half weights", choices=("none", "int8", "fp16", "bf16"))
     model: str = opt("auto", "what to export: auto = last float compression variant, else the student",
                      choices=("auto", "student", "finetune", "prune", "channels"))
