@@ -106,8 +106,10 @@ def test_dkd_decouples_target_and_non_target_and_warms_up():
     assert full["tckd"].item() == pytest.approx(tckd, rel=1e-5)
     assert full["nckd"].item() == pytest.approx(nckd, rel=1e-5)
     assert full["total"].item() == pytest.approx(ce(S, Y) + a * tckd + b * nckd, rel=1e-5)
-    assert loss(s, t, y, epoch=0)["total"].item() == pytest.approx(ce(S, Y), rel=1e-5)
-    half = loss(s, t, y, epoch=5)["total"].item()
+    # `epoch` is the engine's 0-based index: the first epoch (0) already distils with weight 1/warm
+    first = loss(s, t, y, epoch=0)["total"].item()
+    assert first == pytest.approx(ce(S, Y) + (a * tckd + b * nckd) / warm, rel=1e-5)
+    half = loss(s, t, y, epoch=4)["total"].item()  # the fifth epoch of ten
     assert half == pytest.approx(ce(S, Y) + 0.5 * (a * tckd + b * nckd), rel=1e-5)
 
 

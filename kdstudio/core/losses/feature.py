@@ -73,8 +73,10 @@ def pairwise_distances(e, rel_tol: float = 1e-6):
 
 def _normalised_distances(e):
     d = pairwise_distances(e)
-    pos = d[d > 0]
-    return d / (pos.mean() if pos.numel() else 1.0)
+    positive = (d > 0).sum()
+    # mean of the positive distances without boolean indexing (which would sync with the host every step)
+    mean = torch.where(positive > 0, d.sum() / positive.clamp(min=1), torch.ones_like(d.sum()))
+    return d / mean
 
 
 def angle_tensor(e):

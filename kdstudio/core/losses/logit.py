@@ -47,7 +47,7 @@ class LogitMSE(LogitMethod):
 
 
 class DKD(LogitMethod):
-    """Decoupled KD: CE(s, y) + min(epoch/warmup_epochs, 1)·(alpha·TCKD + beta·NCKD), both KLs at T, ×T².
+    """Decoupled KD: CE(s, y) + min(epoch/warmup_epochs, 1)·(alpha·TCKD + beta·NCKD), both KLs at T, ×T² (epoch from 1).
 
     Paper: Zhao et al., "Decoupled Knowledge Distillation", CVPR 2022. TCKD is the KL between the binary
     (target class vs. the rest) distributions; NCKD the KL between the distributions over the non-target
@@ -76,7 +76,8 @@ class DKD(LogitMethod):
         nckd = F.kl_div(F.log_softmax(s / T - 1000.0 * gt, dim=1), F.softmax(t / T - 1000.0 * gt, dim=1),
                         reduction="sum") * T * T / n
         ce = F.cross_entropy(s, targets)
-        warm = min(epoch / self.warmup_epochs, 1.0) if self.warmup_epochs > 0 else 1.0
+        # `epoch` is 0-based, so the first epoch already distils with weight 1/warmup_epochs (as mdistiller counts)
+        warm = min((epoch + 1) / self.warmup_epochs, 1.0) if self.warmup_epochs > 0 else 1.0
         return {"ce": ce, "tckd": tckd, "nckd": nckd, "total": ce + warm * (self.alpha * tckd + self.beta * nckd)}
 
 
