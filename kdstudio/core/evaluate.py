@@ -168,12 +168,6 @@ def latency_ms(model: nn.Module, input_shape: tuple, batch: int = 1, device: str
     return statistics.median(times)
 
 
-def cpu_latency_ms(model: nn.Module, input_shape: tuple, batch: int = 1, repeats: int = 50,
-                   warmup: int = 10) -> float:
-    """Median wall time of one forward pass on the CPU (a copy of the model, eval mode) in milliseconds."""
-    return latency_ms(model, input_shape, batch, "cpu", repeats, warmup)
-
-
 def evaluate_model(model: nn.Module, x: torch.Tensor, y: torch.Tensor, class_names: list[str], *,
                    reference_logits: torch.Tensor | None = None, latency_repeats: int = 30,
                    gpu: torch.device | None = None, flops_hint: int | None = None,
