@@ -167,8 +167,16 @@ def test_export_writes_files_that_load_and_match(window, qtbot, tmp_path, monkey
     assert torch.allclose(ts(x), m.eval()(x), atol=1e-5)
 
 
-def test_worker_error_is_shown_and_the_window_stays_usable(window, qtbot, monkeypatch):
+def test_missing_data_file_disables_start_before_any_run(window, qtbot):
     _project(window, tiny_config(**{"data.source": "csv", "data.path": "/nonexistent/data.csv"}))
+    assert not window.train.start_act.isEnabled()
+    assert window.train.start() is False or not window.train.running
+
+
+def test_worker_error_is_shown_and_the_window_stays_usable(window, qtbot, monkeypatch, tmp_path):
+    bad = tmp_path / "data.csv"
+    bad.write_text("a,b\n1,2\n3,4\n")  # exists, but has no label column: the worker finds that out
+    _project(window, tiny_config(**{"data.source": "csv", "data.path": str(bad)}))
     with qtbot.waitSignal(window.train.run_failed, timeout=RUN_TIMEOUT_MS) as failed:
         assert window.train.start()
     message = failed.args[0]

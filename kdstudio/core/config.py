@@ -213,6 +213,17 @@ def problems(cfg: Config) -> list[tuple[str, str]]:
         out.append(("data.path", f"data.source = \"{d.source}\" needs data.path; set it to your data."))
     if cfg.teacher.source == "file" and not cfg.teacher.path:
         out.append(("teacher.path", "teacher.source = \"file\" needs teacher.path; choose the teacher file."))
+    # Files that must exist are checked here, so the window marks the field and nothing starts (no failed run).
+    if cfg.teacher.source == "file" and cfg.teacher.path and not Path(cfg.teacher.path).expanduser().exists():
+        out.append(("teacher.path", f"Teacher file '{cfg.teacher.path}' does not exist; check teacher.path."))
+    missing = [p for p in cfg.teacher.extra_paths if isinstance(p, str) and not Path(p).expanduser().exists()]
+    if cfg.teacher.source == "file" and missing:
+        out.append(("teacher.extra_paths", f"Teacher file '{missing[0]}' in teacher.extra_paths does not exist; "
+                    "check the path."))
+    for key in ("path", "val_path", "test_path"):
+        value = getattr(d, key, "")
+        if d.source in ("tensors", "folder", "csv") and value and not Path(value).expanduser().exists():
+            out.append((f"data.{key}", f"data.{key} '{value}' does not exist; check the path."))
     c, wanted = cfg.compress, cfg.export.model
     steps = {"finetune": c.finetune_epochs > 0, "prune": c.prune > 0, "channels": c.channel_prune > 0}
     if wanted in steps and not steps[wanted]:
