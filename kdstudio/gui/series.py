@@ -152,14 +152,15 @@ class Progress:
         if stage in self.stage_epochs and self.steps_per_epoch:
             self.done[stage] = self.stage_epochs[stage] * self.steps_per_epoch
 
-    def step(self, d: dict, stage: str) -> None:
-        """Take a STEP event's data."""
+    def step(self, d: dict, stage: str, when: float | None = None) -> None:
+        """Take a STEP event's data; `when` is the event's own time (events reach the window in batches, so the
+        arrival time would make several steps look simultaneous and the rate, hence the ETA, far too high)."""
         self.stage = stage
         self.steps_per_epoch = int(d.get("steps") or self.steps_per_epoch or 1)
         if stage in self.stage_epochs:
             self.stage_epochs[stage] = int(d.get("epochs") or self.stage_epochs[stage])
         g = int(d.get("global_step") or 0)
-        now = self.clock()
+        now = self.clock() if when is None else when
         if self._last is not None and g > self._last[1] and now > self._last[0]:
             r = (g - self._last[1]) / (now - self._last[0])
             self.rate[stage] = r if stage not in self.rate else 0.7 * self.rate[stage] + 0.3 * r

@@ -34,13 +34,17 @@ class Task(QObject):
 
     def _target(self) -> None:
         try:
-            value = self.fn(*self.args)
-        except KDError as e:
-            self._error.emit(str(e), traceback.format_exc())
-        except Exception as e:  # noqa: BLE001 - shown to the user, never a dead window
-            self._error.emit(f"Unexpected error: {e!r}", traceback.format_exc())
-        else:
-            self._result.emit(value)
+            try:
+                value = self.fn(*self.args)
+            except KDError as e:
+                self._error.emit(str(e), traceback.format_exc())
+            except Exception as e:  # noqa: BLE001 - shown to the user, never a dead window
+                self._error.emit(f"Unexpected error: {e!r}", traceback.format_exc())
+            else:
+                self._result.emit(value)
+        except RuntimeError as e:  # the window quit while this ran: nobody is left to tell
+            if "deleted" not in str(e):
+                raise
 
     @staticmethod
     def _call(cb, *args) -> None:

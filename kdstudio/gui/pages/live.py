@@ -40,7 +40,7 @@ class LiveRun:
             elif e.kind in (ev.STEP, ev.EPOCH, ev.STAGE_FINISHED):
                 self.series.add(rec)
             if e.kind == ev.STEP:
-                self.progress.step(e.data, e.stage)
+                self.progress.step(e.data, e.stage, when=e.time)
             elif e.kind == ev.EPOCH:
                 terms = ", ".join(f"{k} {v:.4f}" for k, v in e.data.items()
                                   if k not in SKIP_IN_EPOCH_LINE and isinstance(v, float))
