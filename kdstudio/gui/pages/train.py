@@ -6,7 +6,7 @@ import datetime as _dt
 import html
 from pathlib import Path
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import (QHBoxLayout, QLabel, QMessageBox, QPlainTextEdit, QProgressBar, QSplitter,
                                QStackedWidget, QToolButton, QVBoxLayout, QWidget)
@@ -24,6 +24,8 @@ from ..worker import RunController
 from .base import section_keys
 from .history import RunHistory, clean_log
 from .live import LiveRun
+
+PLOT_REFRESH_MS = 250  # live plots redraw at most this often
 
 
 class TrainPage(QWidget):
@@ -110,6 +112,12 @@ class TrainPage(QWidget):
         self.banner.action.connect(self.show_error_details)
 
         self.plots = PlotPanel()
+        # Live curves are redrawn at most 4 times a second: repainting three pyqtgraph plots (axes and text) costs
+        # tens of ms in software rendering, and redrawing on every 50 ms event batch stalled the window.
+        self._plot_timer = QTimer(self)
+        self._plot_timer.setSingleShot(True)
+        self._plot_timer.setInterval(PLOT_REFRESH_MS)
+        self._plot_timer.timeout.connect(self.plots.refresh)
         self.history = RunHistory()
         self.live_log = QPlainTextEdit(readOnly=True)
         self.live_log.setMaximumBlockCount(5000)
@@ -263,8 +271,8 @@ class TrainPage(QWidget):
             live.new_series = False
             if showing_live:
                 self.plots.show_series([live.series])
-        elif showing_live:
-            self.plots.refresh()
+        elif showing_live and not self._plot_timer.isActive():
+            self._plot_timer.start()
 
     def _on_finished(self, summary: dict) -> None:
         self._end_probe()
