@@ -23,7 +23,9 @@ NUMBER_TYPES = ("int", "float")
 LABELS = {"lr": "Learning rate", "val_fraction": "Validation fraction", "test_fraction": "Test fraction",
           "width_mult": "Width multiplier", "depth_mult": "Depth multiplier", "amp": "Mixed precision",
           "mixup": "Mixup", "arch": "Architecture", "log_every": "Log every (steps)", "enabled": "Train a baseline",
-          "cache_teacher": "Cache teacher outputs", "compile": "torch.compile", "trust_pickle": "Trust pickled model"}
+          "cache_teacher": "Cache teacher outputs", "compile": "torch.compile", "trust_pickle": "Trust pickled model",
+          "cpu_threads": "CPU threads", "finetune_lr": "Fine-tune learning rate",
+          "prune_finetune_lr": "Fine-tune learning rate after pruning", "finetune_epochs": "Fine-tune epochs"}
 
 
 def label_for(key: str) -> str:
