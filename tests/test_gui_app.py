@@ -100,6 +100,11 @@ def test_param_counts_and_ratio_appear_once_torch_has_loaded(window, qtbot):
     _type(qtbot, page.form.fields["student.width"], str(2 * window.model.cfg.student.width))
     qtbot.waitUntil(lambda: window.hub.info is not None and window.hub.info["student"] > info["student"],
                     timeout=30000)
+    # an invalid size is not handed to PyTorch: the card says which field to fix, in one sentence
+    _type(qtbot, page.form.fields["student.width"], "-3")
+    page.form.fields["student.width"].editor.editingFinished.emit()
+    qtbot.waitUntil(lambda: "Fix student.width first" in page.params_card.detail.text(), timeout=30000)
+    assert "RuntimeError" not in page.params_card.detail.text()
 
 
 def test_toml_view_edit_and_save(window, qtbot):

@@ -200,9 +200,9 @@ def problems(cfg: Config) -> list[tuple[str, str]]:
                 out.append((f.name, msg))
     d = cfg.data
     if d.val_fraction + d.test_fraction >= 1:
-        out.append(("data.test_fraction",
-                    f"data.val_fraction + data.test_fraction is {d.val_fraction + d.test_fraction:g}; "
-                    "it must be below 1 so that data is left for training."))
+        message = (f"data.val_fraction + data.test_fraction is {d.val_fraction + d.test_fraction:g}; "
+                   "it must be below 1 so that data is left for training.")
+        out += [("data.val_fraction", message), ("data.test_fraction", message)]  # either field can be the fix
     if d.std and len(d.std) != len(d.mean):
         out.append(("data.std", f"data.std has {len(d.std)} value(s) but data.mean has {len(d.mean)}; give one mean "
                     "and one std per channel, or leave both empty."))

@@ -63,6 +63,11 @@ class InfoHub(QObject):
         if self._running:
             self._pending = True
             return
+        blocking = [(k, m) for k, m in self.model.problems if k.split(".")[0] in AFFECTS_MODELS]
+        if blocking:  # building models from an invalid config only produces a raw PyTorch error
+            self.info = None
+            self.info_failed.emit(f"Fix {blocking[0][0]} first: {blocking[0][1]}")
+            return
         self._running, self._pending = True, False
         generation = self._generation
         self.busy.emit(True)
