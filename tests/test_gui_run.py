@@ -232,6 +232,9 @@ def test_seeds_sweep_runs_each_seed_and_shows_the_table(window, qtbot):
         len(window.train.plots.series) == 2
     ev = window.pages["Evaluate"]
     assert ev.table.rowCount() == 1 and ev.table.item(0, ev.table.columnCount() - 1).text() == "best"
+    # the headline cards say what a sweep shows, not the single-run captions
+    assert [c.caption.text() for c in (ev.kept, ev.gain, ev.smaller, ev.faster)][::3] == ["Best point", "Runs"]
+    assert ev.faster.value.text() == "2"
 
 
 def test_demo_mode_runs_the_demo_project_saves_screenshots_and_quits(qtbot, monkeypatch, tmp_path):

@@ -63,6 +63,11 @@ def model_rows(summary: dict) -> list[tuple[str, dict]]:
     return rows
 
 
+# The four headline cards: their captions for a single run and for a sweep (seeds/grid) of runs.
+RUN_CAPTIONS = ("Accuracy vs teacher", "Gain from distillation", "Smaller", "Faster (CPU, batch 1)")
+SWEEP_CAPTIONS = ("Best point", "KD gain at the best point", "Student test accuracy (best point)", "Runs")
+
+
 class EvaluatePage(QWidget):
     """The comparison of the selected (or latest) finished run."""
 
@@ -75,10 +80,10 @@ class EvaluatePage(QWidget):
         self.subtitle = QLabel("Finish a run to compare the teacher, the distilled student and the baseline.")
         self.subtitle.setObjectName("pageIntro")
         self.subtitle.setWordWrap(True)
-        self.kept = StatCard("Accuracy vs teacher")
-        self.gain = StatCard("Gain from distillation")
-        self.smaller = StatCard("Smaller")
-        self.faster = StatCard("Faster (CPU, batch 1)")
+        self.kept = StatCard(RUN_CAPTIONS[0])
+        self.gain = StatCard(RUN_CAPTIONS[1])
+        self.smaller = StatCard(RUN_CAPTIONS[2])
+        self.faster = StatCard(RUN_CAPTIONS[3])
         self.table = QTableWidget(0, 1)
         self.table.verticalHeader().hide()
         self.table.setEditTriggers(QTableWidget.NoEditTriggers)
@@ -119,7 +124,11 @@ class EvaluatePage(QWidget):
         self.charts.show_results([], None)
         self.charts.gallery.set_run(None, None)
         self.tree.clear()
-        if run is not None and run.is_sweep:
+        sweep = run is not None and run.is_sweep
+        for card, caption in zip((self.kept, self.gain, self.smaller, self.faster),
+                                 SWEEP_CAPTIONS if sweep else RUN_CAPTIONS):
+            card.caption.setText(caption)
+        if sweep:
             self._show_sweep(run)
             self._fill_tree(s)
             return
@@ -186,7 +195,7 @@ class EvaluatePage(QWidget):
         self.gain.set(pm((best or {}).get("kd_gain"), True) + " pts" if best else "–", "KD gain at the best point")
         self.smaller.set(pm((best or {}).get("student")) + " %" if best else "–", "student test accuracy")
         self.faster.set(str(len(s.get("runs") or [])), "runs in this sweep")
-        head = keys + ["Seeds", "Student %", "Baseline %", "KD gain (pts)", "Teacher %", "Student val %", ""]
+        head = keys + ["Seeds", "Student %", "Baseline %", "KD gain (pts)", "Teacher %", "Student val %", "Best"]
         self.table.setColumnCount(len(head))
         self.table.setHorizontalHeaderLabels(head)
         self.table.setRowCount(len(rows))
