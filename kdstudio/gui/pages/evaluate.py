@@ -85,6 +85,7 @@ class EvaluatePage(QWidget):
         self.smaller = StatCard(RUN_CAPTIONS[2])
         self.faster = StatCard(RUN_CAPTIONS[3])
         self.table = QTableWidget(0, 1)
+        self.table.hide()  # shown once there is a run to compare (an empty table showed a stray "1" header)
         self.table.verticalHeader().hide()
         self.table.setEditTriggers(QTableWidget.NoEditTriggers)
         self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeToContents)
@@ -128,6 +129,7 @@ class EvaluatePage(QWidget):
         for card, caption in zip((self.kept, self.gain, self.smaller, self.faster),
                                  SWEEP_CAPTIONS if sweep else RUN_CAPTIONS):
             card.caption.setText(caption)
+        self.table.show()
         if sweep:
             self._show_sweep(run)
             self._fill_tree(s)
@@ -137,6 +139,7 @@ class EvaluatePage(QWidget):
             self.subtitle.setText("Finish a run to compare the teacher, the distilled student and the baseline." + why)
             for c in (self.kept, self.gain, self.smaller, self.faster):
                 c.set("–", "")
+            self.table.hide()
             self._fill_tree(s)
             return
         t, st, b, comp = s["teacher"], s["student"], s.get("baseline") or {}, s.get("compression") or {}
