@@ -61,6 +61,20 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+def log_line(kind: str, data: dict) -> str:
+    """One readable log.txt line for an event: its message, else its kind and its plain values (the config, tables
+    and lists stay in config.toml, summary.json and evaluation.json)."""
+    if data.get("message"):
+        return f"{kind.replace('_', ' ')}: {data['message']}" if kind in (ev.WARNING, ev.RUN_FAILED) \
+            else data["message"]
+    plain = []
+    for k, v in data.items():
+        if isinstance(v, bool) or v is None or isinstance(v, (dict, list)) or k in ("config", "details"):
+            continue
+        plain.append(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}")
+    return kind.replace("_", " ") + (": " + ", ".join(plain) if plain else "")
+
+
 class _Recorder:
     """Turns engine events into the run folder's log.txt and metrics.jsonl, then forwards them."""
 
@@ -74,10 +88,8 @@ class _Recorder:
         if kind in (ev.STEP, ev.EPOCH):
             self.metrics.write({"kind": kind, "stage": stage, "time": round(e.time, 3), **data})
         elif kind != ev.RUN_FINISHED:
-            # the resolved config is in config.toml already; the log names the run, not its whole config
-            text = data.get("message") or ", ".join(f"{k}={v}" for k, v in data.items() if k != "config")
             stamp = _dt.datetime.fromtimestamp(e.time).strftime("%Y-%m-%d %H:%M:%S")
-            self.log.write(f"{stamp} [{stage or '-'}] {kind}: {text}\n")
+            self.log.write(f"{stamp} [{stage or '-'}] {log_line(kind, data)}\n")
             self.log.flush()
         if self.listener:
             self.listener(e)
