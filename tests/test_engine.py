@@ -142,6 +142,7 @@ def test_stop_then_resume_equals_an_uninterrupted_run(tmp_path, stop_on):
 
     summary = engine.run(cfg, tmp_path / "part", on_event=stop_early, control=control)
     assert summary["status"] == "stopped"
+    first_started = summary["started"]
     saved = _final_distill_weights(tmp_path / "part")
     assert not saved["complete"]
     resumed_epochs = []
@@ -149,6 +150,7 @@ def test_stop_then_resume_equals_an_uninterrupted_run(tmp_path, stop_on):
                          on_event=lambda e: resumed_epochs.append(e.data["epoch"])
                          if e.stage == "distill" and e.kind == events.EPOCH else None)
     assert summary["status"] == "completed"
+    assert summary["started"] == first_started <= summary["resumed"]  # the run keeps its first start time
     assert resumed_epochs[0] == distill_epochs[-1] + 1  # continues at the next epoch
     final = _final_distill_weights(tmp_path / "part")
     for k in full["model"]:

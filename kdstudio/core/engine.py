@@ -21,7 +21,7 @@ from . import events as ev
 from . import losses  # noqa: F401  (registers the loss checks used by config validation)
 from .config import Config
 from .errors import KDError, RunStopped
-from .store import JsonlWriter, RunDir, atomic_write_json
+from .store import JsonlWriter, RunDir, atomic_write_json, read_json
 
 
 def resolve_device(name: str) -> torch.device:
@@ -130,6 +130,9 @@ def run(cfg: Config | None, out_dir: str | Path, *, on_event: Callable[[ev.Event
     summary: dict = {"status": "running", "started": _dt.datetime.now().isoformat(timespec="seconds"),
                      "device": None, "teacher": None, "student": None, "baseline": None, "distill": None,
                      "exports": []}
+    if resume:  # a resumed run keeps the time it first started; the resume time is recorded beside it
+        summary["resumed"] = summary["started"]
+        summary["started"] = (read_json(rd.summary) or {}).get("started", summary["started"])
     pipeline = _Pipeline(cfg, rd, rec, control, summary, resume)
     try:
         pipeline.run()
