@@ -112,12 +112,12 @@ class TrainPage(QWidget):
         self.banner.action.connect(self.show_error_details)
 
         self.plots = PlotPanel()
-        # Live curves are redrawn at most 4 times a second: repainting three pyqtgraph plots (axes and text) costs
-        # tens of ms in software rendering, and redrawing on every 50 ms event batch stalled the window.
+        # The live view (curves, progress bar, status line) is redrawn at most 4 times a second: each change
+        # repaints part of the window, and redrawing on every 50 ms event batch kept the window repainting.
         self._plot_timer = QTimer(self)
         self._plot_timer.setSingleShot(True)
         self._plot_timer.setInterval(PLOT_REFRESH_MS)
-        self._plot_timer.timeout.connect(self.plots.refresh)
+        self._plot_timer.timeout.connect(self._refresh_live_view)
         self.history = RunHistory()
         self.live_log = QPlainTextEdit(readOnly=True)
         self.live_log.setMaximumBlockCount(5000)
@@ -263,19 +263,37 @@ class TrainPage(QWidget):
             self.cache_chip.setText(f"teacher-output cache: {'on' if live.cache[0] else 'off'}")
             self.cache_chip.setToolTip(live.cache[1])
             self.cache_chip.show()
-        value, text, detail = live.bar(self.controller.state == "paused")
-        self.bar.setValue(value)
-        self.bar.setFormat(text)
-        self.status.setText(detail)
         if live.new_series:
             live.new_series = False
             if showing_live:
                 self.plots.show_series([live.series])
-        elif showing_live and not self._plot_timer.isActive():
+            self._show_progress()
+        elif not self._plot_timer.isActive():
             self._plot_timer.start()
+
+    def _show_progress(self) -> None:
+        value, text, detail = self.live.bar(self.controller.state == "paused")
+        self.bar.setValue(value)
+        self.bar.setFormat(text)
+        self.status.setText(detail)
+
+    def _flush_live_view(self) -> None:
+        """Draw what is pending now and stop the redraw timer, so the final status set after this stays."""
+        if self._plot_timer.isActive():
+            self._plot_timer.stop()
+            self._refresh_live_view()
+
+    def _refresh_live_view(self) -> None:
+        """Progress and live curves, brought up to date (called at most every PLOT_REFRESH_MS)."""
+        if self.live is None:
+            return
+        self._show_progress()
+        if self.plots.series and self.plots.series[0] is self.live.series:
+            self.plots.refresh()
 
     def _on_finished(self, summary: dict) -> None:
         self._end_probe()
+        self._flush_live_view()
         self.last_summary = summary
         status = summary.get("status")
         if status == "completed" and "rows" in summary:
@@ -302,6 +320,7 @@ class TrainPage(QWidget):
 
     def _on_failed(self, message: str, details: str) -> None:
         self._end_probe()
+        self._flush_live_view()
         self.last_error = (message, details)
         self.bar.setFormat("failed")
         self.status.setText("")
