@@ -25,7 +25,9 @@ from .base import section_keys
 from .history import RunHistory, clean_log
 from .live import LiveRun
 
-PLOT_REFRESH_MS = 250  # live plots redraw at most this often
+# The live view (curves, progress bar, status line) redraws at most this often: each change repaints part of the
+# window, and redrawing on every 50 ms event batch kept the window repainting.
+PLOT_REFRESH_MS = 250
 
 
 class TrainPage(QWidget):
@@ -112,8 +114,6 @@ class TrainPage(QWidget):
         self.banner.action.connect(self.show_error_details)
 
         self.plots = PlotPanel()
-        # The live view (curves, progress bar, status line) is redrawn at most 4 times a second: each change
-        # repaints part of the window, and redrawing on every 50 ms event batch kept the window repainting.
         self._plot_timer = QTimer(self)
         self._plot_timer.setSingleShot(True)
         self._plot_timer.setInterval(PLOT_REFRESH_MS)
