@@ -285,11 +285,10 @@ class TrainPage(QWidget):
 
     def _refresh_live_view(self) -> None:
         """Progress and live curves, brought up to date (called at most every PLOT_REFRESH_MS)."""
-        if self.live is None:
-            return
-        self._show_progress()
-        if self.plots.series and self.plots.series[0] is self.live.series:
-            self.plots.refresh()
+        if self.live is not None:
+            self._show_progress()
+            if self.plots.series and self.plots.series[0] is self.live.series:
+                self.plots.refresh()
 
     def _on_finished(self, summary: dict) -> None:
         self._end_probe()
