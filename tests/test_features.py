@@ -12,15 +12,6 @@ from kdstudio.core import config, features, losses, models
 from kdstudio.core.errors import ConfigError
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny tensors: one intra-op thread is faster and immune to a busy shared CPU."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def cnn(width, depth=3, shape=(3, 16, 16), seed=0):
     torch.manual_seed(seed)
     return models.build("cnn", 10, shape, width=width, depth=depth)

@@ -9,15 +9,6 @@ import torch.nn.functional as F
 from kdstudio.core import config, losses, models
 from kdstudio.core.errors import ConfigError
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny tensors: one intra-op thread is faster and immune to a busy shared CPU."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 # ---- plain-Python helpers (the "hand computation") ---------------------------------------------------------
 
 

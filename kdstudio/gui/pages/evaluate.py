@@ -173,15 +173,19 @@ class EvaluatePage(QWidget):
                 item = QTableWidgetItem("" if text == "–" and key == "teacher" else text)
                 item.setTextAlignment(Qt.AlignRight | Qt.AlignVCenter)
                 self.table.setItem(r, c, item)
-        self.table.resizeColumnsToContents()
-        self.table.setFixedHeight(self.table.horizontalHeader().height() + 6 +
-                                  sum(self.table.rowHeight(i) for i in range(len(rows))) +
-                                  self.table.horizontalScrollBar().sizeHint().height())
+        self._fit_table()
         details = read_json(Path(run.path) / "evaluation.json", default=None)
         details = details if isinstance(details, dict) else None
         self.charts.show_results(rows, details)
         self.charts.gallery.set_run(run.path, details)
         self._fill_tree(s)
+
+    def _fit_table(self) -> None:
+        """Columns fit their contents and the table is exactly as tall as its rows (no inner scrolling)."""
+        self.table.resizeColumnsToContents()
+        self.table.setFixedHeight(self.table.horizontalHeader().height() + 6 +
+                                  sum(self.table.rowHeight(i) for i in range(self.table.rowCount())) +
+                                  self.table.horizontalScrollBar().sizeHint().height())
 
     def _show_sweep(self, run: RunInfo) -> None:
         """Seeds/grid: one row per point with mean ± std over seeds; the best point (on validation) marked."""
@@ -211,10 +215,7 @@ class EvaluatePage(QWidget):
                 item = QTableWidgetItem(text)
                 item.setTextAlignment(Qt.AlignRight | Qt.AlignVCenter)
                 self.table.setItem(r, c, item)
-        self.table.resizeColumnsToContents()
-        self.table.setFixedHeight(self.table.horizontalHeader().height() + 6 +
-                                  sum(self.table.rowHeight(i) for i in range(len(rows))) +
-                                  self.table.horizontalScrollBar().sizeHint().height())
+        self._fit_table()
         bars = [(label(row), {"accuracy": (row.get("student") or {}).get("mean")}) for row in rows]
         self.charts.show_results(bars, None)
 
