@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as _dt
 import signal
 import sys
@@ -195,16 +196,34 @@ def _execute_sweep(cfg, out: Path, resume: bool) -> int:
     from .progress import ProgressPrinter
 
     control = events.RunControl()
-    previous = signal.signal(signal.SIGINT, lambda signum, frame: control.stop())
     printer = ProgressPrinter()
     try:
-        result = sweep.run_sweep(cfg, out, on_event=printer, control=control, resume=resume)
+        with _ctrl_c_stops(control):
+            result = sweep.run_sweep(cfg, out, on_event=printer, control=control, resume=resume)
     finally:
-        signal.signal(signal.SIGINT, previous)
         printer.close()
     print(sweep.format_table(result), end="")
     print(f"Sweep {result['status']}. Folder: {out} (sweep.json, sweep.md, one run folder per point and seed)")
     return EXIT_INTERRUPTED if result["status"] == "stopped" else 0
+
+
+@contextlib.contextmanager
+def _ctrl_c_stops(control):
+    """While inside: the first Ctrl-C asks the engine to stop cleanly (checkpoint first), a second one quits."""
+    interrupted = []
+
+    def on_sigint(signum, frame):
+        if interrupted:
+            raise KeyboardInterrupt
+        interrupted.append(True)
+        print("\nStopping after this step (Ctrl-C again to quit at once)…", file=sys.stderr)
+        control.stop()
+
+    previous = signal.signal(signal.SIGINT, on_sigint)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def _execute(cfg, out: Path, resume: bool) -> int:
@@ -212,21 +231,11 @@ def _execute(cfg, out: Path, resume: bool) -> int:
     from .progress import ProgressPrinter
 
     control = events.RunControl()
-    interrupted = []
-
-    def on_sigint(signum, frame):
-        if interrupted:  # a second Ctrl-C: leave at once
-            raise KeyboardInterrupt
-        interrupted.append(True)
-        print("\nStopping after this step (Ctrl-C again to quit at once)…", file=sys.stderr)
-        control.stop()
-
-    previous = signal.signal(signal.SIGINT, on_sigint)
     printer = ProgressPrinter()
     try:
-        summary = engine.run(cfg, out, on_event=printer, control=control, resume=resume)
+        with _ctrl_c_stops(control):
+            summary = engine.run(cfg, out, on_event=printer, control=control, resume=resume)
     finally:
-        signal.signal(signal.SIGINT, previous)
         printer.close()
     printer.print_summary(summary, out)
     return EXIT_INTERRUPTED if summary["status"] == "stopped" else 0
