@@ -1,7 +1,7 @@
 """Live pyqtgraph plots of one run (every loss term, accuracy, learning rate) or an overlay of several runs.
 
-Curves are updated with `setData` on downsampled, clip-to-view items, at most as often as the worker batches
-events (20 Hz). Step curves are smoothed with TensorBoard's debiased EMA (the slider); the raw values stay faint
+Curves are updated with `setData` on downsampled, clip-to-view items, a few times a second during a run (the
+Train page's redraw timer; the three plots are painted in separate event-loop turns). Step curves are smoothed with TensorBoard's debiased EMA (the slider); the raw values stay faint
 behind them. Any loss term a method reports gets its own curve, so new methods need no GUI change.
 """
 
@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import pyqtgraph as pg
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QColor, QPen
 from PySide6.QtWidgets import (QCheckBox, QFileDialog, QHBoxLayout, QLabel, QPushButton, QSlider, QSplitter,
                                QVBoxLayout, QWidget)
@@ -18,6 +18,10 @@ from PySide6.QtWidgets import (QCheckBox, QFileDialog, QHBoxLayout, QLabel, QPus
 from .series import RunSeries
 
 pg.setConfigOptions(antialias=True, background="w", foreground="#3c4043")
+
+# A repaint of one plot costs ~5-15 ms on a 2-core machine during a run; painting the three in one event-loop turn
+# stalled the window for 50+ ms, so live updates paint them this far apart.
+STAGGER_MS = 80
 
 TERM_COLORS = {"total": "#1a56b8", "kd": "#e8710a", "ce": "#188038", "teacher_ce": "#7f7f7f"}
 STAGE_COLORS = {"teacher": "#8e44ad", "distill": "#1a56b8", "baseline": "#a0522d", "finetune": "#00897b"}
@@ -40,6 +44,38 @@ def _pen(color: str, style=Qt.SolidLine, width: float = 2.0, alpha: int = 255) -
     pen = pg.mkPen(c, width=width)
     pen.setStyle(style)
     return pen
+
+
+class GridAxis(pg.AxisItem):
+    """An axis whose grid lines are opaque colours pre-blended onto the white background, drawn under the curves.
+
+    Qt's raster engine draws pyqtgraph's translucent grid lines about five times slower than opaque ones (~20 ms
+    per plot per repaint here, the main cause of the window's event-loop stalls during a run); blending the colour
+    ourselves gives the same look at the opaque cost. PlotPanel puts these axes under the view box.
+    """
+
+    def __init__(self, orientation: str, **kwargs):
+        super().__init__(orientation, **kwargs)
+        self._pens: dict[tuple, QPen] = {}
+
+    def generateDrawSpecs(self, p):
+        """pyqtgraph's draw specs with every translucent tick pen replaced by its opaque equivalent."""
+        specs = super().generateDrawSpecs(p)
+        if specs is None or self.grid is False:
+            return specs
+        axis, ticks, texts = specs
+        return axis, [(self._opaque(pen), a, b) for pen, a, b in ticks], texts
+
+    def _opaque(self, pen: QPen) -> QPen:
+        c = pen.color()
+        if c.alpha() == 255:
+            return pen
+        key = (c.rgb(), c.alpha(), pen.widthF())
+        if key not in self._pens:
+            a = c.alphaF()
+            blended = QColor(*(round(v * a + 255 * (1 - a)) for v in (c.red(), c.green(), c.blue())))
+            self._pens[key] = pg.mkPen(blended, width=pen.widthF())
+        return self._pens[key]
 
 
 @dataclass
@@ -88,7 +124,8 @@ class PlotPanel(QWidget):
         bar.addWidget(self.auto_btn)
         bar.addWidget(self.save_btn)
 
-        self.plots = {"loss": pg.PlotWidget(), "acc": pg.PlotWidget(), "lr": pg.PlotWidget()}
+        self.plots = {name: pg.PlotWidget(axisItems={"left": GridAxis("left"), "bottom": GridAxis("bottom")})
+                      for name in ("loss", "acc", "lr")}
         titles = {"loss": ("Loss", "loss"), "acc": ("Validation accuracy", "%"), "lr": ("Learning rate", "lr")}
         for name, w in self.plots.items():
             item = w.getPlotItem()
@@ -96,9 +133,13 @@ class PlotPanel(QWidget):
             item.setLabel("bottom", "epoch")
             item.setLabel("left", titles[name][1])
             item.showGrid(x=True, y=True, alpha=0.15)
+            for side in ("left", "bottom"):
+                item.getAxis(side).setZValue(-200)  # under the view box (-100): grid lines never cover a curve
             item.setDownsampling(auto=True, mode="peak")
             item.setClipToView(True)
-            legend = item.addLegend(offset=(-8, -8) if name == "acc" else (-8, 8), labelTextSize="8pt")
+            # An opaque legend box: the curves and grid behind it made the 8 pt labels hard to read.
+            legend = item.addLegend(offset=(-8, -8) if name == "acc" else (-8, 8), labelTextSize="8pt",
+                                    labelTextColor="#202124", brush=pg.mkBrush("#ffffff"), pen=pg.mkPen("#dadce0"))
             legend.setColumnCount(2 if name == "loss" else 1)
             w.setMinimumHeight(150)
         self.plots["acc"].getPlotItem().getViewBox().setLimits(yMin=-5, yMax=105)
@@ -115,6 +156,14 @@ class PlotPanel(QWidget):
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addLayout(bar)
         layout.addWidget(split, 1)
+
+        self._stagger = []
+        for i, name in enumerate(("acc", "lr"), start=1):
+            timer = QTimer(self)
+            timer.setSingleShot(True)
+            timer.setInterval(i * STAGGER_MS)
+            timer.timeout.connect(lambda name=name: self.refresh(name))
+            self._stagger.append(timer)
 
         self.smoothing.valueChanged.connect(self._on_style_changed)
         self.epoch_means.toggled.connect(self._on_style_changed)
@@ -149,10 +198,11 @@ class PlotPanel(QWidget):
         for w in self.plots.values():
             w.getPlotItem().legend.clear()
 
-    def refresh(self) -> None:
-        """Bring the curves up to date with their series (only changed curves are touched)."""
+    def refresh(self, plot: str | None = None) -> None:
+        """Bring the curves up to date with their series (only changed curves are touched); `plot` limits it to one."""
+        changed: set[str] = set()
         for spec in self._specs():
-            if len(spec.curve) == 0:
+            if len(spec.curve) == 0 or plot not in (None, spec.plot):
                 continue
             item = self._items.get(spec.key)
             if item is None:
@@ -171,7 +221,20 @@ class PlotPanel(QWidget):
                     y = [v * spec.scale for v in y]
                 item.setData(spec.curve.x, y)
                 self._drawn[spec.key] = state
-        self._update_reference()
+                changed.add(spec.plot)
+        if plot in (None, "acc"):
+            self._update_reference()
+        for name in changed:
+            # pyqtgraph defers auto-range to paint time, and the new range then asks for a second paint;
+            # settling it now makes one paint per update.
+            self.plots[name].getPlotItem().getViewBox().prepareForPaint()
+
+    def refresh_staggered(self) -> None:
+        """Refresh the loss plot now and the other two STAGGER_MS apart, so no event-loop turn repaints all three."""
+        self.refresh("loss")
+        for timer in self._stagger:
+            if not timer.isActive():
+                timer.start()
 
     def auto_range(self) -> None:
         """Fit every plot to its data again (after mouse zooming)."""

@@ -288,7 +288,7 @@ class TrainPage(QWidget):
         if self.live is not None:
             self._show_progress()
             if self.plots.series and self.plots.series[0] is self.live.series:
-                self.plots.refresh()
+                self.plots.refresh_staggered()
 
     def _on_finished(self, summary: dict) -> None:
         self._end_probe()

@@ -1,0 +1,102 @@
+"""Live plot panel: opaque pre-blended grid, one repaint per update, staggered refresh of the three plots."""
+
+import pytest
+
+pytest.importorskip("PySide6")
+pytest.importorskip("pytestqt")
+
+from PySide6.QtCore import QEvent, QObject  # noqa: E402
+
+
+def _records(first: int, last: int, epochs: int = 10):
+    """metrics.jsonl-style records of distill epochs first..last: steps, epoch means, accuracy, learning rate."""
+    out = []
+    for e in range(first, last + 1):
+        for k in range(1, 5):
+            out.append({"kind": "step", "stage": "distill", "epoch": e, "epochs": epochs, "step": k, "steps": 4,
+                        "global_step": (e - 1) * 4 + k, "lr": 0.01 / e, "total": 1.0 / (e + k), "kd": 0.5 / e,
+                        "ce": 0.4 / e, "teacher_ce": 0.1})
+        out.append({"kind": "epoch", "stage": "distill", "epoch": e, "epochs": epochs, "val_acc": 0.5 + e / 100,
+                    "lr": 0.01 / e, "total": 1.0 / e, "kd": 0.5 / e, "ce": 0.4 / e, "teacher_ce": 0.1})
+    return out
+
+
+def _series(epochs: int):
+    """A RunSeries holding `epochs` epochs."""
+    from kdstudio.gui.series import RunSeries
+    return RunSeries("test").extend(_records(1, epochs))
+
+
+class _PaintCounter(QObject):
+    def __init__(self):
+        super().__init__()
+        self.count = 0
+
+    def eventFilter(self, obj, event):
+        if event.type() == QEvent.Paint:
+            self.count += 1
+        return False
+
+
+@pytest.fixture
+def panel(qtbot):
+    from kdstudio.gui import refguard
+    from kdstudio.gui.plots import PlotPanel
+    refguard.top_up()
+    p = PlotPanel()
+    p.resize(900, 600)
+    qtbot.addWidget(p)
+    p.show()
+    qtbot.waitExposed(p)
+    return p
+
+
+def test_grid_lines_are_opaque_blends_of_the_translucent_ones(panel):
+    from PySide6.QtGui import QColor, QImage, QPainter, QPen
+    axis = panel.plots["loss"].getPlotItem().getAxis("left")
+    image = QImage(10, 10, QImage.Format_ARGB32)
+    painter = QPainter(image)
+    try:
+        _, ticks, _ = axis.generateDrawSpecs(painter)
+    finally:
+        painter.end()
+    assert ticks, "a plot with a grid draws grid lines"
+    assert all(pen.color().alpha() == 255 for pen, _, _ in ticks)
+    # a translucent pen becomes its colour composited onto the white background
+    translucent = QColor(axis.tickPen().color())
+    translucent.setAlpha(64)
+    blended = axis._opaque(QPen(translucent)).color()
+    a = 64 / 255
+    for got, want in ((blended.red(), translucent.red()), (blended.green(), translucent.green()),
+                      (blended.blue(), translucent.blue())):
+        assert abs(got - (want * a + 255 * (1 - a))) <= 1
+    assert blended.alpha() == 255
+    # and the grid is drawn under the curves
+    assert axis.zValue() < panel.plots["loss"].getPlotItem().getViewBox().zValue()
+
+
+def test_one_repaint_per_plot_per_update(panel, qtbot):
+    panel.show_series([_series(3)])
+    panel.series[0].extend(_records(4, 9, epochs=30))  # a first growth may widen the axis labels: a layout pass
+    panel.refresh()
+    qtbot.wait(200)
+    counters = {}
+    for name, w in panel.plots.items():
+        counters[name] = _PaintCounter()
+        w.viewport().installEventFilter(counters[name])
+    panel.series[0].extend(_records(10, 15, epochs=30))  # ranges grow: auto-range settles before the paint
+    panel.refresh()
+    qtbot.wait(200)
+    assert all(c.count == 1 for c in counters.values()), {n: c.count for n, c in counters.items()}
+
+
+def test_staggered_refresh_draws_loss_now_and_the_other_plots_later(panel, qtbot):
+    from kdstudio.gui.plots import STAGGER_MS
+    panel.series = [_series(5)]
+    panel.refresh_staggered()
+
+    def has_data(plot):
+        return any(k[0] == plot and i.xData is not None and len(i.xData) for k, i in panel._items.items())
+
+    assert has_data("loss") and not has_data("acc") and not has_data("lr")
+    qtbot.waitUntil(lambda: has_data("acc") and has_data("lr"), timeout=STAGGER_MS * 2 + 2000)
