@@ -100,3 +100,16 @@ def test_staggered_refresh_draws_loss_now_and_the_other_plots_later(panel, qtbot
 
     assert has_data("loss") and not has_data("acc") and not has_data("lr")
     qtbot.waitUntil(lambda: has_data("acc") and has_data("lr"), timeout=STAGGER_MS * 2 + 2000)
+
+
+def test_log_axis_labels_are_plain_numbers_thinned_to_fit(panel):
+    import math
+    axis = panel.plots["loss"].getPlotItem().getAxis("left")
+    values = [math.log10(m * 0.1) for m in range(1, 10)] + [0.0]  # 0.1, 0.2 … 0.9, 1
+    axis.logTickValues(-1.0, 0.0, 400, [])  # 400 px for one decade: room for every label
+    assert axis.logTickStrings(values, 1.0, 1.0) == ["0.1", "0.2", "0.3", "0.4", "0.5", "0.6", "0.7", "0.8", "0.9",
+                                                     "1"]
+    axis.logTickValues(-1.0, 0.0, 60, [])  # 60 px: 0.1, 0.2, 0.5, 1 only
+    assert [s for s in axis.logTickStrings(values, 1.0, 1.0) if s] == ["0.1", "0.2", "0.5", "1"]
+    axis.logTickValues(-4.0, 0.0, 80, [])  # 20 px a decade: decades only
+    assert [s for s in axis.logTickStrings(values, 1.0, 1.0) if s] == ["0.1", "1"]

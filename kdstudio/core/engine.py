@@ -139,12 +139,13 @@ def run(cfg: Config | None, out_dir: str | Path, *, on_event: Callable[[ev.Event
         summary["status"] = "completed"
     except RunStopped:
         summary["status"] = "stopped"
-        rec(ev.LOG, pipeline.stage, message="Stopped on request; the checkpoint lets `--resume` continue.")
+        rec(ev.LOG, pipeline.stage, message="Stopped on request; the run can continue from its checkpoint "
+                                             "(Resume run in the app, or `kdstudio run … --resume`).")
     except BaseException as e:  # KeyboardInterrupt included: record, then re-raise
         summary["status"] = "failed"
         if isinstance(e, KeyboardInterrupt):
             summary["error"] = (f"Interrupted in stage '{pipeline.stage}'; the last epoch's checkpoint is kept, "
-                                "so --resume continues from it.")
+                                "so the run can continue from it (Resume run in the app, or --resume).")
         elif isinstance(e, KDError):
             summary["error"] = str(e)
         else:

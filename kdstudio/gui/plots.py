@@ -7,6 +7,7 @@ behind them. Any loss term a method reports gets its own curve, so new methods n
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import pyqtgraph as pg
@@ -46,6 +47,10 @@ def _pen(color: str, style=Qt.SolidLine, width: float = 2.0, alpha: int = 255) -
     return pen
 
 
+# Which multiples of a decade get a label on a log axis, by pixels per decade (8 pt labels need ~13 px).
+LOG_LABELS = ((300, {1, 2, 3, 4, 5, 6, 7, 8, 9}), (120, {1, 2, 3, 5}), (50, {1, 2, 5}), (30, {1, 3}), (0, {1}))
+
+
 class GridAxis(pg.AxisItem):
     """An axis whose grid lines are opaque colours pre-blended onto the white background, drawn under the curves.
 
@@ -57,6 +62,22 @@ class GridAxis(pg.AxisItem):
     def __init__(self, orientation: str, **kwargs):
         super().__init__(orientation, **kwargs)
         self._pens: dict[tuple, QPen] = {}
+
+    def logTickValues(self, minVal, maxVal, size, stdTicks):
+        """pyqtgraph's log ticks; remembers pixels per decade so the labels can thin themselves out."""
+        self._px_per_decade = size / max(maxVal - minVal, 1e-12)
+        return super().logTickValues(minVal, maxVal, size, stdTicks)
+
+    def logTickStrings(self, values, scale, spacing):
+        """Plain numbers ("0.05", "2") on a log axis, labelling only as many multiples as fit without overlap."""
+        ppd = getattr(self, "_px_per_decade", 0.0)
+        shown = next(m for limit, m in LOG_LABELS if ppd >= limit)
+        out = []
+        for v in values:
+            value = 10 ** float(v) * scale
+            multiple = round(value / 10 ** math.floor(float(v) + 1e-9))
+            out.append(f"{value:.3g}" if multiple in shown else "")
+        return out
 
     def generateDrawSpecs(self, p):
         """pyqtgraph's draw specs with every translucent tick pen replaced by its opaque equivalent."""
@@ -135,6 +156,7 @@ class PlotPanel(QWidget):
             item.showGrid(x=True, y=True, alpha=0.15)
             for side in ("left", "bottom"):
                 item.getAxis(side).setZValue(-200)  # under the view box (-100): grid lines never cover a curve
+            item.getAxis("left").enableAutoSIPrefix(False)  # "0.005", not "5" with "(x0.001)" in the label
             item.setDownsampling(auto=True, mode="peak")
             item.setClipToView(True)
             # An opaque legend box: the curves and grid behind it made the 8 pt labels hard to read.
