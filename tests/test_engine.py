@@ -159,6 +159,26 @@ def test_stop_then_resume_equals_an_uninterrupted_run(tmp_path, stop_on):
     for sa, sb in zip(full["optimizer"]["state"].values(), final["optimizer"]["state"].values()):
         assert torch.equal(sa["step"], sb["step"])
         assert torch.allclose(sa["exp_avg"], sb["exp_avg"], atol=1e-6)
+    # the speed after a resume covers only the epochs run since, and says so
+    assert summary["distill"]["samples_per_s"] > 0
+    assert 0 < summary["distill"]["timed_epochs"] < 3
+
+
+def test_stages_finished_before_a_resume_keep_their_timings(tmp_path):
+    cfg = tiny_config(**{"distill.epochs": 2, "export.formats": []})
+    control = events.RunControl()
+
+    def stop_in_baseline(e):
+        if e.stage == "baseline" and e.kind == events.EPOCH:
+            control.stop()
+
+    first = engine.run(cfg, tmp_path / "run", on_event=stop_in_baseline, control=control)
+    assert first["status"] == "stopped" and first["distill"]["samples_per_s"] > 0
+    again = engine.run(None, tmp_path / "run", resume=True)
+    assert again["status"] == "completed"
+    for key in ("samples_per_s", "wall_s", "teacher_cache", "timed_epochs"):
+        assert again["distill"][key] == first["distill"][key], key
+    assert again["distill"]["timed_epochs"] == 2
 
 
 def test_resume_without_checkpoint_is_a_clear_error(tmp_path):

@@ -130,10 +130,12 @@ def run(cfg: Config | None, out_dir: str | Path, *, on_event: Callable[[ev.Event
     summary: dict = {"status": "running", "started": _dt.datetime.now().isoformat(timespec="seconds"),
                      "device": None, "teacher": None, "student": None, "baseline": None, "distill": None,
                      "exports": []}
+    previous = (read_json(rd.summary) or {}) if resume else {}
     if resume:  # a resumed run keeps the time it first started; the resume time is recorded beside it
         summary["resumed"] = summary["started"]
-        summary["started"] = (read_json(rd.summary) or {}).get("started", summary["started"])
+        summary["started"] = previous.get("started", summary["started"])
     pipeline = _Pipeline(cfg, rd, rec, control, summary, resume)
+    pipeline.previous_summary = previous  # stages finished before the resume keep their timings from it
     try:
         pipeline.run()
         summary["status"] = "completed"
@@ -167,6 +169,7 @@ class _Pipeline:
     def __init__(self, cfg: Config, rd: RunDir, emit, control: ev.RunControl, summary: dict, resume: bool):
         self.cfg, self.rd, self.emit, self.control, self.summary = cfg, rd, emit, control, summary
         self.resume = resume
+        self.previous_summary: dict = {}
         self.stage: str | None = None
 
     def run(self) -> None:

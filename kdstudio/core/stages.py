@@ -191,12 +191,8 @@ def distill_stage(p) -> None:
     p.student_params = models.count_params(p.student)
     p.summary["student"] = {"arch": cfg.student.arch, "params": p.student_params,
                             "accuracy": accuracy(p.student, p.x_test, p.y_test)}
-    if res is not None:
-        p.summary["distill"] = {"epochs": res.epochs, "samples_per_s": res.samples_per_s, "wall_s": res.wall_s,
-                                "teacher_cache": res.teacher_cache, "method": cfg.distill.method}
-    else:
-        p.summary["distill"] = {"epochs": cfg.distill.epochs, "samples_per_s": None, "wall_s": None,
-                                "teacher_cache": None, "method": cfg.distill.method}
+    p.summary["distill"] = {"epochs": cfg.distill.epochs, "method": cfg.distill.method,
+                            **_timing(p, "distill", res)}
     _finish(p, "distill", accuracy=p.summary["student"]["accuracy"])
 
 
@@ -206,8 +202,17 @@ def baseline_stage(p) -> None:
     p.baseline, res = _student_stage(p, "baseline", lambda student: CrossEntropy(), None)
     p.summary["baseline"] = {"accuracy": accuracy(p.baseline, p.x_test, p.y_test),
                              "params": models.count_params(p.baseline),
-                             "wall_s": None if res is None else res.wall_s}
+                             "wall_s": _timing(p, "baseline", res)["wall_s"]}
     _finish(p, "baseline", accuracy=p.summary["baseline"]["accuracy"])
+
+
+def _timing(p, name: str, res) -> dict:
+    """Speed, wall time and cache use of a student stage; from the earlier summary when it finished before a resume."""
+    if res is None:
+        prev = p.previous_summary.get(name) or {}
+        return {k: prev.get(k) for k in ("samples_per_s", "wall_s", "teacher_cache", "timed_epochs")}
+    return {"samples_per_s": res.samples_per_s, "wall_s": res.wall_s, "teacher_cache": res.teacher_cache,
+            "timed_epochs": res.timed_epochs}
 
 
 def _student_factory(p):

@@ -67,6 +67,7 @@ class StageResult:
     wall_s: float
     val_accuracy: float
     teacher_cache: bool
+    timed_epochs: float = 0.0  # epochs the speed and wall time cover (fewer after a resume mid-stage)
 
 
 def make_optimizer(name: str, params, lr: float, weight_decay: float, device: torch.device):
@@ -186,6 +187,7 @@ class StageRunner:
             else:
                 self.emit(ev.LOG, s.name, message=f"Teacher-output cache off: {reason}.", teacher_cache=False)
         start, samples, val_acc = time.perf_counter(), 0, float("nan")
+        first = self.epoch + self.step_in_epoch / max(self.steps_per_epoch, 1)
         while self.epoch < s.epochs:
             samples += self._run_epoch()
             val_acc = accuracy(s.model, self.x_val, self.y_val)
@@ -194,7 +196,8 @@ class StageRunner:
             self.epoch, self.step_in_epoch, self.perm = self.epoch + 1, 0, None
             self.save_checkpoint(complete=self.epoch >= s.epochs)
         wall = time.perf_counter() - start
-        return StageResult(s.epochs, samples / wall if wall > 0 else 0.0, wall, val_acc, self.cache is not None)
+        return StageResult(s.epochs, samples / wall if wall > 0 else 0.0, wall, val_acc, self.cache is not None,
+                           timed_epochs=round(s.epochs - first, 3))
 
     def _run_epoch(self) -> int:
         s, B = self.s, self.s.batch_size
