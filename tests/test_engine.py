@@ -181,6 +181,33 @@ def test_stages_finished_before_a_resume_keep_their_timings(tmp_path):
     assert again["distill"]["timed_epochs"] == 2
 
 
+def test_a_stage_begun_after_a_resume_draws_the_same_dropout_masks(tmp_path):
+    net = tmp_path / "drop_net.py"
+    net.write_text("import torch\n"
+                   "def make(num_classes, input_shape):\n"
+                   "    n = int(torch.tensor(input_shape).prod())\n"
+                   "    return torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(n, 32), torch.nn.ReLU(),\n"
+                   "                               torch.nn.Dropout(0.5), torch.nn.Linear(32, num_classes))\n")
+    cfg = tiny_config(**{"student.arch": f"{net}:make", "export.formats": []})
+    engine.run(cfg.copy(), tmp_path / "full")
+    control = events.RunControl()
+
+    def stop_when_distill_ends(e):
+        if e.stage == "distill" and e.kind == events.STAGE_FINISHED:
+            control.stop()
+
+    assert engine.run(cfg.copy(), tmp_path / "part", on_event=stop_when_distill_ends,
+                      control=control)["status"] == "stopped"
+    # the baseline's stop check wrote a start-of-stage checkpoint; without it (a stop or Ctrl-C between the
+    # stages) the baseline starts fresh on resume, which is the case under test
+    (tmp_path / "part" / "checkpoints" / "baseline.pt").unlink(missing_ok=True)
+    assert engine.run(None, tmp_path / "part", resume=True)["status"] == "completed"
+    full = torch.load(tmp_path / "full" / "checkpoints" / "baseline.pt", weights_only=False)["model"]
+    part = torch.load(tmp_path / "part" / "checkpoints" / "baseline.pt", weights_only=False)["model"]
+    for k in full:
+        assert torch.allclose(full[k], part[k], atol=1e-6), k
+
+
 def test_resume_without_checkpoint_is_a_clear_error(tmp_path):
     with pytest.raises(KDError, match="no checkpoint"):
         engine.run(None, tmp_path, resume=True)

@@ -108,6 +108,9 @@ class StageRunner:
         self.scaler = torch.amp.GradScaler("cuda") if amp_dtype == torch.float16 else None
         self.gen = torch.Generator(device=device).manual_seed(seed)
         self.mix_rng = random.Random(seed)
+        # The global RNG (dropout in custom models) starts every stage from the stage's seed, so a stage begun
+        # after a resume draws what it would have drawn in an uninterrupted run.
+        torch.manual_seed(seed)
         self.forward = torch.compile(spec.model) if spec.compile else spec.model
         self.cache = self.cache_ce = None
         self.epoch, self.step_in_epoch, self.perm = 0, 0, None
@@ -150,6 +153,7 @@ class StageRunner:
             "model": self.s.model.state_dict(), "optimizer": self.opt.state_dict(),
             "scheduler": self.sched.state_dict(), "gen": self.gen.get_state(),
             "mix_rng": self.mix_rng.getstate(), "torch_rng": torch.get_rng_state(),
+            "cuda_rng": torch.cuda.get_rng_state(self.device) if self.device.type == "cuda" else None,
             "extra": [p.detach().cpu() for p in self.s.extra_params],
             "scaler": self.scaler.state_dict() if self.scaler else None,
         }
@@ -165,6 +169,8 @@ class StageRunner:
         self.gen.set_state(state["gen"])
         self.mix_rng.setstate(state["mix_rng"])
         torch.set_rng_state(state["torch_rng"])
+        if state.get("cuda_rng") is not None and self.device.type == "cuda":
+            torch.cuda.set_rng_state(state["cuda_rng"], self.device)
         with torch.no_grad():
             for p, saved in zip(self.s.extra_params, state.get("extra", [])):
                 p.copy_(saved)
