@@ -170,3 +170,31 @@ def test_exporting_a_step_that_is_off_is_refused_before_the_run():
     with pytest.raises(ConfigError, match="compression step is off") as info:
         config.validate(cfg)
     assert info.value.key == "export.model"
+
+
+def test_a_stop_during_a_pruning_fine_tune_resumes_it_where_it_stopped(tmp_path):
+    cfg = tiny_config(baseline__enabled=False)
+    c = cfg.compress
+    c.prune, c.prune_finetune_epochs, c.int8, c.half = 0.5, 2, "none", "none"
+    cfg.evaluate.latency_repeats = 2
+    cfg.export.formats = []
+    engine.run(cfg.copy(), tmp_path / "full")
+    control = events.RunControl()
+
+    def stop_in_second_epoch(e):
+        if e.stage == "compress" and e.kind == events.STEP and e.data["epoch"] == 2:
+            control.stop()
+
+    assert engine.run(cfg.copy(), tmp_path / "part", on_event=stop_in_second_epoch,
+                      control=control)["status"] == "stopped"
+    assert (tmp_path / "part" / "checkpoints" / ".prune.train.pt").is_file()
+    logs = []
+    summary = engine.run(None, tmp_path / "part", resume=True,
+                         on_event=lambda e: logs.append(e.data.get("message", "")) if e.kind == events.LOG else None)
+    assert summary["status"] == "completed"
+    assert any(m.startswith("Resumed compress at epoch 2") for m in logs), logs
+    assert not (tmp_path / "part" / "checkpoints" / ".prune.train.pt").exists()
+    full = torch.load(tmp_path / "full" / "checkpoints" / "prune.pt", weights_only=False)["model"]
+    part = torch.load(tmp_path / "part" / "checkpoints" / "prune.pt", weights_only=False)["model"]
+    for k in full:
+        assert torch.allclose(full[k], part[k], atol=1e-6), k

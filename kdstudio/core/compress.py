@@ -165,15 +165,16 @@ def enabled_steps(cfg) -> list[str]:
 
 
 def _fine_tune(p, name: str, model: nn.Module, epochs: int, stage: str, lr: float) -> None:
-    from .training import CrossEntropy, StageRunner, StageSpec
+    from .stages import train_stage
+    from .training import CrossEntropy, StageSpec
     cfg = p.cfg
     spec = StageSpec(stage, model, CrossEntropy(), epochs, lr, cfg.distill.optimizer,
                      cfg.distill.weight_decay, cfg.distill.scheduler, cfg.data.batch_size, augment=cfg.data.augment,
                      log_every=cfg.distill.log_every)
-    StageRunner(spec, x=p.x_train, y=p.y_train, x_val=p.x_val, y_val=p.y_val, device=p.device,
-                amp_dtype=p.amp_dtype, emit=p.emit, control=p.control,
-                checkpoint_path=p.rd.checkpoints / f".{name}.train.pt", seed=p.cfg.seed + 29).run()
-    (p.rd.checkpoints / f".{name}.train.pt").unlink(missing_ok=True)
+    # Its own checkpoint, so a stop during this fine-tune resumes it instead of starting it over.
+    ckpt = p.rd.checkpoints / f".{name}.train.pt"
+    train_stage(p, spec, checkpoint=ckpt, seed_offset=29)
+    ckpt.unlink(missing_ok=True)
 
 
 def _saved(p, name: str) -> dict | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import torch
 
@@ -40,16 +41,16 @@ def _build_student(p) -> torch.nn.Module:
         return models.build_student(p.cfg, p.data.num_classes, p.data.input_shape)
 
 
-def _train(p, spec: StageSpec) -> object:
-    """Run one training stage, resuming from its checkpoint when there is one."""
+def train_stage(p, spec: StageSpec, checkpoint: Path | None = None, seed_offset: int = 17) -> object:
+    """Run one training stage, resuming from its checkpoint (default: the stage's own) when there is one."""
     cfg = p.cfg
     spec.model.to(p.device)
     if p.device.type == "cuda" and p.x_train.dim() == 4:
         spec.model.to(memory_format=torch.channels_last)
+    ckpt = checkpoint or p.rd.checkpoint(spec.name)
     runner = StageRunner(spec, x=p.x_train, y=p.y_train, x_val=p.x_val, y_val=p.y_val, device=p.device,
                          amp_dtype=p.amp_dtype, emit=p.emit, control=p.control,
-                         checkpoint_path=p.rd.checkpoint(spec.name), seed=cfg.seed + 17)
-    ckpt = p.rd.checkpoint(spec.name)
+                         checkpoint_path=ckpt, seed=cfg.seed + seed_offset)
     if p.resume and ckpt.is_file():
         runner.load_checkpoint(torch.load(ckpt, map_location=p.device, weights_only=True))
         p.emit(ev.LOG, spec.name, message=f"Resumed {spec.name} at epoch {runner.epoch + 1}, "
@@ -83,7 +84,7 @@ def _load_file_teacher(p) -> torch.nn.Module:
         else:
             p.emit(ev.LOG, "teacher", message=f"Fine-tuning the last {t.finetune_layers} layer(s) of the teacher "
                    f"for {t.finetune_epochs} epoch(s); the rest stays frozen.")
-            _train(p, StageSpec("teacher", ft, CrossEntropy(), t.finetune_epochs, t.lr, cfg.distill.optimizer,
+            train_stage(p, StageSpec("teacher", ft, CrossEntropy(), t.finetune_epochs, t.lr, cfg.distill.optimizer,
                                 cfg.distill.weight_decay, cfg.distill.scheduler, cfg.data.batch_size,
                                 augment=cfg.data.augment, log_every=cfg.distill.log_every))
         teacher = teacher_io.finish_finetune(ft)
@@ -114,7 +115,7 @@ def _train_teacher(p) -> torch.nn.Module:
         teacher.to(p.device)
         p.emit(ev.LOG, "teacher", message="Teacher already trained in this run folder; loaded its checkpoint.")
     else:
-        _train(p, StageSpec("teacher", teacher, CrossEntropy(), t.epochs, t.lr, cfg.distill.optimizer,
+        train_stage(p, StageSpec("teacher", teacher, CrossEntropy(), t.epochs, t.lr, cfg.distill.optimizer,
                             cfg.distill.weight_decay, cfg.distill.scheduler, cfg.data.batch_size,
                             augment=cfg.data.augment, log_every=cfg.distill.log_every))
     return teacher
@@ -172,7 +173,7 @@ def _student_stage(p, name: str, make_objective, teacher) -> tuple[torch.nn.Modu
                          mixup=d.mixup if teacher is not None else 0.0, teacher=teacher,
                          cache_teacher=d.cache_teacher, log_every=d.log_every, compile=d.compile,
                          extra_params=extra)
-        return student, _train(p, spec)
+        return student, train_stage(p, spec)
     finally:
         getattr(objective, "remove", lambda: None)()  # unhook before evaluate/export
 
