@@ -308,3 +308,20 @@ def test_each_feature_method_distils_without_nan(feature, logit, images):
         history.append(sum(terms[k].item() for k in names))
     assert sum(history[-5:]) < sum(history[:5]), history
     obj.remove()
+
+
+def test_a_training_step_lets_go_of_the_hooked_features(tmp_path):
+    from kdstudio.core import events
+    from kdstudio.core.training import StageRunner, StageSpec
+    teacher, student = cnn(16), cnn(8, seed=1)
+    models.freeze(teacher)
+    obj = losses.build_objective(distill_cfg("kd", "fitnet", ["features.1"], ["features.2"]), teacher=teacher,
+                                 student=student, example_input=X)
+    spec = StageSpec("distill", student, obj, epochs=1, lr=0.01, batch_size=4, teacher=teacher,
+                     cache_teacher=False)
+    y = torch.arange(8) % 10
+    StageRunner(spec, x=X, y=y, x_val=X, y_val=y, device=torch.device("cpu"), amp_dtype=None,
+                emit=lambda *a, **k: None, control=events.RunControl(), checkpoint_path=tmp_path / "c.pt",
+                seed=0).run()
+    # nothing captured during training is still held (the last step's maps would otherwise stay alive)
+    assert not obj.matcher.student_hooks.out and not obj.matcher.teacher_hooks.out

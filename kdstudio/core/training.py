@@ -197,6 +197,7 @@ class StageRunner:
         while self.epoch < s.epochs:
             samples += self._run_epoch()
             val_acc = accuracy(s.model, self.x_val, self.y_val)
+            self._drop_features()  # the validation forward passes were hooked too
             self.emit(ev.EPOCH, s.name, epoch=self.epoch + 1, epochs=s.epochs, val_acc=val_acc,
                       lr=self.opt.param_groups[0]["lr"], **self._epoch_terms)
             self.epoch, self.step_in_epoch, self.perm = self.epoch + 1, 0, None
@@ -270,6 +271,7 @@ class StageRunner:
         if y2 is not None:  # labels enter linearly: mix the label-dependent terms by lam
             other = s.objective(out.float(), t_logits, y2, epoch=self.epoch)
             terms = {k: lam * v + (1 - lam) * other[k] for k, v in terms.items()}
+        self._drop_features()
         self.opt.zero_grad(set_to_none=True)
         if self.scaler:
             self.scaler.scale(terms["total"]).backward()
@@ -288,6 +290,11 @@ class StageRunner:
                 names.append("teacher_ce")
                 logged.append(F.cross_entropy(t_logits, y))
             return names, torch.stack(logged)
+
+    def _drop_features(self) -> None:
+        # Hooked features are not needed once the loss is computed (autograd keeps what backward uses); holding
+        # them into the next forward would raise the peak memory by one set of feature maps.
+        getattr(self.s.objective, "clear", lambda: None)()
 
     def _check_finite(self, means: dict[str, float]) -> None:
         bad = [k for k, v in means.items() if not math.isfinite(v)]
