@@ -1,7 +1,9 @@
 """Export page: formats (and compression) for runs, and exporting a finished run's student to a chosen folder.
 
-Every exported file is reloaded and compared with the live student (max abs difference, top-1 agreement); the
-results table shows those numbers with the file sizes.
+A sweep (seeds or a grid) is one entry in the run list; its seeds / grid points are picked in a second list, each
+with its test accuracy, and the chosen one is exported like a single run. Every exported file is reloaded and
+compared with the live student (max abs difference, top-1 agreement); the results table shows those numbers with
+the file sizes.
 """
 
 from __future__ import annotations
@@ -10,13 +12,14 @@ from pathlib import Path
 
 from PySide6.QtCore import Qt, QUrl, Signal
 from PySide6.QtGui import QDesktopServices
-from PySide6.QtWidgets import (QComboBox, QFileDialog, QGroupBox, QHBoxLayout, QHeaderView, QLabel, QLineEdit,
-                               QMessageBox, QPushButton, QTableWidget, QTableWidgetItem, QVBoxLayout)
+from PySide6.QtWidgets import (QComboBox, QFileDialog, QGridLayout, QGroupBox, QHBoxLayout, QHeaderView, QLabel,
+                               QLineEdit, QMessageBox, QPushButton, QTableWidget, QTableWidgetItem, QVBoxLayout)
 
 from ...core.projects import RunInfo
 from .. import tasks
 from ..model import ConfigModel
-from ..widgets import Banner, fmt_bytes
+from ..widgets import Banner, fmt_bytes, fmt_pct, fmt_pts
+from . import export_plan
 from .base import FormPage, rest_of, section_keys
 
 PARITY_TOL = {"none": 1e-4, "fp16": 1e-2, "bf16": 5e-2, "int8": None}  # int8: identical top-1 predictions
@@ -34,6 +37,7 @@ class ExportPage(FormPage):
 
     def __init__(self, model: ConfigModel, parent=None):
         self.runs: list[RunInfo] = []
+        self.subs: list[dict] = []  # the seeds / grid points of the selected sweep (export_plan.sub_runs)
         self.task = None
         self.results: list[dict] = []
         super().__init__(model, parent)
@@ -44,22 +48,30 @@ class ExportPage(FormPage):
         f.add_group("Formats written by every run", ["export.formats"] + rest_of("export", ["export.formats"]))
         box = QGroupBox("Export a finished run")
         col = QVBoxLayout(box)
-        row = QHBoxLayout()
+        grid = QGridLayout()  # captions in one column, so the run, seed and folder boxes line up
+        grid.setColumnStretch(1, 1)
         self.run_combo = QComboBox()
         self.run_combo.setMinimumWidth(260)
         self.run_combo.currentIndexChanged.connect(self._on_run)
-        row.addWidget(QLabel("Run"))
-        row.addWidget(self.run_combo, 1)
-        col.addLayout(row)
-        row = QHBoxLayout()
+        grid.addWidget(QLabel("Run"), 0, 0)
+        grid.addWidget(self.run_combo, 0, 1, 1, 2)
+        self.sub_caption = QLabel("Seed / grid point")
+        self.sub_combo = QComboBox()
+        self.sub_combo.setMinimumWidth(260)
+        self.sub_combo.setToolTip("A sweep trains one student per seed and grid point: choose the one to export. "
+                                  "Offered first: of the best point, the seed with the highest validation accuracy.")
+        self.sub_combo.currentIndexChanged.connect(self._on_sub)
+        grid.addWidget(self.sub_caption, 1, 0)
+        grid.addWidget(self.sub_combo, 1, 1, 1, 2)
+        self._show_sub_row(False)
         self.folder = QLineEdit()
         self.folder.setPlaceholderText("the run's exports/ folder")
         browse = QPushButton("Choose folder…")
         browse.clicked.connect(self._browse)
-        row.addWidget(QLabel("Output folder"))
-        row.addWidget(self.folder, 1)
-        row.addWidget(browse)
-        col.addLayout(row)
+        grid.addWidget(QLabel("Output folder"), 2, 0)
+        grid.addWidget(self.folder, 2, 1)
+        grid.addWidget(browse, 2, 2)
+        col.addLayout(grid)
         row = QHBoxLayout()
         self.export_btn = QPushButton("Export")
         self.export_btn.setObjectName("primary")
@@ -95,47 +107,112 @@ class ExportPage(FormPage):
 
     # ---- runs -------------------------------------------------------------------------------------------
     def reload_runs(self, select: Path | None = None) -> None:
-        """List the project's runs that have a distilled student."""
+        """List the project's runs that have a distilled student (sweeps with at least one)."""
         p = self.model.project
-        self.runs = [r for r in (p.runs() if p is not None and not p.damaged else [])
-                     if (Path(r.path) / "checkpoints" / "distill.pt").is_file() and r.status == "completed"]
+        self.runs = [r for r in (p.runs() if p is not None and not p.damaged else []) if export_plan.exportable(r)]
         current = select or (self.selected_run().path if self.selected_run() else None)
+        keep_sub = self.export_dir() if current and not select else None
         self.run_combo.blockSignals(True)
         self.run_combo.clear()
         for r in self.runs:
-            acc = (r.summary.get("student") or {}).get("accuracy")
-            self.run_combo.addItem(f"{r.name}  ·  student {acc:.2%}" if acc is not None else r.name, str(r.path))
+            self.run_combo.addItem(self._run_text(r), str(r.path))
         i = self.run_combo.findData(str(current)) if current else -1
         self.run_combo.setCurrentIndex(max(i, 0) if self.runs else -1)
         self.run_combo.blockSignals(False)
-        self._on_run()
+        self._on_run(keep_sub=keep_sub)
+
+    @staticmethod
+    def _run_text(r: RunInfo) -> str:
+        if r.is_sweep:
+            n, acc = len(r.summary.get("runs") or r.sub_runs()), r.headline()["student"]
+            return f"{r.name}  ·  sweep of {n} runs" + (f"  ·  best point: student {acc:.2%} (mean)"
+                                                       if acc is not None else "")
+        acc = (r.summary.get("student") or {}).get("accuracy")
+        return f"{r.name}  ·  student {acc:.2%}" if acc is not None else r.name
 
     def selected_run(self) -> RunInfo | None:
-        """The run chosen in the combo box."""
+        """The run chosen in the combo box (for a sweep: the whole sweep)."""
         i = self.run_combo.currentIndex()
         return self.runs[i] if 0 <= i < len(self.runs) else None
 
-    def _on_run(self, *_) -> None:
+    def selected_sub(self) -> dict | None:
+        """The seed / grid point chosen for a sweep (None for a single run)."""
+        i = self.sub_combo.currentIndex()
+        return self.subs[i] if self.subs and 0 <= i < len(self.subs) else None
+
+    def export_dir(self) -> Path | None:
+        """The run folder whose student is exported: the run, or the chosen seed / grid point of a sweep."""
         run = self.selected_run()
+        if run is None:
+            return None
+        if run.is_sweep:
+            sub = self.selected_sub()
+            return Path(sub["folder"]) if sub is not None and sub["exportable"] else None
+        return Path(run.path)
+
+    def _on_run(self, *_, keep_sub: Path | None = None) -> None:
+        run = self.selected_run()
+        self.subs = export_plan.sub_runs(run) if run is not None else []
+        self.sub_combo.blockSignals(True)
+        self.sub_combo.clear()
+        for sub in self.subs:
+            self.sub_combo.addItem(self._sub_text(sub), str(sub["folder"]))
+            if not sub["exportable"]:
+                self.sub_combo.model().item(self.sub_combo.count() - 1).setEnabled(False)
+        i = self.sub_combo.findData(str(keep_sub)) if keep_sub else -1
+        self.sub_combo.setCurrentIndex(i if i >= 0 else export_plan.default_sub(self.subs))
+        self.sub_combo.blockSignals(False)
+        grid = any(s["point"] for s in self.subs)
+        self.sub_caption.setText("Seed / grid point" if grid else "Seed")
+        self._show_sub_row(bool(self.subs))
+        self._on_sub()
+
+    @staticmethod
+    def _sub_text(sub: dict) -> str:
+        """'seed 1  ·  student 98.61%  ·  KD gain +0.6 pts  ·  ★ best point' (or why it cannot be exported)."""
+        parts = [export_plan.sub_label(sub)]
+        if sub["exportable"]:
+            parts.append(f"student {fmt_pct(sub['student'], 2)}")
+            if sub["kd_gain"] is not None:
+                parts.append(f"KD gain {fmt_pts(sub['kd_gain'])}")
+        else:
+            parts.append(f"{sub['status']}, nothing to export")
+        if sub["best"]:
+            parts.append("★ best point")
+        return "  ·  ".join(parts)
+
+    def _show_sub_row(self, visible: bool) -> None:
+        self.sub_caption.setVisible(visible)
+        self.sub_combo.setVisible(visible)
+
+    def _where(self) -> str:
+        """'run X' or 'run X, seed 1 (temperature-4)' for the status line."""
+        run, sub = self.selected_run(), self.selected_sub()
+        return f"run {run.name}" + (f", {export_plan.sub_label(sub)}" if sub is not None else "") if run else ""
+
+    def _on_sub(self, *_) -> None:
+        folder = self.export_dir()
         self._update_buttons()
-        self.folder.setPlaceholderText(str(Path(run.path) / "exports") if run else "finish a run first")
-        if run is not None:
-            self.show_results(run.summary.get("exports") or [], note=f"Files written by run {run.name}.")
+        self.folder.setPlaceholderText(str(folder / "exports") if folder else "finish a run first")
+        if folder is not None:
+            sub = self.selected_sub()
+            summary = sub["summary"] if sub is not None else self.selected_run().summary
+            self.show_results(summary.get("exports") or [], note=f"Files written by {self._where()}.")
         else:
             self.show_results([], note="No finished run yet: results appear here after a run completes.")
 
     def _update_buttons(self) -> None:
-        run = self.selected_run()
-        self.export_btn.setEnabled(run is not None and self.task is None)
-        self.open_btn.setEnabled(run is not None)
+        folder = self.export_dir()
+        self.export_btn.setEnabled(folder is not None and self.task is None)
+        self.open_btn.setEnabled(folder is not None)
         out = self.out_dir()
         self.card_btn.setEnabled(out is not None and (out / "MODEL_CARD.md").is_file())
 
     def out_dir(self) -> Path | None:
-        """The chosen output folder, or the run's exports/ folder."""
-        run = self.selected_run()
+        """The chosen output folder, or the exported run's exports/ folder."""
+        folder = self.export_dir()
         text = self.folder.text().strip()
-        return Path(text).expanduser() if text else (Path(run.path) / "exports" if run else None)
+        return Path(text).expanduser() if text else (folder / "exports" if folder else None)
 
     # ---- actions ----------------------------------------------------------------------------------------
     def _browse(self) -> None:
@@ -149,39 +226,58 @@ class ExportPage(FormPage):
             QDesktopServices.openUrl(QUrl.fromLocalFile(str(target)))
 
     def export(self, overwrite: bool | None = None) -> tasks.Task | None:
-        """Export the selected run's student as the settings above say; asks before overwriting files."""
-        run, out, cfg = self.selected_run(), self.out_dir(), self.model.cfg
+        """Export the chosen run's student (for a sweep: the chosen seed / grid point) as the settings above say;
+        asks before replacing files, naming every one (model card and plots included)."""
+        folder, out, cfg = self.export_dir(), self.out_dir(), self.model.cfg
         self.banner.clear()
-        if run is None or out is None or cfg is None:
+        if folder is None or out is None or cfg is None:
             return None
         formats, quantize = list(cfg.export.formats), cfg.export.quantize
         if not formats:
             self.banner.show_message("Tick at least one format above, then export.")
             return None
-        from ...core import export as export_mod
-        names = [export_mod.file_name(f, quantize) for f in formats if f in export_mod.EXTENSIONS]
-        existing = [n for n in names if (out / n).exists()]
+        existing = export_plan.files_replaced(out, folder, formats, quantize)
         if existing and overwrite is None:
-            answer = QMessageBox.question(self, "Overwrite files?", f"{out} already holds {', '.join(existing)}. "
-                                          "Overwrite them?", QMessageBox.Yes | QMessageBox.No, QMessageBox.No)
+            answer = QMessageBox.question(self, "Replace files?", self.overwrite_question(out, existing),
+                                          QMessageBox.Yes | QMessageBox.No, QMessageBox.No)
             overwrite = answer == QMessageBox.Yes
             if not overwrite:
                 return None
         self.export_btn.setEnabled(False)
-        self.status.setText(f"Exporting {', '.join(formats)} to {out}…")
-        self.task = tasks.start_task(tasks.export_run, Path(run.path), formats, out, quantize, cfg.export.model,
+        self.status.setText(f"Exporting {', '.join(formats)} of {self._where()} to {out}…")
+        self.task = tasks.start_task(tasks.export_run, folder, formats, out, quantize, cfg.export.model,
                                      bool(overwrite), on_done=self._done, on_error=self._failed)
         return self.task
+
+    @staticmethod
+    def overwrite_question(out: Path, existing: list[str]) -> str:
+        """The question asked before an export replaces files: every file that will be replaced, one a line."""
+        n = len(existing)
+        return (f"{out} already holds {n} file{'s' if n != 1 else ''} that this export writes again:\n\n"
+                + "\n".join(f"• {name}" for name in existing) + f"\n\nReplace {'them' if n != 1 else 'it'}?")
 
     def _done(self, result: dict) -> None:
         self.task = None
         exports, failed = result.get("exports", []), result.get("failed", [])
-        self.show_results(exports, note=f"Exported {result.get('model', 'student')} to {result.get('out')}.")
+        self.show_results(exports, note=f"Exported {result.get('model', 'student')} of {self._where()} to "
+                                        f"{result.get('out')}.")
         if failed:
             self.banner.show_message("<b>Not exported:</b> " + "; ".join(f"{f['format']}: {f['error']}"
                                                                         for f in failed))
+        self._reread_summary()
         self._update_buttons()
         self.exported.emit(exports)
+
+    def _reread_summary(self) -> None:
+        """The export recorded its files in the run's summary.json: keep the listed run (or seed) up to date."""
+        from ...core.store import read_json
+        folder, sub, run = self.export_dir(), self.selected_sub(), self.selected_run()
+        summary = read_json(folder / "summary.json", None) if folder is not None else None
+        if isinstance(summary, dict):
+            if sub is not None:
+                sub["summary"] = summary
+            elif run is not None:
+                run.summary = summary
 
     def _failed(self, message: str, details: str) -> None:
         self.task = None

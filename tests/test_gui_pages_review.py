@@ -1,0 +1,117 @@
+"""GUI review fixes: export one seed / grid point of a sweep; the overwrite question names every file."""
+
+import warnings
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("PySide6")
+pytest.importorskip("pytestqt")
+
+from PySide6.QtWidgets import QMessageBox  # noqa: E402
+
+from tests.helpers import tiny_config  # noqa: E402
+
+WAIT_MS = 60_000
+CARD_FILES = {"MODEL_CARD.md", "model_card.json", "loss_curves.png", "confusion_matrix.png"}
+
+
+def _project(window, cfg, name="Review"):
+    window.panel.new_project(name)
+    window.model.replace(cfg)
+    window.model.save_now()
+    return window.model.project
+
+
+def _sweep_project(window, **over):
+    """A project whose one run is a sweep over seeds 0 and 1 (run by the core, not through the window)."""
+    from kdstudio.core import sweep
+    cfg = tiny_config(**{"distill.epochs": 1, "baseline.enabled": False, **over})
+    project = _project(window, cfg)
+    swept = cfg.copy()
+    swept.run.seeds = [0, 1]
+    assert sweep.run_sweep(swept, project.new_run_dir())["status"] == "completed"
+    [run] = project.runs()
+    assert run.is_sweep
+    return run
+
+
+def _single_project(window, cfg):
+    from kdstudio.core import engine
+    project = _project(window, cfg)
+    assert engine.run(cfg.copy(), project.new_run_dir())["status"] == "completed"
+    [run] = project.runs()
+    return run
+
+
+def _finish(qtbot, task):
+    with qtbot.waitSignal(task.finished, timeout=WAIT_MS):
+        pass
+    assert task.error is None, task.error
+
+
+# ---- 1. a sweep's seed / grid point is exported like a single run --------------------------------------------
+
+def test_export_page_exports_the_chosen_seed_of_a_sweep(window, qtbot, tmp_path):
+    import torch
+
+    from kdstudio.core import models
+    run = _sweep_project(window)
+    page = window.pages["Export"]
+    window.show_page("Export")
+    page.reload_runs()
+    assert page.selected_run().path == run.path and "sweep of 2 runs" in page.run_combo.currentText()
+    assert page.sub_combo.isVisible() and page.sub_combo.count() == 2
+    texts = [page.sub_combo.itemText(i) for i in range(2)]
+    for seed, text in zip((0, 1), texts):
+        acc = run.summary["runs"][seed]["student"]["accuracy"]
+        assert text.startswith(f"seed {seed}  ·  student {acc * 100:.2f}%") and "★ best point" in text
+    page.sub_combo.setCurrentIndex(1)
+    seed1 = Path(run.path) / "base" / "seed-1"
+    assert page.export_dir() == seed1 and page.out_dir() == seed1 / "exports"
+    out = tmp_path / "shipped"
+    page.folder.setText(str(out))
+    task = page.export()
+    _finish(qtbot, task)
+    assert "seed 1" in page.status.text() and page.table.item(0, 6).text() == "✓ matches"
+    # the file holds seed 1's student, not seed 0's
+    m = models.build("mlp", 10, (1, 8, 8), 16, 1)
+    m.load_state_dict(torch.load(out / "student.state_dict.pt", weights_only=True))
+    for seed, same in ((1, True), (0, False)):
+        ckpt = torch.load(Path(run.path) / "base" / f"seed-{seed}" / "checkpoints" / "distill.pt",
+                          weights_only=False)["model"]
+        assert all(torch.equal(v, ckpt[k]) for k, v in m.state_dict().items()) is same
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        ts = torch.jit.load(str(out / "student.torchscript.pt"))
+    x = torch.randn(3, 1, 8, 8)
+    assert torch.allclose(ts(x), m.eval()(x), atol=1e-5)
+    assert (out / "MODEL_CARD.md").is_file()
+
+
+# ---- 2. the overwrite question names every file the export writes again --------------------------------------
+
+def test_overwrite_question_lists_model_card_and_plots(window, qtbot, tmp_path, monkeypatch):
+    _single_project(window, tiny_config(**{"distill.epochs": 1, "baseline.enabled": False}))
+    page = window.pages["Export"]
+    page.reload_runs()
+    assert not page.sub_combo.isVisible()  # a single run: no seed to choose
+    asked = []
+    monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: asked.append(a[2]) or QMessageBox.No)
+    assert page.export() is None  # the run's own exports/ already holds everything: asked, answered No
+    [question] = asked
+    listed = {line[2:] for line in question.splitlines() if line.startswith("• ")}
+    assert listed == {"student.torchscript.pt", "student.state_dict.pt", "student.arch.json"} | CARD_FILES
+    assert "already holds 7 files" in question
+
+    fresh = tmp_path / "fresh"
+    page.folder.setText(str(fresh))
+    _finish(qtbot, page.export())  # nothing there yet: no question
+    assert len(asked) == 1 and CARD_FILES <= {p.name for p in fresh.iterdir()}
+    window.model.set("export.formats", ["state_dict"])
+    monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: asked.append(a[2]) or QMessageBox.Yes)
+    before = (fresh / "MODEL_CARD.md").stat().st_mtime_ns
+    _finish(qtbot, page.export())
+    listed = {line[2:] for line in asked[1].splitlines() if line.startswith("• ")}
+    assert listed == {"student.state_dict.pt", "student.arch.json"} | CARD_FILES  # torchscript is not rewritten
+    assert (fresh / "MODEL_CARD.md").stat().st_mtime_ns >= before
