@@ -1,4 +1,5 @@
-"""GUI review fixes: export one seed / grid point of a sweep; the overwrite question names every file."""
+"""GUI review fixes: export one seed / grid point of a sweep; the overwrite question names every file; a
+dropped .py file sets the student."""
 
 import warnings
 from pathlib import Path
@@ -8,7 +9,9 @@ import pytest
 pytest.importorskip("PySide6")
 pytest.importorskip("pytestqt")
 
-from PySide6.QtWidgets import QMessageBox  # noqa: E402
+from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl  # noqa: E402
+from PySide6.QtGui import QDragEnterEvent, QDropEvent  # noqa: E402
+from PySide6.QtWidgets import QInputDialog, QMessageBox  # noqa: E402
 
 from tests.helpers import tiny_config  # noqa: E402
 
@@ -115,3 +118,65 @@ def test_overwrite_question_lists_model_card_and_plots(window, qtbot, tmp_path, 
     listed = {line[2:] for line in asked[1].splitlines() if line.startswith("• ")}
     assert listed == {"student.state_dict.pt", "student.arch.json"} | CARD_FILES  # torchscript is not rewritten
     assert (fresh / "MODEL_CARD.md").stat().st_mtime_ns >= before
+
+
+# ---- 3. a dropped .py file becomes the student ----------------------------------------------------------------
+
+def _drop_file(page, path):
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(path))])
+    for kind in (QDragEnterEvent, QDropEvent):
+        event = kind(QPointF(20, 20), Qt.CopyAction, mime, Qt.LeftButton, Qt.NoModifier)
+        assert page.file_drop.eventFilter(page.widget(), event) and event.isAccepted()
+
+
+NET = ("import torch\nfrom torch import nn\n\n\ndef block(cin, cout):\n    return nn.Linear(cin, cout)\n\n\n"
+       "def make(num_classes, input_shape, width=24):\n"
+       "    return nn.Sequential(nn.Flatten(), nn.Linear(64, width), nn.ReLU(), nn.Linear(width, num_classes))\n")
+
+
+def test_dropping_a_python_file_sets_the_student_factory(window, qtbot, tmp_path, monkeypatch):
+    from kdstudio.core import models
+    from kdstudio.gui.widgets import fmt_int
+    _project(window, tiny_config())
+    window.hub.load_catalog()
+    qtbot.waitUntil(lambda: window.hub.catalog is not None, timeout=WAIT_MS)
+    page = window.pages["Student"]
+    window.show_page("Student")
+
+    _drop_file(page, tmp_path / "weights.pt")
+    assert window.model.cfg.student.arch == "mlp"
+    assert "'weights.pt' is not a Python file" in page.drop.message.text()
+    assert "d93025" in page.drop.message.styleSheet()  # in red
+
+    net = tmp_path / "my_net.py"
+    net.write_text(NET)  # block() needs cin/cout: not a factory, so make() is the only candidate
+    _drop_file(page, net)
+    assert window.model.cfg.student.arch == f"{net}:make"
+    assert page.form.fields["student.arch"].editor.currentText() == f"{net}:make"
+    assert "make()" in page.drop.message.text() and "d93025" not in page.drop.message.styleSheet()
+    want = fmt_int(models.count_params(models.build(f"{net}:make", 10, (1, 8, 8), 16, 1)))  # student.width = 16
+    qtbot.waitUntil(lambda: page.params_card.value.text() == want, timeout=WAIT_MS)
+
+    two = tmp_path / "two.py"
+    two.write_text(NET + "\n\ndef tiny(num_classes):\n"
+                         "    return nn.Sequential(nn.Flatten(), nn.Linear(64, num_classes))\n")
+    offered = []
+    monkeypatch.setattr(QInputDialog, "getItem", lambda *a, **k: offered.append(a[3]) or ("tiny", True))
+    _drop_file(page, two)
+    assert offered == [["make", "tiny"]] and window.model.cfg.student.arch == f"{two}:tiny"
+    monkeypatch.setattr(QInputDialog, "getItem", lambda *a, **k: ("", False))
+    _drop_file(page, two)
+    assert window.model.cfg.student.arch == f"{two}:tiny" and "unchanged" in page.drop.message.text()
+
+    bad = tmp_path / "bad.py"
+    bad.write_text("def make(:\n")
+    page.drop_files([str(bad)])
+    assert "not valid Python (line 1" in page.drop.message.text()
+    empty = tmp_path / "empty.py"
+    empty.write_text("SIZE = 3\n")
+    page.drop_files([str(empty)])
+    assert "defines no top-level function" in page.drop.message.text()
+    page.drop_files([str(net), str(two)])
+    assert "2 files were dropped" in page.drop.message.text()
+    assert window.model.cfg.student.arch == f"{two}:tiny"

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from PySide6.QtWidgets import QInputDialog
+
 from ..info import InfoHub
 from ..model import ConfigModel
 from ..widgets import DropZone, FileDrop, StatCard, card_row, file_suffix, fmt_int, fmt_ratio
+from . import custom_arch
 from .base import FormPage, rest_of
 from .preview import DataPreview, LayerTable
 
@@ -81,6 +84,32 @@ class _ModelPage(FormPage):
         hub.busy.connect(lambda b: b and self.params_card.detail.setText("Counting parameters…"))
         model.config_changed.connect(lambda _k: self.hub.info is None and self.params_card.set(
             "…", "Waiting for PyTorch to count parameters." if self.hub.catalog is None else "Counting…"))
+        self.file_drop = FileDrop(self.widget())  # drop a file anywhere on the page
+        self.file_drop.dropped.connect(self.drop_files)
+
+    def no_text_drops(self, key: str) -> None:
+        """A file dropped on this field's box sets the model (drop_files), not the box's text."""
+        editor = getattr(self.form.fields.get(key), "editor", None)
+        for w in (editor, getattr(editor, "lineEdit", lambda: None)()):
+            if w is not None:
+                w.setAcceptDrops(False)
+
+    def config_changed(self, key: str) -> None:
+        if key == "":  # another project (or its config reloaded): the last drop's line is stale
+            self.drop.say("")
+
+    def one_drop(self, paths: list[str], what: str) -> str | None:
+        """The one dropped path, or None after saying why a drop of `what` cannot be used here."""
+        if self.model.cfg is None:
+            self.drop.say(f"Open or create a project first; the {self.role} is part of a project.", problem=True)
+            return None
+        if len(paths) != 1:
+            self.drop.say(f"{len(paths)} files were dropped; drop one {what} at a time.", problem=True)
+            return None
+        return paths[0]
+
+    def drop_files(self, paths: list[str]) -> None:
+        """Dropped files (see the pages)."""
 
     def build(self) -> None:
         self.params_card = StatCard(f"{self.role.capitalize()} parameters")
@@ -129,11 +158,7 @@ class TeacherPage(_ModelPage):
 
     def __init__(self, model: ConfigModel, hub: InfoHub, parent=None):
         super().__init__(model, hub, parent)
-        self.file_drop = FileDrop(self.widget())  # drop a file anywhere on the page
-        self.file_drop.dropped.connect(self.drop_files)
-        path_field = self.form.fields.get("teacher.path")
-        if path_field is not None:
-            path_field.editor.setAcceptDrops(False)  # a file dropped on the path box sets the teacher, not text
+        self.no_text_drops("teacher.path")
 
     def build(self) -> None:
         super().build()
@@ -156,19 +181,11 @@ class TeacherPage(_ModelPage):
             f.visible_when[k] = from_file
         f.visible_when["teacher.epochs"] = lambda c: not from_file(c)
 
-    def config_changed(self, key: str) -> None:
-        if key == "":  # another project (or its config reloaded): the last drop's line is stale
-            self.drop.say("")
-
     def drop_files(self, paths: list[str]) -> None:
         """A drop: a model file becomes the teacher (source "file"); anything else gets one sentence why not."""
-        if self.model.cfg is None:
-            self.drop.say("Open or create a project first; the teacher file is part of a project.", problem=True)
+        path = self.one_drop(paths, "teacher file")
+        if path is None:
             return
-        if len(paths) != 1:
-            self.drop.say(f"{len(paths)} files were dropped; drop one teacher file at a time.", problem=True)
-            return
-        path = paths[0]
         name = Path(path).name or path
         if file_suffix(path) not in TEACHER_FILES:
             self.drop.say(f"'{name}' is not a model file KD Studio can load as a teacher; drop a "
@@ -187,8 +204,17 @@ class StudentPage(_ModelPage):
              "family, and shrink it with the width and depth multipliers.")
     role = "student"
 
+    def __init__(self, model: ConfigModel, hub: InfoHub, parent=None):
+        super().__init__(model, hub, parent)
+        self.no_text_drops("student.arch")
+
     def build(self) -> None:
         super().build()
+        self.drop = DropZone("Drop a Python file (.py) anywhere on this page to use your own model as the student: "
+                             "its factory function becomes student.arch = \"file.py:factory\" (a function taking "
+                             "any of num_classes, input_shape, width, depth). The file runs when the student is "
+                             "built, so drop only files you trust.")
+        self.body.addWidget(self.drop)
         keys = ["student.arch", "student.width", "student.depth", "student.width_mult", "student.depth_mult"]
         self.form.add_group("Model", keys, **{"student.arch": {"editable_choices": True, "choices": []}})
         rest = rest_of("student", keys)
@@ -198,3 +224,40 @@ class StudentPage(_ModelPage):
     def arch_choices(self, catalog: dict) -> list[str]:
         names = super().arch_choices(catalog)
         return (["teacher"] + names) if catalog.get("student_teacher") else names
+
+    def drop_files(self, paths: list[str], factory: str | None = None) -> None:
+        """A drop: a .py file's factory function becomes the student architecture ("file.py:factory"); with
+        several candidates the user picks one (or `factory` names it); anything else gets one sentence why not."""
+        path = self.one_drop(paths, "Python file")
+        if path is None:
+            return
+        name = Path(path).name or path
+        if file_suffix(path) != ".py":
+            self.drop.say(f"'{name}' is not a Python file; drop a .py file with a function that builds the "
+                          "student, such as def make(num_classes, input_shape).", problem=True)
+            return
+        try:
+            found = custom_arch.factory_candidates(path)
+        except custom_arch.NotAModelFile as e:
+            self.drop.say(str(e), problem=True)
+            return
+        if not found:
+            self.drop.say(f"'{name}' defines no top-level function that could build the student; add one such as "
+                          "def make(num_classes, input_shape) returning an nn.Module, and drop it again.",
+                          problem=True)
+            return
+        if factory is None:
+            factory = found[0] if len(found) == 1 else self._choose(name, found)
+            if factory is None:
+                self.drop.say("No factory chosen; the student is unchanged.")
+                return
+        self.model.set("student.arch", custom_arch.arch_name(path, factory))
+        more = f" (chosen from {len(found)} candidates)" if len(found) > 1 else ""
+        self.drop.say(f"Student: {factory}() from {Path(path).expanduser().resolve()}{more}.")
+
+    def _choose(self, name: str, found: list[str]) -> str | None:
+        """Ask which of several functions builds the student (conventional names come first)."""
+        choice, ok = QInputDialog.getItem(self, "Which function builds the student?",
+                                          f"'{name}' defines {len(found)} functions or classes that could build "
+                                          "the student. Use:", found, 0, False)
+        return choice if ok and choice else None
