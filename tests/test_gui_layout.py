@@ -1,4 +1,8 @@
-"""The TOML editor: line numbers, and a message that jumps to the line an error is about."""
+"""The TOML editor (line numbers, error line), the Train page's Start hint and its empty-plot placeholder."""
+
+import html
+import json
+import re
 
 import pytest
 
@@ -8,6 +12,8 @@ pytest.importorskip("pytestqt")
 from PySide6.QtGui import QTextCursor  # noqa: E402
 from PySide6.QtWidgets import QApplication  # noqa: E402
 
+from kdstudio.core import events as ev  # noqa: E402
+from kdstudio.gui.pages.train_parts import NO_RUN_TEXT, hint_html  # noqa: E402
 from kdstudio.gui.toml_panel import error_line  # noqa: E402
 
 
@@ -16,6 +22,10 @@ def window(window):
     """The shared window with the Digits demo project open (first start)."""
     window.open_initial()
     return window
+
+
+def _plain(rich: str) -> str:
+    return html.unescape(re.sub(r"<[^>]+>", "", rich))
 
 
 # ---- TOML editor -------------------------------------------------------------------------------------------
@@ -64,3 +74,85 @@ def test_error_line_finds_the_line_from_the_parser_or_the_key():
     assert error_line(text, "'teacher.lr' must be a number, not 'x'.") == 5
     assert error_line(text, "whatever", key="seed") == 1  # a top-level key
     assert error_line(text, "no key here") is None
+
+
+# ---- Start hint --------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("key, message, shown", [
+    ("teacher.epochs", "'teacher.epochs' = 0 is too small; it must be at least 1.",
+     "teacher.epochs = 0 is too small; it must be at least 1."),
+    ("run.sweep", "run.sweep: 'x' is not a numeric setting.", "run.sweep: 'x' is not a numeric setting."),
+    ("data.val_fraction", "data.val_fraction + data.test_fraction is 1; it must be below 1.",
+     "data.val_fraction + data.test_fraction is 1; it must be below 1."),
+    ("teacher.path", "Teacher file 'a.pt' does not exist; check teacher.path.",
+     "teacher.path: Teacher file 'a.pt' does not exist; check teacher.path."),
+    ("teacher.epoch", "teacher.epochs is odd.", "teacher.epoch: teacher.epochs is odd."),
+    ("", "A configuration check failed.", "config: A configuration check failed."),
+])
+def test_hint_names_the_key_once(key, message, shown):
+    text = hint_html(key, message)
+    assert _plain(text) == "Start is disabled until this is fixed: " + shown
+    assert f"<a href='{key}'>" in text
+
+
+def test_train_hint_shows_the_key_once_under_the_buttons(window):
+    hint = window.train.hint
+    assert hint.isHidden()
+    window.model.set("teacher.epochs", 0)
+    plain = _plain(hint.text())
+    assert plain.count("teacher.epochs") == 1 and "= 0 is too small" in plain
+    assert not hint.isHidden()
+    window.model.set("teacher.epochs", 3)
+    assert hint.isHidden() and hint.text() == ""
+
+
+# ---- empty plots -------------------------------------------------------------------------------------------
+
+def _records(epochs=3):
+    out = []
+    for e in range(1, epochs + 1):
+        out.append({"kind": "step", "stage": "distill", "epoch": e, "epochs": epochs, "step": 1, "steps": 1,
+                    "global_step": e, "lr": 0.01, "total": 1.0 / e, "kd": 0.5 / e, "ce": 0.4 / e})
+        out.append({"kind": "epoch", "stage": "distill", "epoch": e, "epochs": epochs, "val_acc": 0.5,
+                    "lr": 0.01, "total": 1.0 / e, "kd": 0.5 / e, "ce": 0.4 / e})
+    return out
+
+
+def _run_folder(project, name, records, status="stopped"):
+    folder = project.runs_dir / name
+    folder.mkdir(parents=True)
+    (folder / "summary.json").write_text(json.dumps({"status": status, "started": name}), encoding="utf-8")
+    if records:
+        (folder / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
+    return folder
+
+
+def test_placeholder_instead_of_empty_plots_until_there_are_curves(window):
+    train = window.train
+    window.show_page("Train")
+    assert train.plot_area.empty and train.plot_area.placeholder.text() == NO_RUN_TEXT
+    assert train.plot_area.placeholder.isVisible() and not train.plots.isVisible()
+    project = window.model.project
+    empty = _run_folder(project, "20200101-000000", [])
+    full = _run_folder(project, "20200102-000000", _records())
+    train.history.reload(project)
+    train.history.select_paths([empty])
+    assert train.plot_area.empty and "no metrics" in train.plot_area.placeholder.text()
+    train.history.select_paths([full])
+    assert not train.plot_area.empty and train.plots.isVisible() and train.plots.curve_count() > 0
+    train.history.select_paths([])
+    assert train.plot_area.empty and "Select a run" in train.plot_area.placeholder.text()
+
+
+def test_placeholder_goes_as_soon_as_a_live_run_draws(window, qtbot, tmp_path):
+    from kdstudio.gui.pages.live import LiveRun
+    train = window.train
+    window.show_page("Train")
+    train.live = LiveRun(window.model.cfg.copy(), tmp_path / "run")
+    train.plots.show_series([train.live.series])
+    assert train.plot_area.empty
+    batch = [ev.Event(ev.STEP, "distill", {k: v for k, v in r.items() if k not in ("kind", "stage")})
+             for r in _records(2) if r["kind"] == "step"]
+    train.controller.events.emit(batch)
+    qtbot.waitUntil(lambda: not train.plot_area.empty, timeout=3000)
+    assert train.plots.curve_count() > 0

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import datetime as _dt
 import html
 from pathlib import Path
 
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QKeySequence
-from PySide6.QtWidgets import (QHBoxLayout, QLabel, QMessageBox, QPlainTextEdit, QProgressBar, QSplitter,
-                               QStackedWidget, QToolButton, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import QHBoxLayout, QLabel, QMessageBox, QProgressBar, QSplitter, QVBoxLayout, QWidget
 
 from ...core import config as config_mod
 from ...core.projects import RunInfo
@@ -22,8 +20,9 @@ from ..series import RunSeries
 from ..widgets import Banner
 from ..worker import RunController
 from .base import section_keys
-from .history import RunHistory, clean_log
+from .history import RunHistory
 from .live import LiveRun
+from .train_parts import NO_RUN_TEXT, LogPane, PlotArea, RunControls, hint_html
 
 # The live view (curves, progress bar, status line) redraws at most this often: each change repaints part of the
 # window, and redrawing on every 50 ms event batch kept the window repainting.
@@ -69,34 +68,14 @@ class TrainPage(QWidget):
         self.stop_act = QAction("■  Stop", self, shortcut=QKeySequence("Ctrl+."), triggered=self.stop)
         self.start_act.setToolTip("Run teacher → distill → baseline → evaluate → export (Ctrl+R)")
         self.stop_act.setToolTip("Stop after this step; a checkpoint is written so the run can resume")
-        bar = QHBoxLayout()
-        for act, name in ((self.start_act, "startButton"), (self.pause_act, ""), (self.resume_act, ""),
-                          (self.stop_act, "stopButton")):
-            b = QToolButton()
-            b.setDefaultAction(act)
-            b.setToolButtonStyle(Qt.ToolButtonTextOnly)
-            if name:
-                b.setObjectName(name)
-            bar.addWidget(b)
+        self.controls = RunControls(self.start_act, self.pause_act, self.resume_act, self.stop_act)
+        self.hint, self.settings_btn = self.controls.hint, self.controls.settings_btn
         self.form = ConfigForm(self.model.set, self.model.set_local_error)
         self.form.add_group("Run settings", ["device"] + section_keys("run"),
                             device={"choices": ["auto", "cpu", "cuda", "mps"], "editable_choices": True})
         self.form.hide()
-        self.settings_btn = QToolButton()
-        self.settings_btn.setText("Run settings ▾")
-        self.settings_btn.setCheckable(True)
-        self.settings_btn.setToolTip("Device and the [run] settings (seeds, sweeps)")
         self.settings_btn.toggled.connect(self.form.setVisible)
-        self.device_label = QLabel()
-        self.device_label.setObjectName("help")
-        self.hint = QLabel()
-        self.hint.setObjectName("problem")
-        self.hint.setWordWrap(True)
         self.hint.linkActivated.connect(self.goto_problem)
-        bar.addSpacing(12)
-        bar.addWidget(self.hint, 1)
-        bar.addWidget(self.device_label)
-        bar.addWidget(self.settings_btn)
 
         self.bar = QProgressBar()
         self.bar.setRange(0, 1000)
@@ -114,38 +93,29 @@ class TrainPage(QWidget):
         self.banner.action.connect(self.show_error_details)
 
         self.plots = PlotPanel()
+        self.plot_area = PlotArea(self.plots)
         self._plot_timer = QTimer(self)
         self._plot_timer.setSingleShot(True)
         self._plot_timer.setInterval(PLOT_REFRESH_MS)
         self._plot_timer.timeout.connect(self._refresh_live_view)
         self.history = RunHistory()
-        self.live_log = QPlainTextEdit(readOnly=True)
-        self.live_log.setMaximumBlockCount(5000)
-        self.past_log = QPlainTextEdit(readOnly=True)
-        self.logs = QStackedWidget()
-        self.logs.addWidget(self.live_log)
-        self.logs.addWidget(self.past_log)
-        self.log_title = QLabel("Log")
-        self.log_title.setObjectName("sectionTitle")
-        log_box = QWidget()
-        lcol = QVBoxLayout(log_box)
-        lcol.setContentsMargins(0, 0, 0, 0)
-        lcol.addWidget(self.log_title)
-        lcol.addWidget(self.logs, 1)
-        right = QSplitter(Qt.Vertical)
-        right.addWidget(self.history)
-        right.addWidget(log_box)
-        right.setSizes([260, 300])
+        self.log_pane = LogPane()
+        self.live_log, self.past_log, self.logs = self.log_pane.live, self.log_pane.past, self.log_pane.stack
+        self._log = self.log_pane.append
+        self.side = QSplitter(Qt.Vertical)
+        self.side.addWidget(self.history)
+        self.side.addWidget(self.log_pane)
         self.split = QSplitter(Qt.Horizontal)
-        self.split.addWidget(self.plots)
-        self.split.addWidget(right)
+        self.split.addWidget(self.plot_area)
+        self.split.addWidget(self.side)
         self.split.setStretchFactor(0, 3)
         self.split.setStretchFactor(1, 2)
+        self.side.setSizes([260, 300])
         self.split.setSizes([760, 520])
 
         col = QVBoxLayout(self)
         col.setContentsMargins(12, 10, 12, 10)
-        col.addLayout(bar)
+        col.addWidget(self.controls)
         col.addWidget(self.form)
         col.addWidget(self.bar)
         col.addLayout(srow)
@@ -155,7 +125,7 @@ class TrainPage(QWidget):
     def _on_config(self, _key: str = "") -> None:
         if self.model.cfg is not None:
             self.form.load(self.model.cfg)
-            self.device_label.setText(f"device: {self.model.cfg.device}")
+            self.controls.set_device(self.model.cfg.device)
 
     # ---- control ----------------------------------------------------------------------------------------
     @property
@@ -228,14 +198,11 @@ class TrainPage(QWidget):
         self.stop_act.setEnabled(state in ("running", "paused"))
         problems = self.model.problems
         if p is not None and p.damaged:
-            self.hint.setText("This project's project.toml is damaged; repair it in the TOML editor to run.")
+            self.controls.set_hint("This project's project.toml is damaged; repair it in the TOML editor to run.")
         elif problems and not self.running:
-            key, msg = problems[0]
-            more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
-            link = f"<a href='{html.escape(key)}'>{html.escape(key or 'config')}</a>"
-            self.hint.setText(f"Start is disabled until this is fixed: {link}: {html.escape(msg)}{more}")
+            self.controls.set_hint(hint_html(*problems[0], more=len(problems) - 1))
         else:
-            self.hint.setText("")
+            self.controls.set_hint("")
         self.start_act.setToolTip(self.hint.text() if problems else "Run the pipeline (Ctrl+R)")
 
     def _on_project(self, project) -> None:
@@ -251,6 +218,7 @@ class TrainPage(QWidget):
         self.history.select_paths([runs[0].path] if runs else [])
         if not runs:
             self.plots.show_series([])
+            self._sync_placeholder()
         self._update_actions()
 
     # ---- events -----------------------------------------------------------------------------------------
@@ -267,6 +235,7 @@ class TrainPage(QWidget):
             live.new_series = False
             if showing_live:
                 self.plots.show_series([live.series])
+                self._sync_placeholder()
             self._show_progress()
         elif not self._plot_timer.isActive():
             self._plot_timer.start()
@@ -288,7 +257,11 @@ class TrainPage(QWidget):
         if self.live is not None:
             self._show_progress()
             if self.plots.series and self.plots.series[0] is self.live.series:
-                self.plots.refresh_staggered()
+                if self.plot_area.empty:  # the first curves: draw all three plots at once, then show them
+                    self.plots.refresh()
+                    self._sync_placeholder()
+                else:
+                    self.plots.refresh_staggered()
 
     def _on_finished(self, summary: dict) -> None:
         self._end_probe()
@@ -371,30 +344,20 @@ class TrainPage(QWidget):
 
     def _on_history_selection(self, runs: list) -> None:
         self.plots.show_series([s for r in runs for s in self._series_for(r)])
+        self._sync_placeholder()
         live = self.running and len(runs) == 1 and Path(runs[0].path) == Path(self.controller.run_dir)
         if len(runs) == 1 and not live and not (self.live_series and self.live_series.label == runs[0].name
                                                  and self.live_log.toPlainText()):
-            try:
-                self.past_log.setPlainText(clean_log((Path(runs[0].path) / "log.txt").read_text(encoding="utf-8")))
-            except OSError:
-                self.past_log.setPlainText("(this run has no log)")
-            self.logs.setCurrentWidget(self.past_log)
-            self.log_title.setText(f"Log — {runs[0].name}")
+            self.log_pane.show_past(runs[0].path, runs[0].name)
         else:
-            self.logs.setCurrentWidget(self.live_log)
-            self.log_title.setText("Log — this session")
+            self.log_pane.show_live()
         self.runs_selected.emit(runs)
 
-    # ---- log --------------------------------------------------------------------------------------------
-    def _log(self, text: str, stage: str | None = None, *, warn=False, error=False, bold=False,
-             quiet=False) -> None:
-        stamp = _dt.datetime.now().strftime("%H:%M:%S")
-        color = "#d93025" if error else "#b06000" if warn else "#5f6368" if quiet else "#202124"
-        body = html.escape(text)
-        if bold:
-            body = f"<b>{body}</b>"
-        prefix = f"[{stage}] " if stage and not bold else ""
-        self.live_log.appendHtml(f"<span style='color:#9aa0a6'>{stamp}</span> "
-                                 f"<span style='color:{color}'>{html.escape(prefix)}{body}</span>")
-        bar = self.live_log.verticalScrollBar()
-        bar.setValue(bar.maximum())
+    def _sync_placeholder(self) -> None:
+        """The plots when they have a curve, else a sentence saying why they are empty."""
+        live = self.live is not None and bool(self.plots.series) and self.plots.series[0] is self.live.series
+        text = (None if self.plots.curve_count() else
+                "Waiting for the run's first metrics…" if live and self.running else
+                "The selected run logged no metrics, so there are no curves to show." if self.plots.series else
+                "Select a run in the list to see its curves." if self.history.runs else NO_RUN_TEXT)
+        self.plot_area.show_empty(text)

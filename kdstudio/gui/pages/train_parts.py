@@ -1,0 +1,145 @@
+"""Parts of the Train page: the run controls with the Start hint, the plot area with its empty-state
+placeholder, and the log pane."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import html
+import re
+from pathlib import Path
+
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import (QHBoxLayout, QLabel, QPlainTextEdit, QStackedLayout, QStackedWidget, QToolButton,
+                               QVBoxLayout, QWidget)
+
+from .history import clean_log
+
+NO_RUN_TEXT = "No run yet — press Start (Ctrl+R) to train the teacher and distil the student."
+
+
+def hint_html(key: str, message: str, more: int = 0) -> str:
+    """Why Start is disabled, naming the key once: the key is the link, and a message that begins with the key
+    ("'teacher.epochs' = 0 is too small…") goes on after it instead of repeating it."""
+    link = f"<a href='{html.escape(key)}'>{html.escape(key or 'config')}</a>"
+    lead = re.match(rf"(?:'{re.escape(key)}'|{re.escape(key)})(?![\w.])", message) if key else None
+    rest = message[lead.end():] if lead else f": {message}"
+    tail = f" (and {more} more)" if more else ""
+    return f"Start is disabled until this is fixed: {link}{html.escape(rest)}{tail}"
+
+
+class RunControls(QWidget):
+    """Start · Pause · Resume · Stop, the device and the Run settings button on one row, the Start hint (when
+    there is one) wrapped on the row under it, so a long hint never squeezes the buttons."""
+
+    def __init__(self, start, pause, resume, stop, parent=None):
+        super().__init__(parent)
+        self.row = QHBoxLayout()
+        self.row.setContentsMargins(0, 0, 0, 0)
+        for act, name in ((start, "startButton"), (pause, ""), (resume, ""), (stop, "stopButton")):
+            b = QToolButton()
+            b.setDefaultAction(act)
+            b.setToolButtonStyle(Qt.ToolButtonTextOnly)
+            if name:
+                b.setObjectName(name)
+            self.row.addWidget(b)
+        self.row.addStretch(1)
+        self.device_label = QLabel()
+        self.device_label.setObjectName("help")
+        self.settings_btn = QToolButton()
+        self.settings_btn.setText("Run settings ▾")
+        self.settings_btn.setCheckable(True)
+        self.settings_btn.setToolTip("Device and the [run] settings (seeds, sweeps)")
+        self.row.addWidget(self.device_label)
+        self.row.addWidget(self.settings_btn)
+        self.hint = QLabel()
+        self.hint.setObjectName("problem")
+        self.hint.setWordWrap(True)
+        self.hint.hide()
+        col = QVBoxLayout(self)
+        col.setContentsMargins(0, 0, 0, 0)
+        col.setSpacing(4)
+        col.addLayout(self.row)
+        col.addWidget(self.hint)
+
+    def set_hint(self, text: str) -> None:
+        """Show the hint under the buttons ("" hides it)."""
+        self.hint.setText(text)
+        self.hint.setVisible(bool(text))
+
+    def set_device(self, device: str) -> None:
+        self.device_label.setText(f"device: {device}")
+        self.settings_btn.setToolTip(f"Device ({device}) and the [run] settings (seeds, sweeps)")
+
+
+class PlotArea(QWidget):
+    """The live plots, or in their place a centred sentence saying why there is nothing to draw."""
+
+    def __init__(self, plots: QWidget, parent=None):
+        super().__init__(parent)
+        self.plots = plots
+        self.placeholder = QLabel(NO_RUN_TEXT)
+        self.placeholder.setObjectName("plotPlaceholder")
+        self.placeholder.setAlignment(Qt.AlignCenter)
+        self.placeholder.setWordWrap(True)
+        self.stack = QStackedLayout(self)
+        self.stack.addWidget(plots)
+        self.stack.addWidget(self.placeholder)
+        self.stack.setCurrentWidget(self.placeholder)
+
+    @property
+    def empty(self) -> bool:
+        """True while the placeholder is shown."""
+        return self.stack.currentWidget() is self.placeholder
+
+    def show_empty(self, text: str | None) -> None:
+        """The placeholder with `text`, or (None) the plots."""
+        if text:
+            self.placeholder.setText(text)
+        self.stack.setCurrentWidget(self.placeholder if text else self.plots)
+
+
+class LogPane(QWidget):
+    """The log: this session's messages as they come, or the log.txt of a past run selected in the history."""
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.live = QPlainTextEdit(readOnly=True)
+        self.live.setMaximumBlockCount(5000)
+        self.past = QPlainTextEdit(readOnly=True)
+        self.stack = QStackedWidget()
+        self.stack.addWidget(self.live)
+        self.stack.addWidget(self.past)
+        self.title = QLabel("Log")
+        self.title.setObjectName("sectionTitle")
+        col = QVBoxLayout(self)
+        col.setContentsMargins(0, 0, 0, 0)
+        col.addWidget(self.title)
+        col.addWidget(self.stack, 1)
+
+    def append(self, text: str, stage: str | None = None, *, warn=False, error=False, bold=False,
+               quiet=False) -> None:
+        """One timestamped line in this session's log, scrolled into view."""
+        stamp = _dt.datetime.now().strftime("%H:%M:%S")
+        color = "#d93025" if error else "#b06000" if warn else "#5f6368" if quiet else "#202124"
+        body = html.escape(text)
+        if bold:
+            body = f"<b>{body}</b>"
+        prefix = f"[{stage}] " if stage and not bold else ""
+        self.live.appendHtml(f"<span style='color:#9aa0a6'>{stamp}</span> "
+                             f"<span style='color:{color}'>{html.escape(prefix)}{body}</span>")
+        bar = self.live.verticalScrollBar()
+        bar.setValue(bar.maximum())
+
+    def show_past(self, folder: Path, name: str) -> None:
+        """The log.txt of a finished run."""
+        try:
+            self.past.setPlainText(clean_log((Path(folder) / "log.txt").read_text(encoding="utf-8")))
+        except OSError:
+            self.past.setPlainText("(this run has no log)")
+        self.stack.setCurrentWidget(self.past)
+        self.title.setText(f"Log — {name}")
+
+    def show_live(self) -> None:
+        """This session's messages."""
+        self.stack.setCurrentWidget(self.live)
+        self.title.setText("Log — this session")
