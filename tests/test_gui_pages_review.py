@@ -1,5 +1,5 @@
-"""GUI review fixes: export one seed / grid point of a sweep; the overwrite question names every file; a
-dropped .py file sets the student."""
+"""GUI review fixes: export a sweep's seed, the overwrite question names every file, a dropped .py sets the
+student, the Teacher and Student pages say which run trained them."""
 
 import warnings
 from pathlib import Path
@@ -59,6 +59,7 @@ def test_export_page_exports_the_chosen_seed_of_a_sweep(window, qtbot, tmp_path)
     import torch
 
     from kdstudio.core import models
+    from kdstudio.gui.info import trained_note
     run = _sweep_project(window)
     page = window.pages["Export"]
     window.show_page("Export")
@@ -90,6 +91,8 @@ def test_export_page_exports_the_chosen_seed_of_a_sweep(window, qtbot, tmp_path)
     x = torch.randn(3, 1, 8, 8)
     assert torch.allclose(ts(x), m.eval()(x), atol=1e-5)
     assert (out / "MODEL_CARD.md").is_file()
+    # the Teacher page's note speaks of the sweep
+    assert trained_note(window.model.project, window.model.cfg, "teacher").startswith(f"trained in sweep {run.name}")
 
 
 # ---- 2. the overwrite question names every file the export writes again --------------------------------------
@@ -180,3 +183,32 @@ def test_dropping_a_python_file_sets_the_student_factory(window, qtbot, tmp_path
     page.drop_files([str(net), str(two)])
     assert "2 files were dropped" in page.drop.message.text()
     assert window.model.cfg.student.arch == f"{two}:tiny"
+
+
+# ---- 4. Teacher and Student pages say which run trained them ---------------------------------------------------
+
+def test_teacher_page_says_which_run_trained_the_teacher(window, qtbot):
+    from kdstudio.core import engine
+    from kdstudio.gui.widgets import fmt_pct
+    cfg = tiny_config(**{"distill.epochs": 1, "baseline.enabled": False})
+    project = _project(window, cfg)
+    window.hub.load_catalog()
+    teacher, student = window.pages["Teacher"], window.pages["Student"]
+    window.show_page("Teacher")
+    qtbot.waitUntil(lambda: teacher.params_card.value.text() not in ("–", "…"), timeout=WAIT_MS)
+    assert teacher.params_card.detail.text() == "built for this data, not yet trained"
+
+    summary = engine.run(cfg.copy(), project.new_run_dir())
+    [run] = project.runs()
+    window.show_page("Data")
+    window.show_page("Teacher")  # shown again after the run: the card reads the run folder
+    want = f"trained in run {run.name}: test accuracy {fmt_pct(summary['teacher']['accuracy'])}"
+    assert teacher.params_card.detail.text() == want
+    assert teacher.other_card.detail.text().startswith(f"distilled in run {run.name}: test accuracy")
+    window.show_page("Student")
+    assert student.other_card.detail.text() == want
+
+    window.model.set("teacher.width", 12)  # another teacher: the run did not train this one
+    qtbot.waitUntil(lambda: teacher.params_card.detail.text().startswith("not yet trained with these settings"),
+                    timeout=WAIT_MS)
+    assert f"run {run.name} trained another" in teacher.params_card.detail.text()

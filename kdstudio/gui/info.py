@@ -1,4 +1,5 @@
-"""Facts the pages show that need torch: the method/arch catalog, data shape and parameter counts.
+"""Facts the pages show: the method/arch catalog, data shape and parameter counts (these need torch), and
+whether a finished run of the project has trained the teacher and the student (read from its run folder).
 
 Torch is imported in a background thread after the window is up; the counts are recomputed (debounced) when the
 data, teacher or student settings change, and a stale answer is dropped.
@@ -6,13 +7,75 @@ data, teacher or student settings change, and a stale answer is dropped.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from PySide6.QtCore import QObject, QTimer, Signal
 
 from . import tasks
 from .model import ConfigModel
+from .widgets import fmt_pct
 
 RECOUNT_MS = 350
 AFFECTS_MODELS = ("data", "teacher", "student", "seed")
+# The settings that make the trained model: when they differ from a run's, that run trained another model.
+TRAINED_BY = {"teacher": ("teacher.source", "teacher.arch", "teacher.width", "teacher.depth", "teacher.epochs",
+                          "teacher.lr"),
+              "student": ("student.arch", "student.width", "student.depth", "student.width_mult",
+                          "student.depth_mult")}
+TRAINED_VERB = {"teacher": "trained", "student": "distilled"}
+
+
+def _run_config(run):
+    """The config a run (or a sweep) was started with; None when it cannot be read."""
+    from ..core import config as config_mod
+    folder = Path(run.path)
+    try:
+        return config_mod.load(folder / ("sweep.toml" if run.is_sweep else "config.toml"))
+    except Exception:  # noqa: BLE001 - an unreadable or older config only means "cannot compare"
+        return None
+
+
+def _test_accuracy(run, role: str) -> tuple[float | None, str]:
+    """(test accuracy of `role`, "" or how it was aggregated) from summary.json, else evaluation.json; for a sweep
+    the mean over the seeds of its best point."""
+    from ..core.store import read_json
+    if run.is_sweep:
+        return run.headline().get(role), "mean of the best point"
+    acc = (run.summary.get(role) or {}).get("accuracy") if isinstance(run.summary.get(role), dict) else None
+    if acc is None:
+        try:
+            ev = read_json(Path(run.path) / "evaluation.json", None) or {}
+        except (OSError, ValueError):
+            ev = {}
+        acc = ((ev.get("models") or {}).get(role) or {}).get("top1")
+    return acc, ""
+
+
+def trained_note(project, cfg, role: str) -> str | None:
+    """'trained in run 20261127-223105: test accuracy 99.7%' when the project's newest completed run trained
+    this model (the teacher from its [teacher] settings, or the distilled student); 'not yet trained with these
+    settings (...)' when the settings differ from that run's; None when no completed run trained it."""
+    if project is None or project.damaged or cfg is None or (role == "teacher" and cfg.teacher.source != "train"):
+        return None
+    try:
+        runs = project.runs()
+    except OSError:
+        return None
+    for run in runs:
+        if run.status != "completed":
+            continue
+        then = _run_config(run)
+        if role == "teacher" and then is not None and then.teacher.source != "train":
+            continue  # that run loaded its teacher from a file: it trained none
+        acc, how = _test_accuracy(run, role)
+        what = f"{'sweep' if run.is_sweep else 'run'} {run.name}"
+        result = f"test accuracy {fmt_pct(acc)}" if acc is not None else "no test accuracy recorded"
+        keys = TRAINED_BY[role] + tuple(f"data.{k}" for k in cfg.to_dict()["data"])
+        if then is not None and any(then.get(k) != cfg.get(k) for k in keys):
+            verb = TRAINED_VERB[role]
+            return f"not yet {verb} with these settings ({what} {verb} another: {result}{', ' + how if how else ''})"
+        return f"{TRAINED_VERB[role]} in {what}: {result}" + (f" ({how})" if how else "")
+    return None
 
 
 class InfoHub(QObject):

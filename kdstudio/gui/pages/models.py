@@ -6,7 +6,7 @@ from pathlib import Path
 
 from PySide6.QtWidgets import QInputDialog
 
-from ..info import InfoHub
+from ..info import InfoHub, trained_note
 from ..model import ConfigModel
 from ..widgets import DropZone, FileDrop, StatCard, card_row, file_suffix, fmt_int, fmt_ratio
 from . import custom_arch
@@ -133,13 +133,30 @@ class _ModelPage(FormPage):
         f.set_choices(self.arch_choices(catalog), docs=docs)
         f.set_value(self.model.cfg.get(f"{self.role}.arch") if self.model.cfg else "")
 
+    def showEvent(self, event) -> None:  # noqa: N802 - Qt override
+        """A run may have finished since the cards were filled: say again whether the models are trained."""
+        super().showEvent(event)
+        if self.hub.info is not None:
+            self._card_details(self.hub.info)
+
+    def _card_details(self, info: dict) -> None:
+        """Under each count: why it could not be counted, where the model was loaded from, which run trained it,
+        or that it is not trained yet."""
+        other_role = "student" if self.role == "teacher" else "teacher"
+        err = info.get("errors", {})
+        trained = lambda role: trained_note(self.model.project, self.model.cfg, role)  # noqa: E731
+        self.params_card.detail.setText(err.get(self.role) or info.get(f"{self.role}_note") or trained(self.role)
+                                        or "built for this data, not yet trained")
+        self.other_card.detail.setText(err.get(other_role) or info.get(f"{other_role}_note") or trained(other_role)
+                                       or "")
+
     def _show_info(self, info: dict) -> None:
         other_role = "student" if self.role == "teacher" else "teacher"
         mine, other = info.get(self.role), info.get(other_role)
         err = info.get("errors", {})
-        self.params_card.set(fmt_int(mine), err.get(self.role) or info.get(f"{self.role}_note")
-                             or "built for this data, not yet trained")
-        self.other_card.set(fmt_int(other), err.get(other_role) or info.get(f"{other_role}_note") or "")
+        self.params_card.value.setText(fmt_int(mine))
+        self.other_card.value.setText(fmt_int(other))
+        self._card_details(info)
         for card, role in ((self.params_card, self.role), (self.other_card, other_role)):  # a load error in red
             bad = bool(err.get(role)) and not err[role].startswith("ONNX teacher")
             card.detail.setStyleSheet("color: #d93025;" if bad else "")
