@@ -1,4 +1,4 @@
-"""The TOML editor (line numbers, error line), the Train page's Start hint and its empty-plot placeholder."""
+"""Window layout: narrow windows, the TOML dock (width, line numbers, error line), the Start hint, the empty plots."""
 
 import html
 import json
@@ -9,8 +9,9 @@ import pytest
 pytest.importorskip("PySide6")
 pytest.importorskip("pytestqt")
 
+from PySide6.QtCore import Qt  # noqa: E402
 from PySide6.QtGui import QTextCursor  # noqa: E402
-from PySide6.QtWidgets import QApplication  # noqa: E402
+from PySide6.QtWidgets import QApplication, QToolButton  # noqa: E402
 
 from kdstudio.core import events as ev  # noqa: E402
 from kdstudio.gui.pages.train_parts import NO_RUN_TEXT, hint_html  # noqa: E402
@@ -24,11 +25,90 @@ def window(window):
     return window
 
 
+def _settle(window, width, height):
+    window.resize(width, height)
+    for _ in range(5):
+        QApplication.processEvents()
+
+
 def _plain(rich: str) -> str:
     return html.unescape(re.sub(r"<[^>]+>", "", rich))
 
 
-# ---- TOML editor -------------------------------------------------------------------------------------------
+# ---- narrow windows ----------------------------------------------------------------------------------------
+
+def test_at_800_px_every_tab_and_every_train_button_is_whole(window):
+    assert window.minimumWidth() <= 800 and window.minimumHeight() <= 600
+    _settle(window, 800, 600)
+    window.show_page("Train")
+    _settle(window, 800, 600)
+    bar = window.tabs.tabBar()
+    assert bar.count() == 7
+    assert all(bar.tabRect(i).right() <= bar.width() for i in range(bar.count()))  # "7 Export" on screen
+    assert bar.tabToolTip(6).startswith("Export")
+    buttons = window.train.controls.findChildren(QToolButton)
+    assert len(buttons) == 5 and all(b.isVisible() for b in buttons)
+    for b in buttons:  # no text cut off: every button got the width its text needs
+        assert b.width() >= b.sizeHint().width(), b.text()
+    # the plots keep their width: above runs and log instead of beside them
+    assert window.train.split.orientation() == Qt.Vertical
+    _settle(window, 1440, 900)
+    assert window.train.split.orientation() == Qt.Horizontal
+
+
+def test_project_list_folds_in_a_narrow_window_and_comes_back(window):
+    _settle(window, 1440, 900)
+    assert not window.panel.isHidden() and window.projects_act.isChecked()
+    _settle(window, 800, 600)
+    assert window.panel.isHidden() and not window.projects_act.isChecked()
+    _settle(window, 1200, 800)
+    assert not window.panel.isHidden()
+    window.projects_act.trigger()  # the user hides it: it stays hidden through narrowing and widening
+    assert window.panel.isHidden()
+    _settle(window, 800, 600)
+    _settle(window, 1440, 900)
+    assert window.panel.isHidden()
+    window.projects_act.trigger()
+    _settle(window, 1440, 900)
+    assert not window.panel.isHidden() and window.split.sizes()[0] >= window.panel.minimumSizeHint().width()
+
+
+def test_train_toolbar_drops_the_device_label_before_cutting_a_button(window):
+    _settle(window, 800, 600)
+    window.set_project_list_visible(True, chosen=True)  # the user wants the list even at 800 px
+    window.show_page("Train")
+    _settle(window, 800, 600)
+    controls = window.train.controls
+    assert controls.device_label.isHidden()
+    assert "auto" in controls.settings_btn.toolTip()  # the device is still one hover away
+    for b in controls.findChildren(QToolButton):
+        assert b.width() >= b.sizeHint().width(), b.text()
+    window.set_project_list_visible(False, chosen=True)
+    _settle(window, 1440, 900)
+    assert not controls.device_label.isHidden()
+
+
+def test_long_project_path_is_shortened_not_widening_the_window(window):
+    window.path_label.set_full_text("/very/long/" + "folder/" * 60 + "Digits demo")
+    _settle(window, 1024, 700)
+    assert window.centralWidget().minimumSizeHint().width() < 1024
+    assert window.path_label.geometry().right() < window.toml_btn.geometry().left()
+    assert "…" in window.path_label.text() and window.path_label.toolTip().endswith("Digits demo")
+
+
+# ---- TOML dock and editor ----------------------------------------------------------------------------------
+
+def test_toml_dock_opens_at_a_useful_width(window, qtbot):
+    _settle(window, 1440, 900)
+    window.toml_act.trigger()
+    qtbot.waitUntil(lambda: window.toml_dock.width() >= 400, timeout=3000)
+    assert not window.panel.isHidden()  # 1440 px leave room for the list, the pages and the dock
+    window.toml_act.trigger()
+    _settle(window, 1024, 700)
+    window.toml_act.trigger()  # in a 1024 px window the project list makes room for the dock
+    qtbot.waitUntil(lambda: window.toml_dock.width() >= 400, timeout=3000)
+    assert window.panel.isHidden()
+
 
 def test_toml_editor_has_line_numbers(window):
     window.toml_dock.show()

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import base64
+import html
 
-from PySide6.QtCore import QByteArray, Qt, QTimer, QUrl
+from PySide6.QtCore import QByteArray, QSize, Qt, QTimer, QUrl
 from PySide6.QtGui import QAction, QDesktopServices, QKeySequence
 from PySide6.QtWidgets import (QDockWidget, QHBoxLayout, QLabel, QMainWindow, QMessageBox, QSplitter,
                                QTabWidget, QToolButton, QVBoxLayout, QWidget)
@@ -25,6 +26,10 @@ from .widgets import Banner, dot_icon
 
 PAGES = ("Data", "Teacher", "Student", "Method", "Train", "Evaluate", "Export")
 OWN_SECTIONS = {"data", "teacher", "student", "distill", "baseline", "compress", "export", "evaluate", "run"}
+# When the window less an open TOML dock is narrower than this, the project list folds away by itself (Ctrl+B
+# brings it back), so the pages keep the width they need; with room again it unfolds, unless the user chose meanwhile.
+NARROW_WINDOW = 1000
+TOML_WIDTH = 420
 
 
 def _b64(data: QByteArray) -> str:
@@ -36,6 +41,32 @@ def _unb64(text) -> QByteArray | None:
         return QByteArray(base64.b64decode(text)) if text else None
     except (ValueError, TypeError):
         return None
+
+
+class ElidedLabel(QLabel):
+    """One line shortened in the middle ("…") to the width it gets, so a long project name or path never widens
+    the window; the whole text is the tooltip (`link`: shown as a link)."""
+
+    def __init__(self, link: bool = False):
+        super().__init__()
+        self._full, self._link = "", link
+        self.setMinimumWidth(40)  # not the shown text's width, or the label could never shorten it further
+
+    def set_full_text(self, text: str) -> None:
+        self._full = text
+        self.setToolTip(text)
+        self._fit()  # setText: the layout asks sizeHint again
+
+    def sizeHint(self) -> QSize:  # noqa: N802 - Qt override: the width the whole text wants
+        return QSize(self.fontMetrics().horizontalAdvance(self._full) + 8, super().sizeHint().height())
+
+    def resizeEvent(self, event) -> None:  # noqa: N802 - Qt override
+        super().resizeEvent(event)
+        self._fit()
+
+    def _fit(self) -> None:
+        shown = self.fontMetrics().elidedText(self._full, Qt.ElideMiddle, max(self.width() - 8, 0))
+        self.setText(f"<a href='#'>{html.escape(shown)}</a>" if self._link and shown else shown)
 
 
 class MainWindow(QMainWindow):
@@ -52,9 +83,11 @@ class MainWindow(QMainWindow):
         self.model = ConfigModel(self)
         self.hub = InfoHub(self.model, self)
         self._closing = False
+        self._narrow = False       # the window less the TOML dock is narrower than NARROW_WINDOW
+        self._auto_folded = False  # the project list was folded away by narrowing, not by the user
         self.setWindowTitle("KD Studio")
         self.resize(1440, 900)
-        self.setMinimumSize(720, 520)
+        self.setMinimumSize(760, 540)
 
         self.panel = ProjectPanel(self.store)
         from ..core import config as config_mod
@@ -66,12 +99,18 @@ class MainWindow(QMainWindow):
         self.train: TrainPage = self.pages["Train"]
         self.tabs = QTabWidget()
         self.tabs.setDocumentMode(True)
+        # When the tabs do not fit, their names shorten ("4 Me…") before scroll arrows appear: all stay reachable.
+        self.tabs.setElideMode(Qt.ElideRight)
+        self.tabs.setUsesScrollButtons(True)
+        self.tabs.tabBar().setIconSize(QSize(10, 10))
         for i, name in enumerate(PAGES):
             self.tabs.addTab(self.pages[name], f"{i + 1}  {name}")
+            self.tabs.setTabToolTip(i, f"{name} (Ctrl+{i + 1})")  # the whole name, also when it is shortened
 
-        self.title = QLabel("No project")
+        self.title = ElidedLabel()
         self.title.setObjectName("projectTitle")
-        self.path_label = QLabel()
+        self.title.set_full_text("No project")
+        self.path_label = ElidedLabel(link=True)
         self.path_label.setObjectName("help")
         self.path_label.linkActivated.connect(lambda _l: self.panel.open_folder())
         self.damaged = Banner("error")
@@ -79,7 +118,10 @@ class MainWindow(QMainWindow):
         self.toml_btn = QToolButton()
         self.toml_btn.setText("Config as TOML")
         self.toml_btn.setCheckable(True)
+        self.projects_btn = QToolButton()
+        self.projects_btn.setObjectName("sideToggle")
         head = QHBoxLayout()
+        head.addWidget(self.projects_btn)
         head.addWidget(self.title)
         head.addWidget(self.path_label, 1)
         head.addWidget(self.toml_btn)
@@ -93,6 +135,7 @@ class MainWindow(QMainWindow):
         self.split.addWidget(self.panel)
         self.split.addWidget(right)
         self.split.setStretchFactor(1, 1)
+        self.split.setChildrenCollapsible(False)  # the project list folds with Ctrl+B / ☰, not by dragging
         self.split.setSizes([240, 1200])
         self.setCentralWidget(self.split)
 
@@ -102,6 +145,7 @@ class MainWindow(QMainWindow):
         self.toml_dock.setWidget(self.toml)
         self.addDockWidget(Qt.RightDockWidgetArea, self.toml_dock)
         self.toml_dock.hide()
+        self.toml_dock.visibilityChanged.connect(lambda shown: QTimer.singleShot(0, self._on_toml_dock))
 
         self.torch_label = QLabel("Loading PyTorch…")
         self.save_label = QLabel("")
@@ -129,6 +173,11 @@ class MainWindow(QMainWindow):
         m.addSeparator()
         m.addAction(QAction("Save plots as PNG…", self, triggered=t.plots._ask_save))
         m = self.menuBar().addMenu("&View")
+        self.projects_act = QAction("Project list", self, checkable=True, checked=True, iconText="☰",
+                                    shortcut=QKeySequence("Ctrl+B"), toolTip="Show or hide the project list (Ctrl+B)",
+                                    triggered=lambda on: self.set_project_list_visible(on, chosen=True))
+        self.projects_btn.setDefaultAction(self.projects_act)
+        m.addAction(self.projects_act)
         self.toml_act = self.toml_dock.toggleViewAction()
         self.toml_act.setText("Config as TOML")
         self.toml_act.setShortcut(QKeySequence("Ctrl+T"))
@@ -181,12 +230,12 @@ class MainWindow(QMainWindow):
     def _on_project(self, project) -> None:
         self.panel.reload(project.name if project else None)
         if project is None:
-            self.title.setText("No project")
-            self.path_label.setText("")
+            self.title.set_full_text("No project")
+            self.path_label.set_full_text("")
             self.damaged.clear()
         else:
-            self.title.setText(project.name)
-            self.path_label.setText(f"<a href='#'>{project.path}</a>")
+            self.title.set_full_text(project.name)
+            self.path_label.set_full_text(str(project.path))
             self.settings.touch_recent(project.name)
             self.settings.save()
             if project.damaged:
@@ -260,6 +309,41 @@ class MainWindow(QMainWindow):
         for act in (self.panel.new_blank_act, self.panel.new_demo_act, self.panel.import_act):
             act.setEnabled(not busy)  # the run keeps its project open until it has ended
 
+    # ---- project list and TOML dock: fold and widen to the window's width --------------------------------
+    def set_project_list_visible(self, shown: bool, chosen: bool = False) -> None:
+        """Show or hide the project list (the splitter gives it back its width). A `chosen` (user's) setting
+        holds until the window next crosses NARROW_WINDOW."""
+        self._auto_folded = self._auto_folded and not chosen
+        self.panel.setVisible(shown)
+        self.projects_act.setChecked(shown)
+
+    def resizeEvent(self, event) -> None:  # noqa: N802 - Qt override
+        super().resizeEvent(event)
+        self._fit_width()
+
+    def _fit_width(self, dock: int | None = None) -> None:
+        """Fold or unfold the project list when the room for it and the pages crosses NARROW_WINDOW."""
+        docked = self.toml_dock.isVisible() and not self.toml_dock.isFloating()
+        narrow = self.width() - (dock if dock is not None else self.toml_dock.width() if docked else 0) < NARROW_WINDOW
+        if narrow == self._narrow:
+            return
+        self._narrow = narrow
+        if narrow and not self.panel.isHidden():
+            self._auto_folded = True
+            self.set_project_list_visible(False)
+        elif not narrow and self._auto_folded:
+            self._auto_folded = False
+            self.set_project_list_visible(True)
+
+    def _on_toml_dock(self) -> None:
+        """An opened TOML dock narrower than is useful gets TOML_WIDTH (half of a narrow window)."""
+        d = self.toml_dock
+        width = min(TOML_WIDTH, self.width() // 2) if d.isVisible() and not d.isFloating() and d.width() < 300 else None
+        self._fit_width(dock=width)  # first: the project list may have to fold to make room
+        if width:  # never ask for more than the pages leave: the dock would get its minimum instead
+            room = self.width() - self.centralWidget().minimumSizeHint().width() - 8
+            self.resizeDocks([d], [min(width, room)], Qt.Horizontal)
+
     # ---- window state -----------------------------------------------------------------------------------
     def restore_state(self) -> None:
         """Geometry, dock layout and splitter sizes from the settings file."""
@@ -270,14 +354,18 @@ class MainWindow(QMainWindow):
         if state is not None:
             self.restoreState(state)
         sizes = self.settings.get("split")
-        if isinstance(sizes, list) and len(sizes) == 2:
+        if isinstance(sizes, list) and len(sizes) == 2 and int(sizes[0]) > 0:
             self.split.setSizes([int(s) for s in sizes])
+        if self.settings.get("project_list") is False:
+            self.set_project_list_visible(False)
 
     def save_state(self) -> None:
         """Write geometry and the rest of the window state to the settings file."""
         self.settings.set("geometry", _b64(self.saveGeometry()))
         self.settings.set("window_state", _b64(self.saveState()))
-        self.settings.set("split", self.split.sizes())
+        if not self.panel.isHidden():
+            self.settings.set("split", self.split.sizes())
+        self.settings.set("project_list", not self.panel.isHidden() or self._auto_folded)
         self.settings.save()
 
     def closeEvent(self, event) -> None:  # noqa: N802 - Qt override

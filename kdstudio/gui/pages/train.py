@@ -7,7 +7,8 @@ from pathlib import Path
 
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QKeySequence
-from PySide6.QtWidgets import QHBoxLayout, QLabel, QMessageBox, QProgressBar, QSplitter, QVBoxLayout, QWidget
+from PySide6.QtWidgets import (QFrame, QHBoxLayout, QLabel, QMessageBox, QProgressBar, QScrollArea, QSplitter,
+                               QVBoxLayout, QWidget)
 
 from ...core import config as config_mod
 from ...core.projects import RunInfo
@@ -110,8 +111,11 @@ class TrainPage(QWidget):
         self.split.addWidget(self.side)
         self.split.setStretchFactor(0, 3)
         self.split.setStretchFactor(1, 2)
-        self.side.setSizes([260, 300])
-        self.split.setSizes([760, 520])
+        self._arrange(wide=True)
+        scroll = QScrollArea()  # scrolls only when the window is shorter or narrower than plots and runs need
+        scroll.setWidgetResizable(True)
+        scroll.setFrameShape(QFrame.NoFrame)
+        scroll.setWidget(self.split)
 
         col = QVBoxLayout(self)
         col.setContentsMargins(12, 10, 12, 10)
@@ -120,7 +124,23 @@ class TrainPage(QWidget):
         col.addWidget(self.bar)
         col.addLayout(srow)
         col.addWidget(self.banner)
-        col.addWidget(self.split, 1)
+        col.addWidget(scroll, 1)
+
+    def _arrange(self, wide: bool) -> None:
+        """Wide: plots beside the runs and the log (stacked). Narrow: plots above runs | log, so the plots keep
+        the width their controls need."""
+        self.split.setOrientation(Qt.Horizontal if wide else Qt.Vertical)
+        self.side.setOrientation(Qt.Vertical if wide else Qt.Horizontal)
+        self.split.setSizes([760, 520] if wide else [620, 380])
+        self.side.setMinimumHeight(0 if wide else 140)  # a short window scrolls to runs and log, never crushes them
+        self.side.setSizes([260, 300] if wide else [500, 500])
+
+    def resizeEvent(self, event) -> None:  # noqa: N802 - Qt override
+        super().resizeEvent(event)
+        need = self.plots.minimumSizeHint().width() + self.history.minimumSizeHint().width() + 60
+        wide = event.size().width() >= need
+        if wide != (self.split.orientation() == Qt.Horizontal):
+            self._arrange(wide)
 
     def _on_config(self, _key: str = "") -> None:
         if self.model.cfg is not None:

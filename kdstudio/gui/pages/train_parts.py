@@ -8,7 +8,7 @@ import html
 import re
 from pathlib import Path
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QSize, Qt
 from PySide6.QtWidgets import (QHBoxLayout, QLabel, QPlainTextEdit, QStackedLayout, QStackedWidget, QToolButton,
                                QVBoxLayout, QWidget)
 
@@ -29,7 +29,8 @@ def hint_html(key: str, message: str, more: int = 0) -> str:
 
 class RunControls(QWidget):
     """Start · Pause · Resume · Stop, the device and the Run settings button on one row, the Start hint (when
-    there is one) wrapped on the row under it, so a long hint never squeezes the buttons."""
+    there is one) wrapped on the row under it. Narrower than the row needs, the device label gives way (the
+    device is also in the settings button's tooltip), so no button text is ever cut off."""
 
     def __init__(self, start, pause, resume, stop, parent=None):
         super().__init__(parent)
@@ -60,6 +61,7 @@ class RunControls(QWidget):
         col.setSpacing(4)
         col.addLayout(self.row)
         col.addWidget(self.hint)
+        self._full_width = 0  # what the row needs with the device label shown
 
     def set_hint(self, text: str) -> None:
         """Show the hint under the buttons ("" hides it)."""
@@ -69,6 +71,18 @@ class RunControls(QWidget):
     def set_device(self, device: str) -> None:
         self.device_label.setText(f"device: {device}")
         self.settings_btn.setToolTip(f"Device ({device}) and the [run] settings (seeds, sweeps)")
+
+    def minimumSizeHint(self) -> QSize:  # noqa: N802 - Qt override: the width without the device label
+        hint = super().minimumSizeHint()
+        if not self.device_label.isHidden():
+            hint.setWidth(hint.width() - self.device_label.sizeHint().width() - self.row.spacing())
+        return hint
+
+    def resizeEvent(self, event) -> None:  # noqa: N802 - Qt override
+        super().resizeEvent(event)
+        if not self.device_label.isHidden():
+            self._full_width = self.row.minimumSize().width()
+        self.device_label.setHidden(event.size().width() < self._full_width)
 
 
 class PlotArea(QWidget):
