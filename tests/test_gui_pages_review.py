@@ -1,5 +1,5 @@
 """GUI review fixes: export a sweep's seed, the overwrite question names every file, a dropped .py sets the
-student, the Teacher and Student pages say which run trained them."""
+student, the Teacher and Student pages say which run trained them, renaming says what the name became."""
 
 import warnings
 from pathlib import Path
@@ -11,7 +11,7 @@ pytest.importorskip("pytestqt")
 
 from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl  # noqa: E402
 from PySide6.QtGui import QDragEnterEvent, QDropEvent  # noqa: E402
-from PySide6.QtWidgets import QInputDialog, QMessageBox  # noqa: E402
+from PySide6.QtWidgets import QDialogButtonBox, QInputDialog, QMessageBox  # noqa: E402
 
 from tests.helpers import tiny_config  # noqa: E402
 
@@ -212,3 +212,41 @@ def test_teacher_page_says_which_run_trained_the_teacher(window, qtbot):
     qtbot.waitUntil(lambda: teacher.params_card.detail.text().startswith("not yet trained with these settings"),
                     timeout=WAIT_MS)
     assert f"run {run.name} trained another" in teacher.params_card.detail.text()
+
+
+# ---- 5. renaming says what the name became ---------------------------------------------------------------------
+
+def test_rename_says_when_the_name_was_changed_or_is_taken(window, monkeypatch):
+    from kdstudio.gui.project_panel import NameDialog
+    panel = window.panel
+    panel.new_project("Other")
+    panel.new_project("Mine")
+    renamed = panel.rename_current("a/b: c")
+    assert renamed.name == "a_b_ c" and window.model.project.name == "a_b_ c"
+    assert panel.notice.isVisibleTo(panel)
+    assert panel.notice.text() == "Saved as 'a_b_ c' — '/' and ':' cannot be part of a folder name."
+    panel.rename_current("Plain name")
+    assert not panel.notice.isVisibleTo(panel) and window.model.project.name == "Plain name"
+
+    warned = []
+    monkeypatch.setattr(QMessageBox, "warning", lambda *a, **k: warned.append(a[2]))
+    assert panel.rename_current("Other") is None and window.model.project.name == "Plain name"
+    assert warned == ["A project named 'Other' already exists; choose another name."]
+
+    dialog = NameDialog(panel, "Rename project", "Plain name", panel.check_rename)
+    ok = dialog.buttons.button(QDialogButtonBox.Ok)
+    dialog.edit.setText("Other")
+    assert not ok.isEnabled() and dialog.hint.text() == "A project named 'Other' already exists; choose another name."
+    dialog.edit.setText("x*y")
+    assert ok.isEnabled() and dialog.hint.text() == "Will be saved as 'x_y' — '*' cannot be part of a folder name."
+    dialog.edit.setText("Plain name/")
+    assert ok.isEnabled() and "that is its current name" in dialog.hint.text()
+    dialog.close()
+
+    panel.new_project("Other")  # a new project's name is made unique: say so
+    assert window.model.project.name == "Other 2"
+    assert panel.notice.text() == "Saved as 'Other 2' — a project named 'Other' already exists."
+
+    panel.hide()  # the project list folded away: the sentence goes to the status bar
+    panel.rename_current("Q?A")
+    assert window.statusBar().currentMessage() == "Saved as 'Q_A' — '?' cannot be part of a folder name."

@@ -6,17 +6,84 @@ from pathlib import Path
 
 from PySide6.QtCore import Qt, QUrl, Signal
 from PySide6.QtGui import QAction, QDesktopServices, QFont
-from PySide6.QtWidgets import (QFileDialog, QHBoxLayout, QInputDialog, QLabel, QLineEdit, QListWidget,
-                               QListWidgetItem, QMenu, QMessageBox, QToolButton, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (QDialog, QDialogButtonBox, QFileDialog, QHBoxLayout, QLabel, QLineEdit,
+                               QListWidget, QListWidgetItem, QMainWindow, QMenu, QMessageBox, QToolButton, QVBoxLayout,
+                               QWidget)
 
 from ..core.config import Config
 from ..core.errors import KDError
-from ..core.projects import Project, ProjectStore
+from ..core.projects import Project, ProjectStore, sanitize_name
 from ..core.templates import demo_config
 from .widgets import STATUS_COLORS, dot_icon
 
 TEMPLATES = {"Blank project": Config, "Digits demo": demo_config}
 DEMO_NAME = "Digits demo"
+KEPT = " -_.()"  # what sanitize_name keeps besides letters and digits
+
+
+def _why_changed(text: str, clean: str) -> str:
+    """Why sanitize_name turned `text` into `clean` (a clause, no full stop)."""
+    bad = list(dict.fromkeys(c for c in text if not (c.isalnum() or c in KEPT)))
+    if bad:
+        shown = [repr(c) if not c.isprintable() or c.isspace() else f"'{c}'" for c in bad]
+        listed = shown[0] if len(shown) == 1 else ", ".join(shown[:-1]) + " and " + shown[-1]
+        return f"{listed} cannot be part of a folder name"
+    if clean == "Untitled":
+        return f"'{text}' has no letters or digits to name a folder with"
+    if clean.startswith("_") and not text.startswith("_"):
+        return f"'{text.split('.')[0]}' is a reserved file name on Windows"
+    if len(text) > 64 and clean == text[:64].rstrip(" ."):
+        return "a folder name keeps at most 64 characters"
+    return "a folder name has no repeated '_' or '.', nor any at its ends"
+
+
+def name_note(typed: str, saved: str) -> str:
+    """One sentence on how the name typed became the project's folder name ('' when it was kept as typed):
+    "Saved as 'a_b' — '/' and ':' cannot be part of a folder name." """
+    text = typed.strip()
+    clean = sanitize_name(text)
+    reasons = [_why_changed(text, clean)] if clean != text else []
+    if saved != clean:
+        reasons.append(f"a project named '{clean}' already exists")
+    return f"Saved as '{saved}' — {'; '.join(reasons)}." if reasons else ""
+
+
+class NameDialog(QDialog):
+    """Asks for a project name and says, while it is typed, what folder name it becomes and whether it is free;
+    `check(text) -> (message, ok)` gives that line (red and OK disabled when not ok)."""
+
+    def __init__(self, parent, title: str, text: str, check):
+        super().__init__(parent)
+        self.setWindowTitle(title)
+        self.check = check
+        self.edit = QLineEdit(text)
+        self.edit.selectAll()
+        self.hint = QLabel()
+        self.hint.setWordWrap(True)
+        self.hint.setMinimumWidth(420)
+        self.hint.setMinimumHeight(2 * self.hint.fontMetrics().lineSpacing() + 4)  # room for two lines, no jumps
+        self.hint.setAlignment(Qt.AlignLeft | Qt.AlignTop)
+        self.buttons = QDialogButtonBox(QDialogButtonBox.Ok | QDialogButtonBox.Cancel)
+        self.buttons.accepted.connect(self.accept)
+        self.buttons.rejected.connect(self.reject)
+        col = QVBoxLayout(self)
+        col.addWidget(QLabel("Project name:"))
+        col.addWidget(self.edit)
+        col.addWidget(self.hint)
+        col.addWidget(self.buttons)
+        self.edit.textChanged.connect(self._update)
+        self._update(text)
+
+    def _update(self, text: str) -> None:
+        message, ok = self.check(text) if text.strip() else ("", False)
+        self.hint.setText(message)
+        self.hint.setObjectName("help" if ok else "problem")
+        self.hint.setStyleSheet("color: #5f6368;" if ok else "color: #d93025;")
+        self.buttons.button(QDialogButtonBox.Ok).setEnabled(ok)
+
+    def name(self) -> str | None:
+        """The name typed, or None when cancelled (modal)."""
+        return self.edit.text().strip() if self.exec() == QDialog.Accepted else None
 
 
 class ProjectPanel(QWidget):
@@ -78,6 +145,11 @@ class ProjectPanel(QWidget):
         self.where.setWordWrap(True)
         self.where.setToolTip("Where projects are stored (set KDSTUDIO_HOME to move them)")
         self.where.linkActivated.connect(lambda _l: self._open_path(self.store.root))
+        self.notice = QLabel()  # what became of a typed name (sanitised, taken)
+        self.notice.setWordWrap(True)
+        self.notice.setTextInteractionFlags(Qt.TextSelectableByMouse)
+        self.notice.hide()
+        col.addWidget(self.notice)
         col.addWidget(self.where)
         self._update_actions()
 
@@ -127,8 +199,17 @@ class ProjectPanel(QWidget):
         """Project names shown in the list."""
         return [self.list.item(i).data(Qt.UserRole) for i in range(self.list.count())]
 
+    def say(self, text: str) -> None:
+        """Show one sentence under the list ("" hides it); while the list is folded away, in the status bar."""
+        self.notice.setText(text)
+        self.notice.setVisible(bool(text))
+        window = self.window()
+        if text and not self.isVisible() and isinstance(window, QMainWindow):
+            window.statusBar().showMessage(text, 15000)
+
     def open(self, name: str) -> Project | None:
         """Open a project by name (emits `opened`)."""
+        self.say("")
         project = self.store.get(name)
         if project is None:
             self.error.emit(f"Project '{name}' no longer exists.")
@@ -173,11 +254,35 @@ class ProjectPanel(QWidget):
         """Create a project (blank or from a template) and open it."""
         if name is None:
             default = self.store.unique_name(template if template != "Blank project" else "Untitled")
-            name, ok = QInputDialog.getText(self, "New project", "Project name:", text=default)
-            if not ok or not name.strip():
+            name = NameDialog(self, "New project", default, self.check_new_name).name()
+            if not name:
                 return None
         project = self._guard(self.store.create, name, TEMPLATES.get(template, Config)())
-        return self.open(project.name) if project else None
+        return self._opened_as(name, project)
+
+    def _opened_as(self, typed: str, project: Project | None) -> Project | None:
+        """Open the project just made from a typed name and say how the name changed, if it did."""
+        if project is None:
+            return None
+        opened = self.open(project.name)
+        self.say(name_note(typed, project.name))
+        return opened
+
+    def check_new_name(self, text: str) -> tuple[str, bool]:
+        """The new-project dialog's line: the folder name the text becomes (made unique), if not the text."""
+        note = name_note(text, self.store.unique_name(text))
+        return note.replace("Saved as", "Will be saved as", 1), True
+
+    def check_rename(self, text: str) -> tuple[str, bool]:
+        """The rename dialog's line: the folder name the text becomes; not ok when another project has it."""
+        clean, current = sanitize_name(text), self.current or ""
+        other = self.store.get(clean)
+        if other is not None and clean.lower() != current.lower():
+            return f"A project named '{other.name}' already exists; choose another name.", False
+        note = name_note(text, clean).replace("Saved as", "Will be saved as", 1)
+        if clean == current and text.strip() != current:
+            note = (note[:-1] + "; " if note else "") + "that is its current name, so nothing changes."
+        return note, True
 
     def import_config(self, path: str | None = None) -> Project | None:
         """A new project from a TOML config file."""
@@ -194,14 +299,13 @@ class ProjectPanel(QWidget):
         if project is None:
             return None
         if new_name is None:
-            new_name, ok = QInputDialog.getText(self, "Rename project", "New name:", text=project.name)
-            if not ok or not new_name.strip():
+            new_name = NameDialog(self, "Rename project", project.name, self.check_rename).name()
+            if not new_name:
                 return None
         renamed = self._guard(self.store.rename, project, new_name)
-        if renamed is not None:
+        if renamed is not None and renamed.name != project.name:
             self.renamed.emit(project.name, renamed.name)
-            return self.open(renamed.name)
-        return None
+        return self._opened_as(new_name, renamed)
 
     def duplicate_current(self) -> Project | None:
         """Copy the open project's settings into a new project (runs are not copied) and open it."""
