@@ -113,3 +113,13 @@ def test_log_axis_labels_are_plain_numbers_thinned_to_fit(panel):
     assert [s for s in axis.logTickStrings(values, 1.0, 1.0) if s] == ["0.1", "0.2", "0.5", "1"]
     axis.logTickValues(-4.0, 0.0, 80, [])  # 20 px a decade: decades only
     assert [s for s in axis.logTickStrings(values, 1.0, 1.0) if s] == ["0.1", "1"]
+
+
+def test_legends_can_be_hidden_and_shown(panel):
+    panel.show_series([_series(3)])
+    legends = [w.getPlotItem().legend for w in panel.plots.values()]
+    assert all(leg.isVisible() for leg in legends)
+    panel.legends.setChecked(False)
+    assert not any(leg.isVisible() for leg in legends)
+    panel.legends.setChecked(True)
+    assert all(leg.isVisible() for leg in legends)

@@ -128,7 +128,8 @@ class PlotPanel(QWidget):
         self.smoothing = QSlider(Qt.Horizontal)
         self.smoothing.setRange(0, 99)
         self.smoothing.setValue(50)
-        self.smoothing.setFixedWidth(140)
+        self.smoothing.setMinimumWidth(60)
+        self.smoothing.setMaximumWidth(140)
         self.smoothing.setToolTip("Exponential moving average of the step curves (as in TensorBoard)")
         self.smoothing_label = QLabel()
         self.smoothing_label.setFixedWidth(34)
@@ -139,7 +140,11 @@ class PlotPanel(QWidget):
         self.auto_btn = QPushButton("Auto-range")
         self.save_btn = QPushButton("Save PNG…")
         bar = QHBoxLayout()
-        for w in (QLabel("Smoothing"), self.smoothing, self.smoothing_label, self.epoch_means, self.log_y):
+        self.legends = QCheckBox("Legends")
+        self.legends.setChecked(True)
+        self.legends.setToolTip("Show the plot legends (drag a legend to move it off the curves)")
+        for w in (QLabel("Smoothing"), self.smoothing, self.smoothing_label, self.epoch_means, self.log_y,
+                  self.legends):
             bar.addWidget(w)
         bar.addStretch(1)
         bar.addWidget(self.auto_btn)
@@ -159,9 +164,11 @@ class PlotPanel(QWidget):
             item.getAxis("left").enableAutoSIPrefix(False)  # "0.005", not "5" with "(x0.001)" in the label
             item.setDownsampling(auto=True, mode="peak")
             item.setClipToView(True)
-            # An opaque legend box: the curves and grid behind it made the 8 pt labels hard to read.
+            # A mostly opaque box keeps the 8 pt labels readable over curves and grid; the user can drag a legend
+            # aside or hide them all ("Legends").
             legend = item.addLegend(offset=(-8, -8) if name == "acc" else (-8, 8), labelTextSize="8pt",
-                                    labelTextColor="#202124", brush=pg.mkBrush("#ffffff"), pen=pg.mkPen("#dadce0"))
+                                    labelTextColor="#202124", brush=pg.mkBrush(255, 255, 255, 200),
+                                    pen=pg.mkPen("#dadce0"))
             legend.setColumnCount(2 if name == "loss" else 1)
             w.setMinimumHeight(150)
         self.plots["acc"].getPlotItem().getViewBox().setLimits(yMin=-5, yMax=105)
@@ -192,6 +199,7 @@ class PlotPanel(QWidget):
         self.log_y.toggled.connect(lambda on: self.plots["loss"].getPlotItem().setLogMode(y=on))
         self.auto_btn.clicked.connect(self.auto_range)
         self.save_btn.clicked.connect(self._ask_save)
+        self.legends.toggled.connect(lambda on: [w.getPlotItem().legend.setVisible(on) for w in self.plots.values()])
         self._on_style_changed()
         self.log_y.setChecked(True)
 

@@ -59,6 +59,10 @@ class EvalCharts(QTabWidget):
         self.pc_tab = self.addTab(self.per_class, "Per class")
         self.gallery = Gallery()
         self.gallery_tab = self.addTab(self.gallery, "Misclassified")
+        self._cm_texts: list = []
+        box_view = self.cm_plot.getPlotItem().getViewBox()
+        box_view.sigResized.connect(self._fit_cell_text)
+        box_view.sigRangeChanged.connect(self._fit_cell_text)
         self.cm_model.currentIndexChanged.connect(lambda _i: self._draw_confusion())
         self.cm_norm.toggled.connect(lambda _b: self._draw_confusion())
 
@@ -111,6 +115,7 @@ class EvalCharts(QTabWidget):
     def _draw_confusion(self) -> None:
         item = self.cm_plot.getPlotItem()
         item.clear()
+        self._cm_texts = []
         cm = self.confusion()
         if cm is None:
             return
@@ -130,15 +135,29 @@ class EvalCharts(QTabWidget):
                     t = pg.TextItem(text, anchor=(0.5, 0.5), color="#ffffff" if v > cm.max() * 0.5 else "#202124")
                     t.setPos(j + 0.5, i + 0.5)
                     item.addItem(t)
+                    self._cm_texts.append(t)
         names = [str(n) for n in self.details.get("class_names") or range(k)]
         ticks = [[(i + 0.5, names[i][:10]) for i in range(k)]] if k <= 30 else None
         for axis in ("bottom", "left"):
             item.getAxis(axis).setTicks(ticks)
         item.setXRange(0, k, padding=0.02)
         item.setYRange(0, k, padding=0.02)
+        self._fit_cell_text()
         model = self.cm_model.currentText()
         item.setTitle(f"{model}: {'share of each true class' if self.cm_norm.isChecked() else 'counts'}",
                       size="10pt")
+
+    def cell_pixels(self) -> float:
+        """Width of one confusion-matrix cell on screen, in pixels (0 before the plot has a size)."""
+        px = self.cm_plot.getPlotItem().getViewBox().viewPixelSize()[0]
+        return 1.0 / px if px > 0 else 0.0
+
+    def _fit_cell_text(self, *_) -> None:
+        """Numbers in the cells only while a cell can hold one (on a small plot they covered each other)."""
+        if self._cm_texts:
+            fits = self.cell_pixels() >= (34 if self.cm_norm.isChecked() else 26)
+            for t in self._cm_texts:
+                t.setVisible(fits)
 
     def _draw_per_class(self) -> None:
         item = self.per_class.getPlotItem()
