@@ -61,6 +61,12 @@ def file_name(fmt: str, quantize: str = "none", stem: str = "student") -> str:
     return f"{stem}{tag}.{EXTENSIONS[fmt]}"
 
 
+def arch_file_name(quantize: str = "none", stem: str = "student") -> str:
+    """The name of the JSON describing the exported model's architecture, shared by all of its formats."""
+    tag = "" if quantize in ("none", "", None) else f".{quantize}"
+    return f"{stem}{tag}.arch.json"
+
+
 def opset_version() -> int:
     """The ONNX opset used: the newest that both the TorchScript exporter and the installed onnx support."""
     from torch.onnx import _constants
@@ -255,7 +261,7 @@ def export_all(model: nn.Module, model_factory, arch_info: dict, formats: list[s
     KDError before anything is written when a target exists and overwrite is False, or when the disk refuses."""
     out_dir = Path(out_dir)
     targets = _targets(formats, out_dir, quantize, stem)
-    config_path = out_dir / f"{stem}{'' if quantize == 'none' else '.' + quantize}.arch.json"
+    config_path = out_dir / arch_file_name(quantize, stem)
     if not overwrite:
         # The arch JSON is shared by every format of this model: rewriting it with the same content loses nothing.
         same_config = config_path.exists() and read_json(config_path) == json.loads(

@@ -71,9 +71,8 @@ def files_written(run_folder: Path, formats: list[str], quantize: str) -> list[s
     arch JSON, the model card (MODEL_CARD.md, model_card.json) and its plots (see core.export, core.modelcard)."""
     from ...core import export as export_mod
     from ...core import modelcard
-    tag = "" if quantize in ("none", "", None) else f".{quantize}"
     names = [export_mod.file_name(f, quantize) for f in formats if f in export_mod.EXTENSIONS]
-    names += [f"student{tag}.arch.json", modelcard.MARKDOWN, modelcard.JSON]
+    names += [export_mod.arch_file_name(quantize), modelcard.MARKDOWN, modelcard.JSON]
     folder = Path(run_folder)
     if folder.joinpath("metrics.jsonl").is_file():
         names.append(modelcard.LOSS_PNG)
