@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import html
 
 from PySide6.QtCore import QByteArray, QSize, Qt, QTimer, QUrl
 from PySide6.QtGui import QAction, QDesktopServices, QKeySequence
@@ -22,7 +21,7 @@ from .pages.models import DataPage, StudentPage, TeacherPage
 from .pages.train import TrainPage
 from .project_panel import DEMO_NAME, ProjectPanel
 from .toml_panel import TomlPanel
-from .widgets import Banner, dot_icon
+from .widgets import Banner, ElidedLabel, dot_icon
 
 PAGES = ("Data", "Teacher", "Student", "Method", "Train", "Evaluate", "Export")
 OWN_SECTIONS = {"data", "teacher", "student", "distill", "baseline", "compress", "export", "evaluate", "run"}
@@ -41,32 +40,6 @@ def _unb64(text) -> QByteArray | None:
         return QByteArray(base64.b64decode(text)) if text else None
     except (ValueError, TypeError):
         return None
-
-
-class ElidedLabel(QLabel):
-    """One line shortened in the middle ("…") to the width it gets, so a long project name or path never widens
-    the window; the whole text is the tooltip (`link`: shown as a link)."""
-
-    def __init__(self, link: bool = False):
-        super().__init__()
-        self._full, self._link = "", link
-        self.setMinimumWidth(40)  # not the shown text's width, or the label could never shorten it further
-
-    def set_full_text(self, text: str) -> None:
-        self._full = text
-        self.setToolTip(text)
-        self._fit()  # setText: the layout asks sizeHint again
-
-    def sizeHint(self) -> QSize:  # noqa: N802 - Qt override: the width the whole text wants
-        return QSize(self.fontMetrics().horizontalAdvance(self._full) + 8, super().sizeHint().height())
-
-    def resizeEvent(self, event) -> None:  # noqa: N802 - Qt override
-        super().resizeEvent(event)
-        self._fit()
-
-    def _fit(self) -> None:
-        shown = self.fontMetrics().elidedText(self._full, Qt.ElideMiddle, max(self.width() - 8, 0))
-        self.setText(f"<a href='#'>{html.escape(shown)}</a>" if self._link and shown else shown)
 
 
 class MainWindow(QMainWindow):

@@ -1,12 +1,12 @@
-"""Small shared widgets: banners, stat cards, status dots, number formatting."""
+"""Small shared widgets: banners, stat cards, status dots, elided labels, drop zones, number formatting."""
 
 from __future__ import annotations
 
+import html
 import math
-
 from pathlib import Path
 
-from PySide6.QtCore import QEvent, QObject, Qt, Signal
+from PySide6.QtCore import QEvent, QObject, QSize, Qt, Signal
 from PySide6.QtGui import QColor, QIcon, QPainter, QPixmap
 from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
 
@@ -137,6 +137,32 @@ def card_row(*cards: QWidget) -> QWidget:
     for c in cards:
         row.addWidget(c, 1)
     return w
+
+
+class ElidedLabel(QLabel):
+    """One line shortened in the middle ("…") to the width it gets, so a long project name or path never widens
+    the window; the whole text is the tooltip (`link`: shown as a link)."""
+
+    def __init__(self, link: bool = False):
+        super().__init__()
+        self._full, self._link = "", link
+        self.setMinimumWidth(40)  # not the shown text's width, or the label could never shorten it further
+
+    def set_full_text(self, text: str) -> None:
+        self._full = text
+        self.setToolTip(text)
+        self._fit()  # setText: the layout asks sizeHint again
+
+    def sizeHint(self) -> QSize:  # noqa: N802 - Qt override: the width the whole text wants
+        return QSize(self.fontMetrics().horizontalAdvance(self._full) + 8, super().sizeHint().height())
+
+    def resizeEvent(self, event) -> None:  # noqa: N802 - Qt override
+        super().resizeEvent(event)
+        self._fit()
+
+    def _fit(self) -> None:
+        shown = self.fontMetrics().elidedText(self._full, Qt.ElideMiddle, max(self.width() - 8, 0))
+        self.setText(f"<a href='#'>{html.escape(shown)}</a>" if self._link and shown else shown)
 
 
 class FileDrop(QObject):
