@@ -123,3 +123,21 @@ def test_legends_can_be_hidden_and_shown(panel):
     assert not any(leg.isVisible() for leg in legends)
     panel.legends.setChecked(True)
     assert all(leg.isVisible() for leg in legends)
+
+
+def test_smoothing_is_tensorboards_ema_for_dense_points_and_leaves_epoch_spaced_points_alone():
+    from kdstudio.gui.series import SMOOTHING_SPAN, Curve
+    ys = [1.0, 0.5, 0.8, 0.2, 0.6, 0.1]
+    dense = Curve()
+    for i, y in enumerate(ys):
+        dense.append(i * SMOOTHING_SPAN, y)
+    last, want = 0.0, []
+    for n, y in enumerate(ys, start=1):  # TensorBoard: debiased EMA, one weight per point
+        last = last * 0.6 + 0.4 * y
+        want.append(last / (1 - 0.6 ** n))
+    assert dense.smoothed(0.6) == pytest.approx(want)
+    # one point per epoch (each already an epoch's mean): a steep curve is not dragged epochs behind
+    sparse = Curve()
+    for i, y in enumerate([0.8, 0.13, 0.05, 0.02, 0.012]):
+        sparse.append(i + 1.0, y)
+    assert sparse.smoothed(0.6) == pytest.approx(sparse.y, rel=1e-3)

@@ -130,7 +130,8 @@ class PlotPanel(QWidget):
         self.smoothing.setValue(50)
         self.smoothing.setMinimumWidth(60)
         self.smoothing.setMaximumWidth(140)
-        self.smoothing.setToolTip("Exponential moving average of the step curves (as in TensorBoard)")
+        self.smoothing.setToolTip("Exponential moving average of the step curves (TensorBoard's), weighted per "
+                                  "1/20 epoch: points logged an epoch apart are epoch means already and stay put")
         self.smoothing_label = QLabel()
         self.smoothing_label.setFixedWidth(34)
         self.epoch_means = QCheckBox("Epoch means")

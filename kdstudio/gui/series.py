@@ -16,16 +16,22 @@ NOT_LOSSES = {"acc"}  # train accuracy per step: a metric, not a loss term
 TRAINING_STAGES = ("teacher", "distill", "baseline", "finetune")
 
 
+# The smoothing slider's weight applies per this many epochs of x: points logged densely (many per epoch) are
+# smoothed as in TensorBoard, points an epoch apart (a small data set) hardly at all. Each point is already the mean
+# of its logging window, and a per-point EMA over epoch-spaced points lagged steep curves by several epochs.
+SMOOTHING_SPAN = 0.05
+
+
 class Curve:
     """x/y points plus an incrementally maintained, debiased exponential moving average (TensorBoard's)."""
 
-    __slots__ = ("x", "y", "_smooth", "_weight", "_last", "_n")
+    __slots__ = ("x", "y", "_smooth", "_weight", "_last", "_decay")
 
     def __init__(self):
         self.x: list[float] = []
         self.y: list[float] = []
         self._smooth: list[float] = []
-        self._weight, self._last, self._n = 0.0, 0.0, 0
+        self._weight, self._last, self._decay = 0.0, 0.0, 1.0
 
     def append(self, x: float, y: float) -> None:
         """Add one point (non-finite y values are kept out)."""
@@ -34,14 +40,16 @@ class Curve:
             self.y.append(float(y))
 
     def smoothed(self, weight: float) -> list[float]:
-        """The EMA of y with smoothing `weight` in [0, 1); only new points are computed."""
+        """The debiased EMA of y with smoothing `weight` in [0, 1) per SMOOTHING_SPAN of x; only new points are
+        computed."""
         if weight != self._weight:
-            self._smooth, self._weight, self._last, self._n = [], weight, 0.0, 0
-        for v in self.y[len(self._smooth):]:
-            self._last = self._last * weight + (1 - weight) * v
-            self._n += 1
-            debias = 1 - weight ** self._n if weight > 0 else 1.0
-            self._smooth.append(self._last / debias)
+            self._smooth, self._weight, self._last, self._decay = [], weight, 0.0, 1.0
+        for i in range(len(self._smooth), len(self.y)):
+            gap = self.x[i] - self.x[i - 1] if i else SMOOTHING_SPAN
+            w = weight ** (gap / SMOOTHING_SPAN) if weight > 0 and gap > 0 else weight
+            self._last = self._last * w + (1 - w) * self.y[i]
+            self._decay *= w
+            self._smooth.append(self._last / (1 - self._decay) if self._decay < 1 else self.y[i])
         return self._smooth
 
     def __len__(self) -> int:
