@@ -65,6 +65,22 @@ def fmt_ratio(x) -> str:
         return "–"
     return f"{x:.1f}×" if x < 100 else f"{x:,.0f}×"
 
+def ratio_words(x, more: str, less: str) -> tuple[str, str]:
+    """A teacher/student ratio said the right way round, as (number, word): 10.5 → ('10.5×', more); 0.8, a
+    student bigger or slower than its teacher → ('1.25×', less); no ratio → ('–', '')."""
+    if not isinstance(x, (int, float)) or not math.isfinite(x) or x <= 0:
+        return "–", ""
+    if x >= 0.995:  # what rounds to 1.0× reads as `more`, not as "1.00× larger"
+        return fmt_ratio(x), more
+    r = 1 / x
+    return (f"{r:.2f}×" if r < 2 else fmt_ratio(r)), less
+
+
+def fmt_ratio_said(x, more: str, less: str) -> str:
+    """A table cell under a `more` heading ("Smaller"): '10.5×', or '1.25× larger' when it is the other way round."""
+    number, word = ratio_words(x, more, less)
+    return f"{number} {word}" if word == less else number
+
 
 class Banner(QFrame):
     """A coloured one-line message with an optional action button; hidden when empty."""

@@ -17,7 +17,7 @@ from ...core.projects import RunInfo
 from ...core.store import read_json
 from ..forms import ConfigForm
 from ..model import ConfigModel
-from ..widgets import StatCard, card_row, fmt_bytes, fmt_int, fmt_pct, fmt_pts, fmt_ratio
+from ..widgets import StatCard, card_row, fmt_bytes, fmt_int, fmt_pct, fmt_pts, fmt_ratio_said, ratio_words
 from .base import section_keys
 from .eval_charts import EvalCharts
 
@@ -45,8 +45,10 @@ COLUMNS = [
     ("Size", lambda m, t: fmt_bytes(m.get("bytes"))),
     ("Latency b=1", lambda m, t: _ms(m.get("latency_ms_cpu_b1"))),
     ("Latency b=64", lambda m, t: _ms(m.get("latency_ms_cpu_b64"))),
-    ("Smaller", lambda m, t: fmt_ratio(t["params"] / m["params"]) if m is not t and m.get("params") else "–"),
-    ("Faster (b=1)", lambda m, t: fmt_ratio(t["latency_ms_cpu_b1"] / m["latency_ms_cpu_b1"])
+    ("Smaller", lambda m, t: fmt_ratio_said(t["params"] / m["params"], "smaller", "larger")
+     if m is not t and m.get("params") and t.get("params") else "–"),
+    ("Faster (b=1)", lambda m, t: fmt_ratio_said(t["latency_ms_cpu_b1"] / m["latency_ms_cpu_b1"], "faster",
+                                                 "slower")
      if m is not t and m.get("latency_ms_cpu_b1") and t.get("latency_ms_cpu_b1") else "–"),
 ]
 
@@ -153,11 +155,15 @@ class EvaluatePage(QWidget):
             self.gain.set(fmt_pts(s["kd_gain"]), f"vs baseline {fmt_pct(b.get('accuracy'))}: {verdict}")
         else:
             self.gain.set("–", "baseline disabled")
-        self.smaller.set(fmt_ratio(comp.get("params_ratio")),
-                         f"{fmt_int(st.get('params'))} vs {fmt_int(t.get('params'))} parameters; "
-                         f"file {fmt_ratio(comp.get('size_ratio'))} smaller")
-        self.faster.set(fmt_ratio(comp.get("speedup_cpu_b1")),
-                        f"{st.get('latency_ms_cpu_b1', 0):.3f} ms vs {t.get('latency_ms_cpu_b1', 0):.3f} ms")
+        # a student bigger or slower than its teacher is said so ("1.25× larger"), never "0.8× smaller"
+        number, word = ratio_words(comp.get("params_ratio"), "smaller", "larger")
+        self.smaller.caption.setText(word.capitalize() or RUN_CAPTIONS[2])
+        file = " ".join(ratio_words(comp.get("size_ratio"), "smaller", "larger")).strip()
+        self.smaller.set(number, f"{fmt_int(st.get('params'))} vs {fmt_int(t.get('params'))} parameters"
+                         + (f"; file {file}" if file != "–" else ""))
+        number, word = ratio_words(comp.get("speedup_cpu_b1"), "faster", "slower")
+        self.faster.caption.setText(f"{word.capitalize()} (CPU, batch 1)" if word else RUN_CAPTIONS[3])
+        self.faster.set(number, f"{st.get('latency_ms_cpu_b1', 0):.3f} ms vs {t.get('latency_ms_cpu_b1', 0):.3f} ms")
         rows = model_rows(s)
         cols = [(title, fn) for title, fn in COLUMNS if any(fn(m, t) != "–" for _, m in rows)]
         self.table.setColumnCount(len(cols) + 1)

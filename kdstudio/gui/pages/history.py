@@ -13,7 +13,7 @@ from PySide6.QtWidgets import (QAbstractItemView, QHBoxLayout, QHeaderView, QLab
 
 from ...core.errors import KDError
 from ...core.projects import Project, RunInfo
-from ..widgets import STATUS_COLORS, dot_icon, fmt_pct, fmt_pts, fmt_ratio
+from ..widgets import STATUS_COLORS, dot_icon, fmt_pct, fmt_pts, fmt_ratio_said
 
 COLUMNS = ["Started", "Status", "Teacher", "Student", "Baseline", "KD gain", "Smaller", "Faster"]
 
@@ -101,7 +101,8 @@ class RunHistory(QWidget):
             h = run.headline()
             values = [_when(run.started) or run.name, status, fmt_pct(h["teacher"]), fmt_pct(h["student"]),
                       fmt_pct(h["baseline"]), fmt_pts(h["kd_gain"]) if h["kd_gain"] is not None else "–",
-                      fmt_ratio(h["params_ratio"]), fmt_ratio(h["speedup"])]
+                      fmt_ratio_said(h["params_ratio"], "smaller", "larger"),
+                      fmt_ratio_said(h["speedup"], "faster", "slower")]
             item = QTreeWidgetItem(values)
             item.setIcon(1, dot_icon(STATUS_COLORS.get(status, "#9aa0a6")))
             item.setData(0, Qt.UserRole, run)

@@ -1,0 +1,84 @@
+"""GUI review 2: ratios said the right way round (a bigger or slower student), the Evaluate page fits a small
+window, the Teacher/Student page on screen updates when a run ends, the runs list's buttons shrink to icons,
+ElidedLabel is a shared widget."""
+
+import pytest
+
+pytest.importorskip("PySide6")
+pytest.importorskip("pytestqt")
+
+from PySide6.QtWidgets import QApplication  # noqa: E402
+
+from kdstudio.core.projects import RunInfo  # noqa: E402
+from kdstudio.core.store import atomic_write_json  # noqa: E402
+from kdstudio.gui.widgets import ElidedLabel, fmt_ratio_said, ratio_words  # noqa: E402
+
+WAIT_MS = 120_000
+
+
+def _settle(window, width, height):
+    window.resize(width, height)
+    for _ in range(6):
+        QApplication.processEvents()
+
+
+def _summary(params_ratio: float, speedup: float) -> dict:
+    """A finished run's summary.json with these teacher/student ratios (below 1: the student is bigger/slower)."""
+    teacher = {"accuracy": 0.95, "params": 10_000, "bytes": 40_000, "latency_ms_cpu_b1": 0.2}
+    student = {"accuracy": 0.93, "params": round(10_000 / params_ratio), "bytes": round(40_000 / params_ratio),
+               "latency_ms_cpu_b1": 0.2 / speedup, "teacher_agreement": 0.97}
+    return {"status": "completed", "started": "2026-01-02T03:04:05", "device": "cpu", "distill": {"method": "kd"},
+            "teacher": teacher, "student": student, "baseline": {**student, "accuracy": 0.91}, "kd_gain": 0.02,
+            "compression": {"params_ratio": params_ratio, "size_ratio": params_ratio, "speedup_cpu_b1": speedup,
+                            "accuracy_kept": -0.02}}
+
+
+def _cell(table, row: int, title: str) -> str:
+    col = next(c for c in range(table.columnCount()) if table.horizontalHeaderItem(c).text() == title)
+    return table.item(row, col).text()
+
+
+# ---- ratios said the right way round ---------------------------------------------------------------------------
+
+def test_ratio_words_turn_a_ratio_below_one_around():
+    assert ratio_words(10.5, "smaller", "larger") == ("10.5×", "smaller")
+    assert ratio_words(0.8, "smaller", "larger") == ("1.25×", "larger")
+    assert ratio_words(1 / 1.3, "faster", "slower") == ("1.30×", "slower")
+    assert ratio_words(0.25, "faster", "slower") == ("4.0×", "slower")
+    assert ratio_words(0.999, "smaller", "larger") == ("1.0×", "smaller")  # never "1.00× larger"
+    for nothing in (None, 0, -2.0, float("nan"), float("inf"), "x"):
+        assert ratio_words(nothing, "smaller", "larger") == ("–", "")
+    assert fmt_ratio_said(10.5, "smaller", "larger") == "10.5×"
+    assert fmt_ratio_said(0.8, "smaller", "larger") == "1.25× larger"
+
+
+def test_evaluate_says_larger_and_slower_for_a_student_bigger_than_its_teacher(window, tmp_path):
+    page = window.pages["Evaluate"]
+    page.show_run(RunInfo(tmp_path, "completed", "", _summary(0.8, 1 / 1.3)))
+    assert (page.smaller.caption.text(), page.smaller.value.text()) == ("Larger", "1.25×")
+    assert "smaller" not in page.smaller.detail.text() and page.smaller.detail.text().endswith("file 1.25× larger")
+    assert (page.faster.caption.text(), page.faster.value.text()) == ("Slower (CPU, batch 1)", "1.30×")
+    assert _cell(page.table, 1, "Smaller") == "1.25× larger"
+    assert _cell(page.table, 1, "Faster (b=1)") == "1.30× slower"
+
+    page.show_run(RunInfo(tmp_path, "completed", "", _summary(10.5, 8.4)))  # the usual way round again
+    assert (page.smaller.caption.text(), page.smaller.value.text()) == ("Smaller", "10.5×")
+    assert page.smaller.detail.text().endswith("file 10.5× smaller")
+    assert (page.faster.caption.text(), page.faster.value.text()) == ("Faster (CPU, batch 1)", "8.4×")
+    assert _cell(page.table, 1, "Smaller") == "10.5×" and _cell(page.table, 1, "Faster (b=1)") == "8.4×"
+
+
+def test_run_history_says_larger_and_slower(window):
+    window.open_initial()
+    project = window.model.project
+    atomic_write_json(project.new_run_dir() / "summary.json", _summary(0.8, 1 / 1.3))
+    history = window.train.history
+    history.reload(project)
+    item = history.tree.topLevelItem(0)
+    heads = [history.tree.headerItem().text(c) for c in range(history.tree.columnCount())]
+    assert item.text(heads.index("Smaller")) == "1.25× larger"
+    assert item.text(heads.index("Faster")) == "1.30× slower"
+
+
+def test_elided_label_is_a_shared_widget(window):
+    assert isinstance(window.title, ElidedLabel) and isinstance(window.path_label, ElidedLabel)
