@@ -7,6 +7,7 @@ import pytest
 pytest.importorskip("PySide6")
 pytest.importorskip("pytestqt")
 
+from PySide6.QtCore import Qt  # noqa: E402
 from PySide6.QtWidgets import QApplication  # noqa: E402
 
 from kdstudio.core.projects import RunInfo  # noqa: E402
@@ -78,6 +79,55 @@ def test_run_history_says_larger_and_slower(window):
     heads = [history.tree.headerItem().text(c) for c in range(history.tree.columnCount())]
     assert item.text(heads.index("Smaller")) == "1.25× larger"
     assert item.text(heads.index("Faster")) == "1.30× slower"
+
+
+# ---- the Evaluate page at small windows --------------------------------------------------------------------------
+
+def _evaluate_with_results(window, tmp_path):
+    window.open_initial()
+    page = window.pages["Evaluate"]
+    page.show_run(RunInfo(tmp_path, "completed", "", _summary(10.5, 8.4)))
+    window.show_page("Evaluate")
+    return page
+
+
+def _nothing_cut(page):
+    """No horizontal scrolling, every card as wide as it needs, the settings' help text whole."""
+    content = page.widget()
+    assert content.minimumSizeHint().width() <= page.viewport().width()
+    assert page.horizontalScrollBar().maximum() == 0
+    for card in page.cards.cards:
+        assert card.width() >= card.minimumSizeHint().width()
+    assert page.form.height() >= page.form.minimumSizeHint().height()
+    for field in page.form.fields.values():
+        assert field.help.height() >= field.help.heightForWidth(field.help.width()), field.key
+
+
+def test_evaluate_fits_800x600_and_stacks_its_lower_part(window, tmp_path):
+    page = _evaluate_with_results(window, tmp_path)
+    _settle(window, 800, 600)
+    assert page.minimumSizeHint().width() <= 400  # it scrolls instead of holding the window (and the TOML dock)
+    _nothing_cut(page)
+    assert page.lower.orientation() == Qt.Vertical  # charts above the summary and the settings
+    assert page.charts.height() >= 300 and page.tree.height() >= 150
+    assert page.cards.columns == 4
+    _settle(window, 1024, 700)
+    _nothing_cut(page)
+    _settle(window, 1440, 900)
+    _nothing_cut(page)
+    assert page.lower.orientation() == Qt.Horizontal and page.cards.columns == 4
+    assert page.verticalScrollBar().maximum() == 0  # a big window shows it all without scrolling
+
+
+def test_evaluate_beside_the_toml_dock_in_a_small_window(window, tmp_path, qtbot):
+    page = _evaluate_with_results(window, tmp_path)
+    _settle(window, 800, 600)
+    window.toml_dock.show()
+    qtbot.waitUntil(lambda: window.toml_dock.width() >= 240, timeout=5000)
+    _settle(window, 800, 600)
+    assert page.width() < 600
+    _nothing_cut(page)
+    assert page.cards.columns == 2  # two cards to a row instead of four cut-off ones
 
 
 def test_elided_label_is_a_shared_widget(window):

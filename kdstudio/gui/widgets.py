@@ -8,7 +8,7 @@ from pathlib import Path
 
 from PySide6.QtCore import QEvent, QObject, QSize, Qt, Signal
 from PySide6.QtGui import QColor, QIcon, QPainter, QPixmap
-from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QFrame, QGridLayout, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
 
 STATUS_COLORS = {"completed": "#188038", "running": "#1a56b8", "stopped": "#f9ab00", "failed": "#d93025",
                  "incomplete": "#9aa0a6", "damaged": "#d93025", "paused": "#f9ab00"}
@@ -64,6 +64,7 @@ def fmt_ratio(x) -> str:
     if x is None or (isinstance(x, float) and not math.isfinite(x)):
         return "–"
     return f"{x:.1f}×" if x < 100 else f"{x:,.0f}×"
+
 
 def ratio_words(x, more: str, less: str) -> tuple[str, str]:
     """A teacher/student ratio said the right way round, as (number, word): 10.5 → ('10.5×', more); 0.8, a
@@ -143,6 +144,41 @@ class StatCard(QFrame):
         """Update the value and the detail line."""
         self.value.setText(value)
         self.detail.setText(detail)
+
+
+class CardGrid(QWidget):
+    """Cards side by side while they fit, else two (or one) to a row: a narrow page never cuts a card off, and
+    the grid's minimum width is that of one column, so it never holds a page wider than the window."""
+
+    def __init__(self, *cards: QWidget, room: int = 170):
+        super().__init__()
+        self.cards, self.room, self.columns = cards, room, 0
+        self.grid = QGridLayout(self)
+        self.grid.setContentsMargins(0, 0, 0, 0)
+        self._place(len(cards))
+
+    def _need(self, columns: int) -> int:
+        widest = max([self.room] + [c.minimumSizeHint().width() for c in self.cards])
+        return columns * widest + (columns - 1) * max(self.grid.horizontalSpacing(), 0)
+
+    def _place(self, columns: int) -> None:
+        if columns == self.columns:
+            return
+        self.columns = columns
+        for c in self.cards:
+            self.grid.removeWidget(c)
+        for i in range(len(self.cards)):
+            self.grid.setColumnStretch(i, 1 if i < columns else 0)
+        for i, c in enumerate(self.cards):
+            self.grid.addWidget(c, i // columns, i % columns)
+
+    def minimumSizeHint(self) -> QSize:  # noqa: N802 - Qt override: one card to a row is the narrowest
+        return QSize(self._need(1), super().minimumSizeHint().height())
+
+    def resizeEvent(self, event) -> None:  # noqa: N802 - Qt override
+        super().resizeEvent(event)
+        n = len(self.cards)
+        self._place(next((k for k in (n, 2, 1) if k <= n and self._need(k) <= event.size().width()), 1))
 
 
 def card_row(*cards: QWidget) -> QWidget:

@@ -8,16 +8,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QSize, Qt
 from PySide6.QtGui import QColor
-from PySide6.QtWidgets import (QHeaderView, QLabel, QSplitter, QTableWidget, QTableWidgetItem, QTreeWidget,
-                               QTreeWidgetItem, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (QBoxLayout, QFrame, QHeaderView, QLabel, QScrollArea, QSplitter, QTableWidget,
+                               QTableWidgetItem, QTreeWidget, QTreeWidgetItem, QVBoxLayout, QWidget)
 
 from ...core.projects import RunInfo
 from ...core.store import read_json
 from ..forms import ConfigForm
 from ..model import ConfigModel
-from ..widgets import StatCard, card_row, fmt_bytes, fmt_int, fmt_pct, fmt_pts, fmt_ratio_said, ratio_words
+from ..widgets import CardGrid, StatCard, fmt_bytes, fmt_int, fmt_pct, fmt_pts, fmt_ratio_said, ratio_words
 from .base import section_keys
 from .eval_charts import EvalCharts
 
@@ -70,12 +70,28 @@ RUN_CAPTIONS = ("Accuracy vs teacher", "Gain from distillation", "Smaller", "Fas
 SWEEP_CAPTIONS = ("Best point", "KD gain at the best point", "Student test accuracy (best point)", "Runs")
 
 
-class EvaluatePage(QWidget):
-    """The comparison of the selected (or latest) finished run."""
+class _Lower(QSplitter):
+    """Charts and summary/settings. It asks for no more than its minimum size: the page gives it all the height
+    that is left and scrolls only when the window is shorter than that minimum (not to reach a preferred height)."""
+
+    def sizeHint(self) -> QSize:  # noqa: N802 - Qt override
+        return self.minimumSizeHint()
+
+
+# Page widths (of the scrolled area) at which the lower part changes: charts beside the summary and the settings
+# (wide), charts above them with summary | settings side by side (middle), or everything in one column (narrow).
+WIDE, MIDDLE = 900, 620
+
+
+class EvaluatePage(QScrollArea):
+    """The comparison of the selected (or latest) finished run. It scrolls when the window is smaller than its
+    content needs, and its lower part stacks when narrow, so nothing is cut off or squeezed at 800×600."""
 
     def __init__(self, model: ConfigModel, parent=None):
         super().__init__(parent)
         self.model = model
+        self.setWidgetResizable(True)
+        self.setFrameShape(QFrame.NoFrame)
         self.run: RunInfo | None = None
         title = QLabel("Evaluate")
         title.setObjectName("pageTitle")
@@ -102,22 +118,48 @@ class EvaluatePage(QWidget):
         model.config_changed.connect(lambda _k: model.cfg and self.form.load(model.cfg))
         model.problems_changed.connect(lambda _p: self.form.mark(model.problem_map()))
         self.form.setVisible(bool(self.form.fields))
-        side = QWidget()
-        scol = QVBoxLayout(side)
-        scol.setContentsMargins(0, 0, 0, 0)
-        scol.addWidget(self.tree, 1)
-        scol.addWidget(self.form)
-        lower = QSplitter(Qt.Horizontal)
-        lower.addWidget(self.charts)
-        lower.addWidget(side)
-        lower.setSizes([640, 360])
-        col = QVBoxLayout(self)
+        self.side = QWidget()
+        self.side_box = QBoxLayout(QBoxLayout.TopToBottom, self.side)
+        self.side_box.setContentsMargins(0, 0, 0, 0)
+        self.side_box.addWidget(self.tree, 1)
+        self.side_box.addWidget(self.form)
+        self.lower = _Lower(Qt.Horizontal)
+        self.lower.addWidget(self.charts)
+        self.lower.addWidget(self.side)
+        self.lower.setChildrenCollapsible(False)
+        self.cards = CardGrid(self.kept, self.gain, self.smaller, self.faster)
+        inner = QWidget()
+        col = QVBoxLayout(inner)
         col.setContentsMargins(18, 14, 18, 14)
         col.addWidget(title)
         col.addWidget(self.subtitle)
-        col.addWidget(card_row(self.kept, self.gain, self.smaller, self.faster))
+        col.addWidget(self.cards)
         col.addWidget(self.table)
-        col.addWidget(lower, 1)
+        col.addWidget(self.lower, 1)
+        self.setWidget(inner)
+        self.mode = ""
+        self._arrange("wide")
+
+    def _arrange(self, mode: str) -> None:
+        """wide: charts | summary over settings; middle: charts over summary | settings; narrow: one column."""
+        if mode == self.mode:
+            return
+        self.mode = mode
+        wide = mode == "wide"
+        self.lower.setOrientation(Qt.Horizontal if wide else Qt.Vertical)
+        self.side_box.setDirection(QBoxLayout.LeftToRight if mode == "middle" else QBoxLayout.TopToBottom)
+        self.charts.setMinimumHeight(260 if wide else 340)  # a readable confusion matrix; the page scrolls
+        self.tree.setMinimumHeight(100 if wide else 200)
+        self.side_box.setStretch(1, 1 if mode == "middle" else 0)  # summary | settings: half each
+        self.lower.setSizes([640, 360] if wide else [420, 300])
+
+    def resizeEvent(self, event) -> None:  # noqa: N802 - Qt override
+        super().resizeEvent(event)
+        width = self.viewport().width()
+        self._arrange("wide" if width >= WIDE else "middle" if width >= MIDDLE else "narrow")
+        # stacked, the summary and settings get the height their wrapped help text needs at this width
+        need = self.side.heightForWidth(width - 36) if self.mode != "wide" else 0
+        self.side.setMinimumHeight(max(need, 0))
 
     def show_run(self, run: RunInfo | None) -> None:
         """Show a run's results (None or a run without results: an explanation)."""
