@@ -130,5 +130,32 @@ def test_evaluate_beside_the_toml_dock_in_a_small_window(window, tmp_path, qtbot
     assert page.cards.columns == 2  # two cards to a row instead of four cut-off ones
 
 
+# ---- the runs list's buttons -------------------------------------------------------------------------------------
+
+def test_run_buttons_become_icons_with_tooltips_when_narrow(qtbot):
+    from PySide6.QtWidgets import QWidget
+
+    from kdstudio.gui.pages.history import BUTTON_TEXTS, RunHistory
+    host = QWidget()  # inside a page, as on the Train page (a window would keep its layout's minimum width)
+    qtbot.addWidget(host)
+    history = RunHistory(host)
+    host.resize(700, 400)
+    host.show()
+    history.resize(600, 300)
+    QApplication.processEvents()
+    assert [b.text() for b in history.buttons] == list(BUTTON_TEXTS) and not history.icons_only
+    wide = history._row_width(False)
+    assert history.minimumSizeHint().width() < wide - 100  # it no longer holds the Train page wide
+    history.resize(history.minimumSizeHint().width(), 300)
+    QApplication.processEvents()
+    assert history.icons_only
+    for b, text in zip(history.buttons, BUTTON_TEXTS):
+        assert b.text() == "" and not b.icon().isNull() and b.toolTip().startswith(text)
+        assert b.width() >= b.sizeHint().width() and b.geometry().right() <= history.width()
+    history.resize(600, 300)
+    QApplication.processEvents()
+    assert [b.text() for b in history.buttons] == list(BUTTON_TEXTS) and history.buttons[0].icon().isNull()
+
+
 def test_elided_label_is_a_shared_widget(window):
     assert isinstance(window.title, ElidedLabel) and isinstance(window.path_label, ElidedLabel)

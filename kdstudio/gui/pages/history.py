@@ -6,16 +6,18 @@ import datetime as _dt
 import re
 from pathlib import Path
 
-from PySide6.QtCore import Qt, QUrl, Signal
-from PySide6.QtGui import QDesktopServices
-from PySide6.QtWidgets import (QAbstractItemView, QHBoxLayout, QHeaderView, QLabel, QMessageBox, QPushButton,
-                               QTreeWidget, QTreeWidgetItem, QVBoxLayout, QWidget)
+from PySide6.QtCore import QSize, Qt, QUrl, Signal
+from PySide6.QtGui import QDesktopServices, QIcon
+from PySide6.QtWidgets import (QAbstractItemView, QHBoxLayout, QHeaderView, QLabel, QMessageBox, QPushButton, QStyle,
+                               QStyleOptionButton, QTreeWidget, QTreeWidgetItem, QVBoxLayout, QWidget)
 
 from ...core.errors import KDError
 from ...core.projects import Project, RunInfo
 from ..widgets import STATUS_COLORS, dot_icon, fmt_pct, fmt_pts, fmt_ratio_said
 
 COLUMNS = ["Started", "Status", "Teacher", "Student", "Baseline", "KD gain", "Smaller", "Faster"]
+BUTTON_TEXTS = ("Resume run", "Open folder", "Delete…")  # in a narrow row: icons, with these in the tooltips
+BUTTON_ICONS = (QStyle.SP_MediaPlay, QStyle.SP_DirOpenIcon, QStyle.SP_TrashIcon)
 
 
 _STAMP = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d ")
@@ -63,15 +65,20 @@ class RunHistory(QWidget):
         self.tree.header().setStretchLastSection(False)
         self.tree.itemSelectionChanged.connect(self._on_selection)
         self.resume_btn = QPushButton("Resume run")
-        self.resume_btn.setToolTip("Continue a stopped run from its last checkpoint")
+        self.resume_btn.setToolTip("Resume run: continue a stopped run from its last checkpoint")
         self.open_btn = QPushButton("Open folder")
+        self.open_btn.setToolTip("Open folder: the selected run's folder")
         self.delete_btn = QPushButton("Delete…")
+        self.delete_btn.setToolTip("Delete…: the selected runs with their checkpoints and exports (asks first)")
+        self.buttons = (self.resume_btn, self.open_btn, self.delete_btn)
+        self.icons_only = False  # True: the row was too narrow for the texts
         self.resume_btn.clicked.connect(self._resume)
         self.open_btn.clicked.connect(self._open)
         self.delete_btn.clicked.connect(self._delete)
         title = QLabel("Runs")
         title.setObjectName("sectionTitle")
         self.tree.setToolTip("Select one run to see its curves and results, several (Ctrl/Shift) to overlay them")
+        self.title = title
         bar = QHBoxLayout()
         bar.addWidget(title, 1)
         bar.addWidget(self.resume_btn)
@@ -82,6 +89,29 @@ class RunHistory(QWidget):
         col.addLayout(bar)
         col.addWidget(self.tree, 1)
         self._update_buttons()
+
+    # ---- width: the button row shows icons instead of holding the page wide -----------------------------------
+    def _row_width(self, icons: bool) -> int:
+        """The width the title and the buttons need, with texts or with icons only."""
+        spacing = max(self.layout().spacing(), 6)
+        return self.title.minimumSizeHint().width() + 3 * spacing + sum(
+            _button_width(b, "" if icons else t, self.style().standardIcon(i) if icons else None)
+            for b, t, i in zip(self.buttons, BUTTON_TEXTS, BUTTON_ICONS))
+
+    def _show_icons(self, icons: bool) -> None:
+        if icons != self.icons_only:
+            self.icons_only = icons
+            for b, text, icon in zip(self.buttons, BUTTON_TEXTS, BUTTON_ICONS):
+                b.setText("" if icons else text)
+                b.setIcon(self.style().standardIcon(icon) if icons else QIcon())
+
+    def minimumSizeHint(self) -> QSize:  # noqa: N802 - Qt override: the row with icons only
+        return QSize(max(self._row_width(True), self.tree.minimumSizeHint().width()),
+                     super().minimumSizeHint().height())
+
+    def resizeEvent(self, event) -> None:  # noqa: N802 - Qt override
+        super().resizeEvent(event)
+        self._show_icons(self._row_width(False) > event.size().width())
 
     # ---- content ----------------------------------------------------------------------------------------
     def reload(self, project: Project | None = None, live: tuple[Path, str] | None | bool = False) -> None:
@@ -175,3 +205,17 @@ class RunHistory(QWidget):
                 QMessageBox.warning(self, "Delete runs", str(e))
         self.reload()
         self._on_selection()
+
+
+
+def _button_width(button: QPushButton, text: str, icon: QIcon | None) -> int:
+    """The width `button` asks for with this text and icon (measured as QPushButton.sizeHint does, unchanged)."""
+    opt = QStyleOptionButton()
+    button.initStyleOption(opt)
+    opt.text, opt.icon = text, icon or QIcon()
+    w = opt.iconSize.width() + 4 if icon else 0
+    size = button.fontMetrics().size(Qt.TextShowMnemonic, text or "XXXX")
+    w += size.width() if text or not w else 0
+    h = max(opt.iconSize.height() if icon else 0, size.height() if text or not icon else 0)
+    return max(button.style().sizeFromContents(QStyle.CT_PushButton, opt, QSize(w, h), button).width(),
+               button.minimumWidth())
