@@ -249,3 +249,14 @@ def test_written_files_get_the_usual_permissions(finished_run):
     os.umask(mask)
     for name in ("config.toml", "summary.json", "exports/student.state_dict.pt", "checkpoints/distill.pt"):
         assert (out / name).stat().st_mode & 0o777 == 0o666 & ~mask, name
+
+
+def test_log_txt_reads_like_the_window_log(tmp_path):
+    engine.run(tiny_config(**{"export.formats": []}), tmp_path / "run")
+    text = (tmp_path / "run" / "log.txt").read_text(encoding="utf-8")
+    assert "[teacher] epoch 1/2: val acc " in text and "[distill] epoch 2/2: val acc " in text
+    teacher_epoch = next(line for line in text.splitlines() if "[teacher] epoch 1/2" in line)
+    assert " ce " in teacher_epoch and "total" not in teacher_epoch  # plain CE: total would repeat ce
+    checkpoints = [line for line in text.splitlines() if "checkpoint written" in line]
+    assert checkpoints and all("(stage complete)" in line for line in checkpoints)  # not one per epoch
+    assert "[-]" not in text and "[run]" in text

@@ -73,8 +73,9 @@ def test_short_distillation_runs_to_completion_with_live_plots(window, qtbot):
     assert "── distill ──" in text and "Test accuracy" in text and "Run completed." in text
     stall = window.train.last_stall
     print(f"stall during the run: {window.train.probe.describe()}")
-    assert stall["n"] > 10 and math.isfinite(stall["p99_ms"])
-    assert stall["p99_ms"] < 250  # the goal is 50 ms (met in the demo); loose here for shared CI machines
+    assert stall["n"] > 10 and math.isfinite(stall["p99_ms"])  # its size is measured by the demo, not asserted
+    assert "event-loop stall" not in text  # a developer figure, not a message for users
+    assert "CPU thread" in text and "one is left for the window" in text
 
     # save plots as PNG
     png = run_dir / "plots.png"

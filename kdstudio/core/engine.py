@@ -62,11 +62,16 @@ def seed_everything(seed: int) -> None:
 
 
 def log_line(kind: str, data: dict) -> str:
-    """One readable log.txt line for an event: its message, else its kind and its plain values (the config, tables
-    and lists stay in config.toml, summary.json and evaluation.json)."""
+    """One readable log.txt line for an event: its message, else a short sentence or its kind and its plain values
+    (the config, tables and lists stay in config.toml, summary.json and evaluation.json)."""
     if data.get("message"):
         return f"{kind.replace('_', ' ')}: {data['message']}" if kind in (ev.WARNING, ev.RUN_FAILED) \
             else data["message"]
+    if kind == ev.EPOCH:
+        return ev.epoch_line(data)
+    if kind == ev.CHECKPOINT:
+        where = "stage complete" if data.get("complete") else f"epoch {data.get('epoch')}, step {data.get('step')}"
+        return f"checkpoint written: {Path(str(data.get('path'))).name} ({where})"
     plain = []
     for k, v in data.items():
         if isinstance(v, bool) or v is None or isinstance(v, (dict, list)) or k in ("config", "details"):
@@ -87,9 +92,12 @@ class _Recorder:
         e = ev.Event(kind, stage, data)
         if kind in (ev.STEP, ev.EPOCH):
             self.metrics.write({"kind": kind, "stage": stage, "time": round(e.time, 3), **data})
-        elif kind != ev.RUN_FINISHED:
+        # log.txt reads like the window's log: epochs, messages, stage changes; the checkpoint written after
+        # every epoch is implied, only a stage's last one and a mid-epoch stop's are worth a line
+        routine = kind == ev.CHECKPOINT and not data.get("complete") and not data.get("step")
+        if kind not in (ev.STEP, ev.RUN_FINISHED) and not routine:
             stamp = _dt.datetime.fromtimestamp(e.time).strftime("%Y-%m-%d %H:%M:%S")
-            self.log.write(f"{stamp} [{stage or '-'}] {log_line(kind, data)}\n")
+            self.log.write(f"{stamp} [{stage or 'run'}] {log_line(kind, data)}\n")
             self.log.flush()
         if self.listener:
             self.listener(e)

@@ -74,3 +74,16 @@ class RunControl:
             on_pause()
         while not self._running.wait(0.1):
             pass
+
+
+EPOCH_LINE_SKIPS = ("epoch", "epochs", "val_acc", "lr", "acc")
+
+
+def epoch_line(data: dict) -> str:
+    """One sentence for an epoch's end: validation accuracy and the mean loss terms (total left out when it is the
+    only term, as in plain cross-entropy stages)."""
+    terms = {k: v for k, v in data.items() if k not in EPOCH_LINE_SKIPS and isinstance(v, float)}
+    if "total" in terms and len(terms) == 2 and len(set(terms.values())) == 1:
+        terms.pop("total")
+    return (f"epoch {data.get('epoch')}/{data.get('epochs')}: val acc {data.get('val_acc', float('nan')):.2%}"
+            + (" · " + ", ".join(f"{k} {v:.4f}" for k, v in terms.items()) if terms else ""))

@@ -15,7 +15,11 @@ from .gallery import Gallery
 
 COLORS = {"teacher": "#8e44ad", "student": "#1a56b8", "baseline": "#a0522d"}
 SHORT = {"teacher": "Teacher", "student": "Student", "baseline": "Baseline"}
-CMAP = pg.ColorMap([0.0, 1.0], [(255, 255, 255), (26, 86, 184)])  # white → the app's blue
+PERCENT_TICKS = [(v, f"{v}") for v in range(0, 101, 20)]
+CELL_TEXT_PX = 28  # narrowest confusion-matrix cell that holds "0.97" (counts need 6 px less)
+LEGEND_ROOM = 18  # percentage points above 100 kept free for the per-class legend
+CORRECT_RGB = np.array([26, 86, 184], dtype=float)  # the app's blue
+MISTAKE_RGB = np.array([217, 48, 37], dtype=float)
 
 
 def _plot(title: str) -> pg.PlotWidget:
@@ -25,6 +29,22 @@ def _plot(title: str) -> pg.PlotWidget:
     item.setMouseEnabled(x=False, y=False)
     item.hideButtons()
     return w
+
+
+def confusion_colours(cm: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """RGB image (k, k, 3) and colour level (0..1) per cell: the diagonal from white to blue by its value, mistakes
+    from light to full red relative to the largest mistake (never fainter than 30 %, so a single error shows on a
+    matrix of hundreds of correct answers), empty cells white."""
+    k = cm.shape[0]
+    diagonal = np.eye(k, dtype=bool)
+    mistakes = ~diagonal & (cm > 0)
+    level = np.zeros_like(cm, dtype=float)
+    level[diagonal] = cm[diagonal] / (cm.max() or 1)
+    if mistakes.any():
+        level[mistakes] = 0.3 + 0.7 * cm[mistakes] / cm[mistakes].max()
+    colour = np.where(diagonal[..., None], CORRECT_RGB, MISTAKE_RGB)
+    rgb = 255 - (255 - colour) * level[..., None]
+    return rgb.astype(np.uint8), level
 
 
 class EvalCharts(QTabWidget):
@@ -93,12 +113,16 @@ class EvalCharts(QTabWidget):
         accs = [(k, m.get("accuracy")) for k, m in rows if isinstance(m.get("accuracy"), (int, float))]
         for i, (k, a) in enumerate(accs):
             item.addItem(pg.BarGraphItem(x=[i], height=[a * 100], width=0.6, brush=COLORS.get(k, "#5f6368")))
-            label = pg.TextItem(f"{a * 100:.1f}%", anchor=(0.5, 1.2), color="#202124")
+            inside = a > 0.15  # the value sits inside the top of the bar; above a short one
+            label = pg.TextItem(f"{a * 100:.1f}%", anchor=(0.5, -0.3) if inside else (0.5, 1.2),
+                                color="#ffffff" if inside else "#202124")
             label.setPos(i, a * 100)
             item.addItem(label)
         item.getAxis("bottom").setTicks([[(i, SHORT.get(k, k)) for i, (k, _) in enumerate(accs)]])
-        lo = min((a for _, a in accs), default=0) * 100
-        item.setYRange(max(0, lo - 10), 102, padding=0)
+        # The whole 0-100 % scale: a cut-off axis made a half-point difference look large (the table has
+        # the exact figures).
+        item.getAxis("left").setTicks([PERCENT_TICKS])
+        item.setYRange(0, 100, padding=0)
         item.setXRange(-0.6, len(accs) - 0.4, padding=0)
 
     def confusion(self) -> np.ndarray | None:
@@ -120,9 +144,9 @@ class EvalCharts(QTabWidget):
         if cm is None:
             return
         k = cm.shape[0]
-        img = pg.ImageItem(cm.T)  # ImageItem is x-major
-        img.setColorMap(CMAP)
-        img.setLevels((0, cm.max() or 1))
+        rgb, level = confusion_colours(cm)
+        img = pg.ImageItem(rgb.transpose(1, 0, 2))  # ImageItem is x-major
+        img.setLevels((0, 255))
         item.addItem(img)
         if k <= 20:
             norm = self.cm_norm.isChecked()
@@ -132,7 +156,7 @@ class EvalCharts(QTabWidget):
                     if v == 0:
                         continue
                     text = f"{v:.2f}" if norm else f"{int(v)}"
-                    t = pg.TextItem(text, anchor=(0.5, 0.5), color="#ffffff" if v > cm.max() * 0.5 else "#202124")
+                    t = pg.TextItem(text, anchor=(0.5, 0.5), color="#ffffff" if level[i, j] > 0.55 else "#202124")
                     t.setPos(j + 0.5, i + 0.5)
                     item.addItem(t)
                     self._cm_texts.append(t)
@@ -144,8 +168,9 @@ class EvalCharts(QTabWidget):
         item.setYRange(0, k, padding=0.02)
         self._fit_cell_text()
         model = self.cm_model.currentText()
-        item.setTitle(f"{model}: {'share of each true class' if self.cm_norm.isChecked() else 'counts'}",
-                      size="10pt")
+        what = "share of each true class" if self.cm_norm.isChecked() else "counts"
+        item.setTitle(f"{model}: {what} · <span style='color:#1a56b8'>■ correct</span> "
+                      f"<span style='color:#d93025'>■ mistakes</span> (darker = more)", size="10pt")
 
     def cell_pixels(self) -> float:
         """Width of one confusion-matrix cell on screen, in pixels (0 before the plot has a size)."""
@@ -155,7 +180,7 @@ class EvalCharts(QTabWidget):
     def _fit_cell_text(self, *_) -> None:
         """Numbers in the cells only while a cell can hold one (on a small plot they covered each other)."""
         if self._cm_texts:
-            fits = self.cell_pixels() >= (34 if self.cm_norm.isChecked() else 26)
+            fits = self.cell_pixels() >= (CELL_TEXT_PX if self.cm_norm.isChecked() else CELL_TEXT_PX - 6)
             for t in self._cm_texts:
                 t.setVisible(fits)
 
@@ -175,7 +200,6 @@ class EvalCharts(QTabWidget):
                                          pen=None, name=SHORT.get(key, key)))
         names = [str(c.get("name", i)) for i, c in enumerate(models[0][1]["per_class"])]
         item.getAxis("bottom").setTicks([[(i, n[:8]) for i, n in enumerate(names)]] if k <= 30 else None)
-        lows = [c.get("accuracy") or 0 for _, m in models for c in m["per_class"]]
-        item.setYRange(max(0, min(lows, default=0) * 100 - 10), 100 + max(6, (100 - min(lows, default=0) * 100) * 0.25),
-                       padding=0)
+        item.getAxis("left").setTicks([PERCENT_TICKS])
+        item.setYRange(0, 100 + LEGEND_ROOM, padding=0)  # the room above 100 % holds the legend, not data
         item.setXRange(-0.6, k - 0.4, padding=0)

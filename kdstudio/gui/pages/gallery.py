@@ -33,6 +33,10 @@ def thumbnail(image: np.ndarray, side: int = THUMB) -> QPixmap:
     return QPixmap.fromImage(q.scaled(side, side, Qt.KeepAspectRatio, mode))
 
 
+def _examples(count: int) -> str:
+    return f"{count:,} test example" + ("" if count == 1 else "s")
+
+
 class Gallery(QWidget):
     """A model chooser, one line of status, and a grid of misclassified examples captioned true → predicted."""
 
@@ -125,11 +129,11 @@ class Gallery(QWidget):
         count = metrics.get("misclassified_count", len(metrics["misclassified"]))
         if not examples:
             self.message.setText(f"This run's data are not images, so there is no gallery; {name} misclassified "
-                                 f"{count:,} test examples (see the confusion matrix).")
+                                 f"{_examples(count)} (see the confusion matrix).")
             return
         self.examples = examples
         shown = f"the first {len(examples)}" if count > len(examples) else "all"
-        self.message.setText(f"{name} misclassified {count:,} test examples; {shown} shown as true → predicted "
+        self.message.setText(f"{name} misclassified {_examples(count)}; {shown} shown as true → predicted "
                              "(confidence in the prediction).")
         for ex in examples:
             caption = f"{ex['true_name']} → {ex['pred_name']} ({ex['confidence'] * 100:.0f}%)"

@@ -12,8 +12,6 @@ from ...core import events as ev
 from ...core.store import read_metrics
 from ..series import Progress, RunSeries, format_duration
 
-SKIP_IN_EPOCH_LINE = ("epoch", "epochs", "val_acc", "lr", "acc")
-
 
 class LiveRun:
     """State of the active run (or sweep) built from engine events."""
@@ -42,10 +40,7 @@ class LiveRun:
             if e.kind == ev.STEP:
                 self.progress.step(e.data, e.stage, when=e.time)
             elif e.kind == ev.EPOCH:
-                terms = ", ".join(f"{k} {v:.4f}" for k, v in e.data.items()
-                                  if k not in SKIP_IN_EPOCH_LINE and isinstance(v, float))
-                lines.append((f"epoch {e.data.get('epoch')}/{e.data.get('epochs')}: val acc "
-                              f"{e.data.get('val_acc', float('nan')):.2%} · {terms}", e.stage, {"quiet": True}))
+                lines.append((ev.epoch_line(e.data), e.stage, {"quiet": True}))
             elif e.kind == ev.STAGE_STARTED:
                 self.progress.stage_started(e.stage)
                 lines.append((f"── {e.stage} ──", e.stage, {"bold": True}))

@@ -85,7 +85,7 @@ class DataPreview(QGroupBox):
                                   pen=None, name=split)
             item.addItem(bar)
         top = max((max(v) for v in counts.values() if v), default=1)
-        item.setYRange(0, top * 1.3, padding=0)
+        item.setYRange(0, top * 1.45, padding=0)  # headroom above the tallest bar for the legend
         item.setXRange(-0.6, k - 0.4, padding=0)
         if k <= 30:
             item.getAxis("bottom").setTicks([[(i, n[:8]) for i, n in enumerate(names)]])

@@ -341,9 +341,7 @@ class TrainPage(QWidget):
     def _end_probe(self) -> None:
         if self.probe.active:
             self.probe.stop()
-            self.last_stall = self.probe.stats()
-            if self.last_stall["n"]:
-                self._log(self.probe.describe() + ".", quiet=True)
+            self.last_stall = self.probe.stats()  # for demo mode and tests; not a message for users
 
     # ---- history / plots --------------------------------------------------------------------------------
     def _series_for(self, run: RunInfo) -> list[RunSeries]:
