@@ -13,6 +13,7 @@ start and end of the timed window only.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -294,6 +295,9 @@ def main(argv=None):
     ap.add_argument("--quick", action="store_true", help="a smoke run: few steps, one repeat")
     args = ap.parse_args(argv)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    # The GUI worker trains with one thread fewer than there are cores (a core stays free for the window); every
+    # row uses that count, so f/d' compares like with like.
+    torch.set_num_threads(max(1, min(torch.get_num_threads(), (os.cpu_count() or 1) - 1)))
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU ({torch.get_num_threads()} threads)"
     print(f"device: {name}; torch {torch.__version__}")
     for pair in args.pairs.split(","):

@@ -11,6 +11,7 @@ runs in other threads drop to ~21k samples/s (competing OpenMP teams). The app n
 
 from __future__ import annotations
 
+import os
 import threading
 import traceback
 from collections import deque
@@ -19,7 +20,7 @@ from pathlib import Path
 from PySide6.QtCore import QObject, QThread, QTimer, Signal, Slot
 
 from ..core.errors import KDError
-from ..core.events import Event, RunControl
+from ..core.events import LOG, Event, RunControl
 from . import refguard
 
 BATCH_INTERVAL_MS = 50  # <= 20 updates a second
@@ -54,6 +55,7 @@ class RunWorker(QObject):
         """The thread's work: import the engine (torch) lazily, run, report."""
         try:
             from ..core import engine, sweep
+            self._leave_a_core_for_the_window()
             cfg = None if self.resume else self.cfg
             if (cfg is not None and sweep.is_sweep(cfg)) or (self.resume and sweep.is_sweep_dir(self.out_dir)):
                 summary = sweep.run_sweep(cfg, self.out_dir, on_event=self._on_event, control=self.control,
@@ -68,6 +70,21 @@ class RunWorker(QObject):
                              traceback.format_exc())
         else:
             self.done.emit(summary)
+
+
+    def _leave_a_core_for_the_window(self) -> None:
+        """Train with one CPU thread fewer than there are cores, so painting never waits for a core.
+
+        With every core in PyTorch's OpenMP team, a busy machine (another process on one core) slowed a GUI run
+        ~30x while the same run from the command line took twice as long: the team's threads wait for each other
+        while the window's thread holds a core.
+        """
+        import torch
+        cores = os.cpu_count() or 1
+        threads = max(1, min(torch.get_num_threads(), cores - 1))
+        torch.set_num_threads(threads)
+        self._on_event(Event(LOG, None, {"message": f"Training with {threads} CPU thread{'s' * (threads > 1)} "
+                                                    f"({cores} cores; one is left for the window)."}))
 
 
 class RunController(QObject):
