@@ -329,7 +329,9 @@ class PlotPanel(QWidget):
             out.append(Spec(("acc", stage, "val_acc", "line"), "acc", curve, _pen(color, style),
                             STAGE_NAMES.get(stage, stage), scale=100.0, symbol=None))
         for stage, curve in s.lr.items():
-            out.append(Spec(("lr", stage, "lr", "line"), "lr", curve, _pen(_color(stage, STAGE_COLORS)),
+            # distill and baseline share a schedule: the baseline dashed on top keeps both visible
+            style = {"teacher": Qt.DashDotLine, "baseline": Qt.DashLine}.get(stage, Qt.SolidLine)
+            out.append(Spec(("lr", stage, "lr", "line"), "lr", curve, _pen(_color(stage, STAGE_COLORS), style),
                             stage))
         return out
 

@@ -154,6 +154,7 @@ class Progress:
     def stage_started(self, stage: str) -> None:
         """A new stage began."""
         self.stage, self._last = stage, None
+        self.epoch, self.epochs = 0, self.stage_epochs.get(stage, 0)
 
     def stage_finished(self, stage: str) -> None:
         """Mark a training stage complete."""

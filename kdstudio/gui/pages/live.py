@@ -76,9 +76,11 @@ class LiveRun:
         prefix = f"run {self.sub_index}/{self.sweep_total} · " if self.sweep_total else ""
         stage_left, total_left = p.eta()
         if p.stage in p.stage_epochs:
-            text = f"{prefix}{p.stage} · epoch {p.epoch}/{p.epochs}"
+            # before the stage's first step report: epoch 1 of the configured count, not "epoch 0/0"
+            text = f"{prefix}{p.stage} · epoch {max(p.epoch, 1)}/{p.epochs or p.stage_epochs[p.stage]}"
             sweep_note = " of this run" if self.sweep_total else ""
-            detail = (f"ETA {format_duration(total_left)}{sweep_note} (this stage {format_duration(stage_left)}) · "
+            detail = ("measuring the speed for an ETA…" if total_left is None else
+                      f"ETA {format_duration(total_left)}{sweep_note} (this stage {format_duration(stage_left)}) · "
                       f"{p.samples_per_s:,.0f} samples/s")
         else:
             text = f"{prefix}{p.stage or 'starting'}…"
