@@ -13,6 +13,7 @@ from PySide6.QtWidgets import QApplication  # noqa: E402
 from kdstudio.core.projects import RunInfo  # noqa: E402
 from kdstudio.core.store import atomic_write_json  # noqa: E402
 from kdstudio.gui.widgets import ElidedLabel, fmt_ratio_said, ratio_words  # noqa: E402
+from tests.helpers import tiny_config  # noqa: E402
 
 WAIT_MS = 120_000
 
@@ -128,6 +129,26 @@ def test_evaluate_beside_the_toml_dock_in_a_small_window(window, tmp_path, qtbot
     assert page.width() < 600
     _nothing_cut(page)
     assert page.cards.columns == 2  # two cards to a row instead of four cut-off ones
+
+
+# ---- the page on screen when a run ends --------------------------------------------------------------------------
+
+def test_teacher_page_on_screen_says_trained_when_the_run_ends(window, qtbot):
+    window.panel.new_project("Refresh")
+    window.model.replace(tiny_config(**{"distill.epochs": 1, "baseline.enabled": False}))
+    window.model.save_now()
+    window.hub.load_catalog()
+    teacher = window.pages["Teacher"]
+    window.show_page("Teacher")
+    qtbot.waitUntil(lambda: teacher.params_card.value.text() not in ("–", "…"), timeout=WAIT_MS)
+    assert teacher.params_card.detail.text() == "built for this data, not yet trained"
+    with qtbot.waitSignal(window.train.run_finished, timeout=WAIT_MS) as finished:
+        assert window.train.start()
+    assert finished.args[0]["status"] == "completed"
+    [run] = window.model.project.runs()
+    assert window.tabs.currentWidget() is teacher  # no page switch: the run's end updated the page on screen
+    assert teacher.params_card.detail.text().startswith(f"trained in run {run.name}: test accuracy")
+    assert teacher.other_card.detail.text().startswith(f"distilled in run {run.name}")
 
 
 # ---- the runs list's buttons -------------------------------------------------------------------------------------

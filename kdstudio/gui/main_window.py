@@ -5,8 +5,8 @@ from __future__ import annotations
 import base64
 
 from PySide6.QtCore import QByteArray, QSize, Qt, QTimer, QUrl
-from PySide6.QtGui import QAction, QDesktopServices, QKeySequence
-from PySide6.QtWidgets import (QDockWidget, QHBoxLayout, QLabel, QMainWindow, QMessageBox, QSplitter,
+from PySide6.QtGui import QAction, QDesktopServices, QKeySequence, QShowEvent
+from PySide6.QtWidgets import (QApplication, QDockWidget, QHBoxLayout, QLabel, QMainWindow, QMessageBox, QSplitter,
                                QTabWidget, QToolButton, QVBoxLayout, QWidget)
 
 from .. import __version__
@@ -270,8 +270,16 @@ class MainWindow(QMainWindow):
         if mine and summary.get("status") == "completed":
             self.pages["Evaluate"].show_run(mine[0])
         self.pages["Export"].reload_runs(select=run_dir)
+        self._refresh_model_pages()
         if self._closing:
             QTimer.singleShot(0, self.close)
+
+    def _refresh_model_pages(self) -> None:
+        """The Teacher and Student pages say which run trained their model, read when a page is shown: the one
+        on screen when a run ends gets the same show event now, not only at the next page switch."""
+        for name in ("Teacher", "Student"):
+            if self.pages[name].isVisible():
+                QApplication.sendEvent(self.pages[name], QShowEvent())
 
     def _on_run_state(self, state: str) -> None:
         busy = state != "idle"
