@@ -56,7 +56,12 @@ def test_ratio_words_turn_a_ratio_below_one_around():
 
 def test_evaluate_says_larger_and_slower_for_a_student_bigger_than_its_teacher(window, tmp_path):
     page = window.pages["Evaluate"]
+    window.show_page("Evaluate")
+    _settle(window, 1024, 700)
     page.show_run(RunInfo(tmp_path, "completed", "", _summary(0.8, 1 / 1.3)))
+    _settle(window, 1024, 700)
+    table = page.table  # every column whole, also the last ("1.30× slower" was squeezed and wrapped)
+    assert all(table.columnWidth(c) >= table.sizeHintForColumn(c) for c in range(table.columnCount()))
     assert (page.smaller.caption.text(), page.smaller.value.text()) == ("Larger", "1.25×")
     assert "smaller" not in page.smaller.detail.text() and page.smaller.detail.text().endswith("file 1.25× larger")
     assert (page.faster.caption.text(), page.faster.value.text()) == ("Slower (CPU, batch 1)", "1.30×")

@@ -107,9 +107,10 @@ class EvaluatePage(QScrollArea):
         self.table.verticalHeader().hide()
         self.table.setEditTriggers(QTableWidget.NoEditTriggers)
         self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeToContents)
-        self.table.horizontalHeader().setStretchLastSection(True)
+        # every column as wide as its contents, the last one too (stretched, it was squeezed below its text when
+        # the others filled the width); a narrow page scrolls the table sideways instead
+        self.table.setWordWrap(False)
         self.charts = EvalCharts()
-        self.charts.setMinimumHeight(220)
         self.tree = QTreeWidget()
         self.tree.setHeaderLabels(["summary.json", "value"])
         self.tree.header().setSectionResizeMode(0, QHeaderView.ResizeToContents)
