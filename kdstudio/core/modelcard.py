@@ -54,7 +54,7 @@ def _ratio(v) -> str:
 def metrics_table(rows: list[dict]) -> list[str]:
     """Markdown lines of the comparison table (one row per evaluated model)."""
     out = ["| model | top-1 | top-5 | ECE | agreement with teacher | non-zero params | FLOPs | size (bytes) | CPU b1 ms | "
-           "CPU b64 ms | speed-up b1 | smaller by |", "|" + "---|" * 12]
+           "CPU b64 ms | speed-up b1 (teacher ÷ model) | size: teacher ÷ model |", "|" + "---|" * 12]
     for r in rows:
         lat, sp = r.get("latency_ms", {}), r.get("speedup", {})
         out.append(f"| {r['model']} | {_pct(r['top1'])} | {_pct(r.get('top5'))} | {_num(r.get('ece'), '.4f')} | "

@@ -8,7 +8,7 @@ from PySide6.QtWidgets import QInputDialog
 
 from ..info import InfoHub, trained_note
 from ..model import ConfigModel
-from ..widgets import DropZone, FileDrop, StatCard, card_row, file_suffix, fmt_int, fmt_ratio
+from ..widgets import DropZone, FileDrop, StatCard, card_row, file_suffix, fmt_int, ratio_words
 from . import custom_arch
 from .base import FormPage, rest_of
 from .preview import DataPreview, LayerTable
@@ -161,7 +161,8 @@ class _ModelPage(FormPage):
             bad = bool(err.get(role)) and not err[role].startswith("ONNX teacher")
             card.detail.setStyleSheet("color: #d93025;" if bad else "")
         ratio = info.get("ratio")
-        self.ratio_card.set(fmt_ratio(ratio), "the student is that many times smaller" if ratio else "")
+        number, word = ratio_words(ratio, "smaller", "larger")
+        self.ratio_card.set(number, f"the student is that many times {word}" if word else "")
         self.layers.show_summary(info.get(f"{self.role}_summary"))
 
 

@@ -84,6 +84,7 @@ class TrainPage(QWidget):
         self.bar.setFormat("idle")
         self.status = QLabel("Press Start to train the teacher, distil the student and compare it with a baseline.")
         self.status.setObjectName("runStatus")
+        self.status.setWordWrap(True)  # wraps instead of widening the page (the TOML dock needs the room)
         self.cache_chip = QLabel()
         self.cache_chip.setObjectName("chip")
         self.cache_chip.hide()
