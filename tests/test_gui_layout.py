@@ -110,6 +110,14 @@ def test_toml_dock_opens_at_a_useful_width(window, qtbot):
     assert window.panel.isHidden()
 
 
+def test_toml_dock_stays_useful_when_the_window_shrinks(window, qtbot):
+    _settle(window, 1440, 900)
+    window.toml_act.trigger()
+    qtbot.waitUntil(lambda: window.toml_dock.width() >= 400, timeout=3000)
+    _settle(window, 1024, 700)  # opened wide, then the window is made narrower
+    qtbot.waitUntil(lambda: window.toml_dock.width() >= 300, timeout=3000)
+
+
 def test_toml_editor_has_line_numbers(window):
     window.toml_dock.show()
     editor = window.toml.editor

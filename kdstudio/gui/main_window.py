@@ -301,6 +301,9 @@ class MainWindow(QMainWindow):
     def resizeEvent(self, event) -> None:  # noqa: N802 - Qt override
         super().resizeEvent(event)
         self._fit_width()
+        d = self.toml_dock
+        if d.isVisible() and not d.isFloating() and d.width() < 300:
+            QTimer.singleShot(0, self._on_toml_dock)  # a shrinking window squeezed the dock: widen it again
 
     def _fit_width(self, dock: int | None = None) -> None:
         """Fold or unfold the project list when the room for it and the pages crosses NARROW_WINDOW."""
