@@ -3,6 +3,7 @@
 A `Field` edits one dotted key. Its editor comes from the field's type and metadata (bool → check box, choices →
 combo box with not-yet-available choices disabled, numbers → text with live parsing, lists with choices → check
 boxes, paths → text + Browse). A problem is shown under the editor in red, and the editor is outlined.
+A `ConfigForm` gives all its groups one label column (`LabelColumn`), so their fields start at the same x.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import math
 from typing import Callable
 
+import shiboken6
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QFormLayout, QGroupBox, QHBoxLayout, QLabel,
                                QLineEdit, QPushButton, QSizePolicy, QVBoxLayout, QWidget)
@@ -25,7 +27,8 @@ LABELS = {"lr": "Learning rate", "val_fraction": "Validation fraction", "test_fr
           "mixup": "Mixup", "arch": "Architecture", "log_every": "Log every (steps)", "enabled": "Train a baseline",
           "cache_teacher": "Cache teacher outputs", "compile": "torch.compile", "trust_pickle": "Trust pickled model",
           "cpu_threads": "CPU threads", "finetune_lr": "Fine-tune learning rate",
-          "prune_finetune_lr": "Fine-tune learning rate after pruning", "finetune_epochs": "Fine-tune epochs"}
+          "prune_finetune_lr": "Fine-tune learning rate after pruning", "finetune_epochs": "Fine-tune epochs",
+          "prune_finetune_epochs": "Fine-tune epochs after pruning", "finetune_layers": "Fine-tune layers"}
 
 
 def label_for(key: str) -> str:
@@ -234,13 +237,58 @@ class Field(QWidget):
             self._emit(path)
 
 
+class LabelColumn:
+    """The row labels of one form: each is as wide as the widest (hidden rows included, so nothing moves when a
+    row appears), so the fields of every group box start at the same x and the page reads as one form."""
+
+    def __init__(self):
+        self.labels: list[ColumnLabel] = []
+
+    def label(self, text: str) -> "ColumnLabel":
+        """A new label in this column (every label of the column is re-measured). Rows built again and again
+        (e.g. a method's parameters) may use it too: a label deleted with its row leaves the column."""
+        label = ColumnLabel(text, self)
+        self.labels = [other for other in self.labels if shiboken6.isValid(other)] + [label]
+        for other in self.labels:
+            other.updateGeometry()
+        return label
+
+    def width(self) -> int:
+        """The widest label's natural width, in pixels."""
+        return max((label.natural_width() for label in self.labels if shiboken6.isValid(label)), default=0)
+
+
+class ColumnLabel(QLabel):
+    """A row label whose size hint has its column's width (measured with its font when the layout asks)."""
+
+    def __init__(self, text: str, column: LabelColumn):
+        super().__init__(text)
+        self.column = column
+
+    def natural_width(self) -> int:
+        """The width the text itself needs."""
+        return super().sizeHint().width()
+
+    def sizeHint(self):
+        size = super().sizeHint()
+        size.setWidth(max(size.width(), self.column.width()))
+        return size
+
+    def minimumSizeHint(self):
+        size = super().minimumSizeHint()
+        size.setWidth(max(size.width(), self.column.width()))
+        return size
+
+
 class ConfigForm(QWidget):
-    """Groups of Fields; routes edits to `on_edit(key, value)` and local errors to `on_local_error`."""
+    """Groups of Fields; routes edits to `on_edit(key, value)` and local errors to `on_local_error`. All groups
+    share `label_column` (pass another form's to line two forms of a page up as well)."""
 
     def __init__(self, on_edit: Callable[[str, object], None], on_local_error: Callable[[str, str], None],
-                 parent=None):
+                 parent=None, label_column: LabelColumn | None = None):
         super().__init__(parent)
         self.on_edit, self.on_local_error = on_edit, on_local_error
+        self.label_column = label_column or LabelColumn()
         self.fields: dict[str, Field] = {}
         self.rows: dict[str, tuple[QFormLayout, QWidget]] = {}
         self.groups: list[tuple[QGroupBox, list[str]]] = []
@@ -267,7 +315,8 @@ class ConfigForm(QWidget):
         f = Field(key, **kwargs)
         f.edited.connect(self.on_edit)
         f.local_error.connect(self.on_local_error)
-        label = QLabel(label_for(key))
+        label = self.label_column.label(label_for(key))
+        label.setAlignment(form.labelAlignment() & Qt.AlignHorizontal_Mask | Qt.AlignVCenter)  # text to the right
         label.setToolTip(key)
         form.addRow(label, f)
         self.fields[key] = f
