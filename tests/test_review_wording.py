@@ -1,7 +1,16 @@
 """What a new-user review asked for: forms whose groups share one label column, help texts that say more than
 their label, a project line that says "running" during a run, and CLI errors that are true for the command used."""
 
+import inspect
+import re
+
+import pytest
+
+from kdstudio.core import config as config_mod
+from kdstudio.gui.forms import label_for
+
 FORM_PAGES = ("Data", "Teacher", "Student", "Method", "Train", "Export")
+SMALL_WORDS = {"a", "an", "the", "of", "for", "to", "in", "on", "and", "or", "per", "by", "with", "is", "it"}
 
 
 # ---- forms: one label column per form ---------------------------------------------------------------------
@@ -58,3 +67,31 @@ def test_every_form_page_lines_its_groups_up(window, qtbot):
             xs = _field_xs(form)
             groups = {box.title() for box, keys in form.groups if any(k in xs for k in keys)}
             assert len(set(xs.values())) <= 1, (name, groups, xs)
+
+
+# ---- help texts ---------------------------------------------------------------------------------------------
+def _words(text: str) -> set[str]:
+    return {w for w in re.findall(r"[a-z0-9]+", text.lower().replace("-", " ")) if w not in SMALL_WORDS}
+
+
+@pytest.mark.parametrize("key", config_mod.all_keys())
+def test_help_says_more_than_the_label(key):
+    help_text = config_mod.field_info(key).metadata["help"]
+    label = label_for(key)
+    assert help_text.strip().lower() != label.lower()
+    extra = _words(help_text) - _words(label) - _words(key.replace("_", " ").replace(".", " "))
+    assert len(extra) >= 4, f"{key}: help {help_text!r} adds little to its label {label!r}"
+
+
+@pytest.mark.parametrize("key", ["distill.lr", "teacher.lr", "distill.optimizer", "distill.weight_decay",
+                                 "distill.scheduler", "distill.temperature", "data.batch_size"])
+def test_training_knobs_name_typical_values(key):
+    assert re.search(r"\d", config_mod.field_info(key).metadata["help"]), key
+
+
+def test_help_texts_say_what_the_code_does():
+    from kdstudio.core import training
+    info = lambda k: config_mod.field_info(k).metadata["help"]  # noqa: E731
+    assert "momentum=0.9" in inspect.getsource(training.make_optimizer) and "0.9" in info("distill.optimizer")
+    assert "0.1 **" in inspect.getsource(training.make_scheduler) and "50% and 75%" in info("distill.scheduler")
+    assert "every compression fine-tune" not in info("compress.finetune_lr")  # pruning has its own lr

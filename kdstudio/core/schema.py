@@ -21,28 +21,39 @@ def opt(default, help: str = "", *, choices=None, available=None, min=None, max=
 
 @dataclass
 class DataConfig:
-    source: str = opt("digits", "where the data comes from",
-                      choices=("digits", "tensors", "folder", "csv", "synthetic"))
+    source: str = opt("digits", "digits = the built-in 8×8 handwritten digits, synthetic = generated images for a "
+                                "quick try; tensors (.npz/.pt), folder (one sub-folder per class) and csv read "
+                                "data.path", choices=("digits", "tensors", "folder", "csv", "synthetic"))
     path: str = opt("", "file or folder for the tensors/folder/csv sources")
     val_path: str = opt("", "separate validation file/folder (empty = cut val_fraction from path)")
     test_path: str = opt("", "separate test file/folder (empty = cut test_fraction from path)")
     skip_unreadable: bool = opt(False, "folder: skip unreadable images with a warning instead of stopping")
-    val_fraction: float = opt(0.15, "fraction of the data held out for validation", min=0.0, max=1.0, max_open=True)
-    test_fraction: float = opt(0.2, "fraction of the data held out for the final test", min=0.0, max=1.0,
-                               max_open=True)
-    batch_size: int = opt(64, "samples per training step", min=1)
+    val_fraction: float = opt(0.15, "share of each class held out (by seed) to follow accuracy during training and "
+                                    "pick the best sweep point; 0.1–0.2 is usual; unused when val_path is set",
+                              min=0.0, max=1.0, max_open=True)
+    test_fraction: float = opt(0.2, "share of each class kept out of all training here for the final comparison of "
+                                    "teacher, student and baseline; 0.2 is usual; unused when test_path is set",
+                               min=0.0, max=1.0, max_open=True)
+    batch_size: int = opt(64, "samples per training step in every stage; 64–256 is usual; lower it when the device "
+                              "runs out of memory", min=1)
     augment: str = opt("none", "random augmentation of training inputs (turns the teacher cache off)",
                        choices=("none", "shift", "crop", "crop_flip"))
     image_size: int = opt(0, "resize images to this size (0 = keep)", min=0)
-    normalize: str = opt("auto", "input normalisation", choices=("auto", "none", "imagenet"))
-    mean: list = opt([], "explicit per-channel mean (overrides normalize)", item="float")
-    std: list = opt([], "explicit per-channel std (overrides normalize)", item="float")
+    normalize: str = opt("auto", "scales each input channel (each column of a table): auto = by the training split's "
+                                 "mean and std, imagenet = by ImageNet's, for teachers pretrained on it, none = as "
+                                 "read", choices=("auto", "none", "imagenet"))
+    mean: list = opt([], "per-channel values subtracted from the inputs, as the teacher was trained with, "
+                         "e.g. [0.5, 0.5, 0.5]; overrides normalize", item="float")
+    std: list = opt([], "per-channel values the inputs are then divided by, one per mean value (empty = 1); "
+                        "overrides normalize", item="float")
     class_names: list = opt([], "the teacher's classes in its output order (optional)", item="str")
-    label_column: str = opt("label", "CSV: name of the label column")
-    synthetic_samples: int = opt(2048, "synthetic: number of samples", min=16)
-    synthetic_classes: int = opt(10, "synthetic: number of classes", min=2)
-    synthetic_channels: int = opt(3, "synthetic: image channels", min=1)
-    synthetic_size: int = opt(32, "synthetic: image height and width", min=4)
+    label_column: str = opt("label", "CSV: header of the column that holds each row's class (whole numbers or names); "
+                                     "every other column must be a numeric feature")
+    synthetic_samples: int = opt(2048, "synthetic: images generated in all, before the validation and test splits are "
+                                       "cut from them", min=16)
+    synthetic_classes: int = opt(10, "synthetic: classes, each a smooth random pattern under heavy noise", min=2)
+    synthetic_channels: int = opt(3, "synthetic: channels per image (3 like colour photos, 1 like grey scans)", min=1)
+    synthetic_size: int = opt(32, "synthetic: height and width in pixels; larger images make every step slower", min=4)
 
 
 @dataclass
@@ -53,10 +64,12 @@ class TeacherConfig:
     width: int = opt(0, "architecture width knob (0 = the arch's default)", min=0)
     depth: int = opt(0, "architecture depth knob (0 = the arch's default)", min=0)
     epochs: int = opt(20, "training epochs when source = \"train\"", min=1)
-    lr: float = opt(2e-3, "learning rate for teacher training", min=0.0, min_open=True)
+    lr: float = opt(2e-3, "step size when the teacher is trained or fine-tuned here (optimizer and schedule from "
+                          "[distill]); 1e-3–3e-3 suits adamw; lower it if its loss diverges", min=0.0, min_open=True)
     trust_pickle: bool = opt(False, "load a pickled full model from teacher.path (runs code from that file)")
     finetune_layers: int = opt(0, "fine-tune a loaded teacher: train only its last N layers (0 = off)", min=0)
-    finetune_epochs: int = opt(5, "fine-tuning epochs (learning rate: teacher.lr)", min=1)
+    finetune_epochs: int = opt(5, "epochs of training a loaded teacher's last finetune_layers layers on this data, at "
+                                  "teacher.lr (only when finetune_layers > 0)", min=1)
     skip_sanity_check: bool = opt(False, "go on even if the teacher scores near chance on the validation split")
     extra_paths: list = opt([], "more teacher files: their softened outputs are averaged with the first teacher's",
                             item="str")
@@ -68,26 +81,40 @@ class StudentConfig:
     arch: str = opt("mlp", "student arch: zoo name, \"teacher\" (its family), or file.py:factory (runs that file)")
     width: int = opt(0, "architecture width knob (0 = the arch's default)", min=0)
     depth: int = opt(0, "architecture depth knob (0 = the arch's default)", min=0)
-    width_mult: float = opt(1.0, "scale the width (arch \"teacher\" = the teacher's family)", min=0.0, min_open=True)
-    depth_mult: float = opt(1.0, "scale the depth (rounded to a valid depth)", min=0.0, min_open=True)
+    width_mult: float = opt(1.0, "multiplies the width (student.width, else the arch's default) of a built-in arch, "
+                                 "e.g. 0.5 with arch \"teacher\" for the teacher's family at half width",
+                            min=0.0, min_open=True)
+    depth_mult: float = opt(1.0, "multiplies the depth the same way, rounded to a depth the arch can build (e.g. "
+                                 "ResNet's block counts)", min=0.0, min_open=True)
 
 
 @dataclass
 class DistillConfig:
-    method: str = opt("kd", "distillation method", choices=None)
-    temperature: float = opt(4.0, "softmax temperature T", min=0.0, min_open=True)
+    method: str = opt("kd", "how the student learns from the teacher: kd (Hinton's softened outputs) is the usual "
+                            "start; soft_mse, logit_mse, dkd and dist are other output losses, fitnet, at, rkd, sp "
+                            "and pkt match features", choices=None)
+    temperature: float = opt(4.0, "divides teacher and student logits before the softmax, so a higher T shows more of "
+                                  "how the teacher ranks the wrong classes; 2–4 is usual; try lower if a much smaller "
+                                  "student does worse than its baseline", min=0.0, min_open=True)
     alpha: float = opt(0.9, "weight of the distillation term (1 - alpha weights cross-entropy)", min=0.0, max=1.0)
     epochs: int = opt(30, "distillation epochs (the baseline gets the same budget)", min=1)
-    lr: float = opt(2e-3, "learning rate", min=0.0, min_open=True)
-    optimizer: str = opt("adamw", "optimizer", choices=("adamw", "adam", "sgd"))
-    weight_decay: float = opt(1e-4, "weight decay", min=0.0)
-    scheduler: str = opt("cosine", "learning-rate schedule", choices=("cosine", "step", "constant"))
+    lr: float = opt(2e-3, "step size of the optimizer for the student and the baseline; 1e-3–1e-2 suits adamw (the "
+                          "demo uses 1e-2), 0.05–0.1 sgd; lower it if the loss diverges", min=0.0, min_open=True)
+    optimizer: str = opt("adamw", "the optimizer of every training stage: adamw (decoupled weight decay) is a safe "
+                                  "default, adam adds the decay to the gradient, sgd (Nesterov momentum 0.9) wants a "
+                                  "50–100× higher learning rate", choices=("adamw", "adam", "sgd"))
+    weight_decay: float = opt(1e-4, "pulls the weights towards zero at every step of every stage; 1e-4–5e-4 suits sgd "
+                                    "and adam, adamw often uses 0.01–0.05; raise it if the student overfits", min=0.0)
+    scheduler: str = opt("cosine", "the learning rate over each stage's steps: cosine decays it to zero (a good "
+                                   "default), step multiplies it by 0.1 at 50% and 75%, constant keeps it",
+                         choices=("cosine", "step", "constant"))
     amp: bool = opt(True, "mixed precision where the device supports it (bf16, else fp16); losses stay fp32")
     mixup: float = opt(0.0, "mixup Beta(a, a) strength for distillation inputs (0 = off)", min=0.0)
     cache_teacher: bool = opt(True, "compute teacher outputs once when inputs are deterministic")
     compile: bool = opt(False, "torch.compile the student (slow start, faster steps on GPU)")
     log_every: int = opt(20, "read step metrics from the device every k steps", min=1)
-    params: dict = opt({}, "method-specific parameters")
+    params: dict = opt({}, "the method's own parameters beyond temperature and alpha, e.g. { beta = 8.0 } for dkd; "
+                           "empty = the method's defaults")
     feature_method: str = opt("", "feature method added to the logit method: fitnet, at, rkd, sp, pkt (\"\" = none)")
     feature_params: dict = opt({}, "parameters of feature_method, e.g. { weight = 1.0 }")
     student_layers: list = opt([], "student layers (module paths) to match, paired in order with teacher_layers; "
@@ -103,17 +130,21 @@ class BaselineConfig:
 @dataclass
 class CompressConfig:
     finetune_epochs: int = opt(0, "fine-tune the student on hard labels after distillation (0 = off)", min=0)
-    finetune_lr: float = opt(1e-4, "learning rate of every compression fine-tune (low)", min=0.0, min_open=True)
+    finetune_lr: float = opt(1e-4, "learning rate of the hard-label fine-tune after distillation; keep it well below "
+                                   "distill.lr so the student keeps what it learnt from the teacher",
+                             min=0.0, min_open=True)
     prune: float = opt(0.0, "global magnitude pruning: fraction of weights set to zero (0 = off)", min=0.0, max=1.0,
                        max_open=True)
     channel_prune: float = opt(0.0, "conv nets: fraction of channels removed per conv layer (0 = off)", min=0.0,
                                max=1.0, max_open=True)
-    prune_finetune_epochs: int = opt(2, "fine-tune epochs after each pruning step", min=0)
+    prune_finetune_epochs: int = opt(2, "hard-label epochs after magnitude and after channel pruning, to win back "
+                                        "accuracy (0 = keep the pruned weights as they are)", min=0)
     prune_finetune_lr: float = opt(1e-3, "learning rate of the fine-tune after pruning (recovery needs more than "
                                          "finetune_lr)", min=0.0, min_open=True)
     int8: str = opt("none", "int8 variant: auto = static for conv nets, dynamic (Linear layers) otherwise",
                     choices=("none", "auto", "dynamic", "static"))
-    half: str = opt("none", "half-precision weights variant", choices=("none", "fp16", "bf16"))
+    half: str = opt("none", "also evaluate a copy with fp16 or bf16 weights (half the size); skipped with a warning "
+                            "where the device cannot run it", choices=("none", "fp16", "bf16"))
     calibration_samples: int = opt(512, "training samples used to calibrate static int8", min=1)
 
 
@@ -125,9 +156,14 @@ class EvaluateConfig:
 
 @dataclass
 class ExportConfig:
-    formats: list = opt(["torchscript", "state_dict"], "export formats",
+    formats: list = opt(["torchscript", "state_dict"], "files every run writes, each reloaded and checked: "
+                                                       "torchscript loads without your model code, state_dict and "
+                                                       "safetensors hold the weights only, onnx runs in ONNX Runtime "
+                                                       "(onnx and safetensors need their pip packages)",
                         choices=("torchscript", "state_dict", "onnx", "safetensors"), item="str")
-    quantize: str = opt("none", "export quantized/half weights", choices=("none", "int8", "fp16", "bf16"))
+    quantize: str = opt("none", "weights of the exported files: none = float32; int8 (static for conv nets, else "
+                                "dynamic) or fp16/bf16 make smaller files (compress.int8 and compress.half show what "
+                                "they cost in accuracy)", choices=("none", "int8", "fp16", "bf16"))
     model: str = opt("auto", "what to export: auto = last float compression variant, else the student",
                      choices=("auto", "student", "finetune", "prune", "channels"))
 
