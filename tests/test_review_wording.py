@@ -7,6 +7,8 @@ import re
 import pytest
 
 from kdstudio.core import config as config_mod
+from kdstudio.core.projects import ProjectStore
+from kdstudio.core.templates import demo_config
 from kdstudio.gui.forms import label_for
 
 FORM_PAGES = ("Data", "Teacher", "Student", "Method", "Train", "Export")
@@ -95,3 +97,62 @@ def test_help_texts_say_what_the_code_does():
     assert "momentum=0.9" in inspect.getsource(training.make_optimizer) and "0.9" in info("distill.optimizer")
     assert "0.1 **" in inspect.getsource(training.make_scheduler) and "50% and 75%" in info("distill.scheduler")
     assert "every compression fine-tune" not in info("compress.finetune_lr")  # pruning has its own lr
+
+
+# ---- project list: the run in progress --------------------------------------------------------------------
+def _panel(qtbot):
+    from kdstudio.gui.project_panel import ProjectPanel
+    store = ProjectStore()
+    project = store.create("Demo", demo_config())
+    panel = ProjectPanel(store)
+    qtbot.addWidget(panel)
+    panel.reload()
+    return panel, project
+
+
+def _line(panel, row=0) -> str:
+    return panel.list.item(row).text().split("\n")[1]
+
+
+def test_project_line_says_running_for_the_run_in_progress(qtbot):
+    panel, project = _panel(qtbot)
+    assert _line(panel) == "0 runs"
+    new = project.runs_dir / "20250101-000000"
+    panel.set_live_run(new, "running")  # started, folder not written yet
+    assert _line(panel) == "1 run · running"
+    new.mkdir()  # the folder exists, summary.json not yet: on disk it reads "incomplete"
+    panel.reload()
+    assert _line(panel) == "1 run · running"
+    panel.set_live_run(new, "paused")
+    assert _line(panel) == "1 run · paused"
+    panel.set_live_run(new, "idle")
+    assert _line(panel) == "1 run · last incomplete"
+    panel.set_live_run(project.runs_dir / "20250101-000001")
+    assert _line(panel) == "2 runs · running"
+    panel.set_live_run(None)
+    assert _line(panel) == "1 run · last incomplete"
+
+
+def test_a_live_run_of_another_project_leaves_this_line_alone(qtbot, tmp_path):
+    panel, _ = _panel(qtbot)
+    panel.set_live_run(tmp_path / "elsewhere" / "runs" / "x")
+    assert _line(panel) == "0 runs"
+
+
+def test_window_run_shows_running_in_the_project_list(window, qtbot):
+    from tests.helpers import tiny_config
+    from tests.test_gui_run import RUN_TIMEOUT_MS, _project
+    # what MainWindow._on_run_state is asked to do (harmless if it already does)
+    window.train.controller.state_changed.connect(
+        lambda state: window.panel.set_live_run(window.train.controller.run_dir, state))
+    window.hub.load_catalog()
+    qtbot.waitUntil(lambda: window.hub.catalog is not None, timeout=RUN_TIMEOUT_MS)
+    _project(window, tiny_config())
+    row = window.panel.names().index("Tiny")
+    assert window.train.start()
+    try:
+        during = _line(window.panel, row)
+    finally:  # never leave a run going into teardown, where closing the window would ask a modal question
+        qtbot.waitUntil(lambda: not window.train.running, timeout=RUN_TIMEOUT_MS)
+    assert during == "1 run · running"
+    assert "running" not in _line(window.panel, row) and "student" in _line(window.panel, row)

@@ -98,6 +98,7 @@ class ProjectPanel(QWidget):
         super().__init__(parent)
         self.store = store
         self.current: str | None = None
+        self.live: tuple[Path, str] | None = None  # (run folder, state) of the run in progress, see set_live_run
         title = QLabel("Projects")
         title.setObjectName("sectionTitle")
         self.filter = QLineEdit()
@@ -174,15 +175,8 @@ class ProjectPanel(QWidget):
                 item.setText(f"{p.name}\ndamaged: project.toml unreadable")
                 item.setToolTip(p.error)
             else:
-                runs = p.runs()
-                last = runs[0] if runs else None
-                line = f"{len(runs)} run{'s' if len(runs) != 1 else ''}"
-                if last is not None:
-                    acc = (last.summary.get("student") or {}).get("accuracy")
-                    line += f" · student {acc:.1%}" if acc is not None else f" · last {last.status}"
-                    item.setIcon(dot_icon(STATUS_COLORS.get(last.status, "#9aa0a6")))
-                else:
-                    item.setIcon(dot_icon("#dadce0"))
+                line, color = self._runs_line(p)
+                item.setIcon(dot_icon(color))
                 item.setText(f"{p.name}\n{line}")
                 item.setToolTip(str(p.path))
             if p.name == select:
@@ -194,6 +188,30 @@ class ProjectPanel(QWidget):
                 self.list.setCurrentItem(item)
         self.list.blockSignals(False)
         self._update_actions()
+
+    def set_live_run(self, run_dir: Path | str | None, state: str = "running") -> None:
+        """Tell the list which run is in progress (None when none is) and its state ("running", "paused",
+        "stopping"): its project's line says so instead of what its folder says before the run has ended."""
+        live = (Path(run_dir), state) if run_dir is not None and state != "idle" else None
+        if live != self.live:
+            self.live = live
+            self.reload()
+
+    def _runs_line(self, project: Project) -> tuple[str, str]:
+        """The line under a project's name ("3 runs · student 97.2%", "1 run · running") and its dot's colour."""
+        runs = project.runs()
+        live = self.live if self.live and self.live[0].parent.resolve() == project.runs_dir.resolve() else None
+        unlisted = live is not None and all(Path(r.path).resolve() != live[0].resolve() for r in runs)
+        n = len(runs) + unlisted  # a run that has just started may not have written its folder yet
+        count = f"{n} run{'s' if n != 1 else ''}"
+        if live:
+            return f"{count} · {live[1]}", STATUS_COLORS.get(live[1], STATUS_COLORS["running"])
+        if not runs:
+            return count, "#dadce0"
+        last = runs[0]
+        acc = (last.summary.get("student") or {}).get("accuracy")
+        line = f"{count} · student {acc:.1%}" if acc is not None else f"{count} · last {last.status}"
+        return line, STATUS_COLORS.get(last.status, "#9aa0a6")
 
     def names(self) -> list[str]:
         """Project names shown in the list."""
