@@ -52,7 +52,7 @@ def _parser() -> argparse.ArgumentParser:
     x = sub.add_parser("export", help="export a finished run's student, reloaded and checked in each runtime")
     x.add_argument("run_dir", help="the run folder")
     x.add_argument("--format", action="append", required=True, metavar="F",
-                   help="torchscript, onnx, safetensors, state_dict or all (repeatable)")
+                   help="torchscript, onnx, safetensors, state_dict or all (repeatable, or comma-separated)")
     x.add_argument("--quantize", default="none", choices=("none", "int8", "fp16", "bf16"),
                    help="export int8 or half-precision weights")
     x.add_argument("--model", default="auto", help="student, finetune, prune, channels (default: auto = last "
@@ -118,7 +118,7 @@ def _init(args) -> int:
     if path.exists() and not args.force:
         raise KDError(f"'{path}' already exists; choose another path or add --force to overwrite it.")
     try:
-        atomic_write_text(path, starter_config_text())
+        atomic_write_text(path, starter_config_text(str(path)))  # its header's `kdstudio run` line names this file
     except OSError as e:
         raise KDError(f"Cannot write '{path}' ({e.strerror or e}); choose a folder you can write to.") from None
     print(f"Wrote {path}. Edit it, then run: kdstudio run {path}")
@@ -143,9 +143,12 @@ def _export(args) -> int:
     from .core.modelcard import exports_table
     formats = []
     for item in args.format:
-        for f in item.split(","):
-            f = f.strip()
+        for f in [part.strip() for part in item.split(",") if part.strip()]:
+            if f != "all" and f not in EXTENSIONS:  # said before the run is loaded, with every valid value
+                raise KDError(f"Export format '{f}' does not exist; use {', '.join(EXTENSIONS)} or all.")
             formats += list(EXTENSIONS) if f == "all" else [f]
+    if not formats:
+        raise KDError(f"--format needs a format: {', '.join(EXTENSIONS)} or all.")
     result = export_run(args.run_dir, list(dict.fromkeys(formats)), quantize=args.quantize, out=args.out,
                         force=args.force, model=args.model)
     if result["exports"]:
@@ -165,6 +168,7 @@ def _run(args) -> int:
     if args.command == "demo":
         cfg = demo_config()
         out = Path(args.out or f"kdstudio_runs/demo-{stamp}")
+        _check_demo_out(out)
     elif resume:
         if not args.out:
             raise KDError("--resume needs --out RUN_FOLDER: the folder of the run to continue.")
@@ -189,6 +193,26 @@ def _run(args) -> int:
     if (cfg is not None and sweep.is_sweep(cfg)) or (resume and sweep.is_sweep_dir(out)):
         return _execute_sweep(cfg, out, resume)
     return _execute(cfg, out, resume)
+
+
+def _check_demo_out(out: Path) -> None:
+    """`demo` has no --resume: a folder that already holds a run (or sweep) gets a sentence true for `demo`."""
+    from .core.store import RunDir, read_json
+    from .core.sweep import SWEEP_JSON, SWEEP_TOML
+    rd = RunDir(out)
+    sweep = (out / SWEEP_TOML).is_file()
+    checkpoints = rd.checkpoints.is_dir() and any(rd.checkpoints.glob("*.pt"))
+    if not (sweep or checkpoints or rd.config.exists()):
+        return
+    try:
+        status = (read_json(out / SWEEP_JSON if sweep else rd.summary, None) or {}).get("status")
+    except (OSError, ValueError):
+        status = None
+    if status != "completed" and (sweep or checkpoints):
+        raise KDError(f"'{out}' already holds an unfinished run; continue it with `kdstudio run --resume --out "
+                      f"{out}`, or choose another --out.")
+    what = "a finished run" if status == "completed" else "a run"
+    raise KDError(f"'{out}' already holds {what}; choose another --out or delete that folder.")
 
 
 def _execute_sweep(cfg, out: Path, resume: bool) -> int:

@@ -6,10 +6,12 @@ import re
 
 import pytest
 
+from kdstudio.cli import main
 from kdstudio.core import config as config_mod
 from kdstudio.core.projects import ProjectStore
 from kdstudio.core.templates import demo_config
 from kdstudio.gui.forms import label_for
+from tests.test_cli import _one_line_error
 
 FORM_PAGES = ("Data", "Teacher", "Student", "Method", "Train", "Export")
 SMALL_WORDS = {"a", "an", "the", "of", "for", "to", "in", "on", "and", "or", "per", "by", "with", "is", "it"}
@@ -156,3 +158,65 @@ def test_window_run_shows_running_in_the_project_list(window, qtbot):
         qtbot.waitUntil(lambda: not window.train.running, timeout=RUN_TIMEOUT_MS)
     assert during == "1 run · running"
     assert "running" not in _line(window.panel, row) and "student" in _line(window.panel, row)
+
+
+# ---- CLI ----------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("fmt", ["pdf", "all,pdf", "torchscript, pdf"])
+def test_export_names_every_valid_format_including_all(capsys, tmp_path, fmt):
+    err = _one_line_error(capsys, ["export", str(tmp_path), "--format", fmt], "'pdf'")
+    assert err.endswith("torchscript, onnx, safetensors, state_dict or all."), err
+
+
+def test_export_without_a_format_says_so(capsys, tmp_path):
+    _one_line_error(capsys, ["export", str(tmp_path), "--format", " , "], "--format needs a format")
+
+
+def _fake_run(folder, status=None, checkpoint=True):
+    (folder / "checkpoints").mkdir(parents=True)
+    (folder / "config.toml").write_text("")
+    if checkpoint:
+        (folder / "checkpoints" / "distill.pt").write_bytes(b"")
+    if status:
+        (folder / "summary.json").write_text(f'{{"status": "{status}"}}')
+    return folder
+
+
+def test_demo_has_no_resume_option(capsys):
+    with pytest.raises(SystemExit):
+        main(["demo", "--help"])
+    assert "--resume" not in capsys.readouterr().out
+
+
+def test_demo_on_a_finished_run_does_not_suggest_resume(capsys, tmp_path):
+    out = _fake_run(tmp_path / "done", "completed")
+    err = _one_line_error(capsys, ["demo", "--out", str(out)], "choose another --out or delete that folder")
+    assert "finished run" in err and "resume" not in err
+
+
+def test_demo_on_an_unfinished_run_names_the_command_that_continues_it(capsys, tmp_path):
+    out = _fake_run(tmp_path / "stopped", "stopped")
+    _one_line_error(capsys, ["demo", "--out", str(out)], f"`kdstudio run --resume --out {out}`")
+
+
+def test_demo_on_a_sweep_or_a_run_without_checkpoint(capsys, tmp_path):
+    sweep = tmp_path / "sweep"
+    sweep.mkdir()
+    (sweep / "sweep.toml").write_text("")
+    _one_line_error(capsys, ["demo", "--out", str(sweep)], "kdstudio run --resume")
+    bare = _fake_run(tmp_path / "bare", checkpoint=False)
+    assert "resume" not in _one_line_error(capsys, ["demo", "--out", str(bare)], "choose another --out")
+
+
+def test_demo_errors_show_the_traceback_with_debug(capsys, tmp_path):
+    out = _fake_run(tmp_path / "done", "completed")
+    assert main(["demo", "--out", str(out), "--debug"]) == 2
+    assert "Traceback" in capsys.readouterr().err
+
+
+def test_init_writes_the_new_help_and_names_its_own_file(tmp_path, capsys):
+    path = tmp_path / "mine.toml"
+    assert main(["init", str(path)]) == 0
+    text = path.read_text()
+    assert "kdstudio run " + str(path) in text.splitlines()[1]
+    line = next(t for t in text.splitlines() if t.startswith("lr = ") and "student" in t)
+    assert "adamw" in line and "1e-3" in line
