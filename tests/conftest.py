@@ -28,6 +28,7 @@ def window(qtbot):
     qtbot.addWidget(w)
     w.show()
     yield w
+    w._closing = True  # pytest-qt closes the window next: never let it ask "A run is in progress" (a modal hangs)
     if w.train.running:  # never leave a worker thread behind
         w.train.controller.stop()
         qtbot.waitUntil(lambda: not w.train.running, timeout=120_000)

@@ -282,6 +282,7 @@ class MainWindow(QMainWindow):
                 QApplication.sendEvent(self.pages[name], QShowEvent())
 
     def _on_run_state(self, state: str) -> None:
+        self.panel.set_live_run(self.train.controller.run_dir, state)  # "1 run · running" in the project list
         busy = state != "idle"
         self.panel.list.setEnabled(not busy)
         self.panel.list.setToolTip("A run is in progress; switch projects when it has ended." if busy else "")

@@ -56,7 +56,7 @@ class FormPage(QScrollArea):
 
     def extra_form(self) -> ConfigForm:
         """A further form bound to the model (add it to self.body where it belongs)."""
-        f = ConfigForm(self.model.set, self.model.set_local_error)
+        f = ConfigForm(self.model.set, self.model.set_local_error, label_column=self.form.label_column)
         self.extra_forms.append(f)
         return f
 
