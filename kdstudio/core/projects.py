@@ -11,7 +11,6 @@ autosave; only an explicit save of valid TOML text repairs it.
 from __future__ import annotations
 
 import datetime as _dt
-import json
 import os
 import re
 import shutil
@@ -325,8 +324,3 @@ class Settings:
             atomic_write_json(self.path, self.data)
         except OSError:
             pass
-
-
-def dumps_json(obj) -> str:
-    """Pretty JSON text (for showing summaries)."""
-    return json.dumps(obj, indent=2, default=str)

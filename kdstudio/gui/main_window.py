@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import base64
 
-from PySide6.QtCore import QByteArray, QSize, Qt, QTimer, QUrl
-from PySide6.QtGui import QAction, QDesktopServices, QKeySequence, QShowEvent
+from PySide6.QtCore import QByteArray, QSize, Qt, QTimer
+from PySide6.QtGui import QAction, QKeySequence, QShowEvent
 from PySide6.QtWidgets import (QApplication, QDockWidget, QHBoxLayout, QLabel, QMainWindow, QMessageBox, QSplitter,
                                QTabWidget, QToolButton, QVBoxLayout, QWidget)
 
@@ -377,7 +377,3 @@ class MainWindow(QMainWindow):
         QMessageBox.about(self, "About KD Studio",
                           f"<b>KD Studio {__version__}</b><br>A desktop workbench for knowledge distillation.<br>"
                           f"Projects: {self.store.root}")
-
-    def open_url(self, path) -> None:
-        """Open a folder or file with the system's handler."""
-        QDesktopServices.openUrl(QUrl.fromLocalFile(str(path)))
