@@ -24,8 +24,8 @@ import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
 from kdstudio.core import events, losses, models  # noqa: E402
-from kdstudio.core.engine import resolve_amp  # noqa: E402
-from kdstudio.core.training import CrossEntropy, StageRunner, StageSpec  # noqa: E402
+from kdstudio.core.pipeline.engine import resolve_amp  # noqa: E402
+from kdstudio.core.train.loop import CrossEntropy, StageRunner, StageSpec  # noqa: E402
 
 
 def _sync(device):
@@ -37,7 +37,7 @@ def _pair(name: str, device):
     """(teacher, student factory, x, y) for a named model pair."""
     if name == "digits":
         from kdstudio.core.data.digits import load_digits_arrays
-        from kdstudio.core.templates import demo_config
+        from kdstudio.core.config.templates import demo_config
         cfg = demo_config()
         x, y = load_digits_arrays()
         x = (x - x.mean()) / x.std()
@@ -160,7 +160,7 @@ def student_only_engine(student, x, y, batch, steps, device, amp_dtype):
 
 def _pair_config(name: str, batch: int, steps: int, cache: bool):
     """A full-pipeline config for the pair whose distill stage runs about `steps` steps, teacher cache off/on."""
-    from kdstudio.core.templates import demo_config
+    from kdstudio.core.config.templates import demo_config
     cfg = demo_config()
     if name != "digits":
         cfg.data.source, cfg.data.synthetic_classes, cfg.data.synthetic_size = "synthetic", 100, 32
@@ -186,7 +186,7 @@ def _pair_config(name: str, batch: int, steps: int, cache: bool):
 def engine_run_direct(name, batch, steps, cache=False):
     """(d') the whole engine (engine.run) called directly; distill samples/s from its summary."""
     import tempfile
-    from kdstudio.core import engine
+    from kdstudio.core.pipeline import engine
     return engine.run(_pair_config(name, batch, steps, cache), tempfile.mkdtemp())["distill"]["samples_per_s"]
 
 

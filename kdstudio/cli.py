@@ -112,8 +112,8 @@ def _gui(args) -> int:
 
 
 def _init(args) -> int:
-    from .core.store import atomic_write_text
-    from .core.templates import starter_config_text
+    from .core.store.files import atomic_write_text
+    from .core.config.templates import starter_config_text
     path = Path(args.path)
     if path.exists() and not args.force:
         raise KDError(f"'{path}' already exists; choose another path or add --force to overwrite it.")
@@ -126,8 +126,8 @@ def _init(args) -> int:
 
 
 def _eval(args) -> int:
-    from .core.artifacts import evaluate_run
-    from .core.modelcard import metrics_table
+    from .core.outputs.artifacts import evaluate_run
+    from .core.outputs.modelcard import metrics_table
     detail = evaluate_run(args.run_dir, latency_repeats=args.repeats,
                           on_model=lambda name: print(f"evaluating {name}…", file=sys.stderr))
     print("\n".join(metrics_table(detail["table"])))
@@ -138,9 +138,9 @@ def _eval(args) -> int:
 
 
 def _export(args) -> int:
-    from .core.artifacts import export_run
-    from .core.export import EXTENSIONS
-    from .core.modelcard import exports_table
+    from .core.outputs.artifacts import export_run
+    from .core.outputs.export import EXTENSIONS
+    from .core.outputs.modelcard import exports_table
     formats = []
     for item in args.format:
         for f in [part.strip() for part in item.split(",") if part.strip()]:
@@ -161,7 +161,7 @@ def _export(args) -> int:
 
 def _run(args) -> int:
     from .core import config as config_mod
-    from .core.templates import demo_config
+    from .core.config.templates import demo_config
 
     stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     resume = getattr(args, "resume", False)
@@ -189,7 +189,7 @@ def _run(args) -> int:
             cfg.set("device", args.device)
     elif args.set or args.device:
         raise KDError("--resume continues a run with its saved config; drop --set/--device.")
-    from .core import sweep
+    from .core.pipeline import sweep
     if (cfg is not None and sweep.is_sweep(cfg)) or (resume and sweep.is_sweep_dir(out)):
         return _execute_sweep(cfg, out, resume)
     return _execute(cfg, out, resume)
@@ -197,8 +197,8 @@ def _run(args) -> int:
 
 def _check_demo_out(out: Path) -> None:
     """`demo` has no --resume: a folder that already holds a run (or sweep) gets a sentence true for `demo`."""
-    from .core.store import RunDir, read_json
-    from .core.sweep import SWEEP_JSON, SWEEP_TOML
+    from .core.store.files import RunDir, read_json
+    from .core.pipeline.sweep import SWEEP_JSON, SWEEP_TOML
     rd = RunDir(out)
     sweep = (out / SWEEP_TOML).is_file()
     checkpoints = rd.checkpoints.is_dir() and any(rd.checkpoints.glob("*.pt"))
@@ -216,7 +216,8 @@ def _check_demo_out(out: Path) -> None:
 
 
 def _execute_sweep(cfg, out: Path, resume: bool) -> int:
-    from .core import events, sweep
+    from .core import events
+    from .core.pipeline import sweep
     from .progress import ProgressPrinter
 
     control = events.RunControl()
@@ -251,7 +252,8 @@ def _ctrl_c_stops(control):
 
 
 def _execute(cfg, out: Path, resume: bool) -> int:
-    from .core import engine, events
+    from .core.pipeline import engine
+    from .core import events
     from .progress import ProgressPrinter
 
     control = events.RunControl()

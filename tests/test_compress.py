@@ -7,10 +7,12 @@ import torch
 from torch import nn
 
 from kdstudio.cli import main
-from kdstudio.core import artifacts, compress, engine, events, models
-from kdstudio.core.channel_prune import apply_plan, find_links, prune_channels
+from kdstudio.core.outputs import artifacts, compress
+from kdstudio.core.pipeline import engine
+from kdstudio.core import events, models
+from kdstudio.core.outputs.channel_prune import apply_plan, find_links, prune_channels
 from kdstudio.core.errors import KDError
-from kdstudio.core.evaluate import predict_logits
+from kdstudio.core.outputs.evaluate import predict_logits
 from tests.helpers import tiny_config
 
 

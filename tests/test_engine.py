@@ -6,10 +6,11 @@ import math
 import pytest
 import torch
 
-from kdstudio.core import config, engine, events, models
+from kdstudio.core import config, events, models
+from kdstudio.core.pipeline import engine
 from kdstudio.core.errors import KDError, NumericalError
-from kdstudio.core.store import read_metrics
-from kdstudio.core.training import CrossEntropy, StageRunner, StageSpec
+from kdstudio.core.store.files import read_metrics
+from kdstudio.core.train.loop import CrossEntropy, StageRunner, StageSpec
 from tests.helpers import tiny_config
 
 

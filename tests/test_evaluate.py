@@ -8,10 +8,10 @@ import torch
 from torch import nn
 
 from kdstudio.cli import main
-from kdstudio.core import artifacts, engine
+from kdstudio.core.outputs import artifacts
+from kdstudio.core.pipeline import engine
 from kdstudio.core.errors import KDError
-from kdstudio.core.evaluate import (classification_metrics, comparison_table, confusion_matrix,
-                                    expected_calibration_error, flops, predict_logits)
+from kdstudio.core.outputs.evaluate import classification_metrics, comparison_table, confusion_matrix, expected_calibration_error, flops, predict_logits
 from tests.helpers import tiny_config
 
 

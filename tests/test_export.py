@@ -9,9 +9,10 @@ import torch
 from torch import nn
 
 from kdstudio.cli import main
-from kdstudio.core import artifacts, engine, export, modelcard
+from kdstudio.core.outputs import artifacts, export, modelcard
+from kdstudio.core.pipeline import engine
 from kdstudio.core.errors import KDError
-from kdstudio.core.evaluate import predict_logits
+from kdstudio.core.outputs.evaluate import predict_logits
 from tests.helpers import tiny_config
 
 ALL = ["torchscript", "onnx", "safetensors", "state_dict"]

@@ -8,7 +8,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from kdstudio.core import config, features, losses, models
+from kdstudio.core import config, losses, models
+from kdstudio.core.losses import matching as features
 from kdstudio.core.errors import ConfigError
 
 
@@ -312,7 +313,7 @@ def test_each_feature_method_distils_without_nan(feature, logit, images):
 
 def test_a_training_step_lets_go_of_the_hooked_features(tmp_path):
     from kdstudio.core import events
-    from kdstudio.core.training import StageRunner, StageSpec
+    from kdstudio.core.train.loop import StageRunner, StageSpec
     teacher, student = cnn(16), cnn(8, seed=1)
     models.freeze(teacher)
     obj = losses.build_objective(distill_cfg("kd", "fitnet", ["features.1"], ["features.2"]), teacher=teacher,

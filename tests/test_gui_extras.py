@@ -18,7 +18,7 @@ WAIT_MS = 60_000
 
 def _project_with_run(window, cfg, name="Extras"):
     """A project whose runs/ folder holds one finished run of cfg (run by the core, not through the window)."""
-    from kdstudio.core import engine
+    from kdstudio.core.pipeline import engine
     window.panel.new_project(name)
     window.model.replace(cfg)
     window.model.save_now()

@@ -28,7 +28,7 @@ def _project(window, cfg, name="Review"):
 
 def _sweep_project(window, **over):
     """A project whose one run is a sweep over seeds 0 and 1 (run by the core, not through the window)."""
-    from kdstudio.core import sweep
+    from kdstudio.core.pipeline import sweep
     cfg = tiny_config(**{"distill.epochs": 1, "baseline.enabled": False, **over})
     project = _project(window, cfg)
     swept = cfg.copy()
@@ -40,7 +40,7 @@ def _sweep_project(window, **over):
 
 
 def _single_project(window, cfg):
-    from kdstudio.core import engine
+    from kdstudio.core.pipeline import engine
     project = _project(window, cfg)
     assert engine.run(cfg.copy(), project.new_run_dir())["status"] == "completed"
     [run] = project.runs()
@@ -188,7 +188,7 @@ def test_dropping_a_python_file_sets_the_student_factory(window, qtbot, tmp_path
 # ---- 4. Teacher and Student pages say which run trained them ---------------------------------------------------
 
 def test_teacher_page_says_which_run_trained_the_teacher(window, qtbot):
-    from kdstudio.core import engine
+    from kdstudio.core.pipeline import engine
     from kdstudio.gui.widgets import fmt_pct
     cfg = tiny_config(**{"distill.epochs": 1, "baseline.enabled": False})
     project = _project(window, cfg)

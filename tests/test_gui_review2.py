@@ -10,8 +10,8 @@ pytest.importorskip("pytestqt")
 from PySide6.QtCore import Qt  # noqa: E402
 from PySide6.QtWidgets import QApplication  # noqa: E402
 
-from kdstudio.core.projects import RunInfo  # noqa: E402
-from kdstudio.core.store import atomic_write_json  # noqa: E402
+from kdstudio.core.store.projects import RunInfo  # noqa: E402
+from kdstudio.core.store.files import atomic_write_json  # noqa: E402
 from kdstudio.gui.widgets import ElidedLabel, fmt_ratio_said, ratio_words  # noqa: E402
 from tests.helpers import tiny_config  # noqa: E402
 

@@ -12,7 +12,7 @@ pytest.importorskip("pytestqt")
 
 from PySide6.QtWidgets import QMessageBox  # noqa: E402
 
-from kdstudio.core.store import read_json, read_metrics  # noqa: E402
+from kdstudio.core.store.files import read_json, read_metrics  # noqa: E402
 from tests.helpers import tiny_config  # noqa: E402
 
 RUN_TIMEOUT_MS = 120_000
@@ -187,7 +187,7 @@ def test_worker_error_is_shown_and_the_window_stays_usable(window, qtbot, monkey
     assert window.train.start_act.isEnabled() and window.isVisible()
 
     # an unexpected exception (a bug) reaches the window too, with its details
-    import kdstudio.core.engine as engine
+    import kdstudio.core.pipeline.engine as engine
 
     def boom(*a, **k):
         raise RuntimeError("boom")
@@ -251,7 +251,7 @@ def test_demo_mode_runs_the_demo_project_saves_screenshots_and_quits(qtbot, monk
     args = argparse.Namespace(demo=True, autorun=True, quit_when_done=True, screenshot=str(shots / "{page}.png"),
                               debug=False)
     assert gui_app.main(args) == 0
-    from kdstudio.core.projects import ProjectStore
+    from kdstudio.core.store.projects import ProjectStore
     project = ProjectStore().get("Digits demo")
     assert [r.status for r in project.runs()] == ["completed"]
     names = sorted(p.name for p in shots.glob("*.png"))

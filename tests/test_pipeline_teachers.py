@@ -3,7 +3,8 @@
 import pytest
 import torch
 
-from kdstudio.core import engine, events, models
+from kdstudio.core.pipeline import engine
+from kdstudio.core import events, models
 from kdstudio.core.errors import KDError
 from tests.helpers import tiny_config
 

@@ -8,8 +8,8 @@ import pytest
 
 from kdstudio.cli import main
 from kdstudio.core import config as config_mod
-from kdstudio.core.projects import ProjectStore
-from kdstudio.core.templates import demo_config
+from kdstudio.core.store.projects import ProjectStore
+from kdstudio.core.config.templates import demo_config
 from kdstudio.gui.forms import label_for
 from tests.test_cli import _one_line_error
 
@@ -94,7 +94,7 @@ def test_training_knobs_name_typical_values(key):
 
 
 def test_help_texts_say_what_the_code_does():
-    from kdstudio.core import training
+    from kdstudio.core.train import loop as training
     info = lambda k: config_mod.field_info(k).metadata["help"]  # noqa: E731
     assert "momentum=0.9" in inspect.getsource(training.make_optimizer) and "0.9" in info("distill.optimizer")
     assert "0.1 **" in inspect.getsource(training.make_scheduler) and "50% and 75%" in info("distill.scheduler")

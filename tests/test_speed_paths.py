@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from kdstudio.core import events, losses, models
-from kdstudio.core.training import StageRunner, StageSpec
+from kdstudio.core.train.loop import StageRunner, StageSpec
 
 
 def _reference_kd_loop(teacher, student, x, y, *, epochs, batch, lr, wd, seed, T, alpha):

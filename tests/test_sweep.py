@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from kdstudio.cli import main
-from kdstudio.core import config, sweep
+from kdstudio.core import config
+from kdstudio.core.pipeline import sweep
 from kdstudio.core.errors import ConfigError
 from tests.helpers import tiny_config
 

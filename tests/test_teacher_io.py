@@ -8,11 +8,12 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from kdstudio.core import models, teacher_io
+from kdstudio.core import models
+from kdstudio.core.models import teacher_io
 from kdstudio.core.config import Config
 from kdstudio.core.data import load_data
 from kdstudio.core.errors import ConfigError, KDError
-from kdstudio.core.teacher_formats import read_safetensors
+from kdstudio.core.models.teacher_formats import read_safetensors
 
 warnings.filterwarnings("ignore", category=DeprecationWarning)
 

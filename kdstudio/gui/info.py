@@ -38,7 +38,7 @@ def _run_config(run):
 def _test_accuracy(run, role: str) -> tuple[float | None, str]:
     """(test accuracy of `role`, "" or how it was aggregated) from summary.json, else evaluation.json; for a sweep
     the mean over the seeds of its best point."""
-    from ..core.store import read_json
+    from ..core.store.files import read_json
     if run.is_sweep:
         return run.headline().get(role), "mean of the best point"
     acc = (run.summary.get(role) or {}).get("accuracy") if isinstance(run.summary.get(role), dict) else None

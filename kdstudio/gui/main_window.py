@@ -10,7 +10,7 @@ from PySide6.QtWidgets import (QApplication, QDockWidget, QHBoxLayout, QLabel, Q
                                QTabWidget, QToolButton, QVBoxLayout, QWidget)
 
 from .. import __version__
-from ..core.projects import ProjectStore, Settings
+from ..core.store.projects import ProjectStore, Settings
 from . import refguard
 from .info import InfoHub
 from .model import ConfigModel

@@ -11,7 +11,7 @@ from PySide6.QtCore import QObject, QTimer, Signal
 from ..core import config as config_mod
 from ..core.config import Config
 from ..core.errors import ConfigError, KDError
-from ..core.projects import Project
+from ..core.store.projects import Project
 
 AUTOSAVE_MS = 400
 

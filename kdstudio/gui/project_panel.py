@@ -12,8 +12,8 @@ from PySide6.QtWidgets import (QDialog, QDialogButtonBox, QFileDialog, QHBoxLayo
 
 from ..core.config import Config
 from ..core.errors import KDError
-from ..core.projects import Project, ProjectStore, sanitize_name
-from ..core.templates import demo_config
+from ..core.store.projects import Project, ProjectStore, sanitize_name
+from ..core.config.templates import demo_config
 from .widgets import STATUS_COLORS, dot_icon
 
 TEMPLATES = {"Blank project": Config, "Digits demo": demo_config}

@@ -88,7 +88,7 @@ def load_catalog() -> dict:
     import torch
 
     from ..core import losses, models
-    importlib.import_module("kdstudio.core.engine")  # the engine's own imports happen here, not mid-run
+    importlib.import_module("kdstudio.core.pipeline.engine")  # the engine's own imports happen here, not mid-run
     _warm_up(torch)
     methods = {}
     for name, info in losses.available().items():
@@ -210,8 +210,8 @@ def _file_teacher(cfg, models, shape, out: dict) -> None:
     import torch
 
     from ..core.data import load_data
-    from ..core.teacher_formats import OnnxTeacher
-    from ..core.teacher_io import load_teacher
+    from ..core.models.teacher_formats import OnnxTeacher
+    from ..core.models.teacher_io import load_teacher
     t = cfg.teacher
     path = Path(t.path).expanduser() if t.path else None
     try:
@@ -247,7 +247,7 @@ def gallery(run_dir: Path, model: str, limit: int) -> list[dict]:
     """Misclassified test images of one model (core.artifacts.gallery), each image as uint8 (H, W) or (H, W, 3)."""
     import numpy as np
 
-    from ..core.artifacts import gallery as core_gallery
+    from ..core.outputs.artifacts import gallery as core_gallery
     out = []
     for item in core_gallery(Path(run_dir), model=model, limit=limit):
         img = np.asarray(item["image"], dtype=np.float32)
@@ -270,6 +270,6 @@ def _summary(models, model, shape) -> dict | None:
 def export_run(run_dir: Path, formats: list[str], out_dir: Path, quantize: str = "none", model: str = "auto",
                force: bool = False) -> dict:
     """Export a finished run's student with the core's run-level export; {"exports", "failed", "model", "out"}."""
-    from ..core.artifacts import export_run as core_export_run
+    from ..core.outputs.artifacts import export_run as core_export_run
     return core_export_run(Path(run_dir), list(formats), quantize=quantize, out=Path(out_dir), force=force,
                            model=model)

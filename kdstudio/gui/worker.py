@@ -54,7 +54,7 @@ class RunWorker(QObject):
     def run(self) -> None:
         """The thread's work: import the engine (torch) lazily, run, report."""
         try:
-            from ..core import engine, sweep
+            from ..core.pipeline import engine, sweep
             self._leave_a_core_for_the_window()
             cfg = None if self.resume else self.cfg
             if (cfg is not None and sweep.is_sweep(cfg)) or (self.resume and sweep.is_sweep_dir(self.out_dir)):

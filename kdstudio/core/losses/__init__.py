@@ -118,9 +118,9 @@ def build_objective(distill, *, teacher: nn.Module, student: nn.Module, example_
     logit = None if feat_name == distill.method else from_config(distill)
     if not feat_name:
         return Objective(logit)
-    from .. import features
+    from . import matching
     feature = create(feat_name, **feat_params)
-    matcher = features.build_matcher(student, teacher, list(getattr(distill, "student_layers", []) or []),
+    matcher = matching.build_matcher(student, teacher, list(getattr(distill, "student_layers", []) or []),
                                      list(getattr(distill, "teacher_layers", []) or []), feature, example_input)
     return Objective(logit, feature, matcher)
 

@@ -1,6 +1,6 @@
 """Feature methods: FitNets hints, attention transfer, relational KD, similarity preserving, PKT.
 
-Each compares features already captured and matched by `kdstudio.core.features` (hooks, adapters, pooling).
+Each compares features already captured and matched by `kdstudio.core.losses.matching` (hooks, adapters, pooling).
 Terms are raw (unweighted); "total" weights them. Relation methods (rkd, sp, pkt) flatten each sample's
 features and compare batch-by-batch relations, so their two layers may have any sizes.
 """

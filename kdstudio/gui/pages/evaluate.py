@@ -13,8 +13,8 @@ from PySide6.QtGui import QColor
 from PySide6.QtWidgets import (QBoxLayout, QFrame, QHeaderView, QLabel, QScrollArea, QSplitter, QTableWidget,
                                QTableWidgetItem, QTreeWidget, QTreeWidgetItem, QVBoxLayout, QWidget)
 
-from ...core.projects import RunInfo
-from ...core.store import read_json
+from ...core.store.projects import RunInfo
+from ...core.store.files import read_json
 from ..forms import ConfigForm
 from ..model import ConfigModel
 from ..widgets import CardGrid, StatCard, fmt_bytes, fmt_int, fmt_pct, fmt_pts, fmt_ratio_said, ratio_words

@@ -15,7 +15,7 @@ from PySide6.QtGui import QDesktopServices
 from PySide6.QtWidgets import (QComboBox, QFileDialog, QGridLayout, QGroupBox, QHBoxLayout, QHeaderView, QLabel,
                                QLineEdit, QMessageBox, QPushButton, QTableWidget, QTableWidgetItem, QVBoxLayout)
 
-from ...core.projects import RunInfo
+from ...core.store.projects import RunInfo
 from .. import tasks
 from ..model import ConfigModel
 from ..widgets import Banner, fmt_bytes, fmt_pct, fmt_pts
@@ -270,7 +270,7 @@ class ExportPage(FormPage):
 
     def _reread_summary(self) -> None:
         """The export recorded its files in the run's summary.json: keep the listed run (or seed) up to date."""
-        from ...core.store import read_json
+        from ...core.store.files import read_json
         folder, sub, run = self.export_dir(), self.selected_sub(), self.selected_run()
         summary = read_json(folder / "summary.json", None) if folder is not None else None
         if isinstance(summary, dict):

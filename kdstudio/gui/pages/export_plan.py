@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ...core.projects import RunInfo
-from ...core.store import read_json
+from ...core.store.projects import RunInfo
+from ...core.store.files import read_json
 
 
 def has_student(folder: Path) -> bool:
@@ -69,8 +69,8 @@ def sub_label(sub: dict) -> str:
 def files_written(run_folder: Path, formats: list[str], quantize: str) -> list[str]:
     """Names of the files an export of this run writes into its output folder: one per format, the shared
     arch JSON, the model card (MODEL_CARD.md, model_card.json) and its plots (see core.export, core.modelcard)."""
-    from ...core import export as export_mod
-    from ...core import modelcard
+    from ...core.outputs import export as export_mod
+    from ...core.outputs import modelcard
     names = [export_mod.file_name(f, quantize) for f in formats if f in export_mod.EXTENSIONS]
     names += [export_mod.arch_file_name(quantize), modelcard.MARKDOWN, modelcard.JSON]
     folder = Path(run_folder)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ...core import events as ev
-from ...core.store import read_metrics
+from ...core.store.files import read_metrics
 from ..series import Progress, RunSeries, format_duration
 
 
@@ -17,7 +17,7 @@ class LiveRun:
     """State of the active run (or sweep) built from engine events."""
 
     def __init__(self, cfg, out: Path, resume: bool = False):
-        from ...core import sweep
+        from ...core.pipeline import sweep
         self.cfg, self.out = cfg, Path(out)
         self.sweep_total = len(sweep.expand(cfg)) if sweep.is_sweep(cfg) else 0
         self.sub_index = 0

@@ -11,8 +11,8 @@ from PySide6.QtWidgets import (QFrame, QHBoxLayout, QLabel, QMessageBox, QProgre
                                QVBoxLayout, QWidget)
 
 from ...core import config as config_mod
-from ...core.projects import RunInfo
-from ...core.store import read_metrics
+from ...core.store.projects import RunInfo
+from ...core.store.files import read_metrics
 from ..forms import ConfigForm
 from ..model import ConfigModel
 from ..plots import PlotPanel

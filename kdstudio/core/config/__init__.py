@@ -19,7 +19,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - exercised only on Python 3.10
     import tomli as tomllib
 
-from .errors import ConfigError, NotAvailableYet
+from ..errors import ConfigError, NotAvailableYet
 from .schema import (  # noqa: F401  (re-exported: the sections are part of the config API)
     BaselineConfig, CompressConfig, DataConfig, DistillConfig, EvaluateConfig, ExportConfig, RunConfig,
     StudentConfig, TeacherConfig, opt,
@@ -354,6 +354,6 @@ def dumps(cfg: Config, *, comments: bool = False) -> str:
 
 def save(cfg: Config, path: str | Path, *, comments: bool = False) -> None:
     """Write the config as TOML, atomically."""
-    from .store import atomic_write_text
+    from ..store.files import atomic_write_text
     atomic_write_text(Path(path), dumps(cfg, comments=comments))
 

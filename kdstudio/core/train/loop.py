@@ -20,10 +20,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from . import events as ev
-from .data.augment import augment_batch
-from .errors import NumericalError, RunStopped
-from .evaluate import accuracy
+from .. import events as ev
+from ..data.augment import augment_batch
+from ..errors import NumericalError, RunStopped
+from ..outputs.evaluate import accuracy
 
 
 class CrossEntropy(nn.Module):
@@ -146,7 +146,7 @@ class StageRunner:
     # ---- checkpoints ----------------------------------------------------------------------------------
     def save_checkpoint(self, complete: bool = False) -> None:
         """Write model/optimizer/scheduler/position/RNG state atomically."""
-        from .store import atomic_save_with
+        from ..store.files import atomic_save_with
         state = {
             "stage": self.s.name, "epoch": self.epoch, "step_in_epoch": self.step_in_epoch,
             "perm": None if self.perm is None else self.perm.cpu(), "complete": complete,

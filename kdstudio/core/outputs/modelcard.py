@@ -9,8 +9,8 @@ from __future__ import annotations
 import datetime as _dt
 from pathlib import Path
 
-from .errors import KDError
-from .store import RunDir, atomic_write_bytes, atomic_write_json, atomic_write_text, read_json, read_metrics
+from ..errors import KDError
+from ..store.files import RunDir, atomic_write_bytes, atomic_write_json, atomic_write_text, read_json, read_metrics
 
 MARKDOWN, JSON, LOSS_PNG, CONFUSION_PNG = "MODEL_CARD.md", "model_card.json", "loss_curves.png", "confusion_matrix.png"
 
@@ -23,7 +23,7 @@ def load_snippet(fmt: str, file: str, config_file: str) -> str:
              "if info.get(\"channel_plan\"):\n"
              "    apply_plan(model, info[\"channel_plan\"])\n")
     head = ("import json, torch\nfrom kdstudio.core import models\n"
-            "from kdstudio.core.channel_prune import apply_plan\n")
+            "from kdstudio.core.outputs.channel_prune import apply_plan\n")
     return {
         "torchscript": f"import torch\nmodel = torch.jit.load(\"{file}\")\nlogits = model(x)",
         "onnx": f"import onnxruntime as ort\nsession = ort.InferenceSession(\"{file}\")\n"
@@ -123,8 +123,8 @@ def draw_images(rd: RunDir, out_dir: Path, model: str = "student") -> tuple[list
 
 def build_card(summary: dict, cfg, images: list[str], notes: list[str], out_dir: Path | None = None) -> dict:
     """The model card as plain data (what model_card.json holds); it lists the exports that lie in out_dir."""
-    from .. import __version__
-    from .config import dumps
+    from ... import __version__
+    from ..config import dumps
     d = cfg.distill
     exports = [e for e in summary.get("exports", [])
                if out_dir is None or Path(e["path"]).parent.resolve() == Path(out_dir).resolve()]

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import torch
 
-from . import events as ev
-from . import losses, models
-from .errors import KDError, RunStopped
-from .evaluate import accuracy
-from .training import CrossEntropy, StageRunner, StageSpec
+from .. import events as ev
+from .. import losses, models
+from ..errors import KDError, RunStopped
+from ..outputs.evaluate import accuracy
+from ..train.loop import CrossEntropy, StageRunner, StageSpec
 
 
 def run_all(p) -> None:
@@ -70,7 +70,7 @@ def _completed(p, name: str) -> dict | None:
 
 def _load_file_teacher(p) -> torch.nn.Module:
     """The teacher file (plus any extra teachers), fine-tuned when asked; resumes a finished fine-tune."""
-    from . import teacher_io
+    from ..models import teacher_io
     cfg, t = p.cfg, p.cfg.teacher
     warn = lambda m: p.emit(ev.WARNING, "teacher", message=m)  # noqa: E731
     teacher = teacher_io.load_teacher(cfg, p.data, p.device, warn=warn)
@@ -123,7 +123,7 @@ def _train_teacher(p) -> torch.nn.Module:
 
 def teacher_stage(p) -> None:
     """Train the teacher (source = "train") or load it (source = "file"), check it, then freeze it."""
-    from . import teacher_io
+    from ..models import teacher_io
     cfg, t = p.cfg, p.cfg.teacher
     _begin(p, "teacher", source=t.source, arch=t.arch, path=t.path)
     for message in getattr(p.data, "warnings", []):
@@ -217,13 +217,14 @@ def _timing(p, name: str, res) -> dict:
 
 
 def _student_factory(p):
-    from .artifacts import student_factory
+    from ..outputs.artifacts import student_factory
     return student_factory(p.cfg, p.data.num_classes, p.data.input_shape)
 
 
 def compress_stage(p) -> None:
     """Fine-tune on hard labels, prune, shrink channels, int8, half: the enabled steps, each a variant."""
-    from . import compress
+    from . import compress_stage as compress
+    from ..outputs.compress import public_record
     steps = compress.enabled_steps(p.cfg)
     p.variants = []
     if not steps:
@@ -238,14 +239,14 @@ def compress_stage(p) -> None:
         _begin(p, "compress", steps=rest)
         compress.run_compress(p, factory)
         _finish(p, "compress", variants=[v["name"] for v in p.variants])
-    p.summary["compress"] = {"steps": steps, "variants": [compress.public_record(v) for v in p.variants]}
+    p.summary["compress"] = {"steps": steps, "variants": [public_record(v) for v in p.variants]}
 
 
 def evaluate_stage(p) -> None:
     """Every model on the test split: accuracy, top-5, per class, confusion, ECE, agreement, size, FLOPs, latency;
     evaluation.json gets the detail, summary.json the headline numbers and ratios."""
-    from .artifacts import flops_parents, write_evaluation
-    from .evaluate import evaluate_all, summarize
+    from ..outputs.artifacts import flops_parents, write_evaluation
+    from ..outputs.evaluate import evaluate_all, summarize
     _begin(p, "evaluate")
     named = {"teacher": p.teacher, "student": p.student}
     if p.summary.get("baseline"):
@@ -281,9 +282,9 @@ def evaluate_stage(p) -> None:
 def export_stage(p) -> None:
     """Write the configured formats into exports/, each reloaded in its runtime and checked against the live
     model; a format that fails is a warning, the others are still written. Then the model card."""
-    from .artifacts import PARITY_SAMPLES, pick_source, prepare_export, student_arch_info
-    from .export import export_all
-    from .modelcard import write_model_card
+    from ..outputs.artifacts import PARITY_SAMPLES, pick_source, prepare_export, student_arch_info
+    from ..outputs.export import export_all
+    from ..outputs.modelcard import write_model_card
     cfg = p.cfg
     if not cfg.export.formats:
         return

@@ -23,8 +23,8 @@ from typing import Callable
 import torch
 from torch import nn
 
-from . import models
-from .errors import ConfigError, KDError
+from .. import models
+from ..errors import ConfigError, KDError
 from .teacher_formats import OnnxTeacher, detect_format, load_onnx, read_safetensors  # noqa: F401
 
 STATE_DICT_KEYS = ("state_dict", "model_state_dict", "model", "net", "weights", "teacher")
@@ -241,7 +241,7 @@ def check_model(model: nn.Module, bundle, device, *, role: str = "student", wher
 def _feature_method(spec) -> str:
     """The feature method a [distill] section or an objective uses ("" = logits only)."""
     if hasattr(spec, "method"):  # a DistillConfig
-        from . import losses
+        from .. import losses
         cls = losses.REGISTRY.get(spec.method)
         if cls is not None and getattr(cls, "kind", "") == "feature":
             return spec.method

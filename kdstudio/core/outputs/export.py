@@ -22,9 +22,9 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .errors import KDError
+from ..errors import KDError
 from .evaluate import cpu_threads
-from .store import atomic_save_with, atomic_write_json, read_json
+from ..store.files import atomic_save_with, atomic_write_json, read_json
 
 EXTENSIONS = {"torchscript": "torchscript.pt", "onnx": "onnx", "safetensors": "safetensors",
               "state_dict": "state_dict.pt"}
@@ -337,6 +337,6 @@ def arch_json(arch: str, width: int, depth: int, num_classes: int, input_shape: 
                     ".load_state_dict(torch.load(path, weights_only=True))"}
     if plan:
         info["channel_plan"] = plan
-        info["load"] = ("kdstudio.core.channel_prune.apply_plan(kdstudio.core.models.build(arch, num_classes, "
+        info["load"] = ("kdstudio.core.outputs.channel_prune.apply_plan(kdstudio.core.models.build(arch, num_classes, "
                         "input_shape, width, depth), channel_plan).load_state_dict(...)")
     return info

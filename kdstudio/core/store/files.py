@@ -8,7 +8,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from .errors import KDError
+from ..errors import KDError
 
 
 def _umask() -> int:

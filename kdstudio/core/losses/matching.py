@@ -1,8 +1,8 @@
 """Feature matching without model edits: layers named by module path, captured with forward hooks.
 
-    names = features.layer_names(model)                      # hookable paths, as model.named_modules() shows
-    rows = features.describe_layers(model, example_input)    # [{name, type, shape, calls}] in execution order
-    matcher = features.build_matcher(student, teacher, ["features.1"], ["features.2"], method, example_input)
+    names = matching.layer_names(model)                      # hookable paths, as model.named_modules() shows
+    rows = matching.describe_layers(model, example_input)    # [{name, type, shape, calls}] in execution order
+    matcher = matching.build_matcher(student, teacher, ["features.1"], ["features.2"], method, example_input)
     ... student(x); teacher(x) ...                           # the hooks capture the named outputs
     s_feats, t_feats = matcher()                             # matched (pooled, adapted) lists, one per pair
     matcher.remove()                                         # unhook before export
@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .errors import ConfigError
+from ..errors import ConfigError
 
 MAX_ADAPTER_PARAMS = 20_000_000
 

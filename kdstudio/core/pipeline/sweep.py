@@ -17,9 +17,9 @@ import statistics
 from pathlib import Path
 from typing import Callable
 
-from . import config as config_mod
-from .errors import ConfigError, KDError
-from .store import atomic_write_json, atomic_write_text, read_json
+from .. import config as config_mod
+from ..errors import ConfigError, KDError
+from ..store.files import atomic_write_json, atomic_write_text, read_json
 
 SWEEP_TOML, SWEEP_JSON, SWEEP_MD = "sweep.toml", "sweep.json", "sweep.md"
 

@@ -13,9 +13,9 @@ from typing import Callable
 import torch
 from torch import nn
 
-from . import config as config_mod
-from .errors import KDError
-from .store import RunDir, atomic_write_json, read_json
+from .. import config as config_mod
+from ..errors import KDError
+from ..store.files import RunDir, atomic_write_json, read_json
 
 PARITY_SAMPLES = 1024  # test inputs used for the export parity check
 
@@ -40,7 +40,7 @@ class LoadedRun:
 
 def student_spec(cfg) -> tuple[str, int, int]:
     """(arch, width, depth) of the configured student (multipliers and arch = "teacher" resolved)."""
-    from . import models
+    from .. import models
     spec = getattr(models, "student_spec", None)
     if spec is not None:
         return spec(cfg)
@@ -49,7 +49,7 @@ def student_spec(cfg) -> tuple[str, int, int]:
 
 def student_factory(cfg, num_classes: int, input_shape: tuple) -> Callable[[], nn.Module]:
     """A function building a fresh student of the configured architecture."""
-    from . import models
+    from .. import models
     arch, width, depth = student_spec(cfg)
     return lambda: models.build(arch, num_classes, tuple(input_shape), width, depth)
 
@@ -72,7 +72,7 @@ def _load_state(path: Path) -> dict | None:
 
 
 def _teacher(cfg, data, rd: RunDir, notes: list[str]) -> nn.Module | None:
-    from . import models
+    from .. import models
     state = _load_state(rd.checkpoint("teacher"))
     try:
         if cfg.teacher.source == "train":
@@ -82,7 +82,7 @@ def _teacher(cfg, data, rd: RunDir, notes: list[str]) -> nn.Module | None:
             teacher = models.build(cfg.teacher.arch, data.num_classes, data.input_shape, cfg.teacher.width,
                                    cfg.teacher.depth)
         else:
-            from .teacher_io import load_teacher
+            from ..models.teacher_io import load_teacher
             teacher = load_teacher(cfg, data, torch.device("cpu"))
         if state and "model" in state:
             teacher.load_state_dict(state["model"])
@@ -96,7 +96,7 @@ def load_run(run_dir: str | Path, *, variants: bool = True) -> LoadedRun:
     """Load config, data (same split), teacher, student, baseline and compressed variants of a run folder.
     KDError when the folder is not a run or holds no finished student."""
     from .compress import rebuild_variants
-    from .data import load_data
+    from ..data import load_data
     rd = RunDir(run_dir)
     if not rd.config.is_file():
         raise KDError(f"'{rd.root}' is not a KD Studio run folder (it has no config.toml); give the folder that "
@@ -178,7 +178,7 @@ def load_evaluation(run_dir: str | Path) -> dict | None:
 def gallery(run_dir: str | Path, model: str = "student", limit: int = 64) -> list[dict]:
     """Misclassified test examples of one model for an image gallery: index, true/pred class (number and name),
     confidence, and the input un-normalised to [0, 1] as a numpy array (H, W) or (H, W, C); [] for non-images."""
-    from .data import load_data
+    from ..data import load_data
     ev = load_evaluation(run_dir)
     if not ev or model not in ev["models"]:
         raise KDError(f"No evaluation of '{model}' in '{run_dir}'; run `kdstudio eval {run_dir}` first.")

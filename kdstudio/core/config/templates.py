@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .config import Config, dumps
+from . import Config, dumps
 
 
 def demo_config() -> Config:

@@ -16,12 +16,12 @@ from typing import Callable
 
 import torch
 
-from . import config as config_mod
-from . import events as ev
-from . import losses  # noqa: F401  (registers the loss checks used by config validation)
-from .config import Config
-from .errors import KDError, RunStopped
-from .store import JsonlWriter, RunDir, atomic_write_json, read_json
+from .. import config as config_mod
+from .. import events as ev
+from .. import losses  # noqa: F401  (registers the loss checks used by config validation)
+from ..config import Config
+from ..errors import KDError, RunStopped
+from ..store.files import JsonlWriter, RunDir, atomic_write_json, read_json
 
 
 def resolve_device(name: str) -> torch.device:
@@ -181,7 +181,7 @@ class _Pipeline:
         self.stage: str | None = None
 
     def run(self) -> None:
-        from .data import load_data
+        from ..data import load_data
         from . import stages
 
         cfg = self.cfg

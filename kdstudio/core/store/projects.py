@@ -18,10 +18,10 @@ import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import config as config_mod
-from .config import Config
-from .errors import ConfigError, KDError
-from .store import atomic_write_json, atomic_write_text, read_json
+from .. import config as config_mod
+from ..config import Config
+from ..errors import ConfigError, KDError
+from .files import atomic_write_json, atomic_write_text, read_json
 
 PROJECT_FILE = "project.toml"
 RUNS = "runs"

@@ -1,0 +1,1 @@
+"""The outputs room of the pipeline."""

@@ -1,0 +1,1 @@
+"""The pipeline room of the pipeline."""
