@@ -189,9 +189,6 @@ def _run(args) -> int:
             cfg.set("device", args.device)
     elif args.set or args.device:
         raise KDError("--resume continues a run with its saved config; drop --set/--device.")
-    from .core.pipeline import sweep
-    if (cfg is not None and sweep.is_sweep(cfg)) or (resume and sweep.is_sweep_dir(out)):
-        return _execute_sweep(cfg, out, resume)
     return _execute(cfg, out, resume)
 
 
@@ -215,23 +212,6 @@ def _check_demo_out(out: Path) -> None:
     raise KDError(f"'{out}' already holds {what}; choose another --out or delete that folder.")
 
 
-def _execute_sweep(cfg, out: Path, resume: bool) -> int:
-    from .core import events
-    from .core.pipeline import sweep
-    from .progress import ProgressPrinter
-
-    control = events.RunControl()
-    printer = ProgressPrinter()
-    try:
-        with _ctrl_c_stops(control):
-            result = sweep.run_sweep(cfg, out, on_event=printer, control=control, resume=resume)
-    finally:
-        printer.close()
-    print(sweep.format_table(result), end="")
-    print(f"Sweep {result['status']}. Folder: {out} (sweep.json, sweep.md, one run folder per point and seed)")
-    return EXIT_INTERRUPTED if result["status"] == "stopped" else 0
-
-
 @contextlib.contextmanager
 def _ctrl_c_stops(control):
     """While inside: the first Ctrl-C asks the engine to stop cleanly (checkpoint first), a second one quits."""
@@ -252,20 +232,25 @@ def _ctrl_c_stops(control):
 
 
 def _execute(cfg, out: Path, resume: bool) -> int:
-    from .core.pipeline import engine
+    """Run (or resume) one run or a sweep through the engine's one entry point, with progress on stderr."""
     from .core import events
+    from .core.pipeline import engine
     from .progress import ProgressPrinter
 
     control = events.RunControl()
     printer = ProgressPrinter()
     try:
         with _ctrl_c_stops(control):
-            summary = engine.run(cfg, out, on_event=printer, control=control, resume=resume)
+            result = engine.run(cfg, out, on_event=printer, control=control, resume=resume)
     finally:
         printer.close()
-    printer.print_summary(summary, out)
-    return EXIT_INTERRUPTED if summary["status"] == "stopped" else 0
-
+    if printer.is_sweep:
+        from .core.pipeline import sweep
+        print(sweep.format_table(result), end="")
+        print(f"Sweep {result['status']}. Folder: {out} (sweep.json, sweep.md, one run folder per point and seed)")
+    else:
+        printer.print_summary(result, out)
+    return EXIT_INTERRUPTED if result["status"] == "stopped" else 0
 
 if __name__ == "__main__":
     sys.exit(main())

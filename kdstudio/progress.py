@@ -1,4 +1,7 @@
-"""Terminal rendering of engine events: one tqdm bar per training stage, messages above it."""
+"""Terminal rendering of engine events: the plan, one tqdm bar per training stage, messages above it.
+
+Messages are the events' one `describe()` sentence, the same that log.txt and the window's log show.
+"""
 
 from __future__ import annotations
 
@@ -16,32 +19,38 @@ class ProgressPrinter:
         self.stream = stream or sys.stderr
         self.bar: tqdm | None = None
         self.stage: str | None = None
+        self.is_sweep = False
+        self.member = ""        # "3/6 " while a sweep runs its third point × seed
 
     def __call__(self, e: ev.Event) -> None:
+        d = e.data
         if e.kind == ev.STEP:
-            d = e.data
             total = d["epochs"] * d["steps"]
             if self.bar is None or self.stage != e.stage:
                 self._close_bar()
                 self.stage = e.stage
-                self.bar = tqdm(total=total, desc=f"{e.stage:>8}", unit="step", file=self.stream,
+                self.bar = tqdm(total=total, desc=f"{self.member}{e.stage:>8}", unit="step", file=self.stream,
                                 dynamic_ncols=True, leave=True)
             self.bar.total = total
             self.bar.update(d["global_step"] - self.bar.n)
-            self.bar.set_postfix_str(f"epoch {d['epoch']}/{d['epochs']} loss {d['total']:.4f} "
+            self.bar.set_postfix_str(f"epoch {d['epoch']}/{d['epochs']} loss {d['terms'].get('total', 0.0):.4f} "
                                      f"{d['samples_per_s']:,.0f} samples/s", refresh=False)
         elif e.kind == ev.EPOCH:
             if self.bar is not None:
-                self.bar.set_postfix_str(f"epoch {e.data['epoch']}/{e.data['epochs']} "
-                                         f"val acc {e.data['val_acc']:.2%}", refresh=True)
-        elif e.kind == ev.STAGE_STARTED:
+                val = d["val_acc"]
+                self.bar.set_postfix_str(f"epoch {d['epoch']}/{d['epochs']} "
+                                         + (f"val acc {val:.2%}" if val is not None else ""), refresh=True)
+        elif e.kind in (ev.STAGE_STARTED, ev.STAGE_FINISHED, ev.MEMBER_STARTED):
             self._close_bar()
-            self._write(f"── {e.stage} ──")
+            if e.kind == ev.MEMBER_STARTED:
+                self.member = f"{d['index']}/{d['total']} "
+            if e.kind != ev.STAGE_FINISHED:
+                self._write(ev.describe(e) or "")
+        elif e.kind == ev.RUN_STARTED:
+            self.is_sweep = bool(d["plan"].get("sweep"))
+            self._write(f"Plan: {d['plan']['description']}.")
         elif e.kind in (ev.LOG, ev.WARNING):
-            prefix = "warning: " if e.kind == ev.WARNING else ""
-            self._write(f"{prefix}{e.data.get('message', '')}")
-        elif e.kind == ev.STAGE_FINISHED:
-            self._close_bar()
+            self._write(ev.describe(e) or "")
 
     def _write(self, text: str) -> None:
         if self.bar is not None:

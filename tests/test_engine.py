@@ -113,7 +113,7 @@ def test_cached_teacher_gives_the_same_losses_as_uncached(tmp_path):
         StageRunner(spec, x=x, y=y, x_val=x, y_val=y, device=torch.device("cpu"), amp_dtype=None,
                     emit=lambda kind, stage, **d: seen.append(d) if kind == events.EPOCH else None,
                     control=events.RunControl(), checkpoint_path=tmp_path / f"c{cache}.pt", seed=3).run()
-        return [(d["kd"], d["ce"]) for d in seen]
+        return [(d["terms"]["kd"], d["terms"]["ce"]) for d in seen]
 
     cached, uncached = distill_steps(True), distill_steps(False)
     assert len(cached) == len(uncached) > 0

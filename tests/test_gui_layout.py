@@ -239,7 +239,9 @@ def test_placeholder_goes_as_soon_as_a_live_run_draws(window, qtbot, tmp_path):
     train.live = LiveRun(window.model.cfg.copy(), tmp_path / "run")
     train.plots.show_series([train.live.series])
     assert train.plot_area.empty
-    batch = [ev.Event(ev.STEP, "distill", {k: v for k, v in r.items() if k not in ("kind", "stage")})
+    meta = ("epoch", "epochs", "step", "steps", "global_step", "lr")
+    batch = [ev.Event(ev.STEP, "distill", {**{k: r[k] for k in meta}, "samples_per_s": 100.0,
+                                           "terms": {k: r[k] for k in ("total", "kd", "ce")}})
              for r in _records(2) if r["kind"] == "step"]
     train.controller.events.emit(batch)
     qtbot.waitUntil(lambda: not train.plot_area.empty, timeout=3000)

@@ -17,7 +17,7 @@ def _fake_runner(table):
     """A runner returning made-up summaries: table[(temperature, seed)] = (student, baseline, student_val)."""
     calls = []
 
-    def run(cfg, out, on_event, control, resume):
+    def run(cfg, out, on_event, control, resume, member):
         s, b, v = table[(cfg.distill.temperature, cfg.seed)]
         calls.append((cfg.distill.temperature, cfg.distill.alpha, cfg.seed, out.name, cfg.run.seeds))
         return {"status": "completed", "teacher": {"accuracy": 0.99}, "student": {"accuracy": s, "val_accuracy": v},

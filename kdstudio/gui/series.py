@@ -9,9 +9,8 @@ from __future__ import annotations
 import math
 import time
 
-# Keys of STEP/EPOCH records that are bookkeeping, not loss terms.
-META = {"kind", "stage", "time", "epoch", "epochs", "step", "steps", "global_step", "lr", "samples_per_s",
-        "val_acc"}
+from ..core.events import terms_of
+
 NOT_LOSSES = {"acc"}  # train accuracy per step: a metric, not a loss term
 TRAINING_STAGES = ("teacher", "distill", "baseline", "finetune")
 
@@ -81,16 +80,14 @@ class RunSeries:
         if kind == "step":
             steps = max(int(rec.get("steps") or 1), 1)
             x = (int(rec.get("epoch") or 1) - 1) + int(rec.get("step") or steps) / steps
-            for k, v in rec.items():
-                if k not in META and isinstance(v, (int, float)) and not isinstance(v, bool):
-                    self._get(self.step, (stage, k)).append(x, v)
+            for k, v in terms_of(rec).items():
+                self._get(self.step, (stage, k)).append(x, v)
             if isinstance(rec.get("lr"), (int, float)):
                 self._get(self.lr, stage).append(x, rec["lr"])
         elif kind == "epoch":
             x = float(rec.get("epoch") or 0)
-            for k, v in rec.items():
-                if k not in META and isinstance(v, (int, float)) and not isinstance(v, bool):
-                    self._get(self.epoch, (stage, k)).append(x, v)
+            for k, v in terms_of(rec).items():
+                self._get(self.epoch, (stage, k)).append(x, v)
             if isinstance(rec.get("val_acc"), (int, float)):
                 self._get(self.val_acc, stage).append(x, rec["val_acc"])
         elif kind == "stage_finished":
@@ -144,12 +141,17 @@ class Progress:
         self._last: tuple[float, int] | None = None
 
     @classmethod
-    def for_config(cls, cfg) -> "Progress":
-        """Stages and epochs the config will train (baseline only when enabled)."""
-        stages = {"teacher": cfg.teacher.epochs, "distill": cfg.distill.epochs}
-        if cfg.baseline.enabled:
-            stages["baseline"] = cfg.distill.epochs
-        return cls(stages)
+    def from_plan(cls, stages: list[dict], clock=time.monotonic) -> "Progress":
+        """The training stages of a run's plan (RUN_STARTED / MEMBER_STARTED): only stages that train count, and
+        stages finished before a resume count as done."""
+        training = [s for s in stages if int(s.get("epochs") or 0) > 0]
+        p = cls({s["name"]: int(s["epochs"]) for s in training}, clock=clock)
+        steps = next((int(s["steps"]) for s in training if s.get("steps")), None)
+        p.steps_per_epoch = steps
+        for s in training:
+            if s.get("done") and steps:
+                p.done[s["name"]] = int(s["epochs"]) * steps
+        return p
 
     def stage_started(self, stage: str) -> None:
         """A new stage began."""

@@ -27,7 +27,7 @@ BATCH_INTERVAL_MS = 50  # <= 20 updates a second
 
 
 class RunWorker(QObject):
-    """Runs `engine.run` (or `sweep.run_sweep` for seeds/grids) in its thread; reports the result by signal."""
+    """Runs `engine.run` (a single run or a sweep) in its thread; reports the result by signal."""
 
     done = Signal(dict)        # the summary (status "completed" or "stopped")
     failed = Signal(str, str)  # one-sentence message, details (traceback text)
@@ -54,15 +54,12 @@ class RunWorker(QObject):
     def run(self) -> None:
         """The thread's work: import the engine (torch) lazily, run, report."""
         try:
-            from ..core.pipeline import engine, sweep
+            from ..core.pipeline import engine
             self._leave_a_core_for_the_window()
             cfg = None if self.resume else self.cfg
-            if (cfg is not None and sweep.is_sweep(cfg)) or (self.resume and sweep.is_sweep_dir(self.out_dir)):
-                summary = sweep.run_sweep(cfg, self.out_dir, on_event=self._on_event, control=self.control,
-                                          resume=self.resume)  # {"status", "rows", "runs", ...}
-            else:
-                summary = engine.run(cfg, self.out_dir, on_event=self._on_event, control=self.control,
-                                     resume=self.resume)
+            # one entry for a single run and a sweep (whose result is {"status", "rows", "runs", ...})
+            summary = engine.run(cfg, self.out_dir, on_event=self._on_event, control=self.control,
+                                 resume=self.resume)
         except KDError as e:
             self.failed.emit(str(e), traceback.format_exc())
         except BaseException as e:  # noqa: BLE001 - a bug must reach the window, not kill the thread silently

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+GRAD_CLIP_DEFAULT = 10.0  # see README, "Training extras": far above the demo's gradient norms
+
 
 def opt(default, help: str = "", *, choices=None, available=None, min=None, max=None, min_open=False,
         max_open=False, item=None):
@@ -113,6 +115,12 @@ class DistillConfig:
     cache_teacher: bool = opt(True, "compute teacher outputs once when inputs are deterministic")
     compile: bool = opt(False, "torch.compile the student (slow start, faster steps on GPU)")
     log_every: int = opt(20, "read step metrics from the device every k steps", min=1)
+    grad_clip: float = opt(GRAD_CLIP_DEFAULT, "clips the gradient norm of every training step to this value (0 = off); "
+                                           "the default only catches blow-ups and leaves healthy steps alone",
+                           min=0.0)
+    ema: float = opt(0.0, "keep an exponential moving average of the student's weights with this decay, e.g. 0.999, "
+                          "and use it as the trained student (0 = off); smooths the last epochs' noise", min=0.0,
+                     max=1.0, max_open=True)
     params: dict = opt({}, "the method's own parameters beyond temperature and alpha, e.g. { beta = 8.0 } for dkd; "
                            "empty = the method's defaults")
     feature_method: str = opt("", "feature method added to the logit method: fitnet, at, rkd, sp, pkt (\"\" = none)")
@@ -152,6 +160,9 @@ class CompressConfig:
 class EvaluateConfig:
     latency_repeats: int = opt(30, "timed forward passes per latency figure (median; 0 = skip latency)", min=0)
     cpu_threads: int = opt(0, "CPU threads while timing latency (0 = PyTorch's default)", min=0)
+    model: str = opt("last", "which weights of the student and the baseline are evaluated and exported: last = the "
+                             "final epoch's, best = the epoch with the best validation accuracy (both get the same "
+                             "rule, so the comparison stays fair)", choices=("last", "best"))
 
 
 @dataclass

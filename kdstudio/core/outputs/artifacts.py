@@ -15,6 +15,7 @@ from torch import nn
 
 from .. import config as config_mod
 from ..errors import KDError
+from ..store import summary as summary_mod
 from ..store.files import RunDir, atomic_write_json, read_json
 
 PARITY_SAMPLES = 1024  # test inputs used for the export parity check
@@ -26,7 +27,7 @@ class LoadedRun:
 
     rd: RunDir
     cfg: object
-    summary: dict
+    summary: summary_mod.Summary
     data: object
     models: dict[str, nn.Module] = field(default_factory=dict)
     records: list[dict] = field(default_factory=list)
@@ -102,7 +103,7 @@ def load_run(run_dir: str | Path, *, variants: bool = True) -> LoadedRun:
         raise KDError(f"'{rd.root}' is not a KD Studio run folder (it has no config.toml); give the folder that "
                       "`kdstudio run` wrote.")
     cfg = config_mod.load(rd.config)
-    summary = read_json(rd.summary, {}) or {}
+    summary = summary_mod.read(rd.summary) or summary_mod.Summary()
     state = _load_state(rd.checkpoint("distill"))
     if not state or not state.get("complete"):
         raise KDError(f"The run in '{rd.root}' has no distilled student yet (checkpoints/distill.pt is missing or "
@@ -114,25 +115,34 @@ def load_run(run_dir: str | Path, *, variants: bool = True) -> LoadedRun:
     if teacher is not None:
         run.models["teacher"] = teacher
     student = run.base_factory()
-    student.load_state_dict(state["model"])
+    student.load_state_dict(_chosen_weights(rd, "distill", cfg, state))
     run.models["student"] = student.eval()
     base = _load_state(rd.checkpoint("baseline"))
     if base and base.get("complete"):
         b = run.base_factory()
-        b.load_state_dict(base["model"])
+        b.load_state_dict(_chosen_weights(rd, "baseline", cfg, base))
         run.models["baseline"] = b.eval()
     if variants:
-        run.records = list((summary.get("compress") or {}).get("variants", []))
+        run.records = list((summary.compress or {}).get("variants", []))
         built = rebuild_variants(run.records, run.models["student"], run.base_factory, rd.checkpoints,
                                  data.x_train, cfg.compress.calibration_samples)
         run.models.update({k: v for k, v in built.items() if k != "student"})
     return run
 
 
+def _chosen_weights(rd: RunDir, stage: str, cfg, last: dict) -> dict:
+    """The weights evaluate.model asks for: the stage's last, or its best on validation when it kept one."""
+    if cfg.evaluate.model == "best":
+        best = _load_state(rd.checkpoints / f"{stage}.best.pt")
+        if best and "model" in best:
+            return best["model"]
+    return last["model"]
+
+
 def evaluate_run(run_dir: str | Path, *, latency_repeats: int | None = None, on_model=None) -> dict:
     """Evaluate every model of a finished run on its test split again; writes evaluation.json and updates
     summary.json. Returns the evaluation (models -> full metrics, the comparison table)."""
-    from .evaluate import evaluate_all, summarize
+    from .evaluate import comparison_table, evaluate_all
     run = load_run(run_dir)
     d = run.data
     reps = run.cfg.evaluate.latency_repeats if latency_repeats is None else latency_repeats
@@ -140,15 +150,13 @@ def evaluate_run(run_dir: str | Path, *, latency_repeats: int | None = None, on_
                            flops_from=flops_parents(run.records), on_model=on_model,
                            threads=run.cfg.evaluate.cpu_threads)
     summary = run.summary
-    summary.setdefault("teacher", {"arch": run.cfg.teacher.arch})
-    summary.setdefault("student", {"arch": student_spec(run.cfg)[0]})
-    if "baseline" in results:
-        summary["baseline"] = summary.get("baseline") or {}
+    summary.teacher = summary.teacher or summary_mod.ModelEntry(arch=run.cfg.teacher.arch)
+    summary.student = summary.student or summary_mod.ModelEntry(arch=student_spec(run.cfg)[0])
     if "teacher" not in results:
-        summary["teacher"] = None
-    summarize(summary, results)
+        summary.teacher = None
+    summary.apply_evaluation(results, comparison_table(results))
     detail = write_evaluation(run.rd, results, d.class_names, run.notes)
-    atomic_write_json(run.rd.summary, summary)
+    summary_mod.write(run.rd.summary, summary)
     return detail
 
 
@@ -242,10 +250,10 @@ def export_run(run_dir: str | Path, formats: list[str], *, quantize: str = "none
                         threads=run.cfg.evaluate.cpu_threads if threads is None else threads)
     for e in result["exports"]:
         e["model"] = name
-    kept = [e for e in run.summary.get("exports", []) if e.get("path") not in {x["path"] for x in result["exports"]}]
-    run.summary["exports"] = kept + result["exports"]
+    kept = [e for e in run.summary.exports if e.get("path") not in {x["path"] for x in result["exports"]}]
+    run.summary.exports = kept + result["exports"]
     if result["failed"]:
-        run.summary["export_failed"] = result["failed"]
-    atomic_write_json(run.rd.summary, run.summary)
-    write_model_card(run.rd, run.summary, run.cfg, out_dir=out_dir)
+        run.summary.export_failed = result["failed"]
+    summary_mod.write(run.rd.summary, run.summary)
+    write_model_card(run.rd, run.summary.to_json(), run.cfg, out_dir=out_dir)
     return {**result, "model": name, "out": str(out_dir)}

@@ -19,8 +19,7 @@ import warnings
 import torch
 from torch import nn
 
-from .. import events as ev
-from .channel_prune import apply_plan, prune_channels
+from .channel_prune import apply_plan
 from ..errors import KDError
 
 PREFERRED_ENGINES = ("x86", "fbgemm", "onednn", "qnnpack")

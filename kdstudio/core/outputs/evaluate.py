@@ -268,33 +268,3 @@ def evaluate_all(models: dict[str, nn.Module], x: torch.Tensor, y: torch.Tensor,
             ref_logits, r["agreement"] = logits, 1.0
         results[name] = r
     return {n: results[n] for n in models}
-
-
-def summarize(summary: dict, results: dict[str, dict], detail_file: str = "evaluation.json") -> None:
-    """Fold evaluation results into summary.json's dict: keeps the public keys, adds top-5, ECE, FLOPs, b64
-    latency, agreement, the comparison table and ratios."""
-    for who in ("teacher", "student", "baseline"):
-        r = results.get(who)
-        if r is None or summary.get(who) is None:
-            continue
-        s = summary[who]
-        s.update({"accuracy": r["top1"], "top5": r["top5"], "ece": r["ece"], "flops": r["flops"],
-                  "bytes": r["bytes"], "params": r["params"]})
-        if who != "teacher":
-            s["teacher_agreement"] = r["agreement"]
-        s.setdefault("latency_ms_cpu_b1", None)
-        for key, value in r["latency_ms"].items():
-            s[f"latency_ms_{key}"] = value
-    table = comparison_table(results)
-    summary["evaluation"] = {"reference": "teacher", "table": table, "detail": detail_file}
-    t, s = summary.get("teacher"), summary.get("student")
-    if t and s:
-        comp = {"params_ratio": t["params"] / max(s["params"], 1), "size_ratio": t["bytes"] / max(s["bytes"], 1),
-                "speedup_cpu_b1": None, "accuracy_kept": s["accuracy"] - t["accuracy"]}
-        row = next(r for r in table if r["model"] == "student")
-        comp["flops_ratio"] = row["flops_ratio"]
-        for key, value in row["speedup"].items():
-            comp[f"speedup_{key}"] = value
-        summary["compression"] = comp
-    if summary.get("baseline") and s:
-        summary["kd_gain"] = s["accuracy"] - summary["baseline"]["accuracy"]

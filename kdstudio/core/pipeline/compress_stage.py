@@ -12,11 +12,14 @@ import copy
 import torch
 from torch import nn
 
-from .. import events as ev
 from ..errors import KDError
 from ..outputs.channel_prune import apply_plan, prune_channels
 from ..outputs.compress import (calib_inputs, has_conv, magnitude_prune, make_permanent, quantize_int8, to_half,
                                 weight_sparsity)
+from ..outputs.evaluate import accuracy
+from ..train.loop import CrossEntropy
+from .context import Variant, clip_hooks, stage_spec
+
 
 def enabled_steps(cfg) -> list[str]:
     """Names of the compression steps the config turns on, in order."""
@@ -35,89 +38,97 @@ def enabled_steps(cfg) -> list[str]:
     return steps
 
 
-def _fine_tune(p, name: str, model: nn.Module, epochs: int, stage: str, lr: float) -> None:
-    from .stages import train_stage
-    from ..train.loop import CrossEntropy, StageSpec
-    cfg = p.cfg
-    spec = StageSpec(stage, model, CrossEntropy(), epochs, lr, cfg.distill.optimizer,
-                     cfg.distill.weight_decay, cfg.distill.scheduler, cfg.data.batch_size, augment=cfg.data.augment,
-                     log_every=cfg.distill.log_every)
-    # Its own checkpoint, so a stop during this fine-tune resumes it instead of starting it over.
-    ckpt = p.rd.checkpoints / f".{name}.train.pt"
-    train_stage(p, spec, checkpoint=ckpt, seed_offset=29)
-    ckpt.unlink(missing_ok=True)
+class _Chain:
+    """The compression steps of one run: the context, the variants made so far, the base student factory."""
+
+    def __init__(self, ctx, student: nn.Module):
+        from ..outputs.artifacts import student_factory
+        self.ctx, self.student = ctx, student
+        self.variants: list[Variant] = []
+        self.base_factory = student_factory(ctx.cfg, ctx.data.num_classes, ctx.data.input_shape)
+
+    def fine_tune(self, name: str, model: nn.Module, epochs: int, stage: str, lr: float) -> None:
+        """Hard-label training of `model` in place, with its own checkpoint so a stop resumes it."""
+        ckpt = self.ctx.rd.checkpoints / f".{name}.train.pt"
+        self.ctx.train(stage_spec(self.ctx, stage, model, CrossEntropy(), epochs, lr), checkpoint=ckpt,
+                       seed_offset=29, hooks=clip_hooks(self.ctx))
+        ckpt.unlink(missing_ok=True)
+
+    def _saved(self, name: str) -> dict | None:
+        path = self.ctx.rd.checkpoint(name)
+        if self.ctx.resume and path.is_file():
+            state = torch.load(path, map_location=self.ctx.device, weights_only=True)
+            if state.get("complete") and "variant" in state:
+                return state
+        return None
+
+    def _save(self, record: dict, model: nn.Module) -> None:
+        from ..store.files import atomic_save_with
+        state = {"complete": True, "variant": record, "model": model.state_dict()}
+        atomic_save_with(self.ctx.rd.checkpoint(record["name"]), lambda tmp: torch.save(state, tmp))
+
+    def float_step(self, name: str, work) -> None:
+        """Run one float step from the current float model (or reload it on resume)."""
+        parent_name, parent = self.current()
+        done = self._saved(name)
+        if done:
+            rec = done["variant"]
+            model = apply_plan(self.base_factory(), rec.get("plan") or {}).to(self.ctx.device)
+            model.load_state_dict(done["model"])
+            self.ctx.log(f"Variant '{name}' already done in this run folder; loaded it.", "compress")
+        else:
+            model = copy.deepcopy(parent)
+            rec = {"name": name, "parent": parent_name, **work(model)}
+            rec["plan"] = rec.get("plan") or self.plan_of(parent_name)  # the shapes it inherits, for reloading
+            self._save(rec, model)
+        model.eval()
+        self.variants.append(Variant(name, model, rec))
+
+    def plan_of(self, name: str) -> dict:
+        """The channel plan of a variant ({} for the student)."""
+        return next((v.plan for v in self.variants if v.name == name), {})
+
+    def current(self) -> tuple[str, nn.Module]:
+        """The last float variant (the next step's starting point), else the student."""
+        for v in reversed(self.variants):
+            if v.is_float:
+                return v.name, v.model
+        return "student", self.student
 
 
-def _saved(p, name: str) -> dict | None:
-    path = p.rd.checkpoint(name)
-    if p.resume and path.is_file():
-        state = torch.load(path, map_location=p.device, weights_only=True)
-        if state.get("complete") and "variant" in state:
-            return state
-    return None
+def compress_stage(ctx, student: nn.Module) -> tuple[list[str], list[Variant]]:
+    """Fine-tune on hard labels, prune, shrink channels, int8, half: the enabled steps, each a variant."""
+    steps = enabled_steps(ctx.cfg)
+    chain = _Chain(ctx, student)
+    if not steps:
+        return [], []
+    c = ctx.cfg.compress
+    x_test, y_test = ctx.data.test
+    if "finetune" in steps:
+        ctx.begin("finetune", epochs=c.finetune_epochs, lr=c.finetune_lr)
+
+        def finetune(m):
+            chain.fine_tune("finetune", m, c.finetune_epochs, "finetune", c.finetune_lr)
+            return {"step": f"fine-tuned on hard labels for {c.finetune_epochs} epochs at lr {c.finetune_lr:g}"}
+
+        chain.float_step("finetune", finetune)
+        ctx.finish("finetune", accuracy=accuracy(chain.variants[-1].model, x_test, y_test))
+    if [s for s in steps if s != "finetune"]:
+        ctx.begin("compress", steps=[s for s in steps if s != "finetune"])
+        _compress_steps(ctx, chain)
+        ctx.finish("compress", variants=[v.name for v in chain.variants])
+    return steps, chain.variants
 
 
-def _save(p, record: dict, model: nn.Module) -> None:
-    from ..store.files import atomic_save_with
-    state = {"complete": True, "variant": record, "model": model.state_dict()}
-    atomic_save_with(p.rd.checkpoint(record["name"]), lambda tmp: torch.save(state, tmp))
-
-
-def _float_step(p, name: str, parent: tuple[str, nn.Module], base_factory, work) -> tuple[str, nn.Module]:
-    """Run one float step (or reload it on resume); returns the new (name, model)."""
-    done = _saved(p, name)
-    if done:
-        rec = done["variant"]
-        model = apply_plan(base_factory(), rec.get("plan") or {}).to(p.device)
-        model.load_state_dict(done["model"])
-        p.emit(ev.LOG, "compress", message=f"Variant '{name}' already done in this run folder; loaded it.")
-    else:
-        model = copy.deepcopy(parent[1])
-        rec = {"name": name, "parent": parent[0], **work(model)}
-        rec["plan"] = rec.get("plan") or _parent_plan(p, parent[0])  # the shapes it inherits, for reloading
-        _save(p, rec, model)
-    model.eval()
-    p.variants.append({**rec, "model": model})
-    return name, model
-
-
-def _parent_plan(p, parent: str) -> dict:
-    for v in getattr(p, "variants", []):
-        if v["name"] == parent:
-            return v.get("plan") or {}
-    return {}
-
-
-def _current(p) -> tuple[str, nn.Module]:
-    """The last float variant (the next step's starting point), else the student."""
-    for v in reversed(getattr(p, "variants", [])):
-        if not v.get("quant") and not v.get("half"):
-            return v["name"], v["model"]
-    return "student", p.student
-
-
-def run_finetune(p, base_factory) -> None:
-    """Step 1: fine-tune the student on hard labels (appends the "finetune" variant to p.variants)."""
-    c = p.cfg.compress
-    p.variants = getattr(p, "variants", [])
-
-    def work(m):
-        _fine_tune(p, "finetune", m, c.finetune_epochs, "finetune", c.finetune_lr)
-        return {"step": f"fine-tuned on hard labels for {c.finetune_epochs} epochs at lr {c.finetune_lr:g}"}
-
-    _float_step(p, "finetune", _current(p), base_factory, work)
-
-
-def run_compress(p, base_factory) -> None:
+def _compress_steps(ctx, chain: _Chain) -> None:
     """Steps 2-5: pruning, channel pruning, int8, half weights (each enabled one appends a variant)."""
-    c = p.cfg.compress
-    p.variants = getattr(p, "variants", [])
-    example = p.x_train[:1]
+    c = ctx.cfg.compress
+    x_train = ctx.data.train.x
 
     def prune_step(m):
         magnitude_prune(m, c.prune)
         if c.prune_finetune_epochs:
-            _fine_tune(p, "prune", m, c.prune_finetune_epochs, "compress", c.prune_finetune_lr)
+            chain.fine_tune("prune", m, c.prune_finetune_epochs, "compress", c.prune_finetune_lr)
         make_permanent(m)
         return {"step": f"global magnitude pruning of {c.prune:.0%} of weights, fine-tuned "
                         f"{c.prune_finetune_epochs} epochs at lr {c.prune_finetune_lr:g}",
@@ -125,36 +136,36 @@ def run_compress(p, base_factory) -> None:
 
     def channel_step(m):
         plan = prune_channels(m, c.channel_prune)
-        merged = {**_parent_plan(p, _current(p)[0]), **plan}
+        merged = {**chain.plan_of(chain.current()[0]), **plan}
         if c.prune_finetune_epochs:
-            _fine_tune(p, "channels", m, c.prune_finetune_epochs, "compress", c.prune_finetune_lr)
+            chain.fine_tune("channels", m, c.prune_finetune_epochs, "compress", c.prune_finetune_lr)
         return {"step": f"removed {c.channel_prune:.0%} of channels in {len(plan)} conv layers, fine-tuned "
                         f"{c.prune_finetune_epochs} epochs at lr {c.prune_finetune_lr:g}", "plan": merged}
 
     if c.prune > 0:
-        p.emit(ev.LOG, "compress", message=f"Pruning {c.prune:.0%} of the weights by magnitude.")
-        _float_step(p, "prune", _current(p), base_factory, prune_step)
+        ctx.log(f"Pruning {c.prune:.0%} of the weights by magnitude.")
+        chain.float_step("prune", prune_step)
     if c.channel_prune > 0:
-        if not has_conv(_current(p)[1]):
-            p.emit(ev.WARNING, "compress", message="compress.channel_prune is set but the student has no conv "
-                   "layers; channel pruning skipped (magnitude pruning works for any model).")
+        if not has_conv(chain.current()[1]):
+            ctx.warn("compress.channel_prune is set but the student has no conv layers; channel pruning skipped "
+                     "(magnitude pruning works for any model).")
         else:
-            p.emit(ev.LOG, "compress", message=f"Removing {c.channel_prune:.0%} of the conv channels.")
-            _float_step(p, "channels", _current(p), base_factory, channel_step)
-    parent, model = _current(p)
-    plan = _parent_plan(p, parent)
+            ctx.log(f"Removing {c.channel_prune:.0%} of the conv channels.")
+            chain.float_step("channels", channel_step)
+    parent, model = chain.current()
+    plan = chain.plan_of(parent)
     if c.int8 != "none":
         try:
-            q, mode = quantize_int8(model, c.int8, calib_inputs(p.x_train, c.calibration_samples))
-            p.variants.append({"name": "int8", "parent": parent, "quant": mode, "plan": plan, "model": q,
-                               "step": f"{mode} int8 ({torch.backends.quantized.engine} engine)"})
+            q, mode = quantize_int8(model, c.int8, calib_inputs(x_train, c.calibration_samples))
+            chain.variants.append(Variant("int8", q, {"name": "int8", "parent": parent, "quant": mode, "plan": plan,
+                                                      "step": f"{mode} int8 ({torch.backends.quantized.engine} "
+                                                              "engine)"}))
         except KDError as e:
-            p.emit(ev.WARNING, "compress", message=f"int8 variant skipped: {e}")
+            ctx.warn(f"int8 variant skipped: {e}")
     if c.half != "none":
         try:
-            p.variants.append({"name": c.half, "parent": parent, "half": c.half, "plan": plan,
-                               "step": f"{c.half} weights", "model": to_half(model, c.half, example)})
+            half = to_half(model, c.half, x_train[:1])
+            chain.variants.append(Variant(c.half, half, {"name": c.half, "parent": parent, "half": c.half,
+                                                         "plan": plan, "step": f"{c.half} weights"}))
         except KDError as e:
-            p.emit(ev.WARNING, "compress", message=f"{c.half} variant skipped: {e}")
-
-
+            ctx.warn(f"{c.half} variant skipped: {e}")

@@ -19,7 +19,8 @@ from typing import Callable
 
 from .. import config as config_mod
 from ..errors import ConfigError, KDError
-from ..store.files import atomic_write_json, atomic_write_text, read_json
+from ..store import summary as summary_mod
+from ..store.files import atomic_write_json, atomic_write_text
 
 SWEEP_TOML, SWEEP_JSON, SWEEP_MD = "sweep.toml", "sweep.json", "sweep.md"
 
@@ -172,12 +173,32 @@ def format_table(result: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _plan(members, out: Path, resume: bool):
+    """The sweep's plan: every point × seed with its stages (data sizes read once per distinct data config)."""
+    from ..data import load_data
+    from .plan import PlannedRun, RunPlan, plan_run
+    sizes: dict[str, int] = {}
+    runs = []
+    for point, seed, one in members:
+        key = repr(one.data)
+        if key not in sizes:
+            sizes[key] = len(load_data(one).y_train)
+        planned = plan_run(one, sizes[key])
+        folder = out / point_label(point) / f"seed-{seed}"
+        if resume and (summary_mod.read_dict(folder / "summary.json") or {}).get("status") == "completed":
+            for stage in planned.stages:
+                stage.done = True
+        runs.append(PlannedRun(planned.stages, point=dict(point), seed=seed, label=f"{point_label(point)}/seed-{seed}"))
+    return RunPlan(runs, sweep=True)
+
+
 def run_sweep(cfg, out_dir: str | Path, *, on_event: Callable | None = None, control=None, resume: bool = False,
               runner: Callable | None = None) -> dict:
-    """Run every (point, seed); completed runs are reused on resume. Writes sweep.json and sweep.md; returns
-    {"rows", "runs", "seeds", "criterion", "status"}. `runner(cfg, out, on_event, control, resume)` defaults to
-    engine.run."""
-    from . import engine
+    """Run every (point, seed); completed runs are reused on resume. Announces the plan (RUN_STARTED), then each
+    member (MEMBER_STARTED/FINISHED); writes sweep.json and sweep.md; returns {"rows", "runs", "seeds",
+    "criterion", "status"}. `runner(cfg, out, on_event, control, resume, member)` defaults to run_single."""
+    from .. import events as ev
+    from .single import run_single
     out = Path(out_dir)
     if resume:
         cfg = config_mod.load(out / SWEEP_TOML)
@@ -191,12 +212,23 @@ def run_sweep(cfg, out_dir: str | Path, *, on_event: Callable | None = None, con
         config_mod.save(cfg, out / SWEEP_TOML)
     except OSError as e:
         raise KDError(f"Cannot write the sweep folder '{out}' ({e.strerror or e}); choose another --out.") from None
-    run_one = runner or (lambda c, o, on_event, control, resume: engine.run(c, o, on_event=on_event,
-                                                                            control=control, resume=resume))
+    members = expand(cfg)
+    emit = ev.Emitter(on_event or (lambda e: None))
+    if runner is None:
+        plan = _plan(members, out, resume)
+        emit(ev.RUN_STARTED, None, run_dir=str(out), device=None, resumed=resume, plan=plan.to_dict(),
+             config=config_mod.dumps(cfg))
+
+    def run_one(c, o, listener, ctrl, again, member):
+        if runner is not None:
+            return runner(c, o, listener, ctrl, again, member)
+        return run_single(c, o, on_event=listener, control=ctrl, resume=again, member=member)
+
     runs, by_point, status = [], {}, "completed"
-    for point, seed, one in expand(cfg):
+    for index, (point, seed, one) in enumerate(members, start=1):
         folder = out / point_label(point) / f"seed-{seed}"
-        old = read_json(folder / "summary.json", None) if resume else None
+        member = {"index": index, "total": len(members), "point": dict(point), "seed": seed}
+        old = summary_mod.read_dict(folder / "summary.json") if resume else None
         if old and old.get("status") == "completed":
             summary = old
         else:
@@ -204,7 +236,7 @@ def run_sweep(cfg, out_dir: str | Path, *, on_event: Callable | None = None, con
             if resume and not again and folder.is_dir():
                 shutil.rmtree(folder)  # a point that failed before its first checkpoint: nothing to keep
             try:
-                summary = run_one(None if again else one, folder, on_event, control, again)
+                summary = run_one(None if again else one, folder, on_event, control, again, member)
             except KDError as e:
                 summary = {"status": "failed", "error": str(e)}
         summary = {**summary, "seed": seed, "point": point, "folder": str(folder)}
@@ -221,4 +253,6 @@ def run_sweep(cfg, out_dir: str | Path, *, on_event: Callable | None = None, con
               "criterion": criterion, "rows": rows, "runs": slim}
     atomic_write_json(out / SWEEP_JSON, result)
     atomic_write_text(out / SWEEP_MD, format_table(result))
+    if runner is None:
+        emit(ev.RUN_FINISHED, None, summary=result)
     return result

@@ -21,6 +21,7 @@ from pathlib import Path
 from .. import config as config_mod
 from ..config import Config
 from ..errors import ConfigError, KDError
+from . import summary as summary_mod
 from .files import atomic_write_json, atomic_write_text, read_json
 
 PROJECT_FILE = "project.toml"
@@ -185,10 +186,14 @@ class Project:
             if not d.is_dir() or d.name.startswith("."):
                 continue
             try:
-                summary = read_json(d / "summary.json", default=None)
+                read = summary_mod.read(d / "summary.json")  # through the schema: a damaged file is one run's problem
+                summary = read.to_json() if read is not None else None
                 if summary is None and (d / "sweep.toml").is_file():
                     summary = read_json(d / "sweep.json", default=None) or {"status": "incomplete"}
                     summary = {**summary, "sweep": True, "started": _mtime_iso(d / "sweep.toml")}
+            except summary_mod.SummaryError as e:
+                out.append(RunInfo(d, "damaged", _mtime_iso(d), {"error": str(e)}))
+                continue
             except (OSError, ValueError):
                 summary = None
             if isinstance(summary, dict):

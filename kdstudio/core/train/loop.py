@@ -22,6 +22,7 @@ from torch import nn
 
 from .. import events as ev
 from ..data.augment import augment_batch
+from .batches import steps_per_epoch
 from ..errors import NumericalError, RunStopped
 from ..outputs.evaluate import accuracy
 
@@ -96,12 +97,13 @@ class StageRunner:
 
     def __init__(self, spec: StageSpec, *, x: torch.Tensor, y: torch.Tensor, x_val: torch.Tensor,
                  y_val: torch.Tensor, device: torch.device, amp_dtype: torch.dtype | None,
-                 emit: Callable[..., None], control: ev.RunControl, checkpoint_path: Path, seed: int):
+                 emit: Callable[..., None], control: ev.RunControl, checkpoint_path: Path, seed: int,
+                 hooks: list | None = None):
         self.s, self.x, self.y, self.x_val, self.y_val = spec, x, y, x_val, y_val
         self.device, self.amp_dtype, self.emit, self.control = device, amp_dtype, emit, control
         self.ckpt_path = checkpoint_path
         self.n = len(y)
-        self.steps_per_epoch = max(1, self.n // spec.batch_size + (1 if self.n % spec.batch_size >= 2 else 0))
+        self.steps_per_epoch = steps_per_epoch(self.n, spec.batch_size)
         params = [p for p in spec.model.parameters() if p.requires_grad] + list(spec.extra_params)
         self.opt = make_optimizer(spec.optimizer, params, spec.lr, spec.weight_decay, device)
         self.sched = make_scheduler(spec.scheduler, self.opt, spec.epochs * self.steps_per_epoch)
@@ -114,6 +116,7 @@ class StageRunner:
         self.forward = torch.compile(spec.model) if spec.compile else spec.model
         self.cache = self.cache_ce = None
         self.epoch, self.step_in_epoch, self.perm = 0, 0, None
+        self.hooks = list(hooks or [])
 
     # ---- teacher outputs ------------------------------------------------------------------------------
     def _teacher_cache_reason(self) -> str | None:
@@ -156,6 +159,7 @@ class StageRunner:
             "cuda_rng": torch.cuda.get_rng_state(self.device) if self.device.type == "cuda" else None,
             "extra": [p.detach().cpu() for p in self.s.extra_params],
             "scaler": self.scaler.state_dict() if self.scaler else None,
+            "hooks": {h.name: h.state_dict() for h in self.hooks if h.state_dict() is not None},
         }
         atomic_save_with(self.ckpt_path, lambda tmp: torch.save(state, tmp))
         self.emit(ev.CHECKPOINT, self.s.name, path=str(self.ckpt_path), epoch=self.epoch,
@@ -176,6 +180,9 @@ class StageRunner:
                 p.copy_(saved)
         if self.scaler and state.get("scaler"):
             self.scaler.load_state_dict(state["scaler"])
+        for h in self.hooks:
+            if h.name in (state.get("hooks") or {}):
+                h.load_state_dict(state["hooks"][h.name])
         self.epoch, self.step_in_epoch = state["epoch"], state["step_in_epoch"]
         self.perm = None if state["perm"] is None else state["perm"].to(self.device)
 
@@ -198,11 +205,17 @@ class StageRunner:
             samples += self._run_epoch()
             val_acc = accuracy(s.model, self.x_val, self.y_val)
             self._drop_features()  # the validation forward passes were hooked too
-            self.emit(ev.EPOCH, s.name, epoch=self.epoch + 1, epochs=s.epochs, val_acc=val_acc,
-                      lr=self.opt.param_groups[0]["lr"], **self._epoch_terms)
+            for h in self.hooks:
+                h.epoch_end(self, val_acc)
+            self.emit(ev.EPOCH, s.name, epoch=self.epoch + 1, epochs=s.epochs,
+                      val_acc=val_acc if math.isfinite(val_acc) else None, lr=self.opt.param_groups[0]["lr"],
+                      terms=self._epoch_terms)
             self.epoch, self.step_in_epoch, self.perm = self.epoch + 1, 0, None
             self.save_checkpoint(complete=self.epoch >= s.epochs)
         wall = time.perf_counter() - start
+        for h in self.hooks:
+            if hasattr(h, "apply_to"):  # the weight average becomes the stage's model
+                h.apply_to(s.model)
         return StageResult(s.epochs, samples / wall if wall > 0 else 0.0, wall, val_acc, self.cache is not None,
                            timed_epochs=round(s.epochs - first, 3))
 
@@ -223,6 +236,8 @@ class StageRunner:
                 raise RunStopped()
             self.control.wait_if_paused(lambda: self.emit(ev.LOG, s.name, message="Paused."))
             idx = self.perm[step * B:(step + 1) * B]
+            for h in self.hooks:
+                h.before_step(self, idx)
             names, values = self._step(idx)
             window_sum = values if window_sum is None else window_sum + values
             window += 1
@@ -245,7 +260,7 @@ class StageRunner:
                               steps=self.steps_per_epoch,
                               global_step=self.epoch * self.steps_per_epoch + step + 1,
                               lr=self.opt.param_groups[0]["lr"],
-                              samples_per_s=samples / max(now - window_start, 1e-9), **means)
+                              samples_per_s=samples / max(now - window_start, 1e-9), terms=means)
                     window_sum, window, samples, last_emit, window_start = None, 0, 0, now, now
                     window_first = step + 1
         self._epoch_terms = {k: v / max(epoch_steps, 1) for k, v in epoch_sums.items()}
@@ -275,12 +290,18 @@ class StageRunner:
         self.opt.zero_grad(set_to_none=True)
         if self.scaler:
             self.scaler.scale(terms["total"]).backward()
+            for h in self.hooks:
+                h.after_backward(self)
             self.scaler.step(self.opt)
             self.scaler.update()
         else:
             terms["total"].backward()
+            for h in self.hooks:
+                h.after_backward(self)
             self.opt.step()
         self.sched.step()
+        for h in self.hooks:
+            h.after_step(self)
         # Everything logged goes into one stacked tensor: two kernels a step to accumulate, not one per term.
         names = [*terms, "acc"]
         with torch.no_grad():

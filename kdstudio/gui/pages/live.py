@@ -17,14 +17,11 @@ class LiveRun:
     """State of the active run (or sweep) built from engine events."""
 
     def __init__(self, cfg, out: Path, resume: bool = False):
-        from ...core.pipeline import sweep
-        self.cfg, self.out = cfg, Path(out)
-        self.sweep_total = len(sweep.expand(cfg)) if sweep.is_sweep(cfg) else 0
+        self.cfg, self.out, self.resume = cfg, Path(out), resume
+        self.sweep_total = 0    # known from the plan in RUN_STARTED
         self.sub_index = 0
         self.series = RunSeries(self.out.name)
-        if resume and not self.sweep_total:
-            self.series.extend(read_metrics(self.out / "metrics.jsonl"))
-        self.progress = Progress.for_config(cfg)
+        self.progress = Progress({})  # replaced by the engine's plan when the run starts
         self.cache: tuple[bool, str] | None = None  # (teacher cache on?, why) once the engine said so
         self.new_series = False                     # set when a sweep moved on to its next run
 
@@ -35,6 +32,8 @@ class LiveRun:
             rec = {"kind": e.kind, "stage": e.stage, **e.data}
             if e.kind == ev.RUN_STARTED:
                 self._run_started(e, lines)
+            elif e.kind == ev.MEMBER_STARTED:
+                self._member_started(e, lines)
             elif e.kind in (ev.STEP, ev.EPOCH, ev.STAGE_FINISHED):
                 self.series.add(rec)
             if e.kind == ev.STEP:
@@ -57,18 +56,28 @@ class LiveRun:
         return lines
 
     def _run_started(self, e, lines) -> None:
-        self.sub_index += 1
-        where = Path(str(e.data.get("run_dir", self.out)))
-        if self.sweep_total:
-            if self.sub_index > 1 or not self.series.is_empty():
-                label = str(where.relative_to(self.out)) if where.is_relative_to(self.out) else where.name
-                self.series = RunSeries(label)
-                self.progress = Progress.for_config(self.cfg)
-                self.new_series = True
-            lines.append((f"Run {self.sub_index}/{self.sweep_total} of the sweep: {where.name} "
-                          f"({where.parent.name}) on {e.data.get('device')}.", None, {"bold": True}))
-        else:
-            lines.append((f"Run started on {e.data.get('device')}.", None, {}))
+        plan = e.data.get("plan") or {}
+        runs = plan.get("runs") or [{"stages": []}]
+        if plan.get("sweep"):
+            self.sweep_total = len(runs)
+            lines.append((f"Sweep of {len(runs)} runs (points × seeds) started.", None, {"bold": True}))
+            return
+        self.progress = Progress.from_plan(runs[0]["stages"])
+        if self.resume:
+            self.series.extend(read_metrics(self.out / "metrics.jsonl"))
+        lines.append((ev.describe(e) or "Run started.", None, {}))
+
+    def _member_started(self, e, lines) -> None:
+        d = e.data
+        self.sub_index = int(d["index"])
+        where = Path(str(d["run_dir"]))
+        if self.sub_index > 1 or not self.series.is_empty():
+            label = str(where.relative_to(self.out)) if where.is_relative_to(self.out) else where.name
+            self.series = RunSeries(label)
+            self.new_series = True
+        self.progress = Progress.from_plan(d.get("stages") or [])
+        lines.append((f"Run {self.sub_index}/{d['total']} of the sweep: {where.name} ({where.parent.name}) on "
+                      f"{d.get('device')}.", None, {"bold": True}))
 
     def bar(self, paused: bool) -> tuple[int, str, str]:
         """(value 0..1000, text on the bar, detail line) for the progress bar."""

@@ -1,0 +1,206 @@
+"""One run of the pipeline: teacher → distill → baseline → compress → evaluate → export, into one run folder.
+
+`run_single` sets up the run (device, data on the device, the plan, the run folder's recorder), runs the stages and
+builds summary.json from what they returned. It is called by `engine.run` for a single run and by the sweep for
+each point × seed; it does not know who listens.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import random
+import time
+import traceback
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+from .. import config as config_mod
+from .. import events as ev
+from ..config import Config
+from ..errors import KDError, RunStopped
+from ..store import summary as summary_mod
+from ..store.files import JsonlWriter, RunDir
+from ..store.summary import Summary
+from .context import DeviceData, RunContext, RunResults
+from .plan import RunPlan, plan_run
+
+
+def resolve_device(name: str) -> torch.device:
+    """'auto' → cuda, then mps, then cpu; an explicit device that is absent is a KDError."""
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    if name.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise KDError(f"device = \"{name}\" but this machine has no CUDA GPU that PyTorch can use; "
+                          "use device = \"auto\" or \"cpu\".")
+        index = int(name.split(":")[1]) if ":" in name else 0
+        if index >= torch.cuda.device_count():
+            raise KDError(f"device = \"{name}\" but only {torch.cuda.device_count()} CUDA device(s) exist.")
+    if name == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise KDError("device = \"mps\" but Apple's Metal backend is not available here; use \"auto\" or \"cpu\".")
+    return torch.device(name)
+
+
+def resolve_amp(enabled: bool, device: torch.device) -> tuple[torch.dtype | None, str]:
+    """The autocast dtype for this device (None = fp32) and a sentence saying why."""
+    if not enabled:
+        return None, "Mixed precision off (distill.amp = false)."
+    if device.type == "cuda":
+        if torch.cuda.is_bf16_supported():
+            return torch.bfloat16, "Mixed precision on: bf16 autocast, losses in fp32."
+        return torch.float16, "Mixed precision on: fp16 autocast with a GradScaler, losses in fp32."
+    return None, f"Mixed precision off on {device.type}: autocast gains nothing there; training runs in fp32."
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, torch (CPU and CUDA)."""
+    random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def device_name(device: torch.device) -> str:
+    """'cpu', or 'cuda:0 (NVIDIA H100 ...)'."""
+    return str(device) if device.type != "cuda" else f"{device} ({torch.cuda.get_device_name(device)})"
+
+
+class _Recorder:
+    """Writes engine events into the run folder's log.txt (describe()) and metrics.jsonl, then forwards them."""
+
+    def __init__(self, rd: RunDir, listener: Callable[[ev.Event], None] | None):
+        self.listener = listener
+        self.metrics = JsonlWriter(rd.metrics)
+        self.log = open(rd.log, "a", encoding="utf-8")
+
+    def __call__(self, e: ev.Event) -> None:
+        if e.kind in (ev.STEP, ev.EPOCH):
+            self.metrics.write(e.record())
+        line = ev.log_line(e) if e.kind not in (ev.STEP, ev.RUN_FINISHED) else None
+        if line:
+            self.log.write(line + "\n")
+            self.log.flush()
+        if self.listener:
+            self.listener(e)
+
+    def close(self) -> None:
+        self.metrics.close()
+        self.log.close()
+
+
+def prepare(cfg: Config | None, out_dir: str | Path, resume: bool) -> tuple[Config, RunDir]:
+    """Validate the config and the run folder; for resume, read the folder's resolved config."""
+    rd = RunDir(out_dir)
+    if resume:
+        if not any(rd.checkpoint(s).is_file() for s in ("teacher", "distill", "baseline")):
+            raise KDError(f"Cannot resume: '{rd.root}' holds no checkpoint; start a new run instead of --resume.")
+        cfg = config_mod.load(rd.config)
+    assert cfg is not None
+    if not resume and (rd.config.exists() or any(rd.checkpoints.glob("*.pt"))):
+        raise KDError(f"'{rd.root}' already holds a run; continue it with --resume, or choose another --out.")
+    config_mod.validate(cfg)
+    rd.create()
+    if not resume:
+        config_mod.save(cfg, rd.config)
+    return cfg, rd
+
+
+def _done_stages(rd: RunDir, resume: bool) -> set[str]:
+    """Stages whose checkpoint says complete (a resume skips them)."""
+    done = set()
+    if resume:
+        for stage in ("teacher", "distill", "baseline", "finetune"):
+            path = rd.checkpoint(stage)
+            if path.is_file():
+                try:
+                    if torch.load(path, map_location="cpu", weights_only=True).get("complete"):
+                        done.add(stage)
+                except Exception:  # noqa: BLE001 - a damaged checkpoint is reported by the stage that reads it
+                    pass
+    return done
+
+
+def run_single(cfg: Config | None, out_dir: str | Path, *, on_event: Callable[[ev.Event], None] | None = None,
+               control: ev.RunControl | None = None, resume: bool = False, member: dict | None = None) -> dict:
+    """One run of the pipeline. Standalone it announces RUN_STARTED (its plan) and RUN_FINISHED; as a sweep member
+    (`member` = index, total, point, seed) it announces MEMBER_STARTED / MEMBER_FINISHED instead."""
+    cfg, rd = prepare(cfg, out_dir, resume)
+    control = control or ev.RunControl()
+    recorder = _Recorder(rd, on_event)
+    emit = ev.Emitter(recorder)
+    base = Summary(started=_dt.datetime.now().isoformat(timespec="seconds"))
+    previous = None
+    if resume:  # a resumed run keeps the time it first started; the resume time is recorded beside it
+        try:
+            previous = summary_mod.read(rd.summary)
+        except summary_mod.SummaryError as e:
+            emit(ev.WARNING, None, message=f"{e} Its timings are not carried over.")
+        base.resumed = base.started
+        base.started = (previous.started if previous else None) or base.started
+    results = RunResults()
+    ctx: RunContext | None = None
+    stage = None
+    try:
+        ctx = _context(cfg, rd, control, emit, resume, previous, results, member)
+        from .stages import run_all
+        run_all(ctx, results, lambda: results.to_summary(Summary(**{**vars(base), "status": "running"})))
+        base.status = "completed"
+    except RunStopped:
+        base.status = "stopped"
+        stage = ctx.stage if ctx else None
+        emit(ev.LOG, stage, message="Stopped on request; the run can continue from its checkpoint (Resume run "
+                                    "in the app, or `kdstudio run … --resume`).")
+    except BaseException as e:  # KeyboardInterrupt included: record, then re-raise
+        stage = ctx.stage if ctx else None
+        base.status = "failed"
+        if isinstance(e, KeyboardInterrupt):
+            base.error = (f"Interrupted in stage '{stage}'; the last epoch's checkpoint is kept, so the run can "
+                          "continue from it (Resume run in the app, or --resume).")
+        elif isinstance(e, KDError):
+            base.error = str(e)
+        else:
+            base.error = f"Unexpected error in stage '{stage}': {e!r}"
+        emit(ev.RUN_FAILED, stage, message=base.error, details=traceback.format_exc())
+        raise
+    finally:
+        base.finished = _dt.datetime.now().isoformat(timespec="seconds")
+        summary = results.to_summary(base).to_json()
+        try:
+            summary_mod.write(rd.summary, results.to_summary(base))
+        finally:
+            if member is not None:
+                emit(ev.MEMBER_FINISHED, None, index=member["index"], total=member["total"], status=base.status,
+                     run_dir=str(rd.root))
+            elif base.status != "failed":
+                emit(ev.RUN_FINISHED, None, summary=summary)
+            recorder.close()
+    return summary
+
+
+def _context(cfg, rd, control, emit, resume, previous, results, member) -> RunContext:
+    """Device, data on the device and the plan; announces the run (RUN_STARTED or MEMBER_STARTED)."""
+    from ..data import load_data
+    device = resolve_device(cfg.device)
+    amp_dtype, amp_note = resolve_amp(cfg.distill.amp, device)
+    seed_everything(cfg.seed)
+    results.device = device_name(device)
+    t0 = time.perf_counter()
+    bundle = load_data(cfg)
+    load_s = time.perf_counter() - t0
+    planned = plan_run(cfg, len(bundle.y_train), _done_stages(rd, resume))
+    if member is None:
+        emit(ev.RUN_STARTED, None, run_dir=str(rd.root), device=results.device, resumed=resume,
+             plan=RunPlan([planned]).to_dict(), config=config_mod.dumps(cfg))
+    else:
+        emit(ev.MEMBER_STARTED, None, run_dir=str(rd.root), device=results.device, **member,
+             stages=planned.to_dict()["stages"])
+    emit(ev.LOG, None, message=amp_note)
+    emit(ev.LOG, None, message=f"Data '{bundle.name}': {bundle.sizes()} samples, {bundle.num_classes} classes, "
+                               f"input {bundle.input_shape} ({load_s:.1f} s).")
+    return RunContext(cfg, rd, device, amp_dtype, DeviceData.to_device(bundle, device), control, emit, resume,
+                      previous)
+
