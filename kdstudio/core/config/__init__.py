@@ -7,7 +7,6 @@ CLI can print them.
 
 from __future__ import annotations
 
-import difflib
 import math
 import sys
 from dataclasses import dataclass, field, fields
@@ -20,6 +19,7 @@ else:  # pragma: no cover - exercised only on Python 3.10
     import tomli as tomllib
 
 from ..errors import ConfigError, NotAvailableYet
+from ..registry import nearest
 from .schema import (  # noqa: F401  (re-exported: the sections are part of the config API)
     BaselineConfig, CompressConfig, DataConfig, DistillConfig, EvaluateConfig, ExportConfig, RunConfig,
     StudentConfig, TeacherConfig, opt,
@@ -145,11 +145,11 @@ def _field_for(cfg: Config, dotted: str):
 
 
 def _unknown(key: str, candidates: list[str]) -> str:
-    near = difflib.get_close_matches(key, candidates, n=1, cutoff=0.5)
+    near = nearest(key, candidates)
     if not near:  # try the last part alone, e.g. "distil.temprature" -> "distill.temperature"
         last = key.split(".")[-1]
-        near = [c for c in candidates if difflib.get_close_matches(last, [c.split(".")[-1]], n=1, cutoff=0.7)][:1]
-    hint = f" Did you mean '{near[0]}'?" if near else " Run `kdstudio init` to see every valid key."
+        near = next((c for c in candidates if nearest(last, [c.split(".")[-1]], cutoff=0.7)), None)
+    hint = f" Did you mean '{near}'?" if near else " Run `kdstudio init` to see every valid key."
     return f"Unknown setting '{key}'.{hint}"
 
 
@@ -258,8 +258,8 @@ def _check_field(key: str, f, value) -> str | None:
         values = value if isinstance(value, list) else [value]
         for v in values:
             if v not in m["choices"]:
-                near = difflib.get_close_matches(str(v), [str(c) for c in m["choices"]], n=1, cutoff=0.4)
-                hint = f" Did you mean '{near[0]}'?" if near else ""
+                near = nearest(v, m["choices"], cutoff=0.4)
+                hint = f" Did you mean '{near}'?" if near else ""
                 return f"'{key}' = {v!r} is not one of {', '.join(m['choices'])}.{hint}"
             if m.get("available") and v not in m["available"]:
                 return (f"'{key}' = {v!r} is not available yet in this version of KD Studio; "
