@@ -21,7 +21,7 @@ else:  # pragma: no cover - exercised only on Python 3.10
 from ..errors import ConfigError, NotAvailableYet
 from ..registry import nearest
 from .schema import (  # noqa: F401  (re-exported: the sections are part of the config API)
-    BaselineConfig, CompressConfig, DataConfig, DistillConfig, EvaluateConfig, ExportConfig, RunConfig,
+    SOURCES, BaselineConfig, CompressConfig, DataConfig, DistillConfig, EvaluateConfig, ExportConfig, RunConfig,
     StudentConfig, TeacherConfig, opt,
 )
 
@@ -209,7 +209,8 @@ def problems(cfg: Config) -> list[tuple[str, str]]:
     dev = cfg.device
     if not (dev in ("auto", "cpu", "cuda", "mps") or (dev.startswith("cuda:") and dev[5:].isdigit())):
         out.append(("device", f"device '{dev}' is not valid; use auto, cpu, cuda, cuda:N or mps."))
-    if d.source in ("tensors", "folder", "csv") and not d.path:
+    reads_path = d.source in SOURCES and SOURCES.meta(d.source)["needs_path"]
+    if reads_path and not d.path:
         out.append(("data.path", f"data.source = \"{d.source}\" needs data.path; set it to your data."))
     if cfg.teacher.source == "file" and not cfg.teacher.path:
         out.append(("teacher.path", "teacher.source = \"file\" needs teacher.path; choose the teacher file."))
@@ -222,7 +223,7 @@ def problems(cfg: Config) -> list[tuple[str, str]]:
                     "check the path."))
     for key in ("path", "val_path", "test_path"):
         value = getattr(d, key, "")
-        if d.source in ("tensors", "folder", "csv") and value and not Path(value).expanduser().exists():
+        if reads_path and value and not Path(value).expanduser().exists():
             out.append((f"data.{key}", f"data.{key} '{value}' does not exist; check the path."))
     c, wanted = cfg.compress, cfg.export.model
     steps = {"finetune": c.finetune_epochs > 0, "prune": c.prune > 0, "channels": c.channel_prune > 0}
