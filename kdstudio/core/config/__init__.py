@@ -20,6 +20,7 @@ else:  # pragma: no cover - exercised only on Python 3.10
 
 from ..errors import ConfigError, NotAvailableYet
 from ..registry import nearest
+from . import methods as _methods, runs as _runs
 from .schema import (  # noqa: F401  (re-exported: the sections are part of the config API)
     SOURCES, BaselineConfig, CompressConfig, DataConfig, DistillConfig, EvaluateConfig, ExportConfig, RunConfig,
     StudentConfig, TeacherConfig, opt,
@@ -230,18 +231,9 @@ def problems(cfg: Config) -> list[tuple[str, str]]:
     if wanted in steps and not steps[wanted]:
         out.append(("export.model", f"export.model = \"{wanted}\" but that compression step is off; turn it on "
                                     "in [compress] or use export.model = \"auto\"."))
-    out += _external_problems(cfg)
-    return out
-
-
-# Other modules (losses, models) register checks here so the config stays free of torch imports.
-EXTERNAL_CHECKS: list = []
-
-
-def _external_problems(cfg: Config) -> list[tuple[str, str]]:
-    out = []
-    for check in EXTERNAL_CHECKS:
-        out += check(cfg)
+    # Called directly, never registered on import, so the result does not depend on what was imported before.
+    out += _methods.problems(cfg)
+    out += _runs.problems(cfg)
     return out
 
 
