@@ -1,5 +1,7 @@
 """The model zoo: every arch builds and runs, published sizes, shrink, hub detection, custom files, summaries."""
 
+import re
+
 import pytest
 import torch
 
@@ -90,6 +92,24 @@ def test_hub_names_only_when_the_package_imports(monkeypatch):
         hub.names.cache_clear()
 
 
+def test_misspelt_hub_model_names_the_nearest(monkeypatch):
+    class FakeTorchvision:
+        @staticmethod
+        def list_models():
+            return ["resnet18", "resnet34"]
+    hub.names.cache_clear()
+    monkeypatch.setattr(hub, "_package", lambda name: FakeTorchvision)
+    try:
+        with pytest.raises(ConfigError, match=re.escape("torchvision has no model named 'resnet19'. Did you mean "
+                                                        "'torchvision:resnet18'?")):
+            models.build("torchvision:resnet19", 10, (3, 32, 32))
+        with pytest.raises(ConfigError, match=re.escape("no model named 'vit'. torchvision.models.list_models() "
+                                                        "lists its models.")):
+            models.build("torchvision:vit", 10, (3, 32, 32))
+    finally:
+        hub.names.cache_clear()
+
+
 def test_custom_factory_from_a_user_file(tmp_path):
     f = tmp_path / "my_net.py"
     f.write_text("import torch\n"
@@ -101,6 +121,8 @@ def test_custom_factory_from_a_user_file(tmp_path):
     assert m(torch.randn(2, 1, 8, 8)).shape == (2, 4)
     with pytest.raises(ConfigError, match="has no function or class named 'nope'; it defines make"):
         models.build(f"{f}:nope", 4, (1, 8, 8))
+    with pytest.raises(ConfigError, match="named 'maek'; it defines make, not_a_model. Did you mean 'make'"):
+        models.build(f"{f}:maek", 4, (1, 8, 8))
     with pytest.raises(ConfigError, match="returned int, not a torch.nn.Module"):
         models.build(f"{f}:not_a_model", 4, (1, 8, 8))
     with pytest.raises(ConfigError, match="does not exist"):

@@ -23,9 +23,14 @@ from .errors import ConfigError
 T = TypeVar("T")
 
 
+def close_names(name: str, candidates, n: int = 5, cutoff: float = 0.5) -> list[str]:
+    """Up to `n` candidates close to a misspelt name, closest first (for long lists such as layer paths)."""
+    return difflib.get_close_matches(str(name), [str(c) for c in candidates], n=n, cutoff=cutoff)
+
+
 def nearest(name: str, candidates, cutoff: float = 0.5) -> str | None:
     """The closest candidate to a misspelt name, or None."""
-    near = difflib.get_close_matches(str(name), [str(c) for c in candidates], n=1, cutoff=cutoff)
+    near = close_names(name, candidates, 1, cutoff)
     return near[0] if near else None
 
 

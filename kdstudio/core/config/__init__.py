@@ -7,7 +7,6 @@ CLI can print them.
 
 from __future__ import annotations
 
-import difflib
 import math
 import sys
 from dataclasses import dataclass, field, fields
@@ -20,8 +19,10 @@ else:  # pragma: no cover - exercised only on Python 3.10
     import tomli as tomllib
 
 from ..errors import ConfigError, NotAvailableYet
+from ..registry import nearest
+from . import methods as _methods, runs as _runs
 from .schema import (  # noqa: F401  (re-exported: the sections are part of the config API)
-    BaselineConfig, CompressConfig, DataConfig, DistillConfig, EvaluateConfig, ExportConfig, RunConfig,
+    SOURCES, BaselineConfig, CompressConfig, DataConfig, DistillConfig, EvaluateConfig, ExportConfig, RunConfig,
     StudentConfig, TeacherConfig, opt,
 )
 
@@ -145,11 +146,11 @@ def _field_for(cfg: Config, dotted: str):
 
 
 def _unknown(key: str, candidates: list[str]) -> str:
-    near = difflib.get_close_matches(key, candidates, n=1, cutoff=0.5)
+    near = nearest(key, candidates)
     if not near:  # try the last part alone, e.g. "distil.temprature" -> "distill.temperature"
         last = key.split(".")[-1]
-        near = [c for c in candidates if difflib.get_close_matches(last, [c.split(".")[-1]], n=1, cutoff=0.7)][:1]
-    hint = f" Did you mean '{near[0]}'?" if near else " Run `kdstudio init` to see every valid key."
+        near = next((c for c in candidates if nearest(last, [c.split(".")[-1]], cutoff=0.7)), None)
+    hint = f" Did you mean '{near}'?" if near else " Run `kdstudio init` to see every valid key."
     return f"Unknown setting '{key}'.{hint}"
 
 
@@ -209,7 +210,8 @@ def problems(cfg: Config) -> list[tuple[str, str]]:
     dev = cfg.device
     if not (dev in ("auto", "cpu", "cuda", "mps") or (dev.startswith("cuda:") and dev[5:].isdigit())):
         out.append(("device", f"device '{dev}' is not valid; use auto, cpu, cuda, cuda:N or mps."))
-    if d.source in ("tensors", "folder", "csv") and not d.path:
+    reads_path = d.source in SOURCES and SOURCES.meta(d.source)["needs_path"]
+    if reads_path and not d.path:
         out.append(("data.path", f"data.source = \"{d.source}\" needs data.path; set it to your data."))
     if cfg.teacher.source == "file" and not cfg.teacher.path:
         out.append(("teacher.path", "teacher.source = \"file\" needs teacher.path; choose the teacher file."))
@@ -222,25 +224,16 @@ def problems(cfg: Config) -> list[tuple[str, str]]:
                     "check the path."))
     for key in ("path", "val_path", "test_path"):
         value = getattr(d, key, "")
-        if d.source in ("tensors", "folder", "csv") and value and not Path(value).expanduser().exists():
+        if reads_path and value and not Path(value).expanduser().exists():
             out.append((f"data.{key}", f"data.{key} '{value}' does not exist; check the path."))
     c, wanted = cfg.compress, cfg.export.model
     steps = {"finetune": c.finetune_epochs > 0, "prune": c.prune > 0, "channels": c.channel_prune > 0}
     if wanted in steps and not steps[wanted]:
         out.append(("export.model", f"export.model = \"{wanted}\" but that compression step is off; turn it on "
                                     "in [compress] or use export.model = \"auto\"."))
-    out += _external_problems(cfg)
-    return out
-
-
-# Other modules (losses, models) register checks here so the config stays free of torch imports.
-EXTERNAL_CHECKS: list = []
-
-
-def _external_problems(cfg: Config) -> list[tuple[str, str]]:
-    out = []
-    for check in EXTERNAL_CHECKS:
-        out += check(cfg)
+    # Called directly, never registered on import, so the result does not depend on what was imported before.
+    out += _methods.problems(cfg)
+    out += _runs.problems(cfg)
     return out
 
 
@@ -258,8 +251,8 @@ def _check_field(key: str, f, value) -> str | None:
         values = value if isinstance(value, list) else [value]
         for v in values:
             if v not in m["choices"]:
-                near = difflib.get_close_matches(str(v), [str(c) for c in m["choices"]], n=1, cutoff=0.4)
-                hint = f" Did you mean '{near[0]}'?" if near else ""
+                near = nearest(v, m["choices"], cutoff=0.4)
+                hint = f" Did you mean '{near}'?" if near else ""
                 return f"'{key}' = {v!r} is not one of {', '.join(m['choices'])}.{hint}"
             if m.get("available") and v not in m["available"]:
                 return (f"'{key}' = {v!r} is not available yet in this version of KD Studio; "

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from ..registry import Registry
+
 GRAD_CLIP_DEFAULT = 10.0  # see README, "Training extras": far above the demo's gradient norms
 
 
@@ -21,11 +23,21 @@ def opt(default, help: str = "", *, choices=None, available=None, min=None, max=
     return field(default=default, metadata=meta)
 
 
+# The data sources: name -> loader(cfg) -> DataBundle, imported on first use so that this schema stays torch-free.
+# `needs_path`: the source reads data.path (and data.val_path / data.test_path). A new source is one line here.
+SOURCES = Registry("data source", key="data.source")
+SOURCES.register_lazy("digits", "kdstudio.core.data.digits:load_digits", needs_path=False)
+SOURCES.register_lazy("tensors", "kdstudio.core.data.tensors:load_tensors", needs_path=True)
+SOURCES.register_lazy("folder", "kdstudio.core.data.folder:load_folder", needs_path=True)
+SOURCES.register_lazy("csv", "kdstudio.core.data.csv:load_csv", needs_path=True)
+SOURCES.register_lazy("synthetic", "kdstudio.core.data.synthetic:load_synthetic", needs_path=False)
+
+
 @dataclass
 class DataConfig:
     source: str = opt("digits", "digits = the built-in 8×8 handwritten digits, synthetic = generated images for a "
                                 "quick try; tensors (.npz/.pt), folder (one sub-folder per class) and csv read "
-                                "data.path", choices=("digits", "tensors", "folder", "csv", "synthetic"))
+                                "data.path", choices=tuple(SOURCES))
     path: str = opt("", "file or folder for the tensors/folder/csv sources")
     val_path: str = opt("", "separate validation file/folder (empty = cut val_fraction from path)")
     test_path: str = opt("", "separate test file/folder (empty = cut test_fraction from path)")

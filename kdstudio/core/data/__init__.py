@@ -1,14 +1,18 @@
-"""Data sources → a DataBundle of train/val/test tensors, split with a fixed seed."""
+"""Data sources → a DataBundle of train/val/test tensors, split with a fixed seed.
+
+Each source is a `load_<name>(cfg) -> DataBundle` function in this package, registered by name in
+`config.schema.SOURCES` (torch-free, so the config can list and check the names before torch loads).
+"""
 
 from __future__ import annotations
 
 import math
-
 from dataclasses import dataclass, field
 
 import torch
 
-from ..errors import ConfigError, KDError, NotAvailableYet
+from ..config.schema import SOURCES
+from ..errors import ConfigError, KDError
 
 
 @dataclass
@@ -228,22 +232,5 @@ def load_splits(cfg, read, name: str, paths: dict | None = None, warnings: list[
 
 
 def load_data(cfg) -> DataBundle:
-    """Load the data set the config names, split and normalised."""
-    src = cfg.data.source
-    if src == "digits":
-        from .digits import load_digits
-        return load_digits(cfg)
-    if src == "synthetic":
-        from .synthetic import load_synthetic
-        return load_synthetic(cfg)
-    if src == "tensors":
-        from .tensors import load_tensors
-        return load_tensors(cfg)
-    if src == "csv":
-        from .csv import load_csv
-        return load_csv(cfg)
-    if src == "folder":
-        from .folder import load_folder
-        return load_folder(cfg)
-    raise NotAvailableYet(f"data.source = \"{src}\" is not available yet in this version of KD Studio; "
-                          "use \"digits\", \"synthetic\", \"tensors\", \"csv\" or \"folder\".")
+    """Load the data set the config names, split and normalised (an unknown source names the nearest one)."""
+    return SOURCES.get(cfg.data.source)(cfg)

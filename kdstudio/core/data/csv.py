@@ -7,13 +7,13 @@ class indices; any other labels are class names, numbered in sorted order.
 from __future__ import annotations
 
 import csv
-import difflib
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from ..errors import ConfigError, KDError
+from ..registry import nearest
 
 
 def _delimiter(header: str) -> str:
@@ -47,8 +47,8 @@ def read_csv_file(path: Path, label_column: str):
     if label_column not in header:
         folded = [h for h in header if h.lower() == label_column.lower()]
         if not folded:
-            near = difflib.get_close_matches(label_column, header, n=1, cutoff=0.5)
-            hint = f"did you mean '{near[0]}'?" if near else "set data.label_column to one of them."
+            near = nearest(label_column, header)
+            hint = f"did you mean '{near}'?" if near else "set data.label_column to one of them."
             raise ConfigError(f"CSV file '{path}' has no column '{label_column}'; its columns are "
                               f"{', '.join(header[:12])}{' ...' if len(header) > 12 else ''} — {hint}",
                               key="data.label_column")

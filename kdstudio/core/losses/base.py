@@ -2,35 +2,10 @@
 
 from __future__ import annotations
 
-import math
-
 from torch import nn
 
-from ..errors import ConfigError
-
-
-def check_temperature(value) -> float:
-    """The temperature as a float; ConfigError unless it is a finite number above 0."""
-    v = float(value)
-    if not math.isfinite(v) or v <= 0:
-        raise ConfigError(f"The temperature must be above 0, not {value}; try 4.", key="distill.temperature")
-    return v
-
-
-def check_unit(name: str, value, key: str = "distill.params") -> float:
-    """A weight that must lie in [0, 1]."""
-    v = float(value)
-    if not math.isfinite(v) or not 0.0 <= v <= 1.0:
-        raise ConfigError(f"'{name}' must be between 0 and 1, not {value}.", key=key)
-    return v
-
-
-def check_nonneg(name: str, value, key: str = "distill.params") -> float:
-    """A weight that must be a finite number ≥ 0."""
-    v = float(value)
-    if not math.isfinite(v) or v < 0:
-        raise ConfigError(f"'{name}' must be a number of at least 0, not {value}.", key=key)
-    return v
+# The value checks live with the torch-free method catalogue, so validation and the classes refuse the same values.
+from ..config.methods import check_nonneg, check_temperature, check_unit  # noqa: F401 - used by the classes
 
 
 class LogitMethod(nn.Module):

@@ -15,7 +15,6 @@ averaged over its spatial positions. Every mismatch that cannot be fixed is a Co
 
 from __future__ import annotations
 
-import difflib
 import math
 
 import torch
@@ -23,6 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import ConfigError
+from ..registry import close_names
 
 MAX_ADAPTER_PARAMS = 20_000_000
 
@@ -53,7 +53,7 @@ def resolve(model: nn.Module, name: str, role: str) -> nn.Module:
     if name and name in modules:
         return modules[name]
     names = layer_names(model)
-    near = difflib.get_close_matches(name, names, n=5, cutoff=0.5)
+    near = close_names(name, names, n=5)
     if not near:
         near = [n for n in names if name and (name in n or n.endswith(name.split(".")[-1]))][:5]
     hint = f"close names: {', '.join(near)}" if near else f"its layers include: {', '.join(names[:8])}"

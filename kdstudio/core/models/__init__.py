@@ -6,12 +6,12 @@ Names: the built-ins below; `torchvision:NAME` / `timm:NAME` when those packages
 
 from __future__ import annotations
 
-import difflib
 from typing import Callable
 
 from torch import nn
 
 from ..errors import ConfigError
+from ..registry import Registry
 from .basic import build_cnn, build_mlp
 from .mobilenet import PAPER_BLOCKS, build_mobilenetv2
 from .resnet import RESNETS, resnet_builder
@@ -22,28 +22,24 @@ from .wrn import valid_depth as _wrn_depth
 
 # name -> builder(num_classes, input_shape, width, depth) -> nn.Module; width/depth 0 mean "the arch's default".
 Builder = Callable[[int, tuple, int, int], nn.Module]
-ARCHS: dict[str, Builder] = {
-    "mlp": build_mlp,
-    "cnn": build_cnn,
-}
-# name -> (family, default width, default depth, depth rounding): what shrinking needs to know.
-FAMILIES: dict[str, tuple[str, int, int, Callable[[int], int]]] = {
-    "mlp": ("mlp", 256, 2, lambda d: max(1, d)),
-    "cnn": ("cnn", 32, 3, lambda d: max(1, d)),
-    "mobilenetv2": ("mobilenetv2", 16, PAPER_BLOCKS, lambda d: max(7, d)),
-}
-ARCHS["mobilenetv2"] = build_mobilenetv2
+# Metadata is what shrinking needs: family, default width and depth, depth_rule (rounds to a buildable depth).
+ARCHS: Registry[Builder] = Registry("architecture")
+ARCHS.register("mlp", build_mlp, family="mlp", width=256, depth=2, depth_rule=lambda d: max(1, d))
+ARCHS.register("cnn", build_cnn, family="cnn", width=32, depth=3, depth_rule=lambda d: max(1, d))
+ARCHS.register("mobilenetv2", build_mobilenetv2, family="mobilenetv2", width=16, depth=PAPER_BLOCKS,
+               depth_rule=lambda d: max(7, d))
 for _name, (_w, _d, _stem) in RESNETS.items():
-    ARCHS[_name] = resnet_builder(_name, _w, _d, _stem)
-    FAMILIES[_name] = ("resnet", _w, _d, _resnet_depth)
+    ARCHS.register(_name, resnet_builder(_name, _w, _d, _stem), family="resnet", width=_w, depth=_d,
+                   depth_rule=_resnet_depth)
 for _name, (_w, _d) in WRNS.items():
-    ARCHS[_name] = wrn_builder(_name, _w, _d)
-    FAMILIES[_name] = ("wrn", _w, _d, _wrn_depth)
+    ARCHS.register(_name, wrn_builder(_name, _w, _d), family="wrn", width=_w, depth=_d, depth_rule=_wrn_depth)
 
 
-def register(name: str, builder: Builder) -> None:
-    """Add an architecture to the zoo."""
-    ARCHS[name] = builder
+def register(name: str, builder: Builder, *, family: str | None = None, width: int = 0, depth: int = 0,
+             depth_rule: Callable[[int], int] | None = None) -> None:
+    """Add an architecture to the zoo; give family, default width/depth and depth_rule to let it shrink."""
+    meta = {"family": family, "width": width, "depth": depth, "depth_rule": depth_rule} if depth_rule else {}
+    ARCHS.register(name, builder, **meta)
 
 
 def available(include_hub: bool = False) -> list[str]:
@@ -58,11 +54,10 @@ def available(include_hub: bool = False) -> list[str]:
 def catalog() -> list[dict]:
     """Built-in architectures as plain data for a dropdown: name, family, default width and depth, description."""
     out = []
-    for name, builder in ARCHS.items():
-        fam = FAMILIES.get(name)
-        doc = (builder.__doc__ or "").strip().splitlines()
-        out.append({"name": name, "family": fam[0] if fam else name, "width": fam[1] if fam else 0,
-                    "depth": fam[2] if fam else 0, "doc": doc[0] if doc else ""})
+    for name in ARCHS:
+        meta, doc = ARCHS.meta(name), (ARCHS.get(name).__doc__ or "").strip().splitlines()
+        out.append({"name": name, "family": meta.get("family") or name, "width": meta.get("width", 0),
+                    "depth": meta.get("depth", 0), "doc": doc[0] if doc else ""})
     return out
 
 
@@ -74,11 +69,7 @@ def build(arch: str, num_classes: int, input_shape: tuple, width: int = 0, depth
         return build_hub(arch, num_classes, tuple(input_shape), width, depth)
     if is_custom_name(arch):
         return build_custom(arch, num_classes, tuple(input_shape), width, depth)
-    if arch not in ARCHS:
-        near = difflib.get_close_matches(arch, list(ARCHS), n=1, cutoff=0.5)
-        hint = f" Did you mean '{near[0]}'?" if near else f" Available: {', '.join(available())}."
-        raise ConfigError(f"Unknown architecture '{arch}'.{hint}")
-    return ARCHS[arch](num_classes, tuple(input_shape), width, depth)
+    return ARCHS.get(arch)(num_classes, tuple(input_shape), width, depth)
 
 
 def shrink_spec(arch: str, width_mult: float = 1.0, depth_mult: float = 1.0, width: int = 0,
@@ -86,12 +77,13 @@ def shrink_spec(arch: str, width_mult: float = 1.0, depth_mult: float = 1.0, wid
     """(arch, width, depth) of the same family at a width/depth multiplier (depth rounded to a valid value)."""
     if width_mult == 1.0 and depth_mult == 1.0:
         return arch, width, depth
-    if arch not in FAMILIES:
+    meta = ARCHS.meta(arch) if arch in ARCHS else {}
+    if not meta.get("depth_rule"):
         raise ConfigError(f"Architecture '{arch}' has no width/depth knobs to shrink; pick a built-in "
                           f"architecture or set the multipliers to 1.")
     if width_mult <= 0 or depth_mult <= 0:
         raise ConfigError(f"Width and depth multipliers must be above 0 (got {width_mult:g}, {depth_mult:g}).")
-    _, dw, dd, rule = FAMILIES[arch]
+    dw, dd, rule = meta["width"], meta["depth"], meta["depth_rule"]
     return arch, max(1, round((width or dw) * width_mult)), rule(max(1, round((depth or dd) * depth_mult)))
 
 

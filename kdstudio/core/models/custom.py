@@ -15,6 +15,7 @@ from pathlib import Path
 from torch import nn
 
 from ..errors import ConfigError
+from ..registry import nearest
 
 
 def is_custom_name(arch: str) -> bool:
@@ -51,8 +52,10 @@ def build_custom(arch: str, num_classes: int, input_shape: tuple, width: int = 0
     if not callable(fn):
         found = [n for n, v in vars(module).items() if callable(v) and not n.startswith("_")
                  and getattr(v, "__module__", None) == module.__name__]
+        near = nearest(factory, found)
+        hint = f" Did you mean '{near}'?" if near else ""
         raise ConfigError(f"'{path}' has no function or class named '{factory}'"
-                          + (f"; it defines {', '.join(found[:8])}." if found else "."))
+                          + (f"; it defines {', '.join(found[:8])}.{hint}" if found else "."))
     offered = {"num_classes": num_classes, "input_shape": tuple(input_shape), "width": width, "depth": depth}
     try:
         params = inspect.signature(fn).parameters

@@ -10,6 +10,7 @@ import importlib
 from torch import nn
 
 from ..errors import ConfigError
+from ..registry import nearest
 
 PREFIXES = ("torchvision", "timm")
 
@@ -60,9 +61,9 @@ def build_hub(arch: str, num_classes: int, input_shape: tuple, width: int = 0, d
                           f"import here; install a build that matches your PyTorch, or pick a built-in arch.")
     known = names(prefix)
     if known and name not in known:
-        import difflib
-        near = difflib.get_close_matches(name, known, n=1, cutoff=0.5)
-        hint = f" Did you mean '{prefix}:{near[0]}'?" if near else ""
+        near = nearest(name, known)
+        lister = "torchvision.models.list_models()" if prefix == "torchvision" else "timm.list_models()"
+        hint = f" Did you mean '{prefix}:{near}'?" if near else f" {lister} lists its models."
         raise ConfigError(f"{prefix} has no model named '{name}'.{hint}")
     try:
         if prefix == "torchvision":
