@@ -1,11 +1,10 @@
 """One registry idiom for everything a user names in a config: methods, architectures, data sources, export formats.
 
-    METHODS = Registry("distillation method", key="distill.method")
+    ARCHS = Registry("architecture", key="student.arch")
+    ARCHS.register("mlp", build_mlp, family="mlp", width=256, depth=2)        # an object at hand
+    SOURCES.register_lazy("csv", "kdstudio.core.data.csv:load_csv")           # imported on first get()
 
-    @METHODS.register("kd", kind="logit")
-    class KD(...): ...
-
-    METHODS.get("kdd")   # ConfigError: Unknown distillation method 'kdd'. Did you mean 'kd'?
+    ARCHS.get("mpl")   # ConfigError: Unknown architecture 'mpl'. Did you mean 'mlp'?
 
 A registry owns lookup and the "did you mean …" message, so a new entry is one class and one registration line.
 It imports nothing heavy (no torch), so validation can use the names before torch has loaded; entries whose

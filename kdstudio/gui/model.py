@@ -88,7 +88,7 @@ class ConfigModel(QObject):
         self.validate()
 
     def validate(self) -> list[tuple[str, str]]:
-        """Recompute the problems (schema checks + registered checks + unparsed text) and announce them."""
+        """Recompute the problems (config.problems: every check, + unparsed text) and announce them."""
         found: list[tuple[str, str]] = []
         if self.cfg is not None:
             try:

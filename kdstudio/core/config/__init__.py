@@ -233,7 +233,7 @@ def problems(cfg: Config) -> list[tuple[str, str]]:
                                     "in [compress] or use export.model = \"auto\"."))
     # Called directly, never registered on import, so the result does not depend on what was imported before.
     out += _methods.problems(cfg)
-    out += _runs.problems(cfg)
+    out += _runs.problems(cfg, field_info=field_info, config_problems=problems)
     return out
 
 

@@ -11,9 +11,9 @@ def _number(v) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
 
-def problems(cfg) -> list[tuple[str, str]]:
-    """Problems of [run] seeds / sweep, as (key, sentence); each swept value is checked as its own setting."""
-    from . import field_info, problems as config_problems  # this module is imported by config/__init__
+def problems(cfg, *, field_info, config_problems) -> list[tuple[str, str]]:
+    """Problems of [run] seeds / sweep, as (key, sentence); each swept value is checked as its own setting by
+    `config_problems` (config.problems, passed in: this module sits below config/__init__ and never imports it)."""
     out = []
     seeds = cfg.run.seeds
     if any(not isinstance(s, int) or isinstance(s, bool) for s in seeds):

@@ -32,7 +32,7 @@ def _as_index(label: str) -> int | None:
 
 def read_csv_file(path: Path, label_column: str):
     """One CSV file → RawSplit (every problem is a KDError naming the file, line and column)."""
-    from . import RawSplit
+    from .bundle import RawSplit
     if not path.is_file():
         raise KDError(f"CSV file '{path}' does not exist; check data.path.")
     try:
@@ -99,6 +99,6 @@ def read_csv_file(path: Path, label_column: str):
 
 def load_csv(cfg):
     """The csv source: data.path (+ optional data.val_path / data.test_path), split and normalised."""
-    from . import load_splits
+    from .bundle import load_splits
     col = cfg.data.label_column
     return load_splits(cfg, lambda p: read_csv_file(p, col), name=Path(cfg.data.path).stem)

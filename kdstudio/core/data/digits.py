@@ -18,6 +18,6 @@ def load_digits_arrays() -> tuple[torch.Tensor, torch.Tensor]:
 
 def load_digits(cfg):
     """The digits bundle, split by the config's fractions and seed."""
-    from . import from_arrays
+    from .bundle import from_arrays
     x, y = load_digits_arrays()
     return from_arrays(x, y, [str(i) for i in range(10)], cfg, name="digits")

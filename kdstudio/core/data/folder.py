@@ -81,7 +81,7 @@ def _decode(Image, path: Path, size: int) -> np.ndarray:
 
 def read_image_folder(root: Path, image_size: int, skip_unreadable: bool, warnings: list[str]):
     """One folder of class sub-folders → RawSplit of (N, C, H, W) floats in [0, 1]."""
-    from . import RawSplit
+    from .bundle import RawSplit
     classes = class_folders(root)
     Image = pillow()
     arrays, labels, first = [], [], None
@@ -122,7 +122,7 @@ def read_image_folder(root: Path, image_size: int, skip_unreadable: bool, warnin
 
 def load_folder(cfg):
     """The folder source: class sub-folders in data.path (or its train/val/test folders), split and normalised."""
-    from . import assemble
+    from .bundle import assemble
     d = cfg.data
     if not d.path:
         raise ConfigError("data.source = \"folder\" needs data.path; set it to your image folder.", key="data.path")

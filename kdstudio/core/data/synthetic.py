@@ -7,7 +7,7 @@ import torch
 
 def load_synthetic(cfg):
     """Images whose class sets a smooth random template plus noise, so models can learn something real."""
-    from . import from_arrays
+    from .bundle import from_arrays
     d = cfg.data
     g = torch.Generator().manual_seed(1234 + cfg.seed)
     n, k, c, s = d.synthetic_samples, d.synthetic_classes, d.synthetic_channels, d.synthetic_size

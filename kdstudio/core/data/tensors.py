@@ -60,7 +60,7 @@ def _get(d: dict, key: str):
 
 def read_tensor_file(path: Path, warnings: list[str]):
     """One tensor file → RawSplit (every problem is a KDError naming the file)."""
-    from . import RawSplit
+    from .bundle import RawSplit
     if not path.is_file():
         raise KDError(f"Tensor file '{path}' does not exist; check data.path.")
     suffix = path.suffix.lower()
@@ -108,7 +108,7 @@ def read_tensor_file(path: Path, warnings: list[str]):
 
 def load_tensors(cfg):
     """The tensors source: data.path (+ optional data.val_path / data.test_path), split and normalised."""
-    from . import load_splits
+    from .bundle import load_splits
     warnings: list[str] = []
     return load_splits(cfg, lambda p: read_tensor_file(p, warnings), name=Path(cfg.data.path).stem,
                        warnings=warnings)

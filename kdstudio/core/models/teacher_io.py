@@ -146,8 +146,9 @@ def _replace_head(model: nn.Module, num_classes: int) -> str | None:
 
 
 def load_teacher(cfg, bundle, device, warn: Callable[[str], None] | None = None) -> nn.Module:
-    """The teacher in cfg.teacher.path as a frozen eval-mode module on `device` that outputs logits, checked
-    against the data (input shape and number of classes); problems raise KDError with one sentence."""
+    """The teacher in cfg.teacher.path as an eval-mode module on `device` that outputs logits, checked against the
+    data (input shape and number of classes); problems raise KDError with one sentence. The teacher stage freezes
+    it (models.frozen.FrozenTeacher)."""
     warn = warn or (lambda msg: None)
     t = cfg.teacher
     if not t.path:
@@ -178,7 +179,7 @@ def load_teacher(cfg, bundle, device, warn: Callable[[str], None] | None = None)
             model = model.float()
             warn(f"The teacher's weights in '{path.name}' were not float32; converted them to float32.")
     model = model.to(device)
-    models.freeze(model)
+    model.eval()  # frozen for good by the teacher stage (models.frozen.FrozenTeacher)
     out = check_model(model, bundle, device, role="teacher", where=str(path), allow_other_classes=True)
     if out != bundle.num_classes:
         name = _replace_head(model, bundle.num_classes) if t.finetune_layers else None
@@ -188,7 +189,7 @@ def load_teacher(cfg, bundle, device, warn: Callable[[str], None] | None = None)
                           "output order" + (", or fine-tune a new last layer with teacher.finetune_layers."
                                             if fmt not in ("onnx", "torchscript") else "."))
         model.to(device)
-        models.freeze(model)
+        model.eval()
         record["new_head"] = name
         warn(f"The teacher has {out} outputs; its last layer '{name}' was replaced by a new one with "
              f"{bundle.num_classes} outputs, trained by fine-tuning.")
@@ -325,10 +326,10 @@ def prepare_finetune(teacher: nn.Module, layers: int) -> FinetuneModel:
 
 
 def finish_finetune(wrapped: FinetuneModel) -> nn.Module:
-    """The fine-tuned teacher, frozen again (eval mode, no grad)."""
+    """The fine-tuned teacher, in eval mode (the teacher stage freezes it for good in a FrozenTeacher)."""
     model = wrapped.model
     record = info(model)
-    models.freeze(model)
+    model.eval()
     if record:
         _INFO[model] = {**record, "finetuned_layers": list(wrapped.trainable)}
     return model

@@ -25,6 +25,10 @@ class LiveRun:
         self.cache: tuple[bool, str] | None = None  # (teacher cache on?, why) once the engine said so
         self.new_series = False                     # set when a sweep moved on to its next run
 
+    # the events the log pane shows, with their style
+    LOGGED = {ev.EPOCH: {"quiet": True}, ev.STAGE_STARTED: {"bold": True}, ev.LOG: {}, ev.WARNING: {"warn": True},
+              ev.CHECKPOINT: {"quiet": True}, ev.RUN_FAILED: {"error": True}}
+
     def ingest(self, batch: list) -> list[tuple[str, str | None, dict]]:
         """Apply a batch of events; returns log lines as (text, stage, style flags)."""
         lines: list[tuple[str, str | None, dict]] = []
@@ -38,21 +42,17 @@ class LiveRun:
                 self.series.add(rec)
             if e.kind == ev.STEP:
                 self.progress.step(e.data, e.stage, when=e.time)
-            elif e.kind == ev.EPOCH:
-                lines.append((ev.epoch_line(e.data), e.stage, {"quiet": True}))
             elif e.kind == ev.STAGE_STARTED:
                 self.progress.stage_started(e.stage)
-                lines.append((f"── {e.stage} ──", e.stage, {"bold": True}))
             elif e.kind == ev.STAGE_FINISHED:
                 self.progress.stage_finished(e.stage)
-            elif e.kind in (ev.LOG, ev.WARNING):
-                lines.append((str(e.data.get("message", "")), e.stage, {"warn": e.kind == ev.WARNING}))
-                if "teacher_cache" in e.data:
-                    self.cache = (bool(e.data["teacher_cache"]), str(e.data.get("message", "")))
-            elif e.kind == ev.CHECKPOINT and e.data.get("complete"):
-                lines.append((f"checkpoint: {Path(str(e.data.get('path'))).name}", e.stage, {"quiet": True}))
-            elif e.kind == ev.RUN_FAILED:
-                lines.append((str(e.data.get("message")), e.stage, {"error": True}))
+                continue  # the stage's own log lines said what it did
+            elif e.kind == ev.LOG and "teacher_cache" in e.data:
+                self.cache = (bool(e.data["teacher_cache"]), str(e.data.get("message", "")))
+            if e.kind in self.LOGGED:
+                text = ev.describe(e)  # the same sentence log.txt and the CLI show
+                if text:
+                    lines.append((text, e.stage, self.LOGGED[e.kind]))
         return lines
 
     def _run_started(self, e, lines) -> None:
