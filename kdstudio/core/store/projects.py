@@ -309,9 +309,12 @@ class ProjectStore:
         shutil.rmtree(path)
 
     def import_config(self, file: str | Path, name: str | None = None) -> Project:
-        """A new project from a TOML config file (it must parse; validation problems are shown later)."""
+        """A new project from a TOML config file, copied as written with its comments (it must parse; validation
+        problems are shown later)."""
         cfg = config_mod.load(file)
-        return self.create(name or Path(file).stem, cfg)
+        project = self.create(name or Path(file).stem, cfg)
+        project.save_text(Path(file).read_text(encoding="utf-8"))
+        return project
 
 
 class Settings:
