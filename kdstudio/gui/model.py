@@ -48,6 +48,15 @@ class ConfigModel(QObject):
         self.validate()
         self.config_changed.emit("")
 
+    def replace(self, cfg: Config) -> None:
+        """Take a whole new config and save it (a moment later, as a form edit is)."""
+        self.cfg = cfg
+        self.local_errors.clear()
+        self.validate()
+        self.config_changed.emit("")
+        self._dirty = True
+        self._timer.start()
+
     def save_text(self, text: str) -> None:
         """Write the TOML editor's text as project.toml exactly as typed (its comments kept) and take its config;
         a ConfigError (bad TOML, unknown key, wrong type) leaves the file and the config as they were."""

@@ -49,7 +49,7 @@ def _item(value):
 
 
 def value_text(value) -> str:
-    """One config value as TOML text (`[1, 2]`, `{beta = 8.0}`, `"a\\tb"`): what the forms show for lists."""
+    """One config value as TOML text (`[1, 2]`, `{ beta = 8.0 }`, `"a\\tb"`): how the forms show lists and tables."""
     return _item(value).as_string()
 
 
@@ -133,7 +133,7 @@ def update(text: str, cfg: Config) -> str:
     out = doc.as_string()
     try:
         ok = _same_config(tomllib.loads(out), values)
-    except (tomllib.TOMLDecodeError, ValueError):
+    except ValueError:  # TOMLDecodeError included
         ok = False
     return out if ok else dumps(cfg)  # an odd layout tomlkit cannot edit: the values matter more than the layout
 
