@@ -85,9 +85,10 @@ def test_damaged_project_is_listed_with_reason_and_never_overwritten():
 
 def test_import_config_makes_a_project(tmp_path):
     src = tmp_path / "exp.toml"
-    src.write_text("[distill]\ntemperature = 3.0\nepochs = 5\n")
+    src.write_text("# my sweep\n[distill]\ntemperature = 3.0  # tried 2 and 4\nepochs = 5\n")
     p = ProjectStore().import_config(src)
     assert p.name == "exp" and p.config.distill.temperature == 3.0 and p.config.distill.epochs == 5
+    assert p.file.read_text() == src.read_text()  # copied as written, comments included
     bad = tmp_path / "bad.toml"
     bad.write_text("[distill]\nnope = 1\n")
     with pytest.raises(KDError, match="Unknown setting 'distill.nope'"):

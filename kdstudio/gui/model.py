@@ -49,13 +49,25 @@ class ConfigModel(QObject):
         self.config_changed.emit("")
 
     def replace(self, cfg: Config) -> None:
-        """Take a whole new config (from the TOML editor) and save it."""
+        """Take a whole new config and save it (a moment later, as a form edit is)."""
         self.cfg = cfg
         self.local_errors.clear()
         self.validate()
         self.config_changed.emit("")
         self._dirty = True
         self._timer.start()
+
+    def save_text(self, text: str) -> None:
+        """Write the TOML editor's text as project.toml exactly as typed (its comments kept) and take its config;
+        a ConfigError (bad TOML, unknown key, wrong type) leaves the file and the config as they were."""
+        cfg = self.project.save_text(text)
+        self._timer.stop()  # the text replaces any form edit still waiting for autosave
+        self._dirty = False
+        self.cfg = cfg.copy()
+        self.local_errors.clear()
+        self.validate()
+        self.config_changed.emit("")
+        self.saved.emit(f"Saved {self.project.file.name}")
 
     # ---- edits -----------------------------------------------------------------------------------------
     def set(self, key: str, value) -> bool:

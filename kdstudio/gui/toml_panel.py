@@ -9,7 +9,6 @@ from PySide6.QtCore import QRect, QSize, Qt
 from PySide6.QtGui import QColor, QFontDatabase, QPainter, QTextCursor, QTextFormat
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QPlainTextEdit, QPushButton, QTextEdit, QVBoxLayout, QWidget
 
-from ..core import config as config_mod
 from ..core.errors import KDError
 from .model import ConfigModel
 
@@ -194,7 +193,7 @@ class TomlPanel(QWidget):
             self._show_error(f"Damaged: {p.error} Fix the text and press Save TOML; until then nothing "
                              "overwrites the file.", p.error)
         else:
-            self._set_text(config_mod.dumps(self.model.cfg))
+            self._set_text(p.text_for(self.model.cfg))  # the file itself, with pending form edits applied
             self.status.setText(f"{p.file}")
 
     def apply(self) -> bool:
@@ -208,10 +207,7 @@ class TomlPanel(QWidget):
                 p.save_text(text)
                 self.model.set_project(p)
             else:
-                cfg = config_mod.loads(text, where="project.toml")
-                self.model.replace(cfg)
-                if not self.model.save_now():
-                    return False
+                self.model.save_text(text)
         except KDError as e:
             self._show_error(f"Not saved: {e}", str(e), getattr(e, "key", None), color=True)
             return False

@@ -303,46 +303,14 @@ def load(path: str | Path) -> Config:
 
 
 def _toml_value(v) -> str:
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, (int, float)):
-        return repr(v)
-    if isinstance(v, str):
-        return '"' + v.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
-    if isinstance(v, list):
-        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
-    if isinstance(v, dict):
-        return "{ " + ", ".join(f"{_toml_key(k)} = {_toml_value(x)}" for k, x in v.items()) + " }"
-    raise TypeError(f"cannot write {type(v).__name__} to TOML")
-
-
-def _toml_key(k: str) -> str:
-    return k if k.replace("_", "").replace("-", "").isalnum() else _toml_value(k)
+    from .toml_edit import value_text  # tomlkit escapes every string (\r, \x01…), so any value reads back
+    return value_text(v)
 
 
 def dumps(cfg: Config, *, comments: bool = False) -> str:
     """TOML text of the whole config; with comments=True each key carries its help text."""
-    d = cfg.to_dict()
-    lines: list[str] = []
-    sections = {f.name: f for f in fields(Config)}
-
-    def emit(key, value, f):
-        line = f"{key} = {_toml_value(value)}"
-        if comments and f.metadata.get("help"):
-            extra = f" ({' | '.join(f.metadata['choices'])})" if f.metadata.get("choices") else ""
-            line = f"{line:<40} # {f.metadata['help']}{extra}"
-        lines.append(line)
-
-    for name, f in sections.items():
-        if not _is_section(f):
-            emit(name, d[name], f)
-    for name, f in sections.items():
-        if _is_section(f):
-            lines.append("")
-            lines.append(f"[{name}]")
-            for sf in fields(f.default_factory()):
-                emit(sf.name, d[name][sf.name], sf)
-    return "\n".join(lines) + "\n"
+    from .toml_edit import dumps as _dumps
+    return _dumps(cfg, comments=comments)
 
 
 def save(cfg: Config, path: str | Path, *, comments: bool = False) -> None:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from . import Config, dumps
+from . import Config
+from .toml_edit import dumps
 
 
 def demo_config() -> Config:
@@ -35,5 +36,5 @@ STARTER_HEADER = """\
 
 
 def starter_config_text(path: str = "kdstudio.toml") -> str:
-    """The demo config with every key and a comment saying what it does."""
-    return STARTER_HEADER.format(path=path) + "\n" + dumps(demo_config(), comments=True)
+    """The demo config with every key and a comment saying what it does (a tomlkit document, as edits keep it)."""
+    return dumps(demo_config(), comments=True, header=STARTER_HEADER.format(path=path))

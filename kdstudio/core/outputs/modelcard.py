@@ -11,6 +11,7 @@ from pathlib import Path
 
 from ..errors import KDError
 from ..store.files import RunDir, atomic_write_bytes, atomic_write_json, atomic_write_text, read_json, read_metrics
+from .charts import GRID, LOSS_SIZE, Canvas, heatmap, line_chart
 
 MARKDOWN, JSON, LOSS_PNG, CONFUSION_PNG = "MODEL_CARD.md", "model_card.json", "loss_curves.png", "confusion_matrix.png"
 
@@ -100,13 +101,14 @@ def loss_series(records: list[dict]) -> tuple[list, list]:
 
 def draw_images(rd: RunDir, out_dir: Path, model: str = "student") -> tuple[list[str], list[str]]:
     """Write loss_curves.png and confusion_matrix.png; returns (written file names, notes on what was skipped)."""
-    from .pngplot import Canvas, heatmap, line_chart
     written, notes = [], []
     loss, acc = loss_series(read_metrics(rd.metrics))
     if loss:
-        c = Canvas(720, 560)
-        line_chart(c, (0, 0, 720, 280), loss, "Training loss per epoch", "loss")
-        line_chart(c, (0, 280, 720, 560), acc, "Validation accuracy per epoch", "accuracy")
+        c = Canvas(LOSS_SIZE)
+        w, h = LOSS_SIZE
+        line_chart(c, (0, 0, w, h // 2), loss, "Training loss per epoch", "loss")
+        c.line([(16, h // 2), (w - 16, h // 2)], GRID)
+        line_chart(c, (0, h // 2, w, h), acc, "Validation accuracy per epoch", "accuracy", percent=True)
         atomic_write_bytes(out_dir / LOSS_PNG, c.png())
         written.append(LOSS_PNG)
     else:
@@ -114,7 +116,7 @@ def draw_images(rd: RunDir, out_dir: Path, model: str = "student") -> tuple[list
     ev = read_json(rd.root / "evaluation.json")
     if ev and model in ev.get("models", {}):
         atomic_write_bytes(out_dir / CONFUSION_PNG, heatmap(ev["models"][model]["confusion"], ev["class_names"],
-                                                            f"Confusion matrix: {model}"))
+                                                            f"Confusion matrix: {model} on the test split"))
         written.append(CONFUSION_PNG)
     else:
         notes.append("no evaluation.json, so no confusion-matrix image (run `kdstudio eval RUN_DIR`)")

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .. import config as config_mod
-from ..config import Config
+from ..config import Config, toml_edit
 from ..errors import ConfigError, KDError
 from . import summary as summary_mod
 from .files import atomic_write_json, atomic_write_text, read_json
@@ -111,11 +111,13 @@ class RunInfo:
 
 @dataclass
 class Project:
-    """A project folder; `config` is None and `error` says why when project.toml cannot be read."""
+    """A project folder; `config` is None and `error` says why when project.toml cannot be read. `text` is the
+    file as last read or written: saves edit it in place, so the user's comments and layout survive."""
 
     path: Path
     config: Config | None = None
     error: str | None = None
+    text: str = field(default="", repr=False)
 
     @property
     def name(self) -> str:
@@ -140,26 +142,58 @@ class Project:
     def reload(self) -> "Project":
         """Read project.toml again; a damaged file sets `error` and clears `config`."""
         try:
-            self.config, self.error = config_mod.load(self.file), None
+            self.text = self.file.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as e:
+            reason = getattr(e, "strerror", None) or e
+            self.config, self.text, self.error = None, "", f"Cannot read '{self.file}': {reason}."
+            return self
+        try:
+            self.config, self.error = config_mod.loads(self.text, where=str(self.file)), None
         except ConfigError as e:
             self.config, self.error = None, str(e)
-        except OSError as e:
-            self.config, self.error = None, f"Cannot read '{self.file}': {e.strerror or e}."
         return self
 
+    def text_for(self, cfg: Config) -> str:
+        """project.toml as it would be after saving `cfg`: only changed values rewritten, comments and layout kept."""
+        return toml_edit.update(self.text, cfg)
+
     def save(self, cfg: Config) -> None:
-        """Write the config atomically (refused for a damaged project: use save_text to repair it)."""
+        """Write the config atomically, in place in the file's own layout (refused for a damaged project: use
+        save_text to repair it)."""
         if self.damaged:
             raise KDError(f"Project '{self.name}' has a damaged project.toml; it is not overwritten. "
                           "Fix it in the TOML editor or in a text editor.")
-        config_mod.save(cfg, self.file)
-        self.config = cfg
+        self._take_outside_edits()
+        text = self.text_for(cfg)
+        atomic_write_text(self.file, text)
+        self.config, self.text = cfg, text
+
+    def _take_outside_edits(self) -> None:
+        """Start from the file on disk when something else changed it (its comments are kept); when that change
+        left it unreadable, the project becomes damaged and nothing is written."""
+        try:
+            disk = self.file.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return  # a new project, or one whose file was deleted: written afresh
+        except (OSError, UnicodeDecodeError) as e:
+            raise KDError(f"Cannot read '{self.file}' before saving ({getattr(e, 'strerror', None) or e}); "
+                          "nothing was written.") from None
+        if disk == self.text:
+            return
+        try:
+            config_mod.loads(disk, where=str(self.file))
+        except ConfigError as e:
+            self.config, self.text, self.error = None, disk, str(e)
+            raise KDError(f"Project '{self.name}': project.toml was changed outside KD Studio and is now damaged "
+                          f"({e}); it is not overwritten. Fix it in the TOML editor or in a text editor.") from None
+        self.text = disk
 
     def save_text(self, text: str) -> Config:
-        """Parse TOML text and, only when it is valid TOML with known keys, write it as project.toml."""
+        """Parse TOML text and, only when it is valid TOML with known keys, write it as project.toml, as typed."""
         cfg = config_mod.loads(text, where=PROJECT_FILE)
-        atomic_write_text(self.file, text if text.endswith("\n") else text + "\n")
-        self.config, self.error = cfg, None
+        text = text if text.endswith("\n") else text + "\n"
+        atomic_write_text(self.file, text)
+        self.config, self.text, self.error = cfg, text, None
         return cfg
 
     def new_run_dir(self) -> Path:
@@ -280,9 +314,12 @@ class ProjectStore:
         shutil.rmtree(path)
 
     def import_config(self, file: str | Path, name: str | None = None) -> Project:
-        """A new project from a TOML config file (it must parse; validation problems are shown later)."""
+        """A new project from a TOML config file, copied as written with its comments (it must parse; validation
+        problems are shown later)."""
         cfg = config_mod.load(file)
-        return self.create(name or Path(file).stem, cfg)
+        project = self.create(name or Path(file).stem, cfg)
+        project.save_text(Path(file).read_text(encoding="utf-8"))
+        return project
 
 
 class Settings:
