@@ -14,6 +14,7 @@ from kdstudio.core.config import Config
 from kdstudio.core.data import load_data
 from kdstudio.core.errors import ConfigError, KDError
 from kdstudio.core.models.teacher_formats import read_safetensors
+from kdstudio.core.outputs.export import opset_version
 
 warnings.filterwarnings("ignore", category=DeprecationWarning)
 
@@ -118,8 +119,9 @@ def export_onnx(model, path, example, dynamic=True):
     pytest.importorskip("onnxruntime")
     pytest.importorskip("onnx", reason="torch.onnx.export needs the onnx package")
     kwargs = {"dynamic_axes": {"x": {0: "batch"}}} if dynamic else {}
+    # torch's default opset can be newer than the installed onnxruntime reads (20 against 1.16's 19)
     torch.onnx.export(model, (example,), str(path), dynamo=False, input_names=["x"], output_names=["logits"],
-                      **kwargs)
+                      opset_version=opset_version(), **kwargs)
 
 
 def test_onnx_logits_only_teacher(tmp_path, bundle, trained):
