@@ -1,7 +1,7 @@
 """Export the student to deployable files; every file is reloaded in its own runtime, compared with the live model
 on real test inputs (max |diff|, top-1 agreement) and timed there.
 
-Formats: TorchScript, ONNX (onnx + onnxruntime, optional), safetensors (optional) + the config JSON, state_dict.
+Formats: TorchScript, ONNX (onnx + onnxruntime, optional), safetensors, state_dict; each with the arch JSON.
 Writes are atomic (temp file + rename); existing files are only replaced with `overwrite=True`.
 """
 
@@ -30,7 +30,7 @@ from ..store.files import atomic_save_with, atomic_write_json, read_json
 EXTENSIONS = {"torchscript": "torchscript.pt", "onnx": "onnx", "safetensors": "safetensors",
               "state_dict": "state_dict.pt"}
 FORMATS = {f: f"student.{ext}" for f, ext in EXTENSIONS.items()}  # default file names (public)
-NEEDS = {"onnx": ("onnx", "onnxruntime"), "safetensors": ("safetensors",)}
+NEEDS = {"onnx": ("onnx", "onnxruntime")}
 QUANTIZE = ("none", "int8", "fp16", "bf16")
 
 
@@ -129,7 +129,6 @@ def _load_state_dict(path, ctx):
 
 
 def _write_safetensors(model, example, path, ctx):
-    _require("safetensors")
     if ctx["quantize"] == "int8":
         raise FormatError("safetensors stores plain tensors, not int8 packed weights; export int8 as torchscript, "
                           "onnx or state_dict.")
