@@ -14,9 +14,7 @@ import json
 import logging
 import os
 import re
-import statistics
 import sys
-import time
 import warnings
 from pathlib import Path
 
@@ -24,7 +22,7 @@ import torch
 from torch import nn
 
 from ..errors import KDError
-from .evaluate import cpu_threads
+from .evaluate import cpu_threads, median_ms
 from ..store.files import atomic_save_with, atomic_write_json, read_json
 
 EXTENSIONS = {"torchscript": "torchscript.pt", "onnx": "onnx", "safetensors": "safetensors",
@@ -245,15 +243,10 @@ def _run_batched(fn, x: torch.Tensor, batch: int = 256) -> torch.Tensor:
 
 @torch.inference_mode()
 def time_callable(fn, x: torch.Tensor, repeats: int = 20, warmup: int = 3) -> float:
-    """Median ms of fn(x) after warm-up."""
-    for _ in range(warmup):
-        fn(x)
-    times = []
-    for _ in range(max(1, repeats)):
-        t0 = time.perf_counter()
-        fn(x)
-        times.append((time.perf_counter() - t0) * 1e3)
-    return statistics.median(times)
+    """Median ms of fn(x) after warm-up (on the CPU, where every reloaded file runs)."""
+    # torch's Timer times any callable, the onnxruntime session's too; its thread setting only touches torch,
+    # and the session keeps the intra-op threads it was built with (the same count, see _load_onnx).
+    return median_ms(fn, x, repeats, warmup, "cpu")
 
 
 def _disk_error(e: Exception) -> bool:
