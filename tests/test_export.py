@@ -1,6 +1,7 @@
 """Export: every format round-trips on the digits student, bad input leaves nothing half-written, model card."""
 
 import errno
+import importlib.util
 import json
 import os
 
@@ -116,8 +117,8 @@ def test_int8_and_fp16_exports_reload_and_agree(run, tmp_path):
 
 def test_missing_optional_package_is_named_and_other_formats_still_written(run, tmp_path, monkeypatch):
     out, _ = run
-    real = export.importlib.util.find_spec
-    monkeypatch.setattr(export.importlib.util, "find_spec",
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
                         lambda name, *a: None if name == "onnxruntime" else real(name, *a))
     res = artifacts.export_run(out, ["onnx", "state_dict"], out=tmp_path, latency_repeats=0)
     assert [e["format"] for e in res["exports"]] == ["state_dict"]
@@ -176,8 +177,11 @@ def test_export_of_a_run_without_a_student(tmp_path, capsys):
 
 def test_unknown_format_is_refused_before_writing(run, tmp_path):
     out, _ = run
-    with pytest.raises(KDError, match="does not exist"):
+    with pytest.raises(KDError, match="Unknown export format 'tflite'.") as info:
         artifacts.export_run(out, ["tflite"], out=tmp_path)
+    assert info.value.key == "export.formats"
+    with pytest.raises(KDError, match="Unknown export format 'onxx'. Did you mean 'onnx'?"):
+        artifacts.export_run(out, ["torchscript", "onxx"], out=tmp_path)
     assert not list(tmp_path.iterdir())
 
 
