@@ -38,6 +38,7 @@ def _leftovers(folder):
 
 def test_each_format_round_trips_on_the_digits_student(run):
     out, summary = run
+    pytest.importorskip("onnx")
     pytest.importorskip("onnxruntime")
     by_format = {e["format"]: e for e in summary["exports"]}
     assert set(by_format) == set(ALL) and not summary.get("export_failed")
