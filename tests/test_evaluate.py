@@ -11,7 +11,8 @@ from kdstudio.cli import main
 from kdstudio.core.outputs import artifacts
 from kdstudio.core.pipeline import engine
 from kdstudio.core.errors import KDError
-from kdstudio.core.outputs.evaluate import classification_metrics, comparison_table, confusion_matrix, expected_calibration_error, flops, predict_logits
+from kdstudio.core.outputs.evaluate import (classification_metrics, comparison_table, confusion_matrix, cpu_threads,
+                                            expected_calibration_error, flops, median_ms, predict_logits)
 from tests.helpers import tiny_config
 
 
@@ -109,6 +110,19 @@ def test_comparison_table_ratios():
     rows = {r["model"]: r for r in comparison_table({"teacher": a, "small": b})}
     assert rows["small"]["params_ratio"] == 20 and rows["small"]["size_ratio"] == 10
     assert rows["small"]["speedup"]["cpu_b1"] == 4 and rows["small"]["top1_delta"] == pytest.approx(-0.1)
+
+
+def test_latency_is_timed_at_the_thread_count_cpu_threads_sets():
+    seen = []
+
+    def forward(x):
+        seen.append(torch.get_num_threads())
+        return x
+    before = torch.get_num_threads()
+    with cpu_threads(2) as n:
+        ms = median_ms(forward, torch.zeros(1), repeats=3, warmup=1)
+    assert n == 2 and set(seen) == {2} and len(seen) >= 1 + 3 and ms > 0
+    assert torch.get_num_threads() == before
 
 
 def test_eval_command_reproduces_the_numbers(run, capsys):

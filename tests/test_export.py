@@ -1,6 +1,7 @@
 """Export: every format round-trips on the digits student, bad input leaves nothing half-written, model card."""
 
 import errno
+import importlib.util
 import json
 import os
 
@@ -37,8 +38,8 @@ def _leftovers(folder):
 
 def test_each_format_round_trips_on_the_digits_student(run):
     out, summary = run
+    pytest.importorskip("onnx")
     pytest.importorskip("onnxruntime")
-    pytest.importorskip("safetensors")
     by_format = {e["format"]: e for e in summary["exports"]}
     assert set(by_format) == set(ALL) and not summary.get("export_failed")
     for fmt, e in by_format.items():
@@ -89,15 +90,25 @@ def test_adding_a_format_does_not_ask_about_the_shared_arch_json(run, tmp_path):
 
 
 def test_int8_and_fp16_exports_reload_and_agree(run, tmp_path):
+    """The torch formats hold the int8 model itself. The ONNX file is onnxruntime's own int8 of the float model, so
+    it may differ where two logits nearly tie; its weights are uint8 because uint8 x int8 products saturate in
+    16 bits on x86 CPUs without VNNI (346 of 359 digits agreed there), while uint8 x uint8 is exact everywhere."""
+    onnx = pytest.importorskip("onnx")
+    pytest.importorskip("onnxruntime")
     out, summary = run
     res = artifacts.export_run(out, ["torchscript", "state_dict", "onnx"], quantize="int8", out=tmp_path,
                                latency_repeats=2)
     assert not res["failed"]
-    for e in res["exports"]:
+    by_format = {e["format"]: e for e in res["exports"]}
+    for e in by_format.values():
         assert e["quantize"] == "int8" and ".int8." in e["path"]
-        if e["format"] != "onnx":  # the same int8 model reloaded: identical
-            assert e["max_abs_diff"] <= 1e-4
-        assert e["top1_agreement"] >= 0.97  # onnxruntime quantizes the fp32 graph itself
+    for fmt in ("torchscript", "state_dict"):  # the same int8 model reloaded: identical
+        assert by_format[fmt]["max_abs_diff"] <= 1e-4 and by_format[fmt]["top1_agreement"] == 1.0, fmt
+    graph = onnx.load(by_format["onnx"]["path"]).graph
+    weights = {t.name: t.data_type for t in graph.initializer}
+    products = [n for n in graph.node if n.op_type == "MatMulInteger"]
+    assert products and all(weights[n.input[1]] == onnx.TensorProto.UINT8 for n in products)
+    assert by_format["onnx"]["top1_agreement"] >= 0.97
     fp16 = artifacts.export_run(out, ["safetensors", "torchscript"], quantize="fp16", out=tmp_path,
                                 latency_repeats=2)
     assert [e["top1_agreement"] for e in fp16["exports"]] == [1.0, 1.0]
@@ -107,8 +118,8 @@ def test_int8_and_fp16_exports_reload_and_agree(run, tmp_path):
 
 def test_missing_optional_package_is_named_and_other_formats_still_written(run, tmp_path, monkeypatch):
     out, _ = run
-    real = export.importlib.util.find_spec
-    monkeypatch.setattr(export.importlib.util, "find_spec",
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
                         lambda name, *a: None if name == "onnxruntime" else real(name, *a))
     res = artifacts.export_run(out, ["onnx", "state_dict"], out=tmp_path, latency_repeats=0)
     assert [e["format"] for e in res["exports"]] == ["state_dict"]
@@ -167,8 +178,11 @@ def test_export_of_a_run_without_a_student(tmp_path, capsys):
 
 def test_unknown_format_is_refused_before_writing(run, tmp_path):
     out, _ = run
-    with pytest.raises(KDError, match="does not exist"):
+    with pytest.raises(KDError, match="Unknown export format 'tflite'.") as info:
         artifacts.export_run(out, ["tflite"], out=tmp_path)
+    assert info.value.key == "export.formats"
+    with pytest.raises(KDError, match="Unknown export format 'onxx'. Did you mean 'onnx'?"):
+        artifacts.export_run(out, ["torchscript", "onxx"], out=tmp_path)
     assert not list(tmp_path.iterdir())
 
 

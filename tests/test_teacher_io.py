@@ -14,6 +14,7 @@ from kdstudio.core.config import Config
 from kdstudio.core.data import load_data
 from kdstudio.core.errors import ConfigError, KDError
 from kdstudio.core.models.teacher_formats import read_safetensors
+from kdstudio.core.outputs.export import opset_version
 
 warnings.filterwarnings("ignore", category=DeprecationWarning)
 
@@ -75,35 +76,56 @@ def test_checkpoint_dict_and_dataparallel_prefix(tmp_path, bundle, trained):
     same_logits(load(tmp_path / "ckpt.pth", bundle), trained, bundle)
 
 
-def test_safetensors_package_and_builtin_reader(tmp_path, bundle, trained):
-    st = pytest.importorskip("safetensors.torch")
-    st.save_file({k: v.contiguous() for k, v in trained.state_dict().items()}, str(tmp_path / "t.safetensors"))
-    same_logits(load(tmp_path / "t.safetensors", bundle), trained, bundle)
-    a = read_safetensors(tmp_path / "t.safetensors", use_package=True)
-    b = read_safetensors(tmp_path / "t.safetensors", use_package=False)
-    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) and a[k].dtype == b[k].dtype for k in a)
+def test_safetensors_into_zoo_arch(tmp_path, bundle, trained):
+    from safetensors.torch import save_file
+    save_file({k: v.contiguous() for k, v in trained.state_dict().items()}, str(tmp_path / "t.safetensors"))
+    t = load(tmp_path / "t.safetensors", bundle)
+    same_logits(t, trained, bundle)
+    assert teacher_io.info(t)["format"] == "safetensors" and teacher_io.info(t)["arch"] == "cnn"
+    back = read_safetensors(tmp_path / "t.safetensors")
+    assert all(torch.equal(back[k], v) for k, v in trained.state_dict().items())
 
 
-def write_safetensors_by_hand(tensors, path):
-    """The documented layout: u64 little-endian header size, JSON header, raw little-endian data."""
-    import json
-    header, blobs, offset = {"__metadata__": {"format": "pt"}}, [], 0
-    for name, t in tensors.items():
-        raw = t.detach().contiguous().numpy().tobytes()
-        header[name] = {"dtype": "F32", "shape": list(t.shape), "data_offsets": [offset, offset + len(raw)]}
-        blobs.append(raw)
-        offset += len(raw)
-    head = json.dumps(header).encode()
-    path.write_bytes(len(head).to_bytes(8, "little") + head + b"".join(blobs))
+def test_half_precision_safetensors_load_into_the_float32_arch(tmp_path, bundle, trained):
+    from safetensors.torch import save_file
+    half = {k: (v.half() if v.is_floating_point() else v).contiguous() for k, v in trained.state_dict().items()}
+    save_file(half, str(tmp_path / "half.safetensors"))
+    assert read_safetensors(tmp_path / "half.safetensors")["classifier.weight"].dtype == torch.float16
+    t = load(tmp_path / "half.safetensors", bundle)
+    assert all(p.dtype == torch.float32 for p in t.parameters())
+    with torch.no_grad():  # fp16 weights: within their rounding of the original
+        assert torch.allclose(t(bundle.x_val[:16]), trained(bundle.x_val[:16]), atol=0.05)
 
 
-def test_safetensors_without_the_package(tmp_path, bundle, trained, monkeypatch):
-    sd = {k: v.float() for k, v in trained.state_dict().items()}
-    write_safetensors_by_hand(sd, tmp_path / "hand.safetensors")
-    monkeypatch.setitem(__import__("sys").modules, "safetensors.torch", None)  # as if not installed
-    same_logits(load(tmp_path / "hand.safetensors", bundle), trained, bundle)
-    back = read_safetensors(tmp_path / "hand.safetensors")
-    assert all(torch.equal(back[k], sd[k]) for k in sd)
+def _damage(data: bytes, how: str) -> bytes:
+    """A safetensors file spoilt one way: u64 header size, JSON header, raw data."""
+    n = int.from_bytes(data[:8], "little")
+    header = data[8:8 + n].decode()
+    if how == "cut data":
+        return data[:-20]
+    if how == "cut header":
+        return data[:8 + n // 2]
+    if how == "unknown dtype":
+        return data.replace(b'"dtype":"F32"', b'"dtype":"Q7X"', 1)
+    if how == "offsets past the end":
+        first = header.index('"data_offsets":[') + len('"data_offsets":[')
+        end = header.index("]", first)
+        bad = header[:first] + f"0,{10 ** 9}" + header[end:]
+        return len(bad).to_bytes(8, "little") + bad.encode() + data[8 + n:]
+    return b"\x01\x02"  # shorter than the 8-byte header size
+
+
+@pytest.mark.parametrize("how", ["cut data", "cut header", "unknown dtype", "offsets past the end", "too short"])
+def test_damaged_safetensors_are_refused_in_one_sentence(tmp_path, bundle, trained, how):
+    from safetensors.torch import save_file
+    save_file({k: v.contiguous() for k, v in trained.state_dict().items()}, str(tmp_path / "t.safetensors"))
+    bad = tmp_path / "bad.safetensors"
+    bad.write_bytes(_damage((tmp_path / "t.safetensors").read_bytes(), how))
+    with pytest.raises(KDError) as info:
+        load(bad, bundle)
+    msg = str(info.value)
+    assert msg.startswith(f"Teacher file '{bad}' could not be read as safetensors (")
+    assert msg.endswith("it may be corrupt or truncated.") and "\n" not in msg
 
 
 @pytest.mark.parametrize("name", ["t.pt", "t.ts"])
@@ -118,8 +140,9 @@ def export_onnx(model, path, example, dynamic=True):
     pytest.importorskip("onnxruntime")
     pytest.importorskip("onnx", reason="torch.onnx.export needs the onnx package")
     kwargs = {"dynamic_axes": {"x": {0: "batch"}}} if dynamic else {}
+    # torch's default opset can be newer than the installed onnxruntime reads (20 against 1.16's 19)
     torch.onnx.export(model, (example,), str(path), dynamo=False, input_names=["x"], output_names=["logits"],
-                      **kwargs)
+                      opset_version=opset_version(), **kwargs)
 
 
 def test_onnx_logits_only_teacher(tmp_path, bundle, trained):

@@ -182,7 +182,7 @@ class ExportConfig:
     formats: list = opt(["torchscript", "state_dict"], "files every run writes, each reloaded and checked: "
                                                        "torchscript loads without your model code, state_dict and "
                                                        "safetensors hold the weights only, onnx runs in ONNX Runtime "
-                                                       "(onnx and safetensors need their pip packages)",
+                                                       "(onnx needs its pip packages)",
                         choices=("torchscript", "state_dict", "onnx", "safetensors"), item="str")
     quantize: str = opt("none", "weights of the exported files: none = float32; int8 (static for conv nets, else "
                                 "dynamic) or fp16/bf16 make smaller files (compress.int8 and compress.half show what "

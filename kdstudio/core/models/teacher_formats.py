@@ -1,15 +1,15 @@
-"""Teacher file formats: detection by suffix and magic bytes, safetensors (no dependency needed) and ONNX
+"""Teacher file formats: detection by suffix and magic bytes, safetensors (the `safetensors` package) and ONNX
 (onnxruntime, optional) wrapped as a logits-only nn.Module. Used by teacher_io.py.
 """
 
 from __future__ import annotations
 
-import json
 import zipfile
 from pathlib import Path
 
 import numpy as np
 import torch
+from safetensors.torch import load_file
 from torch import nn
 
 from ..errors import KDError
@@ -47,49 +47,12 @@ def detect_format(path: Path) -> str:
     raise KDError(f"Teacher file '{path}' has an unknown format; use TorchScript (.pt/.ts), a state_dict "
                   "(.pt/.pth), .safetensors or .onnx.")
 
-_ST_DTYPES = {"F64": torch.float64, "F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16,
-              "I64": torch.int64, "I32": torch.int32, "I16": torch.int16, "I8": torch.int8, "U8": torch.uint8,
-              "BOOL": torch.bool}
 
-
-def _read_safetensors_builtin(path: Path) -> dict[str, torch.Tensor]:
-    """The safetensors format by hand: 8-byte little-endian header size, JSON header, raw little-endian data."""
-    data = path.read_bytes()
-    if len(data) < 8:
-        raise ValueError("file shorter than its header")
-    n = int.from_bytes(data[:8], "little")
-    if n <= 0 or 8 + n > len(data):
-        raise ValueError("header size out of range")
-    header = json.loads(data[8:8 + n].decode("utf-8"))
-    body = memoryview(data)[8 + n:]
-    out = {}
-    for name, meta in header.items():
-        if name == "__metadata__":
-            continue
-        dtype = _ST_DTYPES.get(meta["dtype"])
-        if dtype is None:
-            raise ValueError(f"unsupported dtype {meta['dtype']} for '{name}'")
-        start, end = meta["data_offsets"]
-        if not 0 <= start <= end <= len(body):
-            raise ValueError(f"data of '{name}' lies outside the file")
-        shape = meta["shape"]
-        t = torch.frombuffer(bytearray(body[start:end]), dtype=dtype) if end > start else torch.empty(0, dtype=dtype)
-        out[name] = t.reshape(shape).clone()
-    return out
-
-
-def read_safetensors(path: Path, *, use_package: bool = True) -> dict[str, torch.Tensor]:
-    """Tensors of a .safetensors file (the `safetensors` package when installed, else the built-in reader)."""
+def read_safetensors(path: Path) -> dict[str, torch.Tensor]:
+    """Tensors of a .safetensors file on the CPU; KDError when the file is damaged."""
     try:
-        if use_package:
-            try:
-                from safetensors.torch import load_file
-            except ImportError:
-                load_file = None
-            if load_file is not None:
-                return load_file(str(path), device="cpu")
-        return _read_safetensors_builtin(path)
-    except Exception as e:  # noqa: BLE001 - any parse failure is a damaged file to the user
+        return load_file(str(path), device="cpu")
+    except Exception as e:  # noqa: BLE001 - a bad header, cut data or an unknown dtype: a damaged file to the user
         msg = str(e).strip().splitlines()[0][:160] if str(e).strip() else type(e).__name__
         raise KDError(f"Teacher file '{path}' could not be read as safetensors ({msg}); it may be corrupt or "
                       "truncated.") from None

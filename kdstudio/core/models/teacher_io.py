@@ -3,8 +3,7 @@ and a pickled full model only with `teacher.trust_pickle`. Then: checks against 
 N layers, and a sanity check on the validation split.
 
 Files from elsewhere are untrusted: state dicts are read with `torch.load(weights_only=True)`, safetensors with the
-`safetensors` package when installed or the small reader in teacher_formats.py otherwise (the format is a JSON
-header plus raw little-endian arrays, so no dependency is required), TorchScript with `torch.jit.load`, ONNX with
+`safetensors` package (no code runs, the file is memory-mapped), TorchScript with `torch.jit.load`, ONNX with
 onnxruntime (optional). Every problem is a KDError with one sentence naming the file.
 
 Engine order: `load_teacher` → (`prepare_finetune` → train → `finish_finetune` when teacher.finetune_layers > 0)

@@ -10,14 +10,13 @@ from __future__ import annotations
 import copy
 import io
 import math
-import statistics
-import time
 
 import torch
 from torch import nn
 
 ECE_BINS = 15
 MAX_MISCLASSIFIED = 500  # examples kept per model for the gallery (the count is always exact)
+MIN_TIMING_S = 0.02  # the least time a latency figure is measured over (Timer blocks of microsecond calls)
 
 
 def input_dtype(model: nn.Module) -> torch.dtype:
@@ -148,6 +147,24 @@ class cpu_threads:
         torch.set_num_threads(self.old)
 
 
+def median_ms(fn, x: torch.Tensor, repeats: int = 30, warmup: int = 5, device: str | torch.device = "cpu") -> float:
+    """Median wall time (ms) of fn(x) after `warmup` calls, over about `repeats` calls' worth of timing, at the
+    current torch thread count (torch.utils.benchmark.Timer.blocked_autorange)."""
+    import timeit
+
+    from torch.utils.benchmark import Timer
+    # Timer's default clock waits for the accelerator before each reading, which CPU work does not need.
+    # num_threads: Timer sets torch's thread count while it measures; keep the one cpu_threads chose.
+    clock = {"timer": timeit.default_timer} if torch.device(device).type == "cpu" else {}
+    timer = Timer("fn(x)", globals={"fn": fn, "x": x}, num_threads=torch.get_num_threads(), **clock)
+    per_call = timer.timeit(max(1, warmup)).median  # the warm-up, which also sizes the measurement
+    # A call of milliseconds is timed alone (`repeats` samples); calls of microseconds are timed in blocks long
+    # enough that the clock's own overhead does not count, for at least MIN_TIMING_S so that there are several
+    # blocks. The median is over the samples.
+    budget = max(per_call * max(1, repeats), MIN_TIMING_S)
+    return timer.blocked_autorange(min_run_time=budget).median * 1e3
+
+
 @torch.inference_mode()
 def latency_ms(model: nn.Module, input_shape: tuple, batch: int = 1, device: str | torch.device = "cpu",
                repeats: int = 30, warmup: int = 5) -> float:
@@ -155,17 +172,7 @@ def latency_ms(model: nn.Module, input_shape: tuple, batch: int = 1, device: str
     device = torch.device(device)
     m = copy.deepcopy(model).to(device).eval()
     x = torch.randn(batch, *input_shape).to(device, input_dtype(m))
-    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
-    for _ in range(warmup):
-        m(x)
-    sync()
-    times = []
-    for _ in range(max(1, repeats)):
-        t0 = time.perf_counter()
-        m(x)
-        sync()
-        times.append((time.perf_counter() - t0) * 1e3)
-    return statistics.median(times)
+    return median_ms(m, x, repeats, warmup, device)
 
 
 def evaluate_model(model: nn.Module, x: torch.Tensor, y: torch.Tensor, class_names: list[str], *,

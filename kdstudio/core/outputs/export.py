@@ -1,21 +1,13 @@
 """Export the student to deployable files; every file is reloaded in its own runtime, compared with the live model
 on real test inputs (max |diff|, top-1 agreement) and timed there.
 
-Formats: TorchScript, ONNX (onnx + onnxruntime, optional), safetensors (optional) + the config JSON, state_dict.
-Writes are atomic (temp file + rename); existing files are only replaced with `overwrite=True`.
+The formats themselves (TorchScript, ONNX, safetensors, state_dict) are in export_formats.py. Writes are atomic
+(temp file + rename); existing files are only replaced with `overwrite=True`.
 """
 
 from __future__ import annotations
 
-import contextlib
-import importlib.util
 import json
-import logging
-import os
-import re
-import statistics
-import sys
-import time
 import warnings
 from pathlib import Path
 
@@ -23,191 +15,12 @@ import torch
 from torch import nn
 
 from ..errors import KDError
-from .evaluate import cpu_threads
-from ..store.files import atomic_save_with, atomic_write_json, read_json
+from ..store.files import atomic_write_json, read_json
+from .evaluate import cpu_threads, input_dtype, median_ms
+from .export_formats import (EXPORT_FORMATS, EXTENSIONS, ExportContext, ExportFormat, FormatError,  # noqa: F401
+                             arch_file_name, available_formats, export_format, file_name, opset_version)
 
-EXTENSIONS = {"torchscript": "torchscript.pt", "onnx": "onnx", "safetensors": "safetensors",
-              "state_dict": "state_dict.pt"}
-FORMATS = {f: f"student.{ext}" for f, ext in EXTENSIONS.items()}  # default file names (public)
-NEEDS = {"onnx": ("onnx", "onnxruntime"), "safetensors": ("safetensors",)}
 QUANTIZE = ("none", "int8", "fp16", "bf16")
-
-
-class FormatError(Exception):
-    """One format could not be written or checked; the other formats go on."""
-
-
-def available_formats() -> list[dict]:
-    """Each export format with whether it works here and, when not, the pip command that enables it."""
-    out = []
-    for fmt in EXTENSIONS:
-        missing = [m for m in NEEDS.get(fmt, ()) if importlib.util.find_spec(m) is None]
-        out.append({"format": fmt, "available": not missing, "file": FORMATS[fmt],
-                    "reason": f"needs the optional package(s) {', '.join(missing)}: pip install {' '.join(missing)}"
-                    if missing else ""})
-    return out
-
-
-def _require(fmt: str) -> None:
-    missing = [m for m in NEEDS.get(fmt, ()) if importlib.util.find_spec(m) is None]
-    if missing:
-        raise FormatError(f"{fmt} export needs the optional package(s) {', '.join(missing)}; install them with "
-                          f"`pip install {' '.join(missing)}`.")
-
-
-def file_name(fmt: str, quantize: str = "none", stem: str = "student") -> str:
-    """The file name of one format: student.onnx, student.int8.torchscript.pt, ..."""
-    tag = "" if quantize in ("none", "", None) else f".{quantize}"
-    return f"{stem}{tag}.{EXTENSIONS[fmt]}"
-
-
-def arch_file_name(quantize: str = "none", stem: str = "student") -> str:
-    """The name of the JSON describing the exported model's architecture, shared by all of its formats."""
-    tag = "" if quantize in ("none", "", None) else f".{quantize}"
-    return f"{stem}{tag}.arch.json"
-
-
-def opset_version() -> int:
-    """The ONNX opset used: the newest that both the TorchScript exporter and the installed onnx support."""
-    from torch.onnx import _constants
-    best = getattr(_constants, "ONNX_TORCHSCRIPT_EXPORTER_MAX_OPSET", _constants.ONNX_DEFAULT_OPSET)
-    import onnx
-    return min(best, onnx.defs.onnx_opset_version())
-
-
-# ---- writers and loaders --------------------------------------------------------------------------------
-
-def _write_torchscript(model, example, path, ctx):
-    with warnings.catch_warnings():  # torch.jit is deprecated upstream but remains the loadable C++/Python format
-        warnings.simplefilter("ignore")
-        traced = torch.jit.trace(model, example, check_trace=False)
-        atomic_save_with(path, lambda tmp: torch.jit.save(traced, tmp))
-
-
-def _load_torchscript(path, ctx):
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return torch.jit.load(str(path), map_location="cpu")
-
-
-def _write_state_dict(model, example, path, ctx):
-    state = model.state_dict()  # keeps _metadata: int8 modules need its version numbers to load again
-    for k, v in state.items():
-        if isinstance(v, torch.Tensor):
-            state[k] = v.detach().cpu()
-    atomic_save_with(path, lambda tmp: torch.save(state, tmp))
-
-
-def _load_state_dict(path, ctx):
-    m = ctx["factory"]()
-    m.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
-    return m.eval()
-
-
-def _write_safetensors(model, example, path, ctx):
-    _require("safetensors")
-    if ctx["quantize"] == "int8":
-        raise FormatError("safetensors stores plain tensors, not int8 packed weights; export int8 as torchscript, "
-                          "onnx or state_dict.")
-    from safetensors.torch import save_model  # handles tied weights (stored once)
-    meta = {"kdstudio_arch": json.dumps(ctx["arch_info"]), "format": "pt"}
-    atomic_save_with(path, lambda tmp: save_model(model, tmp, metadata=meta))
-
-
-def _load_safetensors(path, ctx):
-    from safetensors.torch import load_model
-    m = ctx["factory"]()
-    load_model(m, str(path))
-    return m.eval()
-
-
-def _write_onnx(model, example, path, ctx):
-    _require("onnx")
-    source = ctx.get("float_model") if ctx["quantize"] == "int8" else model
-    if source is None:
-        raise FormatError("int8 ONNX is made from the float model by onnxruntime's quantizer, and none was given.")
-    opset = opset_version()
-    ctx["opset"] = opset
-
-    def export(tmp):
-        with warnings.catch_warnings(), _quiet_stdout():
-            warnings.simplefilter("ignore")
-            torch.onnx.export(source, (example.to(_dtypes(source)[0]),), tmp, dynamo=False,
-                              input_names=["input"], output_names=["logits"], opset_version=opset,
-                              dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}})
-    try:
-        if ctx["quantize"] == "int8":
-            from onnxruntime.quantization import QuantType, quantize_dynamic
-            float_path = path.with_name(path.name + ".fp32.tmp")
-            logging.disable(logging.WARNING)  # the quantizer's advice about pre-processing goes to the root logger
-            try:
-                atomic_save_with(float_path, export)
-                atomic_save_with(path, lambda tmp: quantize_dynamic(str(float_path), tmp,
-                                                                    weight_type=QuantType.QInt8))
-            finally:
-                logging.disable(logging.NOTSET)
-                float_path.unlink(missing_ok=True)
-        else:
-            atomic_save_with(path, export)
-    except OSError:
-        raise
-    except Exception as e:
-        raise FormatError(_onnx_message(e)) from None
-
-
-@contextlib.contextmanager
-def _quiet_stdout():
-    """Silence fd 1 (C++ included): the exporter prints its whole graph there when an operator fails, and the
-    FormatError message names the operator instead."""
-    try:
-        sys.stdout.flush()
-        saved = os.dup(1)
-    except (OSError, ValueError, AttributeError):
-        yield
-        return
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    try:
-        os.dup2(devnull, 1)
-        yield
-    finally:
-        os.dup2(saved, 1)
-        os.close(saved)
-        os.close(devnull)
-
-
-def _dtypes(model):
-    seen = [p.dtype for p in model.parameters() if p.is_floating_point()]
-    return [d for d in seen if d in (torch.float16, torch.bfloat16)][:1] or [torch.float32]
-
-
-def _onnx_message(e: Exception) -> str:
-    text = str(e)
-    op = re.search(r"operator '([^']+)'", text)
-    if op:
-        return (f"the ONNX exporter cannot handle the operator '{op.group(1)}' (opset {opset_version()}); the "
-                "other formats were written. Replace that operation in the model or use TorchScript.")
-    return f"ONNX export failed: {text.splitlines()[0][:200] if text else type(e).__name__}."
-
-
-def _load_onnx(path, ctx):
-    import onnxruntime as ort
-    opts = ort.SessionOptions()
-    opts.log_severity_level = 3
-    opts.intra_op_num_threads = ctx.get("threads") or torch.get_num_threads()  # same threads as torch
-    sess = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
-    name = sess.get_inputs()[0].name
-    want = {"tensor(float16)": torch.float16}.get(sess.get_inputs()[0].type, torch.float32)
-
-    def run(x):
-        return torch.from_numpy(sess.run(None, {name: x.to(want).contiguous().numpy()})[0])
-    return run
-
-
-_WRITERS = {"torchscript": (_write_torchscript, _load_torchscript), "onnx": (_write_onnx, _load_onnx),
-            "safetensors": (_write_safetensors, _load_safetensors),
-            "state_dict": (_write_state_dict, _load_state_dict)}
-RUNTIMES = {"torchscript": "torch.jit", "onnx": "onnxruntime (CPU)", "safetensors": "torch (eager)",
-            "state_dict": "torch (eager)"}
 
 
 # ---- the check ------------------------------------------------------------------------------------------
@@ -219,15 +32,10 @@ def _run_batched(fn, x: torch.Tensor, batch: int = 256) -> torch.Tensor:
 
 @torch.inference_mode()
 def time_callable(fn, x: torch.Tensor, repeats: int = 20, warmup: int = 3) -> float:
-    """Median ms of fn(x) after warm-up."""
-    for _ in range(warmup):
-        fn(x)
-    times = []
-    for _ in range(max(1, repeats)):
-        t0 = time.perf_counter()
-        fn(x)
-        times.append((time.perf_counter() - t0) * 1e3)
-    return statistics.median(times)
+    """Median ms of fn(x) after warm-up (on the CPU, where every reloaded file runs)."""
+    # torch's Timer times any callable, the onnxruntime session's too; its thread setting only touches torch,
+    # and the session keeps the intra-op threads it was built with (the same count, see Onnx.load).
+    return median_ms(fn, x, repeats, warmup, "cpu")
 
 
 def _disk_error(e: Exception) -> bool:
@@ -243,9 +51,9 @@ def _first_line(e: Exception) -> str:
 
 
 def _targets(formats, out_dir: Path, quantize: str, stem: str) -> dict[str, Path]:
-    unknown = [f for f in formats if f not in _WRITERS]
+    unknown = [f for f in formats if f not in EXPORT_FORMATS]
     if unknown:
-        raise KDError(f"Export format '{unknown[0]}' does not exist; use {', '.join(_WRITERS)}.")
+        raise EXPORT_FORMATS.unknown(unknown[0])
     if quantize not in QUANTIZE:
         raise KDError(f"--quantize '{quantize}' is not one of {', '.join(q for q in QUANTIZE if q != 'none')}.")
     return {f: out_dir / file_name(f, quantize, stem) for f in formats}
@@ -276,20 +84,23 @@ def export_all(model: nn.Module, model_factory, arch_info: dict, formats: list[s
         raise KDError(f"Cannot write to the export folder '{out_dir}' ({e.strerror or e}); check free space and "
                       "permissions, or choose another folder.") from None
     live = model.eval()
-    dtype = _dtypes(live)[0] if quantize != "int8" else torch.float32
+    dtype = input_dtype(live) if quantize != "int8" else torch.float32
     x_check = x_check.to("cpu").to(dtype)
     reference = _run_batched(live, x_check)
-    ctx = {"factory": model_factory, "arch_info": arch_info, "quantize": quantize, "float_model": float_model,
-           "threads": threads}
+    ctx = ExportContext(model_factory, arch_info, quantize, float_model, threads)
     batch64 = x_check.repeat(-(-64 // len(x_check)), *([1] * (x_check.dim() - 1)))[:64]
     exports, failed = [], []
     for fmt, path in targets.items():
-        write, load = _WRITERS[fmt]
+        form = export_format(fmt)
         try:
+            missing = form.missing()
+            if missing:
+                raise FormatError(f"{fmt} export needs the optional package(s) {', '.join(missing)}; install them "
+                                  f"with `pip install {' '.join(missing)}`.")
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                write(live, x_check[:1], path, ctx)
-                reloaded = load(path, ctx)
+                extra = form.write(live, x_check[:1], path, ctx) or {}
+                reloaded = form.load(path, ctx)
                 got = _run_batched(reloaded, x_check)
         except FormatError as e:
             failed.append({"format": fmt, "error": str(e)})
@@ -304,11 +115,9 @@ def export_all(model: nn.Module, model_factory, arch_info: dict, formats: list[s
         entry = {"format": fmt, "path": str(path), "bytes": path.stat().st_size,
                  "max_abs_diff": (got - reference).abs().max().item(),
                  "top1_agreement": (got.argmax(1) == reference.argmax(1)).float().mean().item(),
-                 "runtime": RUNTIMES[fmt], "quantize": quantize, "checked_on": len(x_check),
+                 "runtime": form.runtime, "quantize": quantize, "checked_on": len(x_check),
                  "config": str(config_path),
-                 "latency_ms": {}}
-        if fmt == "onnx":
-            entry["opset"] = ctx.get("opset")
+                 "latency_ms": {}, **extra}
         if latency_repeats > 0:
             with cpu_threads(threads) as n:
                 entry["latency_ms"] = {"cpu_b1": time_callable(reloaded, x_check[:1], latency_repeats),
