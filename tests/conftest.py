@@ -18,17 +18,44 @@ def kdstudio_home(tmp_path, monkeypatch):
     return home
 
 
+def _delete_closed_widgets() -> None:
+    """Delete now what deleteLater() left for an event loop that a test suite never runs: closed windows and their
+    menus otherwise pile up, and every widget alive slows building the next window."""
+    import sys
+    if "PySide6.QtWidgets" not in sys.modules:
+        return
+    from PySide6.QtCore import QEvent
+    from PySide6.QtWidgets import QApplication
+    if QApplication.instance() is not None:
+        QApplication.sendPostedEvents(None, QEvent.DeferredDelete)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_teardown(item):
+    """After pytest-qt has closed (and deleteLater'd) the widgets a test registered with qtbot.addWidget."""
+    yield
+    _delete_closed_widgets()
+
+
+def close_and_delete(qtbot, window) -> None:
+    """Stop a run still going (never leave a worker thread behind), close the window without its "a run is in
+    progress" question (a modal would hang the suite), and delete it."""
+    window._closing = True
+    if window.train.running:
+        window.train.controller.stop()
+        qtbot.waitUntil(lambda: not window.train.running, timeout=120_000)
+    window.close()
+    window.deleteLater()
+    _delete_closed_widgets()
+
+
 @pytest.fixture
 def window(qtbot):
-    """The main window, shown offscreen; a run still going at the end of the test is stopped cleanly."""
+    """The main window, shown offscreen; closed and deleted after the test."""
     from kdstudio.gui.app import make_app
     from kdstudio.gui.main_window import MainWindow
     make_app()
     w = MainWindow()
-    qtbot.addWidget(w)
     w.show()
     yield w
-    w._closing = True  # pytest-qt closes the window next: never let it ask "A run is in progress" (a modal hangs)
-    if w.train.running:  # never leave a worker thread behind
-        w.train.controller.stop()
-        qtbot.waitUntil(lambda: not w.train.running, timeout=120_000)
+    close_and_delete(qtbot, w)

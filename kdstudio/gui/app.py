@@ -38,13 +38,16 @@ def apply_style(app: QApplication) -> None:
 
 
 def make_app() -> QApplication:
-    """The QApplication (existing one reused, e.g. under pytest-qt)."""
+    """The QApplication (existing one reused, e.g. under pytest-qt), styled once."""
     app = QApplication.instance() or QApplication(sys.argv[:1])
     refguard.top_up()
+    if app.property("kdstudio_styled"):
+        return app
     app.setApplicationName("KD Studio")
     app.setOrganizationName("kdstudio")
     app.setWindowIcon(app_icon())
-    apply_style(app)
+    apply_style(app)  # a stylesheet set again re-polishes every widget alive: once is enough
+    app.setProperty("kdstudio_styled", True)
     return app
 
 

@@ -118,7 +118,10 @@ class MainWindow(QMainWindow):
         self.toml_dock.setWidget(self.toml)
         self.addDockWidget(Qt.RightDockWidgetArea, self.toml_dock)
         self.toml_dock.hide()
-        self.toml_dock.visibilityChanged.connect(lambda shown: QTimer.singleShot(0, self._on_toml_dock))
+        # Widened once the dock's new geometry is known. A child timer, not QTimer.singleShot: closing hides the
+        # dock, and a pending singleShot then called (or kept alive) a window that was being deleted.
+        self._dock_fit = QTimer(self, singleShot=True, interval=0, timeout=self._on_toml_dock)
+        self.toml_dock.visibilityChanged.connect(lambda _shown: self._dock_fit.start())
 
         self.torch_label = QLabel("Loading PyTorch…")
         self.save_label = QLabel("")
@@ -272,7 +275,7 @@ class MainWindow(QMainWindow):
         self.pages["Export"].reload_runs(select=run_dir)
         self._refresh_model_pages()
         if self._closing:
-            QTimer.singleShot(0, self.close)
+            QTimer.singleShot(0, self, self.close)
 
     def _refresh_model_pages(self) -> None:
         """The Teacher and Student pages say which run trained their model, read when a page is shown: the one
@@ -304,7 +307,7 @@ class MainWindow(QMainWindow):
         self._fit_width()
         d = self.toml_dock
         if d.isVisible() and not d.isFloating() and d.width() < 300:
-            QTimer.singleShot(0, self._on_toml_dock)  # a shrinking window squeezed the dock: widen it again
+            self._dock_fit.start()  # a shrinking window squeezed the dock: widen it again
 
     def _fit_width(self, dock: int | None = None) -> None:
         """Fold or unfold the project list when the room for it and the pages crosses NARROW_WINDOW."""
