@@ -1,6 +1,7 @@
 """Shared test set-up: no display needed (Qt offscreen) and no test touches the real user folders."""
 
 import os
+import sys
 
 import pytest
 
@@ -18,16 +19,32 @@ def kdstudio_home(tmp_path, monkeypatch):
     return home
 
 
+def _qt_app():
+    """The QApplication, if a test has made one (never imports Qt itself)."""
+    if "PySide6.QtWidgets" not in sys.modules:
+        return None
+    from PySide6.QtWidgets import QApplication
+    return QApplication.instance()
+
+
 def _delete_closed_widgets() -> None:
     """Delete now what deleteLater() left for an event loop that a test suite never runs: closed windows and their
     menus otherwise pile up, and every widget alive slows building the next window."""
-    import sys
-    if "PySide6.QtWidgets" not in sys.modules:
-        return
-    from PySide6.QtCore import QEvent
-    from PySide6.QtWidgets import QApplication
-    if QApplication.instance() is not None:
+    if _qt_app() is not None:
+        from PySide6.QtCore import QEvent
+        from PySide6.QtWidgets import QApplication
         QApplication.sendPostedEvents(None, QEvent.DeferredDelete)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_call(item):
+    """With a QApplication, garbage is collected as in the app: in the GUI thread only (kdstudio/gui/gcguard.py),
+    never by a worker or pool thread that would delete Qt objects (that hung the suite)."""
+    app = _qt_app()
+    if app is not None:
+        from kdstudio.gui import gcguard
+        gcguard.install(app)
+    yield
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -35,6 +52,9 @@ def pytest_runtest_teardown(item):
     """After pytest-qt has closed (and deleteLater'd) the widgets a test registered with qtbot.addWidget."""
     yield
     _delete_closed_widgets()
+    if _qt_app() is not None:
+        from kdstudio.gui import gcguard
+        gcguard.check()  # the timer runs only in an event loop: tests without one collect here
 
 
 def close_and_delete(qtbot, window) -> None:
@@ -45,6 +65,8 @@ def close_and_delete(qtbot, window) -> None:
         window.train.controller.stop()
         qtbot.waitUntil(lambda: not window.train.running, timeout=120_000)
     window.close()
+    from kdstudio.gui import tasks
+    assert tasks.wait_for_tasks(60_000)  # a job of this test must not run (and report) into the next one
     window.deleteLater()
     _delete_closed_widgets()
 

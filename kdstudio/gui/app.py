@@ -16,7 +16,7 @@ from PySide6.QtGui import QIcon
 from PySide6.QtWidgets import QApplication, QMessageBox
 
 from ..core.resources import resources_dir
-from . import refguard
+from . import gcguard, refguard, tasks
 
 
 def app_icon() -> QIcon:
@@ -48,6 +48,7 @@ def make_app() -> QApplication:
     app.setWindowIcon(app_icon())
     apply_style(app)  # a stylesheet set again re-polishes every widget alive: once is enough
     app.setProperty("kdstudio_styled", True)
+    gcguard.install(app)  # Qt objects are freed in the GUI thread, never by a collection in a worker thread
     return app
 
 
@@ -147,4 +148,5 @@ def main(args=None) -> int:
         code = app.exec()
     finally:
         app.setQuitOnLastWindowClosed(quit_on_close)
+        tasks.wait_for_tasks()
     return result["code"] if quit_when_done else code

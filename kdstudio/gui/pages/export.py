@@ -246,7 +246,7 @@ class ExportPage(FormPage):
         self.export_btn.setEnabled(False)
         self.status.setText(f"Exporting {', '.join(formats)} of {self._where()} to {out}…")
         self.task = tasks.start_task(tasks.export_run, folder, formats, out, quantize, cfg.export.model,
-                                     bool(overwrite), on_done=self._done, on_error=self._failed)
+                                     bool(overwrite), owner=self, on_done=self._done, on_error=self._failed)
         return self.task
 
     @staticmethod
