@@ -61,9 +61,9 @@ def close_and_delete(qtbot, window) -> None:
     """Stop a run still going (never leave a worker thread behind), close the window without its "a run is in
     progress" question (a modal would hang the suite), and delete it."""
     window._closing = True
-    if window.train.running:
-        window.train.controller.stop()
-        qtbot.waitUntil(lambda: not window.train.running, timeout=120_000)
+    if window.run.running:
+        window.run.stop()
+        qtbot.waitUntil(lambda: not window.run.running, timeout=120_000)
     window.close()
     from kdstudio.gui import tasks
     assert tasks.wait_for_tasks(60_000)  # a job of this test must not run (and report) into the next one

@@ -236,11 +236,11 @@ def test_placeholder_goes_as_soon_as_a_live_run_draws(window, qtbot, tmp_path):
     from kdstudio.gui.pages.live import LiveRun
     train = window.train
     window.show_page("Train")
-    train.live = LiveRun(window.model.cfg.copy(), tmp_path / "run")
-    train.plots.show_series([train.live.series])
+    window.run.live = LiveRun(window.model.cfg.copy(), tmp_path / "run")  # as a run's start makes it
+    train.plots.show_series([train.live_series])
     assert train.plot_area.empty
     batch = [ev.Event(ev.STEP, "distill", {k: v for k, v in r.items() if k not in ("kind", "stage")})
              for r in _records(2) if r["kind"] == "step"]
-    train.controller.events.emit(batch)
+    window.run.thread.events.emit(batch)  # a batch from the run's thread
     qtbot.waitUntil(lambda: not train.plot_area.empty, timeout=3000)
     assert train.plots.curve_count() > 0

@@ -147,13 +147,22 @@ def test_teacher_page_on_screen_says_trained_when_the_run_ends(window, qtbot):
     window.show_page("Teacher")
     qtbot.waitUntil(lambda: teacher.params_card.value.text() not in ("–", "…"), timeout=WAIT_MS)
     assert teacher.params_card.detail.text() == "built for this data, not yet trained"
-    with qtbot.waitSignal(window.train.run_finished, timeout=WAIT_MS) as finished:
-        assert window.train.start()
+    with qtbot.waitSignal(window.run.finished, timeout=WAIT_MS) as finished:
+        window.activateWindow()
+        qtbot.keyClick(window, Qt.Key_R, Qt.ControlModifier)  # Ctrl+R: the page on screen stays the Teacher page
     assert finished.args[0]["status"] == "completed"
     [run] = window.model.project.runs()
     assert window.tabs.currentWidget() is teacher  # no page switch: the run's end updated the page on screen
     assert teacher.params_card.detail.text().startswith(f"trained in run {run.name}: test accuracy")
     assert teacher.other_card.detail.text().startswith(f"distilled in run {run.name}")
+    # the Train page shows the run it did not start
+    window.show_page("Train")
+    train = window.train
+    assert train.bar.format() == "completed" and train.status.text().startswith("Done: student")
+    log = train.live_log.toPlainText()
+    assert log.index("Starting run") < log.index("── distill ──") < log.index("Run completed.")
+    assert [r.path for r in train.history.selected()] == [run.path] and train.plots.curve_count() > 0
+    assert train.logs.currentWidget() is train.live_log  # this session's log of that run, not its log.txt
 
 
 # ---- the runs list's buttons -------------------------------------------------------------------------------------

@@ -103,7 +103,7 @@ def main(args=None) -> int:
     if autorun:
         def go():
             window.show_page("Train")
-            if not window.train.start():
+            if not window.run.start():
                 problems = "; ".join(m for _, m in window.model.problems) or "the project cannot run"
                 print(f"kdstudio: cannot start the demo run: {problems}", file=sys.stderr)
                 result["code"] = 2
@@ -119,9 +119,9 @@ def main(args=None) -> int:
         window.hub.info_failed.connect(once)
 
     def ended(code: int):
-        stall = window.train.last_stall
+        stall = window.run.last_stall
         if stall and stall["n"]:
-            print(f"kdstudio: {window.train.probe.describe()}", flush=True)
+            print(f"kdstudio: {window.run.probe.describe()}", flush=True)
         if debug:
             print(f"kdstudio: refcount guard {refguard.status()}", flush=True)
         if screenshot:
@@ -134,10 +134,10 @@ def main(args=None) -> int:
             app.exit(code)
 
     if autorun and (quit_when_done or screenshot):
-        window.train.run_finished.connect(lambda s: QTimer.singleShot(
+        window.run.finished.connect(lambda s: QTimer.singleShot(
             300, lambda: ended(0 if s.get("status") == "completed" else 1)))
-        window.train.run_failed.connect(lambda m, d: (print(f"kdstudio: run failed: {m}", file=sys.stderr),
-                                                      QTimer.singleShot(300, lambda: ended(1))))
+        window.run.failed.connect(lambda m, d: (print(f"kdstudio: run failed: {m}", file=sys.stderr),
+                                                QTimer.singleShot(300, lambda: ended(1))))
     elif screenshot:
         QTimer.singleShot(1500, lambda: ended(0))
 

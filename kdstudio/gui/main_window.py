@@ -1,4 +1,8 @@
-"""The main window: project list on the left, the project's pages in pipeline order on the right."""
+"""The main window: project list on the left, the project's pages in pipeline order on the right.
+
+The window owns the run (RunController): the Train page shows it, the project list says "running", the Run menu
+and its shortcuts control it, and closing asks first while it goes.
+"""
 
 from __future__ import annotations
 
@@ -20,6 +24,7 @@ from .pages.method import MethodPage
 from .pages.models import DataPage, StudentPage, TeacherPage
 from .pages.train import TrainPage
 from .project_panel import DEMO_NAME, ProjectPanel
+from .run_controller import RunController
 from .toml_panel import TomlPanel
 from .widgets import Banner, ElidedLabel, dot_icon
 
@@ -55,6 +60,7 @@ class MainWindow(QMainWindow):
         self.settings = settings or Settings()
         self.model = ConfigModel(self)
         self.hub = InfoHub(self.model, self)
+        self.run = RunController(self.model, self)
         self._closing = False
         self._narrow = False       # the window less the TOML dock is narrower than NARROW_WINDOW
         self._auto_folded = False  # the project list was folded away by narrowing, not by the user
@@ -68,7 +74,7 @@ class MainWindow(QMainWindow):
         self.pages = {
             "Data": DataPage(self.model, self.hub), "Teacher": TeacherPage(self.model, self.hub),
             "Student": StudentPage(self.model, self.hub), "Method": MethodPage(self.model, self.hub, extra),
-            "Train": TrainPage(self.model), "Evaluate": EvaluatePage(self.model), "Export": ExportPage(self.model)}
+            "Train": TrainPage(self.model, self.run), "Evaluate": EvaluatePage(self.model), "Export": ExportPage(self.model)}
         self.train: TrainPage = self.pages["Train"]
         self.tabs = QTabWidget()
         self.tabs.setDocumentMode(True)
@@ -132,7 +138,7 @@ class MainWindow(QMainWindow):
 
     # ---- construction -----------------------------------------------------------------------------------
     def _build_menus(self) -> None:
-        t, p = self.train, self.panel
+        r, t, p = self.run, self.train, self.panel
         m = self.menuBar().addMenu("&File")
         m.addActions([p.new_blank_act, p.new_demo_act, p.import_act])
         self.recent_menu = m.addMenu("Open recent")
@@ -145,7 +151,7 @@ class MainWindow(QMainWindow):
         m = self.menuBar().addMenu("&Project")
         m.addActions(p.project_actions())
         m = self.menuBar().addMenu("&Run")
-        m.addActions([t.start_act, t.pause_act, t.resume_act, t.stop_act])
+        m.addActions([r.start_act, r.pause_act, r.resume_act, r.stop_act])
         m.addSeparator()
         m.addAction(QAction("Save plots as PNG…", self, triggered=t.plots._ask_save))
         m = self.menuBar().addMenu("&View")
@@ -179,10 +185,10 @@ class MainWindow(QMainWindow):
                                                                           f"{c['device']}"))
         self.hub.info_failed.connect(lambda m: self.statusBar().showMessage(m, 8000))
         self.train.goto_problem.connect(self.goto_key)
-        self.train.run_finished.connect(self._on_run_ended)
-        self.train.run_failed.connect(lambda m, d: self._on_run_ended({}))
         self.train.runs_selected.connect(self._on_runs_selected)
-        self.train.controller.state_changed.connect(self._on_run_state)
+        self.run.finished.connect(self._on_run_ended)
+        self.run.failed.connect(lambda m, d: self._on_run_ended({}))
+        self.run.state_changed.connect(self._on_run_state)
 
     # ---- projects ---------------------------------------------------------------------------------------
     def open_initial(self, demo: bool = False) -> None:
@@ -267,7 +273,7 @@ class MainWindow(QMainWindow):
 
     def _on_run_ended(self, summary: dict) -> None:
         self.panel.reload()
-        run_dir = self.train.controller.run_dir
+        run_dir = self.run.run_dir
         runs = self.model.project.runs() if self.model.project else []
         mine = [r for r in runs if run_dir and r.path == run_dir]
         if mine and summary.get("status") == "completed":
@@ -285,7 +291,7 @@ class MainWindow(QMainWindow):
                 QApplication.sendEvent(self.pages[name], QShowEvent())
 
     def _on_run_state(self, state: str) -> None:
-        self.panel.set_live_run(self.train.controller.run_dir, state)  # "1 run · running" in the project list
+        self.panel.set_live_run(self.run.run_dir, state)  # "1 run · running" in the project list
         busy = state != "idle"
         self.panel.list.setEnabled(not busy)
         self.panel.list.setToolTip("A run is in progress; switch projects when it has ended." if busy else "")
@@ -358,7 +364,7 @@ class MainWindow(QMainWindow):
 
     def closeEvent(self, event) -> None:  # noqa: N802 - Qt override
         """Ask before closing during a run; then stop it cleanly (checkpoint) and close when it has ended."""
-        if self.train.running:
+        if self.run.running:
             if not self._closing:
                 answer = QMessageBox.question(
                     self, "A run is in progress",
@@ -368,7 +374,7 @@ class MainWindow(QMainWindow):
                     event.ignore()
                     return
                 self._closing = True
-                self.train.stop()
+                self.run.stop()
                 self.statusBar().showMessage("Stopping the run cleanly before quitting…")
             event.ignore()
             return
