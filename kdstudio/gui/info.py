@@ -92,6 +92,7 @@ class InfoHub(QObject):
         self.model = model
         self.catalog: dict | None = None
         self.info: dict | None = None
+        self.failure: str | None = None  # why the current config has no info (the last info_failed message)
         self._generation = 0
         self._running = False
         self._pending = False
@@ -102,7 +103,11 @@ class InfoHub(QObject):
     def load_catalog(self) -> None:
         """Import torch and the registries in the background (call once the window is shown)."""
         self.task = tasks.start_task(tasks.load_catalog, owner=self, on_done=self._catalog_done,
-                                     on_error=lambda m, d: self.info_failed.emit(f"PyTorch could not load: {m}"))
+                                     on_error=lambda m, d: self._fail(f"PyTorch could not load: {m}"))
+
+    def _fail(self, message: str) -> None:
+        self.failure = message
+        self.info_failed.emit(message)
 
     def _catalog_done(self, catalog: dict) -> None:
         import gc
@@ -115,7 +120,7 @@ class InfoHub(QObject):
     def _on_change(self, key: str) -> None:
         if key == "" or key.split(".")[0] in AFFECTS_MODELS:
             self._generation += 1
-            self.info = None
+            self.info = self.failure = None
             self._recount()
 
     def _compute_now(self) -> None:
@@ -131,7 +136,7 @@ class InfoHub(QObject):
         blocking = [(k, m) for k, m in self.model.problems if k.split(".")[0] in AFFECTS_MODELS]
         if blocking:  # building models from an invalid config only produces a raw PyTorch error
             self.info = None
-            self.info_failed.emit(f"Fix {blocking[0][0]} first: {blocking[0][1]}")
+            self._fail(f"Fix {blocking[0][0]} first: {blocking[0][1]}")
             return
         self._running, self._pending = True, False
         generation = self._generation
@@ -155,4 +160,4 @@ class InfoHub(QObject):
 
     def _failed(self, generation: int, message: str) -> None:
         if self._finish() and generation == self._generation:
-            self.info_failed.emit(message)
+            self._fail(message)

@@ -1,7 +1,7 @@
 """The main window: project list on the left, the project's pages in pipeline order on the right.
 
 The window owns the run (RunController): the Train page shows it, the project list says "running", the Run menu
-and its shortcuts control it, and closing asks first while it goes.
+and its shortcuts control it, and closing asks first while it goes. Pages are built when first shown.
 """
 
 from __future__ import annotations
@@ -14,10 +14,12 @@ from PySide6.QtWidgets import (QApplication, QDockWidget, QHBoxLayout, QLabel, Q
                                QTabWidget, QToolButton, QVBoxLayout, QWidget)
 
 from .. import __version__
-from ..core.store.projects import ProjectStore, Settings
+from ..core import config as config_mod
+from ..core.store.projects import ProjectStore, RunInfo, Settings
 from . import refguard
 from .info import InfoHub
 from .model import ConfigModel
+from .page_slots import Pages, PageSlot
 from .pages.evaluate import EvaluatePage
 from .pages.export import ExportPage
 from .pages.method import MethodPage
@@ -30,10 +32,25 @@ from .widgets import Banner, ElidedLabel, dot_icon
 
 PAGES = ("Data", "Teacher", "Student", "Method", "Train", "Evaluate", "Export")
 OWN_SECTIONS = {"data", "teacher", "student", "distill", "baseline", "compress", "export", "evaluate", "run"}
+# What each page edits: config sections and top-level keys. Sections no page names go on the Method page.
+PAGE_SECTIONS = {"Data": ("data", "seed"), "Teacher": ("teacher",), "Student": ("student",),
+                 "Method": ("distill", "baseline"), "Train": ("device", "run"), "Evaluate": ("evaluate",),
+                 "Export": ("export", "compress")}
 # When the window less an open TOML dock is narrower than this, the project list folds away by itself (Ctrl+B
 # brings it back), so the pages keep the width they need; with room again it unfolds, unless the user chose meanwhile.
 NARROW_WINDOW = 1000
 TOML_WIDTH = 420
+
+
+def extra_sections() -> list[str]:
+    """Config sections no page was written for (added by other engineers); the Method page shows them."""
+    return [s for s in config_mod.SECTIONS if s not in OWN_SECTIONS]
+
+
+def page_keys(name: str) -> set[str]:
+    """The dotted keys a page edits, known without building it (for the tabs' problem dots and goto_key)."""
+    sections = PAGE_SECTIONS[name] + (tuple(extra_sections()) if name == "Method" else ())
+    return {k for k in config_mod.all_keys() if k.split(".")[0] in sections}
 
 
 def _b64(data: QByteArray) -> str:
@@ -61,6 +78,7 @@ class MainWindow(QMainWindow):
         self.model = ConfigModel(self)
         self.hub = InfoHub(self.model, self)
         self.run = RunController(self.model, self)
+        self._evaluate_run: RunInfo | None = None  # what the Evaluate page shows (once it is built)
         self._closing = False
         self._narrow = False       # the window less the TOML dock is narrower than NARROW_WINDOW
         self._auto_folded = False  # the project list was folded away by narrowing, not by the user
@@ -69,13 +87,16 @@ class MainWindow(QMainWindow):
         self.setMinimumSize(760, 540)
 
         self.panel = ProjectPanel(self.store)
-        from ..core import config as config_mod
-        extra = [s for s in config_mod.SECTIONS if s not in OWN_SECTIONS]
-        self.pages = {
-            "Data": DataPage(self.model, self.hub), "Teacher": TeacherPage(self.model, self.hub),
-            "Student": StudentPage(self.model, self.hub), "Method": MethodPage(self.model, self.hub, extra),
-            "Train": TrainPage(self.model, self.run), "Evaluate": EvaluatePage(self.model), "Export": ExportPage(self.model)}
-        self.train: TrainPage = self.pages["Train"]
+        m, hub = self.model, self.hub
+        factories = {
+            "Data": lambda: DataPage(m, hub), "Teacher": lambda: TeacherPage(m, hub),
+            "Student": lambda: StudentPage(m, hub), "Method": lambda: MethodPage(m, hub, extra_sections()),
+            "Train": lambda: TrainPage(m, self.run), "Evaluate": lambda: EvaluatePage(m),
+            "Export": lambda: ExportPage(m)}
+        self.slots = {name: PageSlot(factories[name]) for name in PAGES}
+        for name, slot in self.slots.items():
+            slot.built.connect(lambda page, n=name: self._on_page_built(n, page))
+        self.pages = Pages(self.slots)
         self.tabs = QTabWidget()
         self.tabs.setDocumentMode(True)
         # When the tabs do not fit, their names shorten ("4 Me…") before scroll arrows appear: all stay reachable.
@@ -83,7 +104,7 @@ class MainWindow(QMainWindow):
         self.tabs.setUsesScrollButtons(True)
         self.tabs.tabBar().setIconSize(QSize(10, 10))
         for i, name in enumerate(PAGES):
-            self.tabs.addTab(self.pages[name], f"{i + 1}  {name}")
+            self.tabs.addTab(self.slots[name], f"{i + 1}  {name}")
             self.tabs.setTabToolTip(i, f"{name} (Ctrl+{i + 1})")  # the whole name, also when it is shortened
 
         self.title = ElidedLabel()
@@ -137,8 +158,13 @@ class MainWindow(QMainWindow):
         self._connect()
 
     # ---- construction -----------------------------------------------------------------------------------
+    @property
+    def train(self) -> TrainPage:
+        """The Train page (built now if it was not yet)."""
+        return self.pages["Train"]
+
     def _build_menus(self) -> None:
-        r, t, p = self.run, self.train, self.panel
+        r, p = self.run, self.panel
         m = self.menuBar().addMenu("&File")
         m.addActions([p.new_blank_act, p.new_demo_act, p.import_act])
         self.recent_menu = m.addMenu("Open recent")
@@ -153,7 +179,7 @@ class MainWindow(QMainWindow):
         m = self.menuBar().addMenu("&Run")
         m.addActions([r.start_act, r.pause_act, r.resume_act, r.stop_act])
         m.addSeparator()
-        m.addAction(QAction("Save plots as PNG…", self, triggered=t.plots._ask_save))
+        m.addAction(QAction("Save plots as PNG…", self, triggered=lambda: self.train.plots._ask_save()))
         m = self.menuBar().addMenu("&View")
         self.projects_act = QAction("Project list", self, checkable=True, checked=True, iconText="☰",
                                     shortcut=QKeySequence("Ctrl+B"), toolTip="Show or hide the project list (Ctrl+B)",
@@ -184,11 +210,16 @@ class MainWindow(QMainWindow):
         self.hub.catalog_ready.connect(lambda c: self.torch_label.setText(f"PyTorch {c['torch'].split('+')[0]} · "
                                                                           f"{c['device']}"))
         self.hub.info_failed.connect(lambda m: self.statusBar().showMessage(m, 8000))
-        self.train.goto_problem.connect(self.goto_key)
-        self.train.runs_selected.connect(self._on_runs_selected)
         self.run.finished.connect(self._on_run_ended)
         self.run.failed.connect(lambda m, d: self._on_run_ended({}))
         self.run.state_changed.connect(self._on_run_state)
+
+    def _on_page_built(self, name: str, page) -> None:
+        if name == "Train":
+            page.goto_problem.connect(self.goto_key)
+            page.runs_selected.connect(self._on_runs_selected)
+        elif name == "Evaluate":
+            page.show_run(self._evaluate_run)
 
     # ---- projects ---------------------------------------------------------------------------------------
     def open_initial(self, demo: bool = False) -> None:
@@ -239,20 +270,32 @@ class MainWindow(QMainWindow):
         p = self.model.project
         runs = p.runs() if p is not None and not p.damaged else []
         done = [r for r in runs if r.status == "completed"]
-        self.pages["Evaluate"].show_run(done[0] if done else None)
-        self.pages["Export"].reload_runs()
+        self._show_on_evaluate(done[0] if done else None)
+        if (export := self.pages.built("Export")) is not None:
+            export.reload_runs()
+
+    def _show_on_evaluate(self, run: RunInfo | None) -> None:
+        """The run the Evaluate page shows, now or when it is first opened."""
+        self._evaluate_run = run
+        if (page := self.pages.built("Evaluate")) is not None:
+            page.show_run(run)
 
     # ---- pages ------------------------------------------------------------------------------------------
     def show_page(self, name: str) -> None:
-        """Switch to a page by name."""
-        self.tabs.setCurrentWidget(self.pages[name])
+        """Switch to a page by name (building it, if this is its first time)."""
+        self.slots[name].ensure()
+        self.tabs.setCurrentWidget(self.slots[name])
+
+    def current_page(self) -> QWidget:
+        """The page on screen."""
+        return self.tabs.currentWidget().ensure()
 
     def goto_key(self, key: str) -> None:
         """Show the page that edits `key` and focus that field."""
-        for name, page in self.pages.items():
-            keys = page.keys() if hasattr(page, "keys") else set(getattr(page, "form").fields)
-            if key in keys:
+        for name in PAGES:
+            if key in page_keys(name):
                 self.show_page(name)
+                page = self.pages[name]
                 if hasattr(page, "focus_key"):
                     page.focus_key(key)
                 return
@@ -261,15 +304,13 @@ class MainWindow(QMainWindow):
     def _mark_tabs(self, problems: list) -> None:
         bad = {k for k, _ in problems}
         for i, name in enumerate(PAGES):
-            page = self.pages[name]
-            keys = page.keys() if hasattr(page, "keys") else set(page.form.fields)
-            hit = bool(keys & bad)
+            hit = bool(page_keys(name) & bad)
             self.tabs.setTabIcon(i, dot_icon("#d93025", 10) if hit else dot_icon("#00000000", 10))
         self.statusBar().showMessage(f"{len(problems)} problem(s) in the config" if problems else "", 0)
 
     def _on_runs_selected(self, runs: list) -> None:
         if len(runs) == 1 and runs[0].summary:
-            self.pages["Evaluate"].show_run(runs[0])
+            self._show_on_evaluate(runs[0])
 
     def _on_run_ended(self, summary: dict) -> None:
         self.panel.reload()
@@ -277,8 +318,9 @@ class MainWindow(QMainWindow):
         runs = self.model.project.runs() if self.model.project else []
         mine = [r for r in runs if run_dir and r.path == run_dir]
         if mine and summary.get("status") == "completed":
-            self.pages["Evaluate"].show_run(mine[0])
-        self.pages["Export"].reload_runs(select=run_dir)
+            self._show_on_evaluate(mine[0])
+        if (export := self.pages.built("Export")) is not None:
+            export.reload_runs(select=run_dir)
         self._refresh_model_pages()
         if self._closing:
             QTimer.singleShot(0, self, self.close)
@@ -287,8 +329,9 @@ class MainWindow(QMainWindow):
         """The Teacher and Student pages say which run trained their model, read when a page is shown: the one
         on screen when a run ends gets the same show event now, not only at the next page switch."""
         for name in ("Teacher", "Student"):
-            if self.pages[name].isVisible():
-                QApplication.sendEvent(self.pages[name], QShowEvent())
+            page = self.pages.built(name)
+            if page is not None and page.isVisible():
+                QApplication.sendEvent(page, QShowEvent())
 
     def _on_run_state(self, state: str) -> None:
         self.panel.set_live_run(self.run.run_dir, state)  # "1 run · running" in the project list

@@ -42,6 +42,7 @@ class ExportPage(FormPage):
         self.results: list[dict] = []
         super().__init__(model, parent)
         model.project_changed.connect(lambda _p: self.reload_runs())
+        self.reload_runs()  # built when first shown: the project's runs are there already
 
     def build(self) -> None:
         f = self.form
