@@ -14,43 +14,21 @@ from PySide6.QtWidgets import (QApplication, QDockWidget, QHBoxLayout, QLabel, Q
                                QTabWidget, QToolButton, QVBoxLayout, QWidget)
 
 from .. import __version__
-from ..core import config as config_mod
 from ..core.store.projects import ProjectStore, RunInfo, Settings
 from . import refguard
 from .info import InfoHub
 from .model import ConfigModel
-from .page_slots import Pages, PageSlot
-from .pages.evaluate import EvaluatePage
-from .pages.export import ExportPage
-from .pages.method import MethodPage
-from .pages.models import DataPage, StudentPage, TeacherPage
+from .page_slots import PAGES, Pages, PageSlot, page_factories, page_keys
 from .pages.train import TrainPage
 from .project_panel import DEMO_NAME, ProjectPanel
 from .run_controller import RunController
 from .toml_panel import TomlPanel
 from .widgets import Banner, ElidedLabel, dot_icon
 
-PAGES = ("Data", "Teacher", "Student", "Method", "Train", "Evaluate", "Export")
-OWN_SECTIONS = {"data", "teacher", "student", "distill", "baseline", "compress", "export", "evaluate", "run"}
-# What each page edits: config sections and top-level keys. Sections no page names go on the Method page.
-PAGE_SECTIONS = {"Data": ("data", "seed"), "Teacher": ("teacher",), "Student": ("student",),
-                 "Method": ("distill", "baseline"), "Train": ("device", "run"), "Evaluate": ("evaluate",),
-                 "Export": ("export", "compress")}
 # When the window less an open TOML dock is narrower than this, the project list folds away by itself (Ctrl+B
 # brings it back), so the pages keep the width they need; with room again it unfolds, unless the user chose meanwhile.
 NARROW_WINDOW = 1000
 TOML_WIDTH = 420
-
-
-def extra_sections() -> list[str]:
-    """Config sections no page was written for (added by other engineers); the Method page shows them."""
-    return [s for s in config_mod.SECTIONS if s not in OWN_SECTIONS]
-
-
-def page_keys(name: str) -> set[str]:
-    """The dotted keys a page edits, known without building it (for the tabs' problem dots and goto_key)."""
-    sections = PAGE_SECTIONS[name] + (tuple(extra_sections()) if name == "Method" else ())
-    return {k for k in config_mod.all_keys() if k.split(".")[0] in sections}
 
 
 def _b64(data: QByteArray) -> str:
@@ -87,12 +65,7 @@ class MainWindow(QMainWindow):
         self.setMinimumSize(760, 540)
 
         self.panel = ProjectPanel(self.store)
-        m, hub = self.model, self.hub
-        factories = {
-            "Data": lambda: DataPage(m, hub), "Teacher": lambda: TeacherPage(m, hub),
-            "Student": lambda: StudentPage(m, hub), "Method": lambda: MethodPage(m, hub, extra_sections()),
-            "Train": lambda: TrainPage(m, self.run), "Evaluate": lambda: EvaluatePage(m),
-            "Export": lambda: ExportPage(m)}
+        factories = page_factories(self.model, self.hub, self.run)
         self.slots = {name: PageSlot(factories[name]) for name in PAGES}
         for name, slot in self.slots.items():
             slot.built.connect(lambda page, n=name: self._on_page_built(n, page))

@@ -1,8 +1,8 @@
-"""Pages built when first needed: a tab holds a PageSlot, which builds its page the first time it is shown (or
-asked for), so opening the window builds only the page on screen.
+"""The window's pages: which there are, what each edits, and building each the first time it is needed.
 
-Each page reads the model's (and the info hub's, and the run controller's) current state when it is built, as it
-may be built long after the project was opened.
+A tab holds a PageSlot, which builds its page the first time it is shown (or asked for), so opening the window
+builds only the page on screen. Each page reads the model's (and the info hub's, and the run controller's) current
+state when it is built, as it may be built long after the project was opened.
 """
 
 from __future__ import annotations
@@ -11,6 +11,39 @@ from collections.abc import Callable, Iterator, Mapping
 
 from PySide6.QtCore import QSize, Signal
 from PySide6.QtWidgets import QVBoxLayout, QWidget
+
+from ..core import config as config_mod
+from .pages.evaluate import EvaluatePage
+from .pages.export import ExportPage
+from .pages.method import MethodPage
+from .pages.models import DataPage, StudentPage, TeacherPage
+from .pages.train import TrainPage
+
+PAGES = ("Data", "Teacher", "Student", "Method", "Train", "Evaluate", "Export")
+OWN_SECTIONS = {"data", "teacher", "student", "distill", "baseline", "compress", "export", "evaluate", "run"}
+# What each page edits: config sections and top-level keys. Sections no page names go on the Method page.
+PAGE_SECTIONS = {"Data": ("data", "seed"), "Teacher": ("teacher",), "Student": ("student",),
+                 "Method": ("distill", "baseline"), "Train": ("device", "run"), "Evaluate": ("evaluate",),
+                 "Export": ("export", "compress")}
+
+
+def extra_sections() -> list[str]:
+    """Config sections no page was written for (added by other engineers); the Method page shows them."""
+    return [s for s in config_mod.SECTIONS if s not in OWN_SECTIONS]
+
+
+def page_keys(name: str) -> set[str]:
+    """The dotted keys a page edits, known without building it (for the tabs' problem dots and goto_key)."""
+    sections = PAGE_SECTIONS[name] + (tuple(extra_sections()) if name == "Method" else ())
+    return {k for k in config_mod.all_keys() if k.split(".")[0] in sections}
+
+
+def page_factories(model, hub, run) -> dict[str, Callable[[], QWidget]]:
+    """name → a function that builds that page for this window's model, info hub and run controller."""
+    return {"Data": lambda: DataPage(model, hub), "Teacher": lambda: TeacherPage(model, hub),
+            "Student": lambda: StudentPage(model, hub), "Method": lambda: MethodPage(model, hub, extra_sections()),
+            "Train": lambda: TrainPage(model, run), "Evaluate": lambda: EvaluatePage(model),
+            "Export": lambda: ExportPage(model)}
 
 
 class PageSlot(QWidget):
