@@ -242,6 +242,6 @@ def test_placeholder_goes_as_soon_as_a_live_run_draws(window, qtbot, tmp_path):
     assert train.plot_area.empty
     batch = [ev.Event(ev.STEP, "distill", {k: v for k, v in r.items() if k not in ("kind", "stage")})
              for r in _records(2) if r["kind"] == "step"]
-    window.run.thread.events.emit(batch)  # a batch from the run's thread
+    window.run.runner.events.emit(batch)  # a batch from the run's thread
     qtbot.waitUntil(lambda: not train.plot_area.empty, timeout=3000)
     assert train.plots.curve_count() > 0

@@ -1,10 +1,10 @@
 """The window's run: which project it belongs to, its worker thread, its state and folder, and what it has said.
 
 The MainWindow owns one RunController. The Train page, the project list, the Run menu and the window's close
-observe it; none of them owns the run. The thread itself is worker.RunController's (a QThread running the engine);
-this object adds what the window needs around it: the Start/Pause/Resume/Stop actions and their shortcuts, the
-project and config a run starts from, the live state (LiveRun: curves, progress, log lines, kept for a page built
-or shown later) and the outcome of the last run.
+observe it; none of them owns the run. The thread itself is worker.RunController's (`runner`: the QThread running
+the engine); this object adds what the window needs around it: the Start/Pause/Resume/Stop actions and their
+shortcuts, the project and config a run starts from, the live state (LiveRun: curves, progress, log lines, kept
+for a page built or shown later) and the outcome of the last run.
 """
 
 from __future__ import annotations
@@ -51,7 +51,7 @@ class RunController(QObject):
     def __init__(self, model: ConfigModel, parent=None):
         super().__init__(parent)
         self.model = model
-        self.thread = worker.RunController(self)
+        self.runner = worker.RunController(self)  # the QThread plumbing: worker, thread, state, run folder
         self.probe = StallProbe(10, self)
         self.project: Project | None = None  # the project of the active (or last) run
         self.live: LiveRun | None = None
@@ -64,11 +64,11 @@ class RunController(QObject):
         self.resume_act = QAction("▶  Resume", self, triggered=self.resume)
         self.stop_act = QAction("■  Stop", self, shortcut=QKeySequence("Ctrl+."), triggered=self.stop)
         self.stop_act.setToolTip("Stop after this step; a checkpoint is written so the run can resume")
-        self.thread.events.connect(self._on_events)
-        self.thread.started.connect(lambda folder: self.started.emit(Path(folder)))
-        self.thread.state_changed.connect(self._on_state)
-        self.thread.finished.connect(self._on_finished)
-        self.thread.failed.connect(self._on_failed)
+        self.runner.events.connect(self._on_events)
+        self.runner.started.connect(lambda folder: self.started.emit(Path(folder)))
+        self.runner.state_changed.connect(self._on_state)
+        self.runner.finished.connect(self._on_finished)
+        self.runner.failed.connect(self._on_failed)
         model.problems_changed.connect(lambda _p: self._update_actions())
         model.project_changed.connect(self._on_project)
         self._update_actions()
@@ -77,17 +77,17 @@ class RunController(QObject):
     @property
     def state(self) -> str:
         """"idle", "running", "paused" or "stopping"."""
-        return self.thread.state
+        return self.runner.state
 
     @property
     def run_dir(self) -> Path | None:
         """The folder of the active (or last started) run."""
-        return self.thread.run_dir
+        return self.runner.run_dir
 
     @property
     def running(self) -> bool:
         """True while a run's thread is alive."""
-        return self.thread.is_active()
+        return self.runner.is_active()
 
     def blocker(self) -> str:
         """Why Start is disabled, as rich text whose link names the key to fix; "" when nothing blocks it."""
@@ -127,7 +127,7 @@ class RunController(QObject):
         self.live = LiveRun(cfg, out, resume=resume is not None)
         self.last_summary = self.last_error = None
         self.log_lines.clear()
-        self.thread.start(None if resume else cfg, out, resume=resume is not None)  # -> state "running", started
+        self.runner.start(None if resume else cfg, out, resume=resume is not None)  # -> state "running", started
         what = f"sweep of {self.live.sweep_total} runs" if self.live.sweep_total else "run"
         self.log(f"{'Resuming' if resume else 'Starting'} {what} {out.name} in {out}")
         self.probe.start()
@@ -135,21 +135,21 @@ class RunController(QObject):
 
     def pause(self) -> None:
         """Ask the engine to wait before its next step."""
-        self.thread.pause()
+        self.runner.pause()
 
     def resume(self) -> None:
         """Let a paused run go on."""
-        self.thread.resume()
+        self.runner.resume()
 
     def stop(self) -> None:
         """Ask the run to stop cleanly (checkpoint first)."""
         if self.running and self.state in ("running", "paused"):
-            self.thread.stop()
+            self.runner.stop()
             self.log("Stop requested: finishing this step and writing a checkpoint…")
 
     def wait(self, ms: int = 30000) -> bool:
         """Block until the run's thread has ended (for shutdown); True when it did."""
-        return self.thread.wait(ms)
+        return self.runner.wait(ms)
 
     def log(self, text: str, stage: str | None = None, **style) -> None:
         """Add a line to the run's log (kept, and sent to whoever shows it)."""
