@@ -52,3 +52,25 @@ def test_a_task_reports_its_result_and_errors_as_one_sentence(qtbot):
     (kd, kd_details), (bug, bug_details) = errors
     assert kd == "The teacher file 'x.pt' does not exist; check teacher.path." and "Traceback" in kd_details
     assert bug.startswith("Unexpected error: ValueError(") and "in fails" in bug_details
+
+
+def test_garbage_is_collected_in_the_gui_thread_only(qtbot):
+    """A collection in a worker thread deleted Qt objects there and could hang the window (gui/gcguard.py)."""
+    import gc
+
+    from kdstudio.gui import gcguard
+    from kdstudio.gui.app import make_app
+    make_app()
+    assert gcguard.installed() and not gc.isenabled()
+    counts = []
+
+    def allocate():
+        for _ in range(50_000):
+            a = {}
+            a["me"] = a  # cyclic garbage, far past the collector's threshold
+        counts.append(gc.get_count()[0])
+    worker = threading.Thread(target=allocate)
+    worker.start()
+    worker.join()
+    assert counts[0] > gc.get_threshold()[0]  # nothing was collected in that thread
+    qtbot.waitUntil(lambda: gc.get_count()[0] < gc.get_threshold()[0], timeout=WAIT_MS)  # the GUI thread's timer did
