@@ -195,7 +195,7 @@ def _run(args) -> int:
 def _check_demo_out(out: Path) -> None:
     """`demo` has no --resume: a folder that already holds a run (or sweep) gets a sentence true for `demo`."""
     from .core.store.files import RunDir, read_json
-    from .core.pipeline.sweep import SWEEP_JSON, SWEEP_TOML
+    from .core.store.files import SWEEP_JSON, SWEEP_TOML
     rd = RunDir(out)
     sweep = (out / SWEEP_TOML).is_file()
     checkpoints = rd.has_checkpoints()

@@ -32,7 +32,12 @@ def _summary(params_ratio: float, speedup: float) -> dict:
     return {"status": "completed", "started": "2026-01-02T03:04:05", "device": "cpu", "distill": {"method": "kd"},
             "teacher": teacher, "student": student, "baseline": {**student, "accuracy": 0.91}, "kd_gain": 0.02,
             "compression": {"params_ratio": params_ratio, "size_ratio": params_ratio, "speedup_cpu_b1": speedup,
-                            "accuracy_kept": -0.02}}
+                            "accuracy_kept": -0.02},
+            # the engine's evaluation table: the one place the per-model ratios are computed
+            "evaluation": {"reference": "teacher", "table": [
+                {"model": "teacher", "params_ratio": 1.0, "speedup": {"cpu_b1": 1.0}},
+                *({"model": m, "params_ratio": params_ratio, "speedup": {"cpu_b1": speedup}}
+                  for m in ("student", "baseline"))]}}
 
 
 def _cell(table, row: int, title: str) -> str:

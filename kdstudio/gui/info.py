@@ -29,9 +29,10 @@ TRAINED_VERB = {"teacher": "trained", "student": "distilled"}
 def _run_config(run):
     """The config a run (or a sweep) was started with; None when it cannot be read."""
     from ..core import config as config_mod
+    from ..core.store.files import SWEEP_TOML, RunDir
     folder = Path(run.path)
     try:
-        return config_mod.load(folder / ("sweep.toml" if run.is_sweep else "config.toml"))
+        return config_mod.load(folder / SWEEP_TOML if run.is_sweep else RunDir(folder).config)
     except Exception:  # noqa: BLE001 - an unreadable or older config only means "cannot compare"
         return None
 
@@ -39,13 +40,13 @@ def _run_config(run):
 def _test_accuracy(run, role: str) -> tuple[float | None, str]:
     """(test accuracy of `role`, "" or how it was aggregated) from summary.json, else evaluation.json; for a sweep
     the mean over the seeds of its best point."""
-    from ..core.store.files import read_json
+    from ..core.store.files import RunDir, read_json
     if run.is_sweep:
         return run.headline().get(role), "mean of the best point"
     acc = (run.summary.get(role) or {}).get("accuracy") if isinstance(run.summary.get(role), dict) else None
     if acc is None:
         try:
-            ev = read_json(Path(run.path) / "evaluation.json", None) or {}
+            ev = read_json(RunDir(run.path).evaluation, None) or {}
         except (OSError, ValueError):
             ev = {}
         acc = ((ev.get("models") or {}).get(role) or {}).get("top1")

@@ -19,6 +19,7 @@ from PySide6.QtGui import QAction, QKeySequence
 
 from ..core import config as config_mod
 from ..core.store.projects import Project, RunInfo
+from ..core.store.files import SWEEP_TOML, RunDir
 from . import worker
 from .model import ConfigModel
 from .pages.live import LiveRun
@@ -117,7 +118,7 @@ class RunController(QObject):
                 return False
         else:
             out = Path(resume.path)
-            source = out / "sweep.toml" if (out / "sweep.toml").is_file() else out / "config.toml"
+            source = out / SWEEP_TOML if (out / SWEEP_TOML).is_file() else RunDir(out).config
             try:
                 cfg = config_mod.load(source)
             except config_mod.ConfigError as e:

@@ -20,9 +20,8 @@ from typing import Callable
 from .. import config as config_mod
 from ..errors import KDError
 from ..store import summary as summary_mod
-from ..store.files import RunDir, atomic_write_json, atomic_write_text
+from ..store.files import SWEEP_JSON, SWEEP_MD, SWEEP_TOML, RunDir, atomic_write_json, atomic_write_text  # noqa: F401
 
-SWEEP_TOML, SWEEP_JSON, SWEEP_MD = "sweep.toml", "sweep.json", "sweep.md"
 
 
 def is_sweep(cfg) -> bool:

@@ -93,6 +93,11 @@ def read_metrics(path: Path) -> list[dict]:
     return out
 
 
+# A sweep folder: the config as given, every per-seed number and the aggregates, the table; one RunDir per point
+# and seed below it (`<point>/seed-<s>/`).
+SWEEP_TOML, SWEEP_JSON, SWEEP_MD = "sweep.toml", "sweep.json", "sweep.md"
+
+
 class RunDir:
     """The run-folder layout: config.toml, metrics.jsonl, summary.json, evaluation.json, log.txt, checkpoints/,
     exports/ (every reader and writer of a run folder names its files through this)."""

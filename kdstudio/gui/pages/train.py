@@ -15,7 +15,7 @@ from PySide6.QtWidgets import (QFrame, QHBoxLayout, QLabel, QMessageBox, QProgre
 from superqt.utils import qthrottled
 
 from ...core.store.projects import RunInfo
-from ...core.store.files import read_metrics
+from ...core.store.files import RunDir, read_metrics
 from ..forms import ConfigForm
 from ..model import ConfigModel
 from ..plots import PlotPanel
@@ -305,7 +305,7 @@ class TrainPage(QWidget):
         return [self._load_series(Path(run.path), run.name)]
 
     def _load_series(self, folder: Path, label: str) -> RunSeries:
-        path = folder / "metrics.jsonl"
+        path = RunDir(folder).metrics
         mtime = path.stat().st_mtime if path.exists() else 0.0
         cached = self._series_cache.get(str(folder))
         if cached is None or cached[0] != mtime:

@@ -12,6 +12,8 @@ from PySide6.QtCore import QSize, Qt
 from PySide6.QtWidgets import (QHBoxLayout, QLabel, QPlainTextEdit, QStackedLayout, QStackedWidget, QToolButton,
                                QVBoxLayout, QWidget)
 
+from ...core.store.files import RunDir
+
 from .history import clean_log
 
 NO_RUN_TEXT = "No run yet — press Start (Ctrl+R) to train the teacher and distil the student."
@@ -147,7 +149,7 @@ class LogPane(QWidget):
     def show_past(self, folder: Path, name: str) -> None:
         """The log.txt of a finished run."""
         try:
-            self.past.setPlainText(clean_log((Path(folder) / "log.txt").read_text(encoding="utf-8")))
+            self.past.setPlainText(clean_log(RunDir(folder).log.read_text(encoding="utf-8")))
         except OSError:
             self.past.setPlainText("(this run has no log)")
         self.stack.setCurrentWidget(self.past)
