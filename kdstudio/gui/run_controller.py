@@ -1,7 +1,7 @@
 """The window's run: which project it belongs to, its worker thread, its state and folder, and what it has said.
 
 The MainWindow owns one RunController. The Train page, the project list, the Run menu and the window's close
-observe it; none of them owns the run. The thread itself is worker.RunController's (`runner`: the QThread running
+observe it; none of them owns the run. The thread itself is worker.RunThread's (`runner`: the QThread running
 the engine); this object adds what the window needs around it: the Start/Pause/Resume/Stop actions and their
 shortcuts, the project and config a run starts from, the live state (LiveRun: curves, progress, log lines, kept
 for a page built or shown later) and the outcome of the last run.
@@ -52,7 +52,7 @@ class RunController(QObject):
     def __init__(self, model: ConfigModel, parent=None):
         super().__init__(parent)
         self.model = model
-        self.runner = worker.RunController(self)  # the QThread plumbing: worker, thread, state, run folder
+        self.runner = worker.RunThread(self)  # the QThread plumbing: worker, thread, state, run folder
         self.probe = StallProbe(10, self)
         self.project: Project | None = None  # the project of the active (or last) run
         self.live: LiveRun | None = None
