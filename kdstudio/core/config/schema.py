@@ -181,9 +181,12 @@ class EvaluateConfig:
 class ExportConfig:
     formats: list = opt(["torchscript", "state_dict"], "files every run writes, each reloaded and checked: "
                                                        "torchscript loads without your model code, state_dict and "
-                                                       "safetensors hold the weights only, onnx runs in ONNX Runtime "
-                                                       "(onnx needs its pip packages)",
-                        choices=("torchscript", "state_dict", "onnx", "safetensors"), item="str")
+                                                       "safetensors hold the weights only, onnx runs in ONNX Runtime, "
+                                                       "torch_export is the .pt2 program PyTorch deploys from, "
+                                                       "openvino runs on Intel CPUs, executorch (.pte) on phones "
+                                                       "(onnx, openvino and executorch need their pip packages)",
+                        choices=("torchscript", "state_dict", "onnx", "safetensors", "torch_export", "openvino",
+                                 "executorch"), item="str")
     quantize: str = opt("none", "weights of the exported files: none = float32; int8 (static for conv nets, else "
                                 "dynamic) or fp16/bf16 make smaller files (compress.int8 and compress.half show what "
                                 "they cost in accuracy)", choices=("none", "int8", "fp16", "bf16"))

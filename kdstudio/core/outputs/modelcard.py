@@ -31,6 +31,13 @@ def load_snippet(fmt: str, file: str, config_file: str) -> str:
                 f"logits = session.run(None, {{\"input\": x.numpy()}})[0]",
         "safetensors": f"{head}from safetensors.torch import load_model\n{build}"
                        f"load_model(model, \"{file}\")\nlogits = model.eval()(x)",
+        "torch_export": f"import torch\nprogram = torch.export.load(\"{file}\")\nlogits = program.module()(x)",
+        "openvino": f"import openvino as ov\ncompiled = ov.Core().compile_model(\"{file}\", \"CPU\", "
+                    "{\"INFERENCE_PRECISION_HINT\": \"f32\"})\n"
+                    "logits = compiled(x.numpy())[0]",
+        "executorch": f"from executorch.runtime import Runtime\n"
+                      f"method = Runtime.get().load_program(\"{file}\").load_method(\"forward\")\n"
+                      "logits = method.execute([x])[0]",
         "state_dict": f"{head}{build}model.load_state_dict(torch.load(\"{file}\", weights_only=True))\n"
                       "logits = model.eval()(x)",
     }[fmt]
@@ -175,6 +182,9 @@ def render_markdown(card: dict) -> str:
         lines.append("")
     if card["exports"]:
         lines += ["## Exported files", ""] + exports_table(card["exports"]) + [""]
+    for e in card["exports"]:
+        if e.get("note"):
+            lines.append(f"- {e['format']}: {e['note']}.")
     for f in card["export_failed"]:
         lines.append(f"- {f['format']} not exported: {f['error']}")
     if card["images"]:
