@@ -52,7 +52,8 @@ def _parser() -> argparse.ArgumentParser:
     x = sub.add_parser("export", help="export a finished run's student, reloaded and checked in each runtime")
     x.add_argument("run_dir", help="the run folder")
     x.add_argument("--format", action="append", required=True, metavar="F",
-                   help="torchscript, onnx, safetensors, state_dict or all (repeatable, or comma-separated)")
+                   help="torchscript, onnx, safetensors, state_dict, torch_export, openvino, executorch or all "
+                   "(repeatable, or comma-separated)")
     x.add_argument("--quantize", default="none", choices=("none", "int8", "fp16", "bf16"),
                    help="export int8 or half-precision weights")
     x.add_argument("--model", default="auto", help="student, finetune, prune, channels (default: auto = last "

@@ -195,6 +195,18 @@ class ExportConfig:
 
 
 @dataclass
+class TrackingConfig:
+    tensorboard: bool = opt(False, "write a TensorBoard logdir into the run folder (tensorboard/): every loss term, "
+                                   "accuracies, lr, and the run's settings with its final metrics in the HParams "
+                                   "tab; `tensorboard --logdir PROJECT/runs` shows every run (pip install "
+                                   "tensorboard)")
+    mlflow: str = opt("", "MLflow tracking URI that receives the settings, the metrics of every step and epoch, and "
+                          "the exported student with its model card, e.g. \"file:./mlruns\" (relative to where "
+                          "kdstudio runs) or \"http://mlflow.example:5000\"; \"\" = off (pip install mlflow-skinny)")
+    experiment: str = opt("kdstudio", "the MLflow experiment the runs are logged under (created when missing)")
+
+
+@dataclass
 class RunConfig:
     seeds: list = opt([], "run the pipeline once per seed and report mean ± std, e.g. [0, 1, 2] ([] = seed)")
     sweep: dict = opt({}, "grid over numeric settings, e.g. { \"distill.temperature\" = [2, 4] }")
