@@ -62,6 +62,12 @@ def _parser() -> argparse.ArgumentParser:
     x.add_argument("--force", action="store_true", help="overwrite existing files")
     x.add_argument("--debug", action="store_true", help="show tracebacks")
 
+    rp = sub.add_parser("report", help="write a one-page HTML report of a finished run (curves, evaluation, "
+                        "confusion, KD gain with its uncertainty, model card) to mail or archive")
+    rp.add_argument("run_dir", help="the run folder")
+    rp.add_argument("--out", help="where to write it (default: RUN_DIR/report.html)")
+    rp.add_argument("--debug", action="store_true", help="show tracebacks")
+
     g = sub.add_parser("gui", help="open the desktop app")
     g.add_argument("--demo", action="store_true", help="open (or create) the Digits demo project")
     g.add_argument("--autorun", action="store_true", help="start the run at once")
@@ -83,6 +89,8 @@ def main(argv: list[str] | None = None) -> int:
             return _eval(args)
         if args.command == "export":
             return _export(args)
+        if args.command == "report":
+            return _report(args)
         return _run(args)
     except KDError as e:
         if args.debug:
@@ -135,6 +143,12 @@ def _eval(args) -> int:
     for note in detail.get("notes", []):
         print(f"note: {note}", file=sys.stderr)
     print(f"Wrote {Path(args.run_dir) / 'evaluation.json'} and updated summary.json.")
+    return 0
+
+
+def _report(args) -> int:
+    from .core.outputs.report import write_report
+    print(f"report written: {write_report(args.run_dir, args.out)}")
     return 0
 
 

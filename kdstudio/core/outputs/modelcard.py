@@ -106,17 +106,25 @@ def loss_series(records: list[dict]) -> tuple[list, list]:
     return loss, acc
 
 
+def loss_png(rd: RunDir) -> bytes | None:
+    """The loss and validation-accuracy curves per epoch of every training stage as PNG (None without epochs)."""
+    loss, acc = loss_series(read_metrics(rd.metrics))
+    if not loss:
+        return None
+    c = Canvas(LOSS_SIZE)
+    w, h = LOSS_SIZE
+    line_chart(c, (0, 0, w, h // 2), loss, "Training loss per epoch", "loss")
+    c.line([(16, h // 2), (w - 16, h // 2)], GRID)
+    line_chart(c, (0, h // 2, w, h), acc, "Validation accuracy per epoch", "accuracy", percent=True)
+    return c.png()
+
+
 def draw_images(rd: RunDir, out_dir: Path, model: str = "student") -> tuple[list[str], list[str]]:
     """Write loss_curves.png and confusion_matrix.png; returns (written file names, notes on what was skipped)."""
     written, notes = [], []
-    loss, acc = loss_series(read_metrics(rd.metrics))
-    if loss:
-        c = Canvas(LOSS_SIZE)
-        w, h = LOSS_SIZE
-        line_chart(c, (0, 0, w, h // 2), loss, "Training loss per epoch", "loss")
-        c.line([(16, h // 2), (w - 16, h // 2)], GRID)
-        line_chart(c, (0, h // 2, w, h), acc, "Validation accuracy per epoch", "accuracy", percent=True)
-        atomic_write_bytes(out_dir / LOSS_PNG, c.png())
+    png = loss_png(rd)
+    if png:
+        atomic_write_bytes(out_dir / LOSS_PNG, png)
         written.append(LOSS_PNG)
     else:
         notes.append("no epoch metrics in metrics.jsonl, so no loss-curve image")
