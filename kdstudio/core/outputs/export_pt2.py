@@ -18,6 +18,7 @@ from pathlib import Path
 import torch
 
 from ..store.files import atomic_save_with
+from .compress import is_pt2e
 from .export_formats import ExportFormat, FormatError
 
 # ExecuTorch plans its memory for the largest input it will see; export.py checks in batches of 256.
@@ -40,10 +41,17 @@ def exported_program(model, example: torch.Tensor, max_batch: int | None = None)
                           "written. Make its forward free of data-dependent Python control flow.") from None
 
 
-def _no_int8(ctx, fmt: str) -> None:
-    if ctx.quantize == "int8":
-        raise FormatError(f"{fmt} is exported from float or half weights here (torch.ao's int8 modules do not "
-                          "export); export int8 as onnx, torchscript or state_dict.")
+def _no_int8(ctx, fmt: str, model, takes_pt2e: bool = False) -> None:
+    """FormatError for an int8 model this format cannot hold: torch.ao's int8 modules never export, and OpenVINO
+    and ExecuTorch do not convert the x86 PT2E graph (OpenVINO stops at an int8 + float add)."""
+    if ctx.quantize != "int8" or (takes_pt2e and is_pt2e(model)):
+        return
+    if takes_pt2e:
+        raise FormatError(f"int8 {fmt} holds the PT2E int8 model, and this one came from torch.ao (its int8 modules "
+                          "do not export); install torchao (`pip install torchao`) or export int8 as onnx, "
+                          "torchscript or state_dict.")
+    raise FormatError(f"{fmt} is exported from float or half weights here: it does not convert the x86 int8 graph; "
+                      "export int8 as onnx, torch_export, torchscript or state_dict.")
 
 
 class TorchExport(ExportFormat):
@@ -52,7 +60,7 @@ class TorchExport(ExportFormat):
     extension, runtime = "pt2", "torch.export"
 
     def write(self, model, example, path, ctx):
-        _no_int8(ctx, "torch_export")
+        _no_int8(ctx, "torch_export", model, takes_pt2e=True)
         ep = exported_program(model, example)
 
         def write(tmp):
@@ -73,7 +81,7 @@ class OpenVino(ExportFormat):
 
     def write(self, model, example, path, ctx):
         import openvino as ov
-        _no_int8(ctx, "openvino")
+        _no_int8(ctx, "openvino", model)
         ep = exported_program(model, example)
         try:
             with _quiet_logs():
@@ -116,7 +124,7 @@ class ExecuTorch(ExportFormat):
     def write(self, model, example, path, ctx):
         from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
         from executorch.exir import to_edge, to_edge_transform_and_lower
-        _no_int8(ctx, "executorch")
+        _no_int8(ctx, "executorch", model)
         ep = exported_program(model, example, EXECUTORCH_MAX_BATCH)
         full = torch.zeros(EXECUTORCH_MAX_BATCH, *example.shape[1:], dtype=example.dtype)
         extra = {"dynamic_batch": True, "max_batch": EXECUTORCH_MAX_BATCH}
