@@ -63,6 +63,15 @@ def test_report_holds_the_runs_numbers_in_one_file(run, capsys):
     assert "[distill]" in text and not re.search(r"(src|href)=\"?https?:", text)  # nothing fetched from outside
 
 
+def test_report_lists_only_the_failures_of_its_own_export_folder(run, tmp_path):
+    from kdstudio.core.outputs import artifacts
+    out, _ = run
+    elsewhere = artifacts.export_run(out, ["safetensors"], quantize="int8", out=tmp_path / "int8", latency_repeats=0)
+    assert elsewhere["failed"][0]["out"] == str(tmp_path / "int8")
+    assert "safetensors not exported" not in report.build_report(out)
+    assert "safetensors not exported" in (tmp_path / "int8" / "MODEL_CARD.md").read_text()
+
+
 def test_gain_interval_is_paired_over_the_disagreements():
     def model(top1, wrong, listed=None):
         items = [{"index": i} for i in wrong]

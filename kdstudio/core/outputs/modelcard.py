@@ -156,7 +156,8 @@ def build_card(summary: dict, cfg, images: list[str], notes: list[str], out_dir:
         "distill": summary.get("distill"), "compression": summary.get("compression"),
         "kd_gain": summary.get("kd_gain"), "metrics": (summary.get("evaluation") or {}).get("table", []),
         "variants": (summary.get("compress") or {}).get("variants", []),
-        "exports": exports, "export_failed": summary.get("export_failed", []),
+        "exports": exports, "export_failed": [f for f in summary.get("export_failed", []) if out_dir is None
+                                              or "out" not in f or Path(f["out"]).resolve() == Path(out_dir).resolve()],
         "how_to_load": {e["format"]: load_snippet(e["format"], Path(e["path"]).name,
                                                   Path(e.get("config") or "student.arch.json").name)
                         for e in exports},
