@@ -96,6 +96,12 @@ def test_report_of_a_folder_that_is_not_a_run(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "not a KD Studio run folder" in err and err.count("\n") == 1
     assert not (tmp_path / report.REPORT).exists()
+    (tmp_path / "sweep.json").write_text("{}")
+    (tmp_path / "t-2" / "seed-0").mkdir(parents=True)
+    (tmp_path / "t-2" / "seed-0" / "config.toml").write_text("")
+    assert main(["report", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "is a sweep folder" in err and str(tmp_path / "t-2" / "seed-0") in err
 
 
 def _chromium():

@@ -92,6 +92,10 @@ def gain_sentence(g: dict | None) -> str:
 def build_report(run_dir: str | Path) -> str:
     """The report of a run folder as HTML text; KDError when the folder holds no finished run."""
     rd = RunDir(run_dir)
+    if (rd.root / "sweep.json").is_file():
+        members = sorted(p.parent.relative_to(rd.root) for p in rd.root.glob("*/seed-*/config.toml"))
+        raise KDError(f"'{rd.root}' is a sweep folder; `kdstudio report` takes one of its run folders"
+                      + (f", e.g. '{rd.root / members[0]}'." if members else "."))
     if not rd.config.is_file():
         raise KDError(f"'{rd.root}' is not a KD Studio run folder (it has no config.toml); give the folder that "
                       "`kdstudio run` wrote.")
