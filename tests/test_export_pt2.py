@@ -165,3 +165,18 @@ def test_load_snippets_of_the_new_formats_work(run, tmp_path):
             assert (torch.as_tensor(scope["logits"]) - want).abs().max().item() <= 1e-4, fmt
     finally:
         os.chdir(cwd)
+
+
+def test_format_all_exports_what_is_installed_and_names_the_rest(run, tmp_path, monkeypatch, capsys):
+    from kdstudio.cli import main
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name in ("openvino", "executorch") else real(name, *a))
+    assert main(["export", str(run), "--format", "all", "--out", str(tmp_path)]) == 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert all(line.startswith("kdstudio: note: ") for line in err)  # notes, not errors: the exit code is 0
+    assert "kdstudio: note: openvino skipped: it needs the optional package(s) openvino: pip install openvino" in err
+    assert ("kdstudio: note: executorch skipped: it needs the optional package(s) executorch: pip install "
+            "executorch") in err
+    assert (tmp_path / "student.pt2").is_file() and not (tmp_path / "student.pte").exists()
+    assert main(["export", str(run), "--format", "openvino", "--out", str(tmp_path / "b")]) == 2
