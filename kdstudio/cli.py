@@ -222,7 +222,7 @@ def _check_demo_out(out: Path) -> None:
     from .core.pipeline.sweep import SWEEP_JSON, SWEEP_TOML
     rd = RunDir(out)
     sweep = (out / SWEEP_TOML).is_file()
-    checkpoints = rd.checkpoints.is_dir() and any(rd.checkpoints.glob("*.pt"))
+    checkpoints = rd.has_checkpoints()
     if not (sweep or checkpoints or rd.config.exists()):
         return
     try:

@@ -128,7 +128,7 @@ def draw_images(rd: RunDir, out_dir: Path, model: str = "student") -> tuple[list
         written.append(LOSS_PNG)
     else:
         notes.append("no epoch metrics in metrics.jsonl, so no loss-curve image")
-    ev = read_json(rd.root / "evaluation.json")
+    ev = read_json(rd.evaluation)
     if ev and model in ev.get("models", {}):
         atomic_write_bytes(out_dir / CONFUSION_PNG, heatmap(ev["models"][model]["confusion"], ev["class_names"],
                                                             f"Confusion matrix: {model} on the test split"))

@@ -101,7 +101,7 @@ def prepare(cfg: Config | None, out_dir: str | Path, resume: bool) -> tuple[Conf
             raise KDError(f"Cannot resume: '{rd.root}' holds no checkpoint; start a new run instead of --resume.")
         cfg = config_mod.load(rd.config)
     assert cfg is not None
-    if not resume and (rd.config.exists() or any(rd.checkpoints.glob("*.pt"))):
+    if not resume and (rd.config.exists() or rd.has_checkpoints()):
         raise KDError(f"'{rd.root}' already holds a run; continue it with --resume, or choose another --out.")
     config_mod.validate(cfg)
     rd.create()

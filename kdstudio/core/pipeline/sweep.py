@@ -20,7 +20,7 @@ from typing import Callable
 from .. import config as config_mod
 from ..errors import KDError
 from ..store import summary as summary_mod
-from ..store.files import atomic_write_json, atomic_write_text
+from ..store.files import RunDir, atomic_write_json, atomic_write_text
 
 SWEEP_TOML, SWEEP_JSON, SWEEP_MD = "sweep.toml", "sweep.json", "sweep.md"
 
@@ -136,7 +136,7 @@ def _plan(members, out: Path, resume: bool):
             sizes[key] = len(load_data(one).y_train)
         planned = plan_run(one, sizes[key])
         folder = out / point_label(point) / f"seed-{seed}"
-        if resume and (summary_mod.read_dict(folder / "summary.json") or {}).get("status") == "completed":
+        if resume and (summary_mod.read_dict(RunDir(folder).summary) or {}).get("status") == "completed":
             for stage in planned.stages:
                 stage.done = True
         runs.append(PlannedRun(planned.stages, point=dict(point), seed=seed, label=f"{point_label(point)}/seed-{seed}"))
@@ -179,11 +179,11 @@ def run_sweep(cfg, out_dir: str | Path, *, on_event: Callable | None = None, con
     for index, (point, seed, one) in enumerate(members, start=1):
         folder = out / point_label(point) / f"seed-{seed}"
         member = {"index": index, "total": len(members), "point": dict(point), "seed": seed}
-        old = summary_mod.read_dict(folder / "summary.json") if resume else None
+        old = summary_mod.read_dict(RunDir(folder).summary) if resume else None
         if old and old.get("status") == "completed":
             summary = old
         else:
-            again = resume and any((folder / "checkpoints").glob("*.pt"))
+            again = resume and RunDir(folder).has_checkpoints()
             if resume and not again and folder.is_dir():
                 shutil.rmtree(folder)  # a point that failed before its first checkpoint: nothing to keep
             try:

@@ -94,7 +94,8 @@ def read_metrics(path: Path) -> list[dict]:
 
 
 class RunDir:
-    """The run-folder layout: config.toml, metrics.jsonl, summary.json, log.txt, checkpoints/, exports/."""
+    """The run-folder layout: config.toml, metrics.jsonl, summary.json, evaluation.json, log.txt, checkpoints/,
+    exports/ (every reader and writer of a run folder names its files through this)."""
 
     def __init__(self, root: str | Path):
         self.root = Path(root)
@@ -105,6 +106,11 @@ class RunDir:
     log = property(lambda self: self.root / "log.txt")
     checkpoints = property(lambda self: self.root / "checkpoints")
     exports = property(lambda self: self.root / "exports")
+    evaluation = property(lambda self: self.root / "evaluation.json")
+
+    def has_checkpoints(self) -> bool:
+        """True when any stage left a checkpoint (a run that can be resumed)."""
+        return self.checkpoints.is_dir() and any(self.checkpoints.glob("*.pt"))
 
     def create(self) -> "RunDir":
         """Make the folders; a clear KDError when the location is not writable."""

@@ -140,6 +140,9 @@ class EvaluatePage(QScrollArea):
         self.setWidget(inner)
         self.mode = ""
         self._arrange("wide")
+        if model.cfg is not None:  # built when first shown, after the project was opened
+            self.form.load(model.cfg)
+            self.form.mark(model.problem_map())
 
     def _arrange(self, mode: str) -> None:
         """wide: charts | summary over settings; middle: charts over summary | settings; narrow: one column."""

@@ -42,6 +42,7 @@ class ExportPage(FormPage):
         self.results: list[dict] = []
         super().__init__(model, parent)
         model.project_changed.connect(lambda _p: self.reload_runs())
+        self.reload_runs()  # built when first shown: the project's runs are there already
 
     def build(self) -> None:
         f = self.form
@@ -246,7 +247,7 @@ class ExportPage(FormPage):
         self.export_btn.setEnabled(False)
         self.status.setText(f"Exporting {', '.join(formats)} of {self._where()} to {out}…")
         self.task = tasks.start_task(tasks.export_run, folder, formats, out, quantize, cfg.export.model,
-                                     bool(overwrite), on_done=self._done, on_error=self._failed)
+                                     bool(overwrite), owner=self, on_done=self._done, on_error=self._failed)
         return self.task
 
     @staticmethod

@@ -131,9 +131,9 @@ class LogPane(QWidget):
         col.addWidget(self.stack, 1)
 
     def append(self, text: str, stage: str | None = None, *, warn=False, error=False, bold=False,
-               quiet=False) -> None:
-        """One timestamped line in this session's log, scrolled into view."""
-        stamp = _dt.datetime.now().strftime("%H:%M:%S")
+               quiet=False, at: float | None = None) -> None:
+        """One line in this session's log, stamped with the time `at` it was said (else now), scrolled into view."""
+        stamp = (_dt.datetime.fromtimestamp(at) if at is not None else _dt.datetime.now()).strftime("%H:%M:%S")
         color = "#d93025" if error else "#b06000" if warn else "#5f6368" if quiet else "#202124"
         body = html.escape(text)
         if bold:
