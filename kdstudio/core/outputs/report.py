@@ -105,7 +105,7 @@ def build_report(run_dir: str | Path) -> str:
                       f"--resume --out {rd.root}`.")
     summary = summary_obj.to_json()
     cfg = config_mod.load(rd.config)
-    evaluation = read_json(rd.root / "evaluation.json")
+    evaluation = read_json(rd.evaluation)
     card = build_card(summary, cfg, [], [], rd.exports if rd.exports.is_dir() else None)
     t, s = card["teacher"] or {}, card["student"] or {}
     gain = gain_interval(evaluation, summary)

@@ -231,7 +231,8 @@ class MlflowTracker(Tracker):
         exports = self.rd.exports
         if exports.is_dir() and any(exports.iterdir()):
             self.client.log_artifacts(self.run_id, str(exports), "exports")
-        for f in (self.rd.summary, self.rd.config, self.rd.root / "report.html"):
+        from .report import REPORT
+        for f in (self.rd.summary, self.rd.config, self.rd.root / REPORT):
             if Path(f).is_file():
                 self.client.log_artifact(self.run_id, str(f))
         self.client.set_terminated(self.run_id, MLFLOW_STATUS.get(status, "FINISHED"))
