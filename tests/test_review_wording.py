@@ -161,7 +161,7 @@ def test_window_run_shows_running_in_the_project_list(window, qtbot):
 @pytest.mark.parametrize("fmt", ["pdf", "all,pdf", "torchscript, pdf"])
 def test_export_names_every_valid_format_including_all(capsys, tmp_path, fmt):
     err = _one_line_error(capsys, ["export", str(tmp_path), "--format", fmt], "'pdf'")
-    assert err.endswith("torchscript, onnx, safetensors, state_dict or all."), err
+    assert err.endswith("torchscript, onnx, safetensors, state_dict, torch_export, openvino, executorch or all."), err
 
 
 def test_export_without_a_format_says_so(capsys, tmp_path):

@@ -20,6 +20,7 @@ from .. import config as config_mod
 from .. import events as ev
 from ..config import Config
 from ..errors import KDError, RunStopped
+from ..outputs import tracking
 from ..store import summary as summary_mod
 from ..store.files import JsonlWriter, RunDir
 from ..store.summary import Summary
@@ -131,7 +132,7 @@ def run_single(cfg: Config | None, out_dir: str | Path, *, on_event: Callable[[e
     cfg, rd = prepare(cfg, out_dir, resume)
     control = control or ev.RunControl()
     recorder = _Recorder(rd, on_event)
-    emit = ev.Emitter(recorder)
+    emit = ev.Emitter(tracking.listen(cfg, rd, recorder))  # TensorBoard / MLflow first, when [tracking] asks
     base = Summary(started=_dt.datetime.now().isoformat(timespec="seconds"))
     previous = None
     if resume:  # a resumed run keeps the time it first started; the resume time is recorded beside it
