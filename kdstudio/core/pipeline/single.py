@@ -201,6 +201,7 @@ def _context(cfg, rd, control, emit, resume, previous, results, member) -> RunCo
     emit(ev.LOG, None, message=amp_note)
     emit(ev.LOG, None, message=f"Data '{bundle.name}': {bundle.sizes()} samples, {bundle.num_classes} classes, "
                                f"input {bundle.input_shape} ({load_s:.1f} s).")
+    emit(ev.LOG, None, message=f"Data path {bundle.mode_reason}.")
     return RunContext(cfg, rd, device, amp_dtype, DeviceData.to_device(bundle, device), control, emit, resume,
                       previous)
 
