@@ -165,3 +165,33 @@ def test_a_class_folder_without_images_is_one_sentence(tmp_path):
     (root / "empty" / "notes.txt").write_text("no images here")
     with pytest.raises(KDError, match=r"Class folder '.*empty' has no images"):
         load_data(folder_config(root))
+
+
+def test_other_image_modes_stream_and_a_decompression_bomb_is_one_sentence(tmp_path, monkeypatch):
+    root = make_folder(tmp_path / "imgs", n=30)
+    rgb = PIL.open(root / "class0" / "00000.png")
+    rgb.convert("RGBA").save(root / "class0" / "00000.png")
+    rgb.convert("P").save(root / "class0" / "00003.png")
+    PIL.fromarray((np.arange(144).reshape(12, 12) * 400).astype(np.uint16)).save(root / "class1" / "00001.png")
+    bundle = load_data(folder_config(root, **{"data.test_fraction": 0.4, "data.val_fraction": 0.0,
+                                              "data.batch_size": 8}))
+    for split in (bundle.x_train, bundle.x_test):
+        for xb, _, _ in split.batches(8):
+            assert xb.shape[1:] == (3, 12, 12) and torch.isfinite(xb).all()
+    monkeypatch.setattr(PIL, "MAX_IMAGE_PIXELS", 60)  # 12×12 = 144 px is over twice the limit: a "bomb"
+    with pytest.raises(KDError, match=r"^Image '.*\.png' cannot be read \(Image size \(144 pixels\) exceeds"):
+        list(bundle.x_test.batches(8))
+
+
+def test_thread_defaults_leave_cores_for_the_machine_and_the_decoders(monkeypatch, folder):
+    from kdstudio.core.pipeline import single
+    resident = load_data(folder_config(folder, **{"data.mode": "resident"}))
+    streamed = load_data(folder_config(folder, **{"data.workers": 3}))
+    cfg = folder_config(folder)
+    monkeypatch.setattr(single.os, "cpu_count", lambda: 2)
+    assert single.resolve_threads(cfg, resident)[0] == 1 and single.resolve_threads(cfg, streamed)[0] == 1
+    monkeypatch.setattr(single.os, "cpu_count", lambda: 8)
+    assert single.resolve_threads(cfg, resident) == (7, "8 cores, one left free")
+    assert single.resolve_threads(cfg, streamed) == (4, "8 cores, one left free, 3 decoding")
+    cfg.run.threads = 3
+    assert single.resolve_threads(cfg, streamed) == (3, "run.threads = 3")

@@ -54,13 +54,13 @@ class DataConfig:
                        choices=("none", "shift", "crop", "crop_flip"))
     image_size: int = opt(0, "resize images to this size (0 = keep)", min=0)
     mode: str = opt("auto", "where the data lives while training: resident = decoded once, on the device (fastest); "
-                            "streamed = decoded per batch by worker processes (any size; image folders and .npy "
-                            "files); auto = resident when the decoded data fits data.memory_budget_gb",
+                            "streamed = decoded per batch by worker processes (any size; image folders, other "
+                            "sources are read whole); auto = resident when the decoded data fits data.memory_budget_gb",
                     choices=("auto", "resident", "streamed"))
     memory_budget_gb: float = opt(0.0, "auto mode: the most decoded data kept resident (0 = a quarter of the free "
                                        "RAM, or of the free GPU memory on a GPU)", min=0.0)
-    workers: int = opt(-1, "streamed: decoding worker processes (-1 = one per core beyond the training thread, at "
-                           "most 8; 0 = decode in the training process)", min=-1)
+    workers: int = opt(-1, "streamed: decoding worker processes (-1 = auto: half the cores, at least 1, at most 8; "
+                           "0 = decode in the training process)", min=-1)
     prefetch: int = opt(2, "streamed: batches each worker decodes ahead", min=1)
     normalize: str = opt("auto", "scales each input channel (each column of a table): auto = by the training split's "
                                  "mean and std, imagenet = by ImageNet's, for teachers pretrained on it, none = as "
@@ -208,3 +208,5 @@ class ExportConfig:
 class RunConfig:
     seeds: list = opt([], "run the pipeline once per seed and report mean ± std, e.g. [0, 1, 2] ([] = seed)")
     sweep: dict = opt({}, "grid over numeric settings, e.g. { \"distill.temperature\" = [2, 4] }")
+    threads: int = opt(0, "CPU threads PyTorch computes with (0 = auto: 1 on a machine of 1–2 cores, else one fewer "
+                          "than the cores, less the decoding workers of a streamed run)", min=0)

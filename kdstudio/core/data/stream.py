@@ -21,8 +21,8 @@ WORKER_TIMEOUT_S = 300  # a worker silent this long is stuck (a hung network dri
 
 
 def default_workers() -> int:
-    """Decoding workers when data.workers = -1: one per core beyond the training thread (at least 1, at most 8)."""
-    return max(1, min(8, (os.cpu_count() or 1) - 1))
+    """Decoding workers when data.workers = -1: half the cores (at least 1, at most 8); the other half trains."""
+    return max(1, min(8, (os.cpu_count() or 1) // 2))
 
 
 def free_ram_bytes() -> int:
