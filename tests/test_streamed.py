@@ -96,7 +96,10 @@ def test_disk_cache_is_filled_once_reused_and_deleted(tmp_path, folder):
     summary = engine.run(cfg, tmp_path / "run", on_event=seen.append)
     assert summary["status"] == "completed" and summary["distill"]["teacher_cache"] is True
     fills = [e for e in seen if e.kind == events.CACHE_FILL]
-    assert fills and fills[-1].data["done"] == fills[-1].data["total"] == 78  # one row per training image
+    assert fills[0].data["done"] == 0 and fills[-1].data["done"] == fills[-1].data["total"] == 78  # a row per image
+    assert events.describe(fills[0]) == ("teacher-output cache filling: 0/78 rows, 0.0 MiB on disk "
+                                         "(teacher-logits-distill.fp16)")
+    assert [events.describe(e) for e in fills[1:-1]] == [None] * (len(fills) - 2)  # the GUI shows these, not the log
     cache = tmp_path / "run" / "cache" / "teacher-logits-distill.fp16"
     assert cache.is_file() and cache.stat().st_size == fills[-1].data["bytes"]
     logs = [e.data["message"] for e in seen if e.kind == events.LOG]

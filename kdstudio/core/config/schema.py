@@ -57,8 +57,9 @@ class DataConfig:
                             "streamed = decoded per batch by worker processes (any size; image folders, other "
                             "sources are read whole); auto = resident when the decoded data fits data.memory_budget_gb",
                     choices=("auto", "resident", "streamed"))
-    memory_budget_gb: float = opt(0.0, "auto mode: the most decoded data kept resident (0 = a quarter of the free "
-                                       "RAM, or of the free GPU memory on a GPU)", min=0.0)
+    memory_budget_gb: float = opt(0.0, "auto mode: the most decoded data kept resident (0 = an eighth of the free "
+                                       "RAM, as reading it whole peaks at ~4× its size; on a GPU at most a quarter of "
+                                       "its free memory)", min=0.0)
     workers: int = opt(-1, "streamed: decoding worker processes (-1 = auto: half the cores, at least 1, at most 8; "
                            "0 = decode in the training process)", min=-1)
     prefetch: int = opt(2, "streamed: batches each worker decodes ahead", min=1)

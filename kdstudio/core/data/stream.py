@@ -46,8 +46,11 @@ def memory_budget(cfg) -> tuple[int, str]:
     gb = cfg.data.memory_budget_gb
     if gb > 0:
         return int(gb * 2**30), "data.memory_budget_gb"
-    ram = free_ram_bytes() // 4
-    where = f"a quarter of the {free_ram_bytes() / 2**30:.1f} GB of free RAM"
+    # Reading a folder whole peaks at ~3.6x its decoded size (uint8 images, their stack, the float tensor, the split
+    # copies, the normalised copies; measured: +1.68 GB for 469 MB), so an eighth keeps that peak under half.
+    free_ram = free_ram_bytes()
+    ram = free_ram // 8
+    where = f"an eighth of the {free_ram / 2**30:.1f} GB of free RAM"
     gpu = cfg.device.startswith("cuda") or (cfg.device == "auto" and torch.cuda.is_available())
     if gpu:
         free, _ = torch.cuda.mem_get_info()

@@ -145,12 +145,12 @@ class StageRunner:
         """The streamed path's cache: teacher logits of every training sample, on disk, filled once."""
         from .teacher_cache import DiskLogits
         s = self.s
-        cache = DiskLogits(self.cache_dir, s.name, self.n, s.cache_dtype)
-
         @torch.inference_mode()
         def logits(x):
             with self._autocast():
                 return s.teacher(x).float()
+        classes = logits(self.x[:2].to(self.device)).shape[1]  # the file's size is known before the first batch
+        cache = DiskLogits(self.cache_dir, s.name, self.n, s.cache_dtype, classes)
 
         def progress(done):
             self.emit(ev.CACHE_FILL, s.name, done=done, total=self.n, path=str(cache.path), bytes=cache.bytes)

@@ -23,11 +23,11 @@ DTYPES = {"fp16": np.float16, "fp32": np.float32}
 class DiskLogits:
     """Teacher logits of the training split on disk; `logits[idx]` gives those rows as a float32 device tensor."""
 
-    def __init__(self, folder: Path, stage: str, n: int, dtype: str = "fp16"):
+    def __init__(self, folder: Path, stage: str, n: int, dtype: str = "fp16", classes: int = 0):
         self.folder, self.n, self.dtype = Path(folder), n, dtype
         self.path = self.folder / f"teacher-logits-{stage}.{dtype}"
         self.note = self.folder / f"teacher-logits-{stage}.json"
-        self.classes = 0
+        self.classes = classes  # outputs per row (0 = learnt from the first batch)
         self.map: np.memmap | None = None
 
     @property
@@ -41,7 +41,8 @@ class DiskLogits:
             note = json.loads(self.note.read_text())
         except (OSError, ValueError):
             return 0
-        if note.get("n") != self.n or note.get("dtype") != self.dtype or not self.path.is_file():
+        if (note.get("n") != self.n or note.get("dtype") != self.dtype or not self.path.is_file()
+                or (self.classes and note.get("classes") != self.classes)):
             return 0
         self.classes = int(note.get("classes", 0))
         return int(note.get("filled", 0))
@@ -53,6 +54,7 @@ class DiskLogits:
         start = self._filled()
         done = start
         if start < self.n:
+            progress(start)
             with open(self.path, "r+b" if start else "wb") as f:
                 for k, (x, _, pos) in enumerate(batches_from(start), 1):
                     if control.stop_requested:
