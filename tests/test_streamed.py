@@ -198,3 +198,15 @@ def test_thread_defaults_leave_cores_for_the_machine_and_the_decoders(monkeypatc
     assert single.resolve_threads(cfg, streamed) == (4, "8 cores, one left free, 3 decoding")
     cfg.run.threads = 3
     assert single.resolve_threads(cfg, streamed) == (3, "run.threads = 3")
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs Linux's /dev/full (a disk that is always full)")
+def test_a_disk_that_fills_while_the_cache_is_written_is_one_sentence(tmp_path, folder):
+    from kdstudio.core.train.teacher_cache import DiskLogits
+    x = load_data(folder_config(folder)).x_train
+    cache = DiskLogits(tmp_path, "distill", len(x), "fp32", classes=3)
+    cache.path = Path("/dev/full")
+    teacher = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 12 * 12, 3))
+    with pytest.raises(KDError, match=r"^Writing the teacher-output cache '/dev/full' failed \(the disk is full\); "
+                                      r"it needs 0 MiB: free space .* distill\.cache_teacher = false"):
+        cache.fill(teacher, lambda start: x.batches(16, None, start), lambda done: None, events.RunControl())

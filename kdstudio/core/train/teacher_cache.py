@@ -55,7 +55,8 @@ class DiskLogits:
         done = start
         if start < self.n:
             progress(start)
-            with open(self.path, "r+b" if start else "wb") as f:
+            # Unbuffered: a full disk fails the write that hit it, not a later flush on close.
+            with open(self.path, "r+b" if start else "wb", buffering=0) as f:
                 for k, (x, _, pos) in enumerate(batches_from(start), 1):
                     if control.stop_requested:
                         raise RunStopped()
@@ -63,17 +64,17 @@ class DiskLogits:
                     self.classes = self.classes or rows.shape[1]
                     try:
                         f.seek(int(pos[0]) * rows.shape[1] * rows.itemsize)
-                        f.write(rows.tobytes())
+                        data = memoryview(rows.tobytes())
+                        while data:
+                            data = data[f.write(data):]
                         done = int(pos[-1]) + 1
                         if k % 16 == 0:  # the note never counts rows that are not on the disk yet
-                            f.flush()
                             os.fsync(f.fileno())
                             self._write_note(done)
                     except OSError as e:
                         raise self._disk_error(e) from None
                     progress(done)
                 try:
-                    f.flush()
                     os.fsync(f.fileno())
                 except OSError as e:
                     raise self._disk_error(e) from None
