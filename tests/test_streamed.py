@@ -54,6 +54,7 @@ def test_streamed_bundle_matches_the_resident_one(folder):
     got = torch.cat([xb for xb, _, _ in streamed.x_test.batches(7)])
     assert torch.allclose(got, resident.x_test, atol=1e-6)
     assert torch.allclose(streamed.x_train[:5], resident.x_train[:5], atol=1e-6)
+    assert torch.allclose(streamed.x_test[3], resident.x_test[3], atol=1e-6)  # an index drops the dimension
 
 
 def test_auto_mode_says_which_path_and_why(folder):
@@ -210,3 +211,31 @@ def test_a_disk_that_fills_while_the_cache_is_written_is_one_sentence(tmp_path, 
     with pytest.raises(KDError, match=r"^Writing the teacher-output cache '/dev/full' failed \(the disk is full\); "
                                       r"it needs 0 MiB: free space .* distill\.cache_teacher = false"):
         cache.fill(teacher, lambda start: x.batches(16, None, start), lambda done: None, events.RunControl())
+
+
+class _DyingReader:
+    """A reader whose worker process is killed (as the OOM killer would) on its third sample."""
+
+    def __len__(self):
+        return 64
+
+    def read(self, i):
+        import os
+        import signal
+        if i == 3:
+            os.kill(os.getpid(), signal.SIGKILL)
+        return torch.zeros(3, 4, 4)
+
+
+def test_a_worker_that_dies_is_one_sentence_not_a_hung_run():
+    x = StreamedInputs(_DyingReader(), np.arange(64), torch.zeros(64, dtype=torch.long), (3, 4, 4), workers=1)
+    with pytest.raises(KDError, match=r"^A data worker process died \(DataLoader worker .*\), most often for lack "
+                                      r"of memory; lower data\.workers or data\.batch_size"):
+        list(x.batches(8))
+
+
+def test_streamed_mode_for_a_source_that_cannot_stream_is_a_warning():
+    bundle = load_data(tiny_config(**{"data.mode": "streamed"}))
+    assert bundle.mode == "resident" and bundle.mode_reason.startswith("resident: 1,797 samples × 1×8×8")
+    assert bundle.warnings == ['data.mode = "streamed" applies to image folders only; the digits source is read '
+                               'whole, so this run keeps its data resident.']

@@ -26,7 +26,7 @@ def load_data(cfg) -> DataBundle:
         from .stream import fmt_bytes
         bundle.mode_reason = (f"resident: {n:,} samples × {'×'.join(map(str, bundle.input_shape))} = "
                               f"{fmt_bytes(size)}, read whole by the {cfg.data.source} source")
-        if cfg.data.mode == "streamed":
+        if cfg.data.mode == "streamed" and cfg.data.source not in STREAMING_SOURCES:
             bundle.warnings.append(f"data.mode = \"streamed\" applies to image folders only; the "
                                    f"{cfg.data.source} source is read whole, so this run keeps its data resident.")
     return bundle

@@ -44,7 +44,7 @@ def probe(files: list[str], image_size: int) -> tuple[int, tuple[int, int]]:
             with Image.open(f) as im:
                 colour = colour or im.mode not in GREY
                 hw = hw or (im.size[1], im.size[0])
-        except (OSError, SyntaxError, ValueError) as e:
+        except (OSError, SyntaxError, ValueError):
             continue  # an unreadable file is reported (or skipped) when its batch is read
     if hw is None:
         raise KDError(f"None of the sampled images under '{Path(files[0]).parent.parent}' can be read; check the "

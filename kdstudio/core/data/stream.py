@@ -189,7 +189,9 @@ class StreamedInputs:
         self.norm = _Norm(torch.as_tensor(mean, dtype=torch.float32), torch.as_tensor(std, dtype=torch.float32))
 
     def __getitem__(self, key) -> torch.Tensor:
-        """Decode the samples at `key` (a slice or positions) here, in this process: for a few samples only."""
+        """Decode the samples at `key` (an index, a slice or positions) here, in this process: for a few only."""
+        if isinstance(key, (int, np.integer)):
+            return self[[int(key)]][0]
         pos = np.arange(len(self.index))[key] if isinstance(key, slice) else np.asarray(
             key.cpu() if isinstance(key, torch.Tensor) else key).reshape(-1)
         items = _Items(self.reader, self.index, self.y, self.norm, self.skip_unreadable, self.sample_shape)
