@@ -250,6 +250,7 @@ class StageRunner:
             self.epoch, self.step_in_epoch, self.perm = self.epoch + 1, 0, None
             self.save_checkpoint(complete=self.epoch >= s.epochs)
         wall = time.perf_counter() - start
+        self.stream = None  # the training loader's persistent workers end with the stage
         if self.disk_cache is not None and not s.keep_cache:
             self.disk_cache.delete()
             self.emit(ev.LOG, s.name, message="Teacher-output cache deleted (distill.keep_cache = false).")
