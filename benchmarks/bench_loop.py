@@ -24,7 +24,7 @@ import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
 from kdstudio.core import events, losses, models  # noqa: E402
-from kdstudio.core.pipeline.engine import resolve_amp  # noqa: E402
+from kdstudio.core.pipeline.single import resolve_amp  # noqa: E402
 from kdstudio.core.train.loop import CrossEntropy, StageRunner, StageSpec  # noqa: E402
 
 

@@ -21,6 +21,7 @@ STAGE_STARTED = "stage_started"
 STEP = "step"                  # throttled step metrics of the current stage
 EPOCH = "epoch"                # end-of-epoch metrics (train loss terms, val accuracy, lr)
 CHECKPOINT = "checkpoint"      # a checkpoint was written
+CACHE_FILL = "cache_fill"      # progress of the disk teacher-output cache's one filling pass
 LOG = "log"                    # an informational message
 WARNING = "warning"            # something the user should know about
 STAGE_FINISHED = "stage_finished"
@@ -117,6 +118,16 @@ class StageInfo:
 
 
 @dataclass
+class CacheFill:
+    """Progress of filling the on-disk teacher-output cache (streamed data): rows written of all rows."""
+
+    done: int
+    total: int
+    path: str
+    bytes: int                  # the cache file's size when full
+
+
+@dataclass
 class RunFinished:
     """The run ended (completed or stopped): its summary (or a sweep's result)."""
 
@@ -134,6 +145,7 @@ class RunFailed:
 PAYLOADS: dict[str, type] = {
     RUN_STARTED: RunStarted, MEMBER_STARTED: MemberStarted, MEMBER_FINISHED: MemberFinished,
     STAGE_STARTED: StageInfo, STAGE_FINISHED: StageInfo, STEP: Step, EPOCH: Epoch, CHECKPOINT: Checkpoint,
+    CACHE_FILL: CacheFill,
     LOG: Message, WARNING: Message, RUN_FINISHED: RunFinished, RUN_FAILED: RunFailed,
 }
 
@@ -224,6 +236,12 @@ def describe(e: Event) -> str | None:
             return None  # the checkpoint after every epoch is implied
         where = "stage complete" if d.get("complete") else f"epoch {d.get('epoch')}, step {d.get('step')}"
         return f"checkpoint written: {Path(str(d.get('path'))).name} ({where})"
+    if e.kind == CACHE_FILL:
+        if d.get("done") != d.get("total") and d.get("done"):
+            return None  # the first and the last line of a fill are logged; the GUI shows every step
+        verb = "complete" if d.get("done") == d.get("total") else "filling"
+        return (f"teacher-output cache {verb}: {d.get('done'):,}/{d.get('total'):,} rows, "
+                f"{d.get('bytes', 0) / 2**20:.1f} MiB on disk ({Path(str(d.get('path'))).name})")
     if e.kind == RUN_STARTED:
         plan = d.get("plan") or {}
         return (f"{'Resumed' if d.get('resumed') else 'Started'} on {d.get('device')}: "

@@ -135,7 +135,8 @@ def _preview(bundle, per_class: int = 8, max_classes: int = 20, max_side: int = 
         return None
     import torch
     import torch.nn.functional as F
-    out = {"counts": class_counts(bundle), "class_names": list(bundle.class_names), "mosaic": None}
+    out = {"counts": class_counts(bundle), "class_names": list(bundle.class_names), "mosaic": None,
+           "data_path": getattr(bundle, "mode_reason", "")}  # streamed: a sample is decoded, not every file
     grid = sample_grid(bundle, per_class=per_class)
     images = grid["images"]
     if images is None:

@@ -28,7 +28,7 @@ def opt(default, help: str = "", *, choices=None, available=None, min=None, max=
 SOURCES = Registry("data source", key="data.source")
 SOURCES.register_lazy("digits", "kdstudio.core.data.digits:load_digits", needs_path=False)
 SOURCES.register_lazy("tensors", "kdstudio.core.data.tensors:load_tensors", needs_path=True)
-SOURCES.register_lazy("folder", "kdstudio.core.data.folder:load_folder", needs_path=True)
+SOURCES.register_lazy("folder", "kdstudio.core.data.folder_stream:load_folder", needs_path=True)
 SOURCES.register_lazy("csv", "kdstudio.core.data.csv:load_csv", needs_path=True)
 SOURCES.register_lazy("synthetic", "kdstudio.core.data.synthetic:load_synthetic", needs_path=False)
 
@@ -53,6 +53,16 @@ class DataConfig:
     augment: str = opt("none", "random augmentation of training inputs (turns the teacher cache off)",
                        choices=("none", "shift", "crop", "crop_flip"))
     image_size: int = opt(0, "resize images to this size (0 = keep)", min=0)
+    mode: str = opt("auto", "where the data lives while training: resident = decoded once, on the device (fastest); "
+                            "streamed = decoded per batch by worker processes (any size; image folders, other "
+                            "sources are read whole); auto = resident when the decoded data fits data.memory_budget_gb",
+                    choices=("auto", "resident", "streamed"))
+    memory_budget_gb: float = opt(0.0, "auto mode: the most decoded data kept resident (0 = an eighth of the free "
+                                       "RAM, as reading it whole peaks at ~4× its size; on a GPU at most a quarter of "
+                                       "its free memory)", min=0.0)
+    workers: int = opt(-1, "streamed: decoding worker processes (-1 = auto: half the cores, at least 1, at most 8; "
+                           "0 = decode in the training process)", min=-1)
+    prefetch: int = opt(2, "streamed: batches each worker decodes ahead", min=1)
     normalize: str = opt("auto", "scales each input channel (each column of a table): auto = by the training split's "
                                  "mean and std, imagenet = by ImageNet's, for teachers pretrained on it, none = as "
                                  "read", choices=("auto", "none", "imagenet"))
@@ -125,6 +135,10 @@ class DistillConfig:
     amp: bool = opt(True, "mixed precision where the device supports it (bf16, else fp16); losses stay fp32")
     mixup: float = opt(0.0, "mixup Beta(a, a) strength for distillation inputs (0 = off)", min=0.0)
     cache_teacher: bool = opt(True, "compute teacher outputs once when inputs are deterministic")
+    cache_dtype: str = opt("fp16", "streamed data: precision of the teacher-output cache on disk (fp16 halves it)",
+                           choices=("fp16", "fp32"))
+    keep_cache: bool = opt(False, "streamed data: keep the teacher-output cache (run folder cache/) after distill "
+                                  "finishes, instead of deleting it")
     compile: bool = opt(False, "torch.compile the student (slow start, faster steps on GPU)")
     log_every: int = opt(20, "read step metrics from the device every k steps", min=1)
     grad_clip: float = opt(GRAD_CLIP_DEFAULT, "clips the gradient norm of every training step to this value (0 = off); "
@@ -210,3 +224,5 @@ class TrackingConfig:
 class RunConfig:
     seeds: list = opt([], "run the pipeline once per seed and report mean ± std, e.g. [0, 1, 2] ([] = seed)")
     sweep: dict = opt({}, "grid over numeric settings, e.g. { \"distill.temperature\" = [2, 4] }")
+    threads: int = opt(0, "CPU threads PyTorch computes with (0 = auto: 1 on a machine of 1–2 cores, else one fewer "
+                          "than the cores, less the decoding workers of a streamed run)", min=0)

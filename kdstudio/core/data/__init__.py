@@ -13,6 +13,20 @@ from .bundle import (  # noqa: F401  (the data API: these names are imported fro
 )
 
 
+STREAMING_SOURCES = ("folder",)  # the sources that can be read per batch (data.mode = "streamed")
+
+
 def load_data(cfg) -> DataBundle:
-    """Load the data set the config names, split and normalised (an unknown source names the nearest one)."""
-    return SOURCES.get(cfg.data.source)(cfg)
+    """Load the data set the config names, split and normalised (an unknown source names the nearest one), on the
+    resident or the streamed path (`bundle.mode`, with the reason in `bundle.mode_reason`)."""
+    bundle = SOURCES.get(cfg.data.source)(cfg)
+    if not bundle.mode_reason:
+        n = sum(bundle.sizes().values())
+        size = n * (bundle.x_train[:1].numel() or 1) * 4
+        from .stream import fmt_bytes
+        bundle.mode_reason = (f"resident: {n:,} samples × {'×'.join(map(str, bundle.input_shape))} = "
+                              f"{fmt_bytes(size)}, read whole by the {cfg.data.source} source")
+        if cfg.data.mode == "streamed" and cfg.data.source not in STREAMING_SOURCES:
+            bundle.warnings.append(f"data.mode = \"streamed\" applies to image folders only; the "
+                                   f"{cfg.data.source} source is read whole, so this run keeps its data resident.")
+    return bundle

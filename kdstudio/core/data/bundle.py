@@ -13,7 +13,8 @@ from ..errors import ConfigError, KDError
 
 @dataclass
 class DataBundle:
-    """Everything a run needs to know about its data: three splits as CPU tensors, classes and input shape."""
+    """Everything a run needs to know about its data: three splits (CPU tensors, or streamed inputs decoded per
+    batch), classes and input shape."""
 
     x_train: torch.Tensor
     y_train: torch.Tensor
@@ -26,6 +27,8 @@ class DataBundle:
     mean: list[float] = field(default_factory=list)
     std: list[float] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)  # things the user should see (skipped files, guesses)
+    mode: str = "resident"      # resident: the x_* are tensors; streamed: they are data.stream.StreamedInputs
+    mode_reason: str = ""       # the sentence saying which path and why (log, Data page)
 
     @property
     def num_classes(self) -> int:

@@ -24,6 +24,7 @@ from torch import nn
 
 from .. import models
 from ..errors import ConfigError, KDError
+from ..data.stream import iter_batches
 from .teacher_formats import OnnxTeacher, detect_format, load_onnx, read_safetensors  # noqa: F401
 
 STATE_DICT_KEYS = ("state_dict", "model_state_dict", "model", "net", "weights", "teacher")
@@ -363,10 +364,12 @@ def sanity_check(teacher: nn.Module, bundle, device, *, skip: bool = False, batc
     was_training = teacher.training
     teacher.eval()
     correct = torch.zeros((), dtype=torch.long, device=device)
-    for i in range(0, len(y), batch_size):
-        out = teacher(x[i:i + batch_size].to(device))
+    i = 0
+    for xb in iter_batches(x, batch_size):  # streamed splits are read by the workers, batch by batch
+        out = teacher(xb.to(device))
         out = out[0] if isinstance(out, (tuple, list)) else out
-        correct += (out.argmax(1) == y[i:i + batch_size].to(device)).sum()
+        correct += (out.argmax(1) == y[i:i + len(xb)].to(device)).sum()
+        i += len(xb)
     teacher.train(was_training)
     n = len(y)
     acc = int(correct) / n

@@ -35,13 +35,14 @@ def _device_of(model: nn.Module) -> torch.device:
 
 @torch.inference_mode()
 def predict_logits(model: nn.Module, x: torch.Tensor, batch_size: int = 512) -> torch.Tensor:
-    """Logits (fp32) for all of `x` in eval mode (the model's train/eval mode is restored after)."""
+    """Logits (fp32) for all of `x` (a tensor, or streamed inputs read batch by batch) in eval mode (the model's
+    train/eval mode is restored after)."""
+    from ..data.stream import iter_batches
     was_training = model.training
     model.eval()
     dtype, device = input_dtype(model), _device_of(model)
     try:
-        return torch.cat([model(x[i:i + batch_size].to(device, dtype)).float()
-                          for i in range(0, len(x), batch_size)])
+        return torch.cat([model(xb.to(device, dtype)).float() for xb in iter_batches(x, batch_size)])
     finally:
         model.train(was_training)
 

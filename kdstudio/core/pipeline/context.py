@@ -39,7 +39,8 @@ class DeviceData:
 
     @classmethod
     def to_device(cls, bundle, device: torch.device) -> "DeviceData":
-        """Move every split of a DataBundle to `device` once (the resident path: data lives on the device)."""
+        """Move every split of a DataBundle to `device` once (the resident path: data lives on the device). Streamed
+        inputs stay where they are (their `to` is a no-op: batches move as the workers read them); labels move."""
         def to(t):
             return t.to(device, non_blocking=True)
         b = bundle
@@ -107,7 +108,7 @@ class RunContext:
         runner = StageRunner(spec, x=self.data.train.x, y=self.data.train.y, x_val=self.data.val.x,
                              y_val=self.data.val.y, device=self.device, amp_dtype=self.amp_dtype, emit=self.emit,
                              control=self.control, checkpoint_path=ckpt, seed=self.cfg.seed + seed_offset,
-                             hooks=list(hooks))
+                             hooks=list(hooks), cache_dir=self.rd.root / "cache")
         if self.resume and ckpt.is_file():
             runner.load_checkpoint(torch.load(ckpt, map_location=self.device, weights_only=True))
             self.log(f"Resumed {spec.name} at epoch {runner.epoch + 1}, step {runner.step_in_epoch + 1}.", spec.name)
@@ -119,7 +120,8 @@ def stage_spec(ctx: "RunContext", name: str, model, objective, epochs: int, lr: 
     cfg = ctx.cfg
     return StageSpec(name, model, objective, epochs, lr, cfg.distill.optimizer, cfg.distill.weight_decay,
                      cfg.distill.scheduler, cfg.data.batch_size, augment=cfg.data.augment,
-                     log_every=cfg.distill.log_every, **extra)
+                     log_every=cfg.distill.log_every, cache_dtype=cfg.distill.cache_dtype,
+                     keep_cache=cfg.distill.keep_cache, **extra)
 
 
 def clip_hooks(ctx: "RunContext") -> list:

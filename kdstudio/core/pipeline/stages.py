@@ -105,7 +105,7 @@ def teacher_stage(ctx: RunContext) -> TeacherResult:
         probe = FrozenTeacher(models.build(t.arch, data.num_classes, data.input_shape, t.width, t.depth)
                               .to(ctx.device))
         losses.build_objective(cfg.distill, teacher=probe.module, student=student,
-                               example_input=data.train.x[:cfg.data.batch_size]).remove()
+                               example_input=data.train.x[:cfg.data.batch_size].to(ctx.device)).remove()
     module = _train_teacher(ctx) if t.source == "train" else _load_file_teacher(ctx)
     teacher = FrozenTeacher(module)
     teacher_io.check_method(module, cfg.distill)
@@ -185,7 +185,8 @@ def distill_stage(ctx: RunContext, teacher: FrozenTeacher) -> tuple[StudentResul
 
     def objective(student):
         return losses.build_objective(cfg.distill, teacher=teacher.module, student=student,
-                                      example_input=ctx.data.train.x[:cfg.data.batch_size]).to(ctx.device)
+                                      example_input=ctx.data.train.x[:cfg.data.batch_size].to(ctx.device)
+                                      ).to(ctx.device)
 
     ctx.begin("distill", method=cfg.distill.method, student=cfg.student.arch,
               feature_method=cfg.distill.feature_method, terms_doc=losses.available()[cfg.distill.method]["doc"])

@@ -1,9 +1,11 @@
 """One training stage (teacher, distill, baseline, fine-tune): the step loop with the speed rules built in.
 
-Data lives on the device and is indexed by a random permutation; metrics accumulate on the device and are read
-every `log_every` steps (and at most ~20 times a second); the teacher runs without grad, or not at all when its
-outputs are cached. Checkpoints hold model, optimizer, scheduler, position and RNG states, so a stopped stage
-resumes exactly where it stopped.
+Resident data lives on the device and is indexed by a random permutation; streamed data (data.stream) is read in
+the permutation's order by DataLoader workers, from the step a resume starts at, so both paths resume exactly.
+Metrics accumulate on the device and are read every `log_every` steps (and at most ~20 times a second); the teacher
+runs without grad, or not at all when its outputs are cached (on the device, or on disk for streamed data).
+Checkpoints hold model, optimizer, scheduler, position and RNG states, so a stopped stage resumes exactly where it
+stopped.
 """
 
 from __future__ import annotations
@@ -56,6 +58,8 @@ class StageSpec:
     cache_teacher: bool = True
     log_every: int = 20
     compile: bool = False
+    cache_dtype: str = "fp16"       # the disk cache of streamed data
+    keep_cache: bool = False
     extra_params: list = field(default_factory=list)
 
 
@@ -93,15 +97,19 @@ def make_scheduler(name: str, optimizer, total_steps: int):
 
 
 class StageRunner:
-    """Runs one StageSpec on device-resident tensors, emitting events through `emit`."""
+    """Runs one StageSpec on device-resident tensors or streamed inputs, emitting events through `emit`."""
 
     def __init__(self, spec: StageSpec, *, x: torch.Tensor, y: torch.Tensor, x_val: torch.Tensor,
                  y_val: torch.Tensor, device: torch.device, amp_dtype: torch.dtype | None,
                  emit: Callable[..., None], control: ev.RunControl, checkpoint_path: Path, seed: int,
-                 hooks: list | None = None):
+                 hooks: list | None = None, cache_dir: Path | None = None):
         self.s, self.x, self.y, self.x_val, self.y_val = spec, x, y, x_val, y_val
         self.device, self.amp_dtype, self.emit, self.control = device, amp_dtype, emit, control
         self.ckpt_path = checkpoint_path
+        self.streamed = not isinstance(x, torch.Tensor)  # data.stream.StreamedInputs
+        self.cache_dir = cache_dir or checkpoint_path.parent.parent / "cache"
+        self.stream = None
+        self.disk_cache = None
         self.n = len(y)
         self.steps_per_epoch = steps_per_epoch(self.n, spec.batch_size)
         params = [p for p in spec.model.parameters() if p.requires_grad] + list(spec.extra_params)
@@ -132,6 +140,33 @@ class StageRunner:
         if getattr(s.objective, "uses_features", False):
             return "the method matches intermediate features"
         return None
+
+    def _fill_disk_cache(self) -> None:
+        """The streamed path's cache: teacher logits of every training sample, on disk, filled once."""
+        from .teacher_cache import DiskLogits
+        s = self.s
+        @torch.inference_mode()
+        def logits(x):
+            with self._autocast():
+                return s.teacher(x).float()
+        classes = logits(self.x[:2].to(self.device)).shape[1]  # the file's size is known before the first batch
+        cache = DiskLogits(self.cache_dir, s.name, self.n, s.cache_dtype, classes)
+
+        def progress(done):
+            self.emit(ev.CACHE_FILL, s.name, done=done, total=self.n, path=str(cache.path), bytes=cache.bytes)
+        try:
+            reused = cache.fill(logits, lambda start: self.x.batches(512, self.device, start), progress,
+                                self.control)
+        except RunStopped:
+            self.save_checkpoint()
+            raise
+        self.disk_cache = self.cache = cache
+        ce = [F.cross_entropy(cache.rows(i, i + 4096).to(self.device), self.y[i:i + 4096].to(self.device),
+                              reduction="none") for i in range(0, self.n, 4096)]
+        self.cache_ce = torch.cat(ce)
+        again = f", {reused:,} rows reused from an earlier fill" if reused else ""
+        self.emit(ev.LOG, s.name, message=f"Teacher-output cache on disk: logits of {self.n:,} training samples in "
+                  f"{s.cache_dtype} ({cache.bytes / 2**20:.1f} MiB, {cache.path}){again}.", teacher_cache=True)
 
     @torch.inference_mode()
     def _teacher_logits_all(self) -> torch.Tensor:
@@ -192,7 +227,9 @@ class StageRunner:
         s = self.s
         reason = self._teacher_cache_reason()
         if s.teacher is not None:
-            if reason is None:
+            if reason is None and self.streamed:
+                self._fill_disk_cache()
+            elif reason is None:
                 self.cache = self._teacher_logits_all()
                 self.cache_ce = F.cross_entropy(self.cache, self.y, reduction="none")  # teacher CE per sample
                 self.emit(ev.LOG, s.name, message=f"Teacher-output cache on: logits of {self.n:,} training "
@@ -213,6 +250,10 @@ class StageRunner:
             self.epoch, self.step_in_epoch, self.perm = self.epoch + 1, 0, None
             self.save_checkpoint(complete=self.epoch >= s.epochs)
         wall = time.perf_counter() - start
+        self.stream = None  # the training loader's persistent workers end with the stage
+        if self.disk_cache is not None and not s.keep_cache:
+            self.disk_cache.delete()
+            self.emit(ev.LOG, s.name, message="Teacher-output cache deleted (distill.keep_cache = false).")
         for h in self.hooks:
             if hasattr(h, "apply_to"):  # the weight average becomes the stage's model
                 h.apply_to(s.model)
@@ -224,6 +265,12 @@ class StageRunner:
         s.model.train()
         if self.perm is None:
             self.perm = torch.randperm(self.n, device=self.device, generator=self.gen)
+        batches = None
+        if self.streamed:
+            if self.stream is None:
+                from ..data.stream import TrainStream
+                self.stream = TrainStream(self.x, self.device)
+            batches = self.stream.epoch(self.perm, B, self.step_in_epoch, self.steps_per_epoch)
         names: list[str] | None = None
         window_sum: torch.Tensor | None = None  # all logged values of the window, one device tensor
         epoch_sums: dict[str, float] = {}
@@ -236,9 +283,12 @@ class StageRunner:
                 raise RunStopped()
             self.control.wait_if_paused(lambda: self.emit(ev.LOG, s.name, message="Paused."))
             idx = self.perm[step * B:(step + 1) * B]
+            xb = yb = None
+            if batches is not None:
+                xb, yb, _ = next(batches)
             for h in self.hooks:
                 h.before_step(self, idx)
-            names, values = self._step(idx)
+            names, values = self._step(idx, xb, yb)
             window_sum = values if window_sum is None else window_sum + values
             window += 1
             samples += len(idx)
@@ -266,9 +316,11 @@ class StageRunner:
         self._epoch_terms = {k: v / max(epoch_steps, 1) for k, v in epoch_sums.items()}
         return self.n
 
-    def _step(self, idx: torch.Tensor) -> tuple[list[str], torch.Tensor]:
+    def _step(self, idx: torch.Tensor, x: torch.Tensor | None = None,
+              y: torch.Tensor | None = None) -> tuple[list[str], torch.Tensor]:
         s = self.s
-        x, y = self.x[idx], self.y[idx]
+        if x is None:  # resident: index the device tensors; streamed: the batch the workers read
+            x, y = self.x[idx], self.y[idx]
         x = augment_batch(x, s.augment, self.gen)
         lam, y2 = 1.0, None
         if s.mixup > 0:
@@ -280,7 +332,9 @@ class StageRunner:
                 with torch.no_grad():
                     t_logits = s.teacher(x).float()
             else:
-                t_logits = self.cache[idx] if self.cache is not None else None
+                t_logits = None if self.cache is None else (
+                    self.cache[idx].to(self.device, non_blocking=True) if self.disk_cache is not None
+                    else self.cache[idx])
             out = self.forward(x)
         terms = s.objective(out.float(), t_logits, y, epoch=self.epoch)
         if y2 is not None:  # labels enter linearly: mix the label-dependent terms by lam

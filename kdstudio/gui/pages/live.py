@@ -27,7 +27,7 @@ class LiveRun:
 
     # the events the log pane shows, with their style
     LOGGED = {ev.EPOCH: {"quiet": True}, ev.STAGE_STARTED: {"bold": True}, ev.LOG: {}, ev.WARNING: {"warn": True},
-              ev.CHECKPOINT: {"quiet": True}, ev.RUN_FAILED: {"error": True}}
+              ev.CHECKPOINT: {"quiet": True}, ev.RUN_FAILED: {"error": True}, ev.CACHE_FILL: {"quiet": True}}
 
     def ingest(self, batch: list) -> list[tuple[str, str | None, dict]]:
         """Apply a batch of events; returns log lines as (text, stage, style flags)."""

@@ -49,8 +49,13 @@ class DataPreview(QGroupBox):
         self.chart.getPlotItem().setMouseEnabled(x=False, y=False)
         self.chart.getPlotItem().hideButtons()
         self.legend = self.chart.getPlotItem().addLegend(offset=(-6, 6), labelTextSize="8pt")
+        # Which data path the run will take (resident or streamed), why, and the decoded size.
+        self.path_note = QLabel("")
+        self.path_note.setObjectName("help")
+        self.path_note.setWordWrap(True)
         row = QHBoxLayout(self)
         left = QVBoxLayout()
+        left.addWidget(self.path_note)
         samples = QHBoxLayout()
         samples.addWidget(self.image)
         samples.addStretch(1)
@@ -65,8 +70,11 @@ class DataPreview(QGroupBox):
         item.clear()
         self.legend.clear()
         if not preview:
+            self.path_note.setText("")
             self.image.setText("No preview for this data source.")
             return
+        path = str(preview.get("data_path") or "")
+        self.path_note.setText(f"Data path — {path}." if path else "")
         names = [str(n) for n in preview.get("class_names", [])]
         mosaic = preview.get("mosaic")
         if mosaic is not None:
