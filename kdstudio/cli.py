@@ -31,12 +31,16 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override one setting, e.g. --set distill.temperature=2 (repeatable)")
     r.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    r.add_argument("--trust", action="append", default=[], metavar="FILE",
+                   help="trust this TorchScript, pickle or file.py (its current content): it may run (repeatable)")
     r.add_argument("--debug", action="store_true", help="show tracebacks")
 
     d = sub.add_parser("demo", help="the built-in digits demo, end to end")
     d.add_argument("--out", help="run folder (default: kdstudio_runs/demo-<time>)")
     d.add_argument("--device", help="device override (auto, cpu, cuda, cuda:N, mps)")
     d.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override one setting")
+    d.add_argument("--trust", action="append", default=[], metavar="FILE",
+                   help="trust this TorchScript, pickle or file.py (its current content): it may run (repeatable)")
     d.add_argument("--debug", action="store_true", help="show tracebacks")
 
     i = sub.add_parser("init", help="write a commented starter config")
@@ -47,6 +51,8 @@ def _parser() -> argparse.ArgumentParser:
     e = sub.add_parser("eval", help="evaluate every model of a finished run again (table, evaluation.json)")
     e.add_argument("run_dir", help="the run folder")
     e.add_argument("--repeats", type=int, help="timed passes per latency figure (default: the run's config)")
+    e.add_argument("--trust", action="append", default=[], metavar="FILE",
+                   help="trust this TorchScript, pickle or file.py (its current content): it may run (repeatable)")
     e.add_argument("--debug", action="store_true", help="show tracebacks")
 
     x = sub.add_parser("export", help="export a finished run's student, reloaded and checked in each runtime")
@@ -59,6 +65,8 @@ def _parser() -> argparse.ArgumentParser:
                    "float compression variant, else the student)")
     x.add_argument("--out", help="folder for the files (default: RUN_DIR/exports)")
     x.add_argument("--force", action="store_true", help="overwrite existing files")
+    x.add_argument("--trust", action="append", default=[], metavar="FILE",
+                   help="trust this TorchScript, pickle or file.py (its current content): it may run (repeatable)")
     x.add_argument("--debug", action="store_true", help="show tracebacks")
 
     g = sub.add_parser("gui", help="open the desktop app")
@@ -125,8 +133,22 @@ def _init(args) -> int:
     return 0
 
 
+def _grant_trust(files, cfg=None) -> None:
+    """Trust each --trust FILE, and with a config given on this command line its run.trust_files (and its
+    teacher.path when teacher.trust_pickle is on, as before per-file trust), with their content now."""
+    from .core import trust
+    paths = list(files)
+    if cfg is not None:
+        paths += [p for p in cfg.run.trust_files if isinstance(p, str) and p]
+        if cfg.teacher.trust_pickle and cfg.teacher.path:
+            paths.append(cfg.teacher.path)
+    for p in paths:
+        trust.grant(p)  # KDError with one sentence for a missing or unreadable file
+
+
 def _eval(args) -> int:
     from .core.outputs.artifacts import evaluate_run
+    _grant_trust(args.trust)
     from .core.outputs.modelcard import metrics_table
     detail = evaluate_run(args.run_dir, latency_repeats=args.repeats,
                           on_model=lambda name: print(f"evaluating {name}…", file=sys.stderr))
@@ -139,6 +161,7 @@ def _eval(args) -> int:
 
 def _export(args) -> int:
     from .core.outputs.artifacts import export_run
+    _grant_trust(args.trust)
     from .core.outputs.export import EXTENSIONS
     from .core.outputs.modelcard import exports_table
     formats = []
@@ -189,6 +212,9 @@ def _run(args) -> int:
             cfg.set("device", args.device)
     elif args.set or args.device:
         raise KDError("--resume continues a run with its saved config; drop --set/--device.")
+    saved = Path(out) / "config.toml"
+    _grant_trust(args.trust, cfg if cfg is not None else
+                 (config_mod.load(saved) if resume and saved.is_file() else None))
     return _execute(cfg, out, resume)
 
 

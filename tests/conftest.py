@@ -18,6 +18,15 @@ def kdstudio_home(tmp_path, monkeypatch):
     return home
 
 
+@pytest.fixture(autouse=True)
+def no_file_trust_left():
+    """File trust (core/trust.py) is process-wide: each test starts and ends with none granted."""
+    from kdstudio.core import trust
+    trust.revoke_all()
+    yield
+    trust.revoke_all()
+
+
 @pytest.fixture
 def window(qtbot):
     """The main window, shown offscreen; a run still going at the end of the test is stopped cleanly."""

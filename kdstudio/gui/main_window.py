@@ -13,6 +13,7 @@ from .. import __version__
 from ..core.store.projects import ProjectStore, Settings
 from . import refguard
 from .info import InfoHub
+from .trust_prompt import TrustPrompt
 from .model import ConfigModel
 from .pages.evaluate import EvaluatePage
 from .pages.export import ExportPage
@@ -55,6 +56,7 @@ class MainWindow(QMainWindow):
         self.settings = settings or Settings()
         self.model = ConfigModel(self)
         self.hub = InfoHub(self.model, self)
+        self.trust_prompt = TrustPrompt(self, self.model, self.hub, self.settings.path)
         self._closing = False
         self._narrow = False       # the window less the TOML dock is narrower than NARROW_WINDOW
         self._auto_folded = False  # the project list was folded away by narrowing, not by the user

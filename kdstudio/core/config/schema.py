@@ -195,3 +195,6 @@ class ExportConfig:
 class RunConfig:
     seeds: list = opt([], "run the pipeline once per seed and report mean ± std, e.g. [0, 1, 2] ([] = seed)")
     sweep: dict = opt({}, "grid over numeric settings, e.g. { \"distill.temperature\" = [2, 4] }")
+    trust_files: list = opt([], "command line only: TorchScript, pickle or file.py files this config may load, "
+                                "which runs their code (like --trust FILE); the app asks for each file instead",
+                            item="str")

@@ -1,6 +1,7 @@
 """Custom architectures from the user's own Python file: `arch = "path/to/file.py:factory"`.
 
-This RUNS that file (like `python file.py` would, minus the `__main__` block): use only files you trust. The
+This RUNS that file (like `python file.py` would, minus the `__main__` block), so it loads only once that file is
+trusted (core/trust.py: its path and content hash; `--trust FILE` or the app's prompt). The
 factory is called with whichever of `num_classes`, `input_shape`, `width`, `depth` it accepts as parameters and
 must return a `torch.nn.Module`.
 """
@@ -14,6 +15,7 @@ from pathlib import Path
 
 from torch import nn
 
+from .. import trust
 from ..errors import ConfigError
 from ..registry import nearest
 
@@ -47,6 +49,7 @@ def build_custom(arch: str, num_classes: int, input_shape: tuple, width: int = 0
     path = Path(file).expanduser()
     if not path.is_file():
         raise ConfigError(f"Custom model file '{path}' does not exist; check the path before ':{factory}'.")
+    trust.require(path, "python")  # before anything imports it: opening a project must not run its file
     module = _load_module(path)
     fn = getattr(module, factory, None)
     if not callable(fn):

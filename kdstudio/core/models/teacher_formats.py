@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import stat
 import zipfile
 from pathlib import Path
 
@@ -23,6 +24,8 @@ def detect_format(path: Path) -> str:
         raise KDError(f"Teacher file '{path}' does not exist; check teacher.path.")
     if path.is_dir():
         raise KDError(f"Teacher path '{path}' is a folder; choose the model file inside it.")
+    if not stat.S_ISREG(path.stat().st_mode):  # a FIFO or device would block the read below for ever
+        raise KDError(f"Teacher path '{path}' is not a regular file (a pipe or device); choose the model file.")
     suffix = path.suffix.lower()
     with open(path, "rb") as f:
         head = f.read(16)
