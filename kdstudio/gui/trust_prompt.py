@@ -13,6 +13,7 @@ from PySide6.QtCore import QObject, Signal
 from PySide6.QtWidgets import QMessageBox
 
 from ..core import trust
+from ..core.errors import KDError
 
 
 class TrustPrompt(QObject):
@@ -66,9 +67,8 @@ class TrustPrompt(QObject):
             return
         try:
             self.store.remember(self.model.project.path, Path(item["path"]), item["kind"], item["sha256"])
-        except OSError as e:  # trusted for this session all the same; only remembering it failed
+        except KDError as e:  # trusted for this session all the same; only remembering it failed
             trust.grant(item["path"], item["sha256"])
-            self.window.statusBar().showMessage(f"Trusted for now; could not remember it ({e.strerror or e}).",
-                                                8000)
+            self.window.statusBar().showMessage(f"Trusted for now, but not remembered: {e}", 8000)
         self.granted.emit(item["path"])
         self.hub.recount()

@@ -66,10 +66,8 @@ def student_arch_info(cfg, data, plan: dict | None = None) -> dict:
 def _load_state(path: Path) -> dict | None:
     if not path.is_file():
         return None
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:
-        raise KDError(f"Cannot read the checkpoint '{path}' ({str(e).splitlines()[0][:120]}); it may be damaged.")
+    from ..train.checkpoints import read_checkpoint
+    return read_checkpoint(path)
 
 
 def _teacher(cfg, data, rd: RunDir, notes: list[str]) -> nn.Module | None:

@@ -163,6 +163,9 @@ class Project:
         if self.damaged:
             raise KDError(f"Project '{self.name}' has a damaged project.toml; it is not overwritten. "
                           "Fix it in the TOML editor or in a text editor.")
+        if self.text and not self.path.is_dir():  # deleted behind the app's back: saving must not bring it back
+            raise KDError(f"Project '{self.name}' was deleted outside KD Studio ('{self.path}' is gone); it is not "
+                          "re-created. Create a new project to keep these settings.")
         self._take_outside_edits()
         text = self.text_for(cfg)
         atomic_write_text(self.file, text)
@@ -265,9 +268,15 @@ class ProjectStore:
         return sorted(found, key=lambda p: p.name.lower())
 
     def get(self, name: str) -> Project | None:
-        """The project with that (folder) name, or None."""
-        path = self.root / sanitize_name(name)
-        return Project(path).reload() if (path / PROJECT_FILE).exists() else None
+        """The project in the folder of exactly that name (a project's identity is its folder: 'R&D' is not
+        'R_D'), else in the folder its sanitised name gives, or None."""
+        for folder in dict.fromkeys((str(name), sanitize_name(name))):
+            if folder in ("", ".", "..") or "/" in folder or "\\" in folder or "\0" in folder:
+                continue
+            path = self.root / folder
+            if (path / PROJECT_FILE).exists():
+                return Project(path).reload()
+        return None
 
     def unique_name(self, wanted: str) -> str:
         """`wanted` sanitised, with " 2", " 3"… appended when a project of that name exists."""
@@ -364,5 +373,5 @@ class Settings:
         """Write the settings atomically; a failure is ignored (settings are a convenience)."""
         try:
             atomic_write_json(self.path, self.data)
-        except OSError:
+        except (OSError, KDError):  # atomic writes say KDError for a full disk or read-only folder
             pass
