@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime as _dt
+import os
 import signal
 import sys
 import traceback
@@ -15,6 +16,7 @@ from .core.errors import KDError
 
 EXIT_USER_ERROR = 2
 EXIT_INTERRUPTED = 130
+EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, as shells report a reader that closed the pipe
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -99,6 +101,10 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("kdstudio: interrupted.", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except BrokenPipeError:  # `kdstudio eval RUN | head`: the reader has gone, which is no error of ours
+        with contextlib.suppress(OSError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
+        return EXIT_BROKEN_PIPE
     except Exception as e:  # a bug, not a user mistake: say so, keep the traceback behind --debug
         if args.debug:
             traceback.print_exc()
@@ -107,7 +113,32 @@ def main(argv: list[str] | None = None) -> int:
         return 1
 
 
+def _display_problem() -> str | None:
+    """Why Qt would abort (exit 134) instead of opening a window here, or None: no display on Linux, or X without
+    the libxcb-cursor0 library that Qt 6.5+ needs for its xcb plugin (checked in a child process)."""
+    platform = os.environ.get("QT_QPA_PLATFORM", "")
+    if not sys.platform.startswith("linux") or platform not in ("", "xcb"):
+        return None
+    if not os.environ.get("DISPLAY") and not (os.environ.get("WAYLAND_DISPLAY") and platform != "xcb"):
+        return ("There is no display here (DISPLAY is not set), so the desktop app cannot open; use the command "
+                "line (`kdstudio demo`, `kdstudio run CONFIG`), or connect with a display (ssh -X).")
+    import ctypes.util
+    if os.environ.get("WAYLAND_DISPLAY") and platform != "xcb" or ctypes.util.find_library("xcb-cursor"):
+        return None
+    import subprocess
+    probe = subprocess.run([sys.executable, "-c", "from PySide6.QtWidgets import QApplication; QApplication([])"],
+                           capture_output=True, text=True, timeout=60)
+    if probe.returncode == 0:
+        return None
+    return ("Qt cannot open a window on this X display; it needs the libxcb-cursor0 library (Debian/Ubuntu: "
+            "`sudo apt install libxcb-cursor0`). Until then use the command line (`kdstudio demo`, `kdstudio run "
+            "CONFIG`).")
+
+
 def _gui(args) -> int:
+    problem = _display_problem()
+    if problem:
+        raise KDError(problem)
     try:
         from .gui.app import main as gui_main
     except ImportError as e:

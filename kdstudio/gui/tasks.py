@@ -240,7 +240,8 @@ def _file_teacher(cfg, models, shape, out: dict) -> None:
             warnings: list[str] = []
             teacher = load_teacher(cfg, bundle, torch.device("cpu"), warn=warnings.append)
             if isinstance(teacher, OnnxTeacher):
-                error = "ONNX teacher: parameter count not available"
+                error = ("ONNX teacher: parameters not available (a graph run by onnxruntime; file "
+                         f"{teacher.file_bytes / 1e6:.2f} MB)")
             else:
                 count = models.count_params(teacher)
                 note = f"loaded from {path.name}" + (f" · ⚠ {warnings[0]}" if warnings else "")

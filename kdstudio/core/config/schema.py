@@ -52,7 +52,7 @@ class DataConfig:
                               "runs out of memory", min=1)
     augment: str = opt("none", "random augmentation of training inputs (turns the teacher cache off)",
                        choices=("none", "shift", "crop", "crop_flip"))
-    image_size: int = opt(0, "resize images to this size (0 = keep)", min=0)
+    image_size: int = opt(0, "resize images to this size (0 = keep)", min=0, max=4096)
     normalize: str = opt("auto", "scales each input channel (each column of a table): auto = by the training split's "
                                  "mean and std, imagenet = by ImageNet's, for teachers pretrained on it, none = as "
                                  "read", choices=("auto", "none", "imagenet"))

@@ -25,7 +25,8 @@ from torch import nn
 
 from .. import models, trust
 from ..errors import ConfigError, KDError
-from .teacher_formats import OnnxTeacher, detect_format, load_onnx, read_safetensors  # noqa: F401
+from .teacher_formats import (OnnxTeacher, detect_format, detect_probabilities, load_onnx,  # noqa: F401
+                              read_safetensors)
 
 STATE_DICT_KEYS = ("state_dict", "model_state_dict", "model", "net", "weights", "teacher")
 NORMS = ("BatchNorm1d", "BatchNorm2d", "BatchNorm3d", "LayerNorm", "GroupNorm", "InstanceNorm2d", "SyncBatchNorm")
@@ -161,6 +162,17 @@ def load_teacher(cfg, bundle, device, warn: Callable[[str], None] | None = None)
     if fmt == "onnx":
         model: nn.Module = load_onnx(path, bundle, device)
         record.update(logits_only=True, logits_only_reason="an ONNX teacher gives logits only")
+        x = next((t for t in (bundle.x_val, bundle.x_train) if len(t)), bundle.x_train)
+        try:
+            probabilities = detect_probabilities(model, x)
+        except Exception:  # noqa: BLE001 - a graph that refuses the data is reported by check_model below
+            probabilities = False
+        if probabilities:
+            warn(f"The ONNX teacher '{path.name}' outputs probabilities (its rows sum to 1), not logits; their "
+                 "logarithms are used as its logits, so the temperature softens them as it would logits.")
+        if model.output_index:
+            warn(f"The ONNX teacher '{path.name}' has {len(model.session.get_outputs())} outputs; its class scores "
+                 f"are output '{model.output_name}' (number {model.output_index + 1}).")
     elif fmt == "safetensors":
         model = _into_arch(read_safetensors(path), cfg, bundle, path, warn)
         record["arch"] = t.arch

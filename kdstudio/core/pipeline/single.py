@@ -23,6 +23,7 @@ from ..errors import KDError, RunStopped
 from ..store import summary as summary_mod
 from ..store.files import JsonlWriter, RunDir, write_error
 from ..store.lock import FolderLock
+from ..train.checkpoints import read_checkpoint
 from ..store.summary import Summary
 from .context import DeviceData, RunContext, RunResults
 from .plan import RunPlan, plan_run
@@ -111,6 +112,13 @@ def prepare(cfg: Config | None, out_dir: str | Path, resume: bool) -> tuple[Conf
             raise KDError(f"Cannot resume: '{rd.root}' holds no run (no config.toml); start a new run with "
                           "`kdstudio run CONFIG --out` instead of --resume.")
         cfg = config_mod.load(rd.config)
+        try:
+            finished = summary_mod.read(rd.summary)
+        except summary_mod.SummaryError:
+            finished = None  # damaged: the resume goes on from the checkpoints, and says so later
+        if finished is not None and finished.status == "completed":  # nothing to continue; never re-export quietly
+            raise KDError(f"'{rd.root}' holds a finished run; there is nothing to resume. `kdstudio eval {rd.root}` "
+                          f"evaluates it again and `kdstudio export {rd.root} --format F --force` exports it again.")
         if not any(rd.checkpoints.glob("*.pt")):  # killed or failed before any stage saved: start it again here
             resume = False
     assert cfg is not None
@@ -154,9 +162,9 @@ def _done_stages(rd: RunDir, resume: bool) -> set[str]:
             path = rd.checkpoint(stage)
             if path.is_file():
                 try:
-                    if torch.load(path, map_location="cpu", weights_only=True).get("complete"):
+                    if read_checkpoint(path).get("complete"):
                         done.add(stage)
-                except Exception:  # noqa: BLE001 - a damaged checkpoint is reported by the stage that reads it
+                except KDError:  # a damaged checkpoint is reported by the stage that reads it
                     pass
     return done
 

@@ -6,6 +6,7 @@ nor pass on torch's advice to retry with `weights_only=False` (that would run co
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import torch
@@ -31,7 +32,9 @@ def read_checkpoint(path: Path, map_location="cpu", *, need: tuple[str, ...] = (
     try:
         if path.stat().st_size == 0:
             raise damaged(path, "the file is empty; the run may have been killed while writing it")
-        state = torch.load(path, map_location=map_location, weights_only=True)
+        with warnings.catch_warnings():  # torch's notes on foreign pickles are not for the user
+            warnings.simplefilter("ignore")
+            state = torch.load(path, map_location=map_location, weights_only=True)
     except KDError:
         raise
     except Exception as e:  # noqa: BLE001 - zip, EOF, unpickling and storage errors all mean a damaged file
