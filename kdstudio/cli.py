@@ -210,6 +210,8 @@ def _export(args) -> int:
         print("\n".join(exports_table(result["exports"])))
     for f in result["failed"]:
         print(f"kdstudio: error: {f['format']} not exported: {f['error']}", file=sys.stderr)
+    for note in result.get("notes", []):
+        print(f"note: {note}", file=sys.stderr)
     return EXIT_USER_ERROR if result["failed"] else 0
 
 

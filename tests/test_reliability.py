@@ -303,3 +303,28 @@ def test_the_app_without_a_display_says_so_instead_of_aborting(monkeypatch, caps
         monkeypatch.delenv(var, raising=False)
     err = one_error_line(capsys, ["gui"])
     assert "no display here" in err and "kdstudio demo" in err
+
+
+def test_export_of_a_read_only_run_to_another_folder_writes_files_and_card(finished, tmp_path, capsys, monkeypatch):
+    import errno
+    from kdstudio.core.outputs import artifacts
+    from kdstudio.core.store.files import write_error
+    run = copy_run(finished, tmp_path / "run")
+
+    def read_only(path, summary):
+        raise write_error(path, OSError(errno.EROFS, "Read-only file system"))
+    monkeypatch.setattr(artifacts.summary_mod, "write", read_only)
+    assert main(["export", str(run), "--format", "state_dict", "--out", str(tmp_path / "x")]) == 0
+    err = capsys.readouterr().err
+    assert "does not list this export" in err and "Read-only file system" in err
+    assert (tmp_path / "x" / "student.state_dict.pt").is_file() and (tmp_path / "x" / "MODEL_CARD.md").is_file()
+
+
+def test_a_later_successful_export_clears_the_recorded_failure(finished, tmp_path):
+    from kdstudio.core.outputs import artifacts
+    run = copy_run(finished, tmp_path / "run")
+    s = summary_mod.read(run / "summary.json")
+    s.export_failed = [{"format": "state_dict", "error": "the disk was full"}]
+    summary_mod.write(run / "summary.json", s)
+    artifacts.export_run(run, ["state_dict"], out=tmp_path / "x", latency_repeats=0)
+    assert summary_mod.read(run / "summary.json").export_failed == []
