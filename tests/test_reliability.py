@@ -328,3 +328,40 @@ def test_a_later_successful_export_clears_the_recorded_failure(finished, tmp_pat
     summary_mod.write(run / "summary.json", s)
     artifacts.export_run(run, ["state_dict"], out=tmp_path / "x", latency_repeats=0)
     assert summary_mod.read(run / "summary.json").export_failed == []
+
+
+def _npz(tmp_path, y, n=200):
+    import numpy as np
+    path = tmp_path / "d.npz"
+    rng = np.random.default_rng(0)
+    np.savez(path, x=rng.normal(size=(n, 8)).astype("float32"), y=np.asarray(y, dtype="int64"))
+    return path
+
+
+def test_a_huge_label_id_is_refused_before_anything_is_sized_by_it(tmp_path):
+    from kdstudio.core.data import load_data
+    y = [0, 1] * 99 + [1, 999_999_999]
+    cfg = quick(**{"data.source": "tensors", "data.path": str(_npz(tmp_path, y))})
+    with pytest.raises(KDError, match="go up to 999,999,999 for 3 distinct classes; labels must be class indices"):
+        load_data(cfg)
+
+
+def test_a_one_class_data_set_is_refused(tmp_path):
+    from kdstudio.core.data import load_data
+    cfg = quick(**{"data.source": "tensors", "data.path": str(_npz(tmp_path, [0] * 200))})
+    with pytest.raises(KDError, match="holds only one class"):
+        load_data(cfg)
+
+
+def test_a_link_to_the_image_folder_itself_is_not_a_class(tmp_path):
+    from PIL import Image
+    from kdstudio.core.data import load_data
+    root = tmp_path / "images"
+    for c in ("cat", "dog"):
+        (root / c).mkdir(parents=True)
+        for i in range(20):
+            Image.new("RGB", (8, 8), (i * 10, 0, 0)).save(root / c / f"{i}.png")
+    (root / "all").symlink_to(root)
+    cfg = quick(**{"data.source": "folder", "data.path": str(root)})
+    with pytest.raises(KDError, match="holds the image folder itself; remove that link"):
+        load_data(cfg)
