@@ -365,3 +365,12 @@ def test_a_link_to_the_image_folder_itself_is_not_a_class(tmp_path):
     cfg = quick(**{"data.source": "folder", "data.path": str(root)})
     with pytest.raises(KDError, match="holds the image folder itself; remove that link"):
         load_data(cfg)
+
+
+def test_a_custom_architecture_leaves_no_pycache_beside_the_users_file(tmp_path):
+    from kdstudio.core import models, trust
+    f = tmp_path / "net.py"
+    f.write_text("import torch\ndef make(num_classes):\n    return torch.nn.Linear(64, num_classes)\n")
+    trust.grant(f)
+    models.build(f"{f}:make", 10, (1, 8, 8))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["net.py"]

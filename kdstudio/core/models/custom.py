@@ -35,11 +35,14 @@ def _load_module(path: Path):
         raise ConfigError(f"'{path}' cannot be loaded as a Python file.")
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module  # dataclasses and pickling look modules up here
+    no_bytecode, sys.dont_write_bytecode = sys.dont_write_bytecode, True  # no __pycache__ beside the user's file
     try:
         spec.loader.exec_module(module)
     except Exception as e:  # noqa: BLE001 - the user's code failed: say where
         sys.modules.pop(name, None)
         raise ConfigError(f"Running '{path}' failed with {type(e).__name__}: {e}. Fix that file and try again.")
+    finally:
+        sys.dont_write_bytecode = no_bytecode
     return module
 
 
