@@ -374,3 +374,31 @@ def test_a_custom_architecture_leaves_no_pycache_beside_the_users_file(tmp_path)
     trust.grant(f)
     models.build(f"{f}:make", 10, (1, 8, 8))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["net.py"]
+
+
+def test_a_save_keeps_the_values_another_process_changed(kdstudio_home):
+    store = ProjectStore()
+    here = store.create("shared", tiny_config())
+    elsewhere = store.get("shared")  # a second window or process, reading the same file
+    theirs = elsewhere.config.copy()
+    theirs.set("teacher.epochs", 7)
+    elsewhere.save(theirs)
+    mine = here.config.copy()
+    mine.set("seed", 5)
+    here.save(mine)
+    on_disk = store.get("shared").config
+    assert on_disk.teacher.epochs == 7 and on_disk.seed == 5 and here.config.teacher.epochs == 7
+
+
+def test_the_window_takes_outside_changes_when_it_saves(window, qtbot):
+    store = ProjectStore()
+    project = store.create("shared", tiny_config())
+    window.model.set_project(project)
+    other = store.get("shared")
+    theirs = other.config.copy()
+    theirs.set("teacher.epochs", 9)
+    other.save(theirs)
+    window.model.set("seed", 4)
+    assert window.model.save_now()
+    assert window.model.cfg.teacher.epochs == 9 and window.model.cfg.seed == 4
+    assert "outside this window" in window.save_label.text()

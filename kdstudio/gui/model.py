@@ -139,6 +139,13 @@ class ConfigModel(QObject):
             self.save_failed.emit(f"Not saved: {e}")
             return False
         self._dirty = False
+        merged = self.project.config  # another process's changes to other values, kept by the save
+        if merged is not None and self.cfg is not None and merged.to_dict() != self.cfg.to_dict():
+            self.cfg = merged.copy()
+            self.validate()
+            self.config_changed.emit("")
+            self.saved.emit(f"Saved {self.project.file.name}, with the changes made to it outside this window")
+            return True
         self.saved.emit(f"Saved {self.project.file.name}")
         return True
 

@@ -166,30 +166,35 @@ class Project:
         if self.text and not self.path.is_dir():  # deleted behind the app's back: saving must not bring it back
             raise KDError(f"Project '{self.name}' was deleted outside KD Studio ('{self.path}' is gone); it is not "
                           "re-created. Create a new project to keep these settings.")
-        self._take_outside_edits()
+        base = self.config
+        outside = self._take_outside_edits()
+        if outside is not None and base is not None:  # changed on disk meanwhile: keep its changes, add ours
+            cfg = merge_edits(base, cfg, outside)
         text = self.text_for(cfg)
         atomic_write_text(self.file, text)
-        self.config, self.text = cfg, text
+        self.config, self.text = cfg.copy(), text  # a snapshot: the base the next save's own edits are found from
 
-    def _take_outside_edits(self) -> None:
-        """Start from the file on disk when something else changed it (its comments are kept); when that change
-        left it unreadable, the project becomes damaged and nothing is written."""
+    def _take_outside_edits(self) -> Config | None:
+        """Start from the file on disk when something else changed it (its comments are kept) and return its
+        config; None when it did not change. When that change left it unreadable, the project becomes damaged
+        and nothing is written."""
         try:
             disk = self.file.read_text(encoding="utf-8")
         except FileNotFoundError:
-            return  # a new project, or one whose file was deleted: written afresh
+            return None  # a new project, or one whose file was deleted: written afresh
         except (OSError, UnicodeDecodeError) as e:
             raise KDError(f"Cannot read '{self.file}' before saving ({getattr(e, 'strerror', None) or e}); "
                           "nothing was written.") from None
         if disk == self.text:
-            return
+            return None
         try:
-            config_mod.loads(disk, where=str(self.file))
+            outside = config_mod.loads(disk, where=str(self.file))
         except ConfigError as e:
             self.config, self.text, self.error = None, disk, str(e)
             raise KDError(f"Project '{self.name}': project.toml was changed outside KD Studio and is now damaged "
                           f"({e}); it is not overwritten. Fix it in the TOML editor or in a text editor.") from None
         self.text = disk
+        return outside
 
     def save_text(self, text: str) -> Config:
         """Parse TOML text and, only when it is valid TOML with known keys, write it as project.toml, as typed."""
@@ -240,6 +245,27 @@ class Project:
                 out.append(RunInfo(d, "incomplete", _mtime_iso(d), {}))
         out.sort(key=lambda r: (r.started, r.name), reverse=True)
         return out
+
+
+def _leaves(d: dict, prefix: str = "") -> dict:
+    out = {}
+    for k, v in d.items():
+        if isinstance(v, dict) and k != "sweep":  # run.sweep is one value (a table of lists), not a section
+            out.update(_leaves(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+def merge_edits(base: Config, mine: Config, outside: Config) -> Config:
+    """`outside` (the file as another process left it) with the values this window changed since `base` (the
+    file as it last read it): an edit made elsewhere is kept unless this window changed that same value."""
+    was, now = _leaves(base.to_dict()), _leaves(mine.to_dict())
+    merged = outside.copy()
+    for key, value in now.items():
+        if was.get(key) != value:
+            merged.set(key, value)
+    return merged
 
 
 def _mtime_iso(path: Path) -> str:
