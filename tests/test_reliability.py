@@ -402,3 +402,12 @@ def test_the_window_takes_outside_changes_when_it_saves(window, qtbot):
     assert window.model.save_now()
     assert window.model.cfg.teacher.epochs == 9 and window.model.cfg.seed == 4
     assert "outside this window" in window.save_label.text()
+
+
+def test_no_validation_split_is_said_in_words_and_written_as_null(tmp_path):
+    from kdstudio.core import events
+    assert "no validation split" in events.epoch_line({"epoch": 1, "epochs": 2, "val_acc": None})
+    s = engine.run(quick(**{"data.val_fraction": 0.0, "export.formats": []}), tmp_path / "r")
+    text = (tmp_path / "r" / "summary.json").read_text()
+    assert "NaN" not in text and s["status"] == "completed"
+    assert "nan%" not in (tmp_path / "r" / "log.txt").read_text()

@@ -142,6 +142,26 @@ def test_cli_refuses_an_untrusted_teacher_and_runs_it_with_trust(tmp_path, capsy
     assert victim.read_text() == "original"
     assert main(["run", str(tmp_path / "c.toml"), "--out", str(tmp_path / "r2"), "--trust", str(path)]) == 0
     assert victim.read_text() == "AAAAAAAA"
+    # eval/export of that run in a later process: the config alone does not trust the file again
+    trust.revoke_all()
+    victim.write_text("original")
+    capsys.readouterr()
+    assert main(["eval", str(tmp_path / "r2"), "--repeats", "0"]) == 0
+    assert "teacher not loaded" in capsys.readouterr().err and victim.read_text() == "original"
+    assert main(["eval", str(tmp_path / "r2"), "--repeats", "0", "--trust", str(path)]) == 0
+    assert victim.read_text() == "AAAAAAAA"
+
+
+def test_an_untrusted_file_in_teacher_extra_paths_is_refused(tmp_path, attack):
+    path, victim = attack
+    other = tmp_path / "second.pt"
+    other.write_bytes(path.read_bytes())
+    trust.grant(path)
+    cfg = file_cfg(path)
+    cfg.teacher.skip_sanity_check, cfg.teacher.extra_paths = True, [str(other)]
+    from kdstudio.core.pipeline import engine
+    with pytest.raises(trust.UntrustedFile, match="second.pt' is a TorchScript program"):
+        engine.run(cfg, tmp_path / "r")
 
 
 def test_cli_honours_run_trust_files_of_the_config_it_is_given(tmp_path, attack):
