@@ -411,3 +411,18 @@ def test_no_validation_split_is_said_in_words_and_written_as_null(tmp_path):
     text = (tmp_path / "r" / "summary.json").read_text()
     assert "NaN" not in text and s["status"] == "completed"
     assert "nan%" not in (tmp_path / "r" / "log.txt").read_text()
+
+
+@pytest.mark.parametrize("text", ["[1, 2]", '{"rows": 5, "runs": "x"}', '{"rows": [1, {"best": true, "student": 3}]}',
+                                  "{torn"])
+def test_a_damaged_sweep_json_is_one_incomplete_or_odd_sweep_not_a_stopped_list(kdstudio_home, text):
+    store = ProjectStore()
+    p = store.create("sweeps", tiny_config())
+    sweep = p.runs_dir / "20260101-000000"
+    sweep.mkdir(parents=True)
+    (sweep / "sweep.toml").write_text("")
+    (sweep / "sweep.json").write_text(text)
+    (run,) = p.runs()
+    assert run.is_sweep or run.status == "incomplete"
+    run.headline()
+    run.sub_runs()

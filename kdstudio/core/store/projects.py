@@ -89,7 +89,8 @@ class RunInfo:
         """The run folders of a sweep (point/seed-N), in the order they ran; [] for a single run."""
         if not self.is_sweep:
             return []
-        listed = [Path(r["folder"]) for r in self.summary.get("runs", []) if r.get("folder")]
+        runs = self.summary.get("runs") if isinstance(self.summary.get("runs"), list) else []
+        listed = [Path(r["folder"]) for r in runs if isinstance(r, dict) and isinstance(r.get("folder"), str)]
         return listed or sorted(p.parent for p in Path(self.path).glob("*/seed-*/config.toml"))
 
     def headline(self) -> dict:
@@ -98,8 +99,9 @@ class RunInfo:
         For a sweep: the means of its best point."""
         s = self.summary
         if self.is_sweep:
-            best = next((r for r in s.get("rows", []) if r.get("best")), None) or {}
-            mean = lambda k: (best.get(k) or {}).get("mean")  # noqa: E731
+            rows = s.get("rows") if isinstance(s.get("rows"), list) else []
+            best = next((r for r in rows if isinstance(r, dict) and r.get("best")), None) or {}
+            mean = lambda k: best[k].get("mean") if isinstance(best.get(k), dict) else None  # noqa: E731
             return {"teacher": mean("teacher"), "student": mean("student"), "baseline": mean("baseline"),
                     "kd_gain": mean("kd_gain"), "params_ratio": None, "speedup": None}
         acc = lambda k: (s.get(k) or {}).get("accuracy") if isinstance(s.get(k), dict) else None  # noqa: E731
@@ -231,7 +233,8 @@ class Project:
                 read = summary_mod.read(d / "summary.json")  # through the schema: a damaged file is one run's problem
                 summary = read.to_json() if read is not None else None
                 if summary is None and (d / "sweep.toml").is_file():
-                    summary = read_json(d / "sweep.json", default=None) or {"status": "incomplete"}
+                    raw = read_json(d / "sweep.json", default=None)  # a damaged file: the sweep shows as incomplete
+                    summary = raw if isinstance(raw, dict) and raw else {"status": "incomplete"}
                     summary = {**summary, "sweep": True, "started": _mtime_iso(d / "sweep.toml")}
             except summary_mod.SummaryError as e:
                 out.append(RunInfo(d, "damaged", _mtime_iso(d), {"error": str(e)}))
