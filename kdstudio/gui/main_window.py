@@ -372,6 +372,7 @@ class MainWindow(QMainWindow):
             event.ignore()
             return
         self.model.save_now()
+        self.model.release()  # the project's lock: another window may edit it now
         self.save_state()
         event.accept()
 

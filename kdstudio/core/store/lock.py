@@ -16,6 +16,7 @@ from pathlib import Path
 from ..errors import KDError
 
 LOCK_NAME = ".kdstudio.lock"
+_HELD: set[str] = set()  # tokens of the locks this process holds now (a moved folder leaves its lock behind)
 
 
 class LockedError(KDError):
@@ -44,7 +45,7 @@ class FolderLock:
     def __init__(self, folder: Path, what: str = "run folder"):
         self.folder, self.what = Path(folder), what
         self.path = self.folder / LOCK_NAME
-        self.held = False
+        self.held, self.token = False, ""
 
     def holder(self) -> dict | None:
         """Who holds the lock: {"pid", "host", "started"}; {} for an unreadable lock file; None when unlocked."""
@@ -61,12 +62,16 @@ class FolderLock:
         if not holder:
             return True
         pid = holder.get("pid")
-        return holder.get("host") == socket.gethostname() and (not isinstance(pid, int) or not _alive(pid))
+        if holder.get("host") != socket.gethostname():
+            return False
+        if pid == os.getpid():  # ours: stale unless this process still holds it (a renamed folder took it along)
+            return holder.get("token") not in _HELD
+        return not isinstance(pid, int) or not _alive(pid)
 
     def acquire(self) -> "FolderLock":
         """Take the lock, taking over a stale one; LockedError with one sentence when a live process holds it."""
         me = {"pid": os.getpid(), "host": socket.gethostname(),
-              "started": _dt.datetime.now().isoformat(timespec="seconds")}
+              "started": _dt.datetime.now().isoformat(timespec="seconds"), "token": os.urandom(8).hex()}
         for _ in range(3):
             try:
                 fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
@@ -87,7 +92,8 @@ class FolderLock:
                               "you can write to.") from None
             with os.fdopen(fd, "w", encoding="utf-8") as fh:
                 json.dump(me, fh)
-            self.held = True
+            self.held, self.token = True, me["token"]
+            _HELD.add(self.token)
             return self
         raise LockedError(f"The {self.what} '{self.folder}' is being locked by another process; try again.", {})
 
@@ -95,8 +101,9 @@ class FolderLock:
         """Give the lock back (only ours is removed)."""
         if self.held:
             holder = self.holder()
-            if holder and holder.get("pid") == os.getpid():
+            if holder and holder.get("token") == self.token:
                 self.path.unlink(missing_ok=True)
+            _HELD.discard(self.token)
             self.held = False
 
     def __enter__(self) -> "FolderLock":
