@@ -426,3 +426,46 @@ def test_a_damaged_sweep_json_is_one_incomplete_or_odd_sweep_not_a_stopped_list(
     assert run.is_sweep or run.status == "incomplete"
     run.headline()
     run.sub_runs()
+
+
+def test_a_second_window_on_a_project_is_read_only_until_the_first_closes(window, qtbot):
+    from kdstudio.gui.main_window import MainWindow
+    project = ProjectStore().create("shared", tiny_config())
+    window.model.set_project(project)
+    second = MainWindow()
+    qtbot.addWidget(second)
+    second.model.set_project(ProjectStore().get("shared"))
+    assert second.model.read_only and "in use by process" in second.model.read_only
+    assert "Read-only" in second.save_label.text()
+    second.model.set("seed", 11)
+    assert not second.model.save_now() and ProjectStore().get("shared").config.seed != 11
+    window.model.set("seed", 12)
+    assert window.model.save_now() and ProjectStore().get("shared").config.seed == 12
+    window.close()
+    second.model.set_project(ProjectStore().get("shared"))  # opened again: the first window has let go
+    assert second.model.read_only is None
+    second.close()
+
+
+def test_a_lock_carried_along_by_a_renamed_folder_is_taken_over(tmp_path):
+    (tmp_path / "old").mkdir()
+    lock = FolderLock(tmp_path / "old", "project").acquire()
+    (tmp_path / "old").rename(tmp_path / "new")
+    lock.release()  # its file moved with the folder
+    with FolderLock(tmp_path / "new", "project") as again:
+        assert again.held
+
+
+def test_a_second_resume_of_a_sweep_is_refused(tmp_path):
+    holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        cfg = quick(**{"run.seeds": [0, 1]})
+        (tmp_path / "s").mkdir()
+        config.save(cfg, tmp_path / "s" / "sweep.toml")
+        (tmp_path / "s" / LOCK_NAME).write_text(json.dumps({"pid": holder.pid, "host": socket.gethostname(),
+                                                            "started": "2026-12-01T10:00:00"}))
+        with pytest.raises(LockedError, match="The sweep folder .* is in use by process"):
+            engine.run(None, tmp_path / "s", resume=True)
+    finally:
+        holder.kill()
+        holder.wait()
