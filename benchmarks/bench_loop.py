@@ -191,7 +191,7 @@ def engine_run_direct(name, batch, steps, cache=False):
 
 
 def engine_run_via_worker(name, batch, steps, cache=False):
-    """(f) the same engine.run driven by the GUI's RunController (QThread worker, offscreen), with the
+    """(f) the same engine.run driven by the GUI's RunThread (QThread worker, offscreen), with the
     event-loop stall probe running; returns (samples/s, stall stats) or (None, None) without the GUI."""
     import os
     import tempfile
@@ -200,11 +200,11 @@ def engine_run_via_worker(name, batch, steps, cache=False):
         from PySide6.QtCore import QEventLoop
         from PySide6.QtWidgets import QApplication
         from kdstudio.gui.probe import StallProbe
-        from kdstudio.gui.worker import RunController
+        from kdstudio.gui.worker import RunThread
     except ImportError:
         return None, None
     app = QApplication.instance() or QApplication([])
-    controller, probe, loop, result = RunController(), StallProbe(10), QEventLoop(), {}
+    controller, probe, loop, result = RunThread(), StallProbe(10), QEventLoop(), {}
     controller.finished.connect(lambda summary: (result.update(summary=summary), loop.quit()))
     controller.failed.connect(lambda msg, details: (result.update(error=msg), loop.quit()))
     probe.start()

@@ -60,7 +60,8 @@ def _parser() -> argparse.ArgumentParser:
     x = sub.add_parser("export", help="export a finished run's student, reloaded and checked in each runtime")
     x.add_argument("run_dir", help="the run folder")
     x.add_argument("--format", action="append", required=True, metavar="F",
-                   help="torchscript, onnx, safetensors, state_dict or all (repeatable, or comma-separated)")
+                   help="torchscript, onnx, safetensors, state_dict, torch_export, openvino, executorch or all (the "
+                   "installed ones; repeatable, or comma-separated)")
     x.add_argument("--quantize", default="none", choices=("none", "int8", "fp16", "bf16"),
                    help="export int8 or half-precision weights")
     x.add_argument("--model", default="auto", help="student, finetune, prune, channels (default: auto = last "
@@ -70,6 +71,12 @@ def _parser() -> argparse.ArgumentParser:
     x.add_argument("--trust", action="append", default=[], metavar="FILE",
                    help="trust this TorchScript, pickle or file.py (its current content): it may run (repeatable)")
     x.add_argument("--debug", action="store_true", help="show tracebacks")
+
+    rp = sub.add_parser("report", help="write a one-page HTML report of a finished run (curves, evaluation, "
+                        "confusion, KD gain with its uncertainty, model card) to mail or archive")
+    rp.add_argument("run_dir", help="the run folder")
+    rp.add_argument("--out", help="where to write it (default: RUN_DIR/report.html)")
+    rp.add_argument("--debug", action="store_true", help="show tracebacks")
 
     g = sub.add_parser("gui", help="open the desktop app")
     g.add_argument("--demo", action="store_true", help="open (or create) the Digits demo project")
@@ -92,6 +99,8 @@ def main(argv: list[str] | None = None) -> int:
             return _eval(args)
         if args.command == "export":
             return _export(args)
+        if args.command == "report":
+            return _report(args)
         return _run(args)
     except KDError as e:
         if args.debug:
@@ -190,17 +199,32 @@ def _eval(args) -> int:
     return 0
 
 
+def _report(args) -> int:
+    from .core.outputs.report import write_report
+    print(f"report written: {write_report(args.run_dir, args.out)}")
+    return 0
+
+
 def _export(args) -> int:
     from .core.outputs.artifacts import export_run
     _grant_trust(args.trust)
     from .core.outputs.export import EXTENSIONS
     from .core.outputs.modelcard import exports_table
-    formats = []
+    from .core.outputs.export import available_formats
+    formats, skipped = [], []
     for item in args.format:
         for f in [part.strip() for part in item.split(",") if part.strip()]:
             if f != "all" and f not in EXTENSIONS:  # said before the run is loaded, with every valid value
                 raise KDError(f"Export format '{f}' does not exist; use {', '.join(EXTENSIONS)} or all.")
-            formats += list(EXTENSIONS) if f == "all" else [f]
+            if f == "all":  # every format that works here; the optional ones that do not are named, not failed
+                here = available_formats()
+                formats += [a["format"] for a in here if a["available"]]
+                skipped += [a for a in here if not a["available"]]
+            else:
+                formats.append(f)
+    for a in skipped:
+        if a["format"] not in formats:
+            print(f"kdstudio: note: {a['format']} skipped: it {a['reason']}", file=sys.stderr)
     if not formats:
         raise KDError(f"--format needs a format: {', '.join(EXTENSIONS)} or all.")
     result = export_run(args.run_dir, list(dict.fromkeys(formats)), quantize=args.quantize, out=args.out,
@@ -254,10 +278,10 @@ def _run(args) -> int:
 def _check_demo_out(out: Path) -> None:
     """`demo` has no --resume: a folder that already holds a run (or sweep) gets a sentence true for `demo`."""
     from .core.store.files import RunDir, read_json
-    from .core.pipeline.sweep import SWEEP_JSON, SWEEP_TOML
+    from .core.store.files import SWEEP_JSON, SWEEP_TOML
     rd = RunDir(out)
     sweep = (out / SWEEP_TOML).is_file()
-    checkpoints = rd.checkpoints.is_dir() and any(rd.checkpoints.glob("*.pt"))
+    checkpoints = rd.has_checkpoints()
     if not (sweep or checkpoints or rd.config.exists()):
         return
     try:

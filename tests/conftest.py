@@ -1,6 +1,7 @@
 """Shared test set-up: no display needed (Qt offscreen) and no test touches the real user folders."""
 
 import os
+import sys
 
 import pytest
 
@@ -27,17 +28,65 @@ def no_file_trust_left():
     trust.revoke_all()
 
 
+def _qt_app():
+    """The QApplication, if a test has made one (never imports Qt itself)."""
+    if "PySide6.QtWidgets" not in sys.modules:
+        return None
+    from PySide6.QtWidgets import QApplication
+    return QApplication.instance()
+
+
+def _delete_closed_widgets() -> None:
+    """Delete now what deleteLater() left for an event loop that a test suite never runs: closed windows and their
+    menus otherwise pile up, and every widget alive slows building the next window."""
+    if _qt_app() is not None:
+        from PySide6.QtCore import QEvent
+        from PySide6.QtWidgets import QApplication
+        QApplication.sendPostedEvents(None, QEvent.DeferredDelete)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_call(item):
+    """With a QApplication, garbage is collected as in the app: in the GUI thread only (kdstudio/gui/gcguard.py),
+    never by a worker or pool thread that would delete Qt objects (that hung the suite)."""
+    app = _qt_app()
+    if app is not None:
+        from kdstudio.gui import gcguard
+        gcguard.install(app)
+    yield
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_teardown(item):
+    """After pytest-qt has closed (and deleteLater'd) the widgets a test registered with qtbot.addWidget."""
+    yield
+    _delete_closed_widgets()
+    if _qt_app() is not None:
+        from kdstudio.gui import gcguard
+        gcguard.check()  # the timer runs only in an event loop: tests without one collect here
+
+
+def close_and_delete(qtbot, window) -> None:
+    """Stop a run still going (never leave a worker thread behind), close the window without its "a run is in
+    progress" question (a modal would hang the suite), and delete it."""
+    window._closing = True
+    if window.run.running:
+        window.run.stop()
+        qtbot.waitUntil(lambda: not window.run.running, timeout=120_000)
+    window.close()
+    from kdstudio.gui import tasks
+    assert tasks.wait_for_tasks(60_000)  # a job of this test must not run (and report) into the next one
+    window.deleteLater()
+    _delete_closed_widgets()
+
+
 @pytest.fixture
 def window(qtbot):
-    """The main window, shown offscreen; a run still going at the end of the test is stopped cleanly."""
+    """The main window, shown offscreen; closed and deleted after the test."""
     from kdstudio.gui.app import make_app
     from kdstudio.gui.main_window import MainWindow
     make_app()
     w = MainWindow()
-    qtbot.addWidget(w)
     w.show()
     yield w
-    w._closing = True  # pytest-qt closes the window next: never let it ask "A run is in progress" (a modal hangs)
-    if w.train.running:  # never leave a worker thread behind
-        w.train.controller.stop()
-        qtbot.waitUntil(lambda: not w.train.running, timeout=120_000)
+    close_and_delete(qtbot, w)

@@ -10,7 +10,7 @@ from kdstudio.core import config, events, models, trust
 from kdstudio.core.pipeline import engine
 from kdstudio.core.errors import KDError, NumericalError
 from kdstudio.core.store.files import read_metrics
-from kdstudio.core.train.loop import CrossEntropy, StageRunner, StageSpec
+from kdstudio.core.train.loop import StageRunner, StageSpec
 from tests.helpers import tiny_config
 
 

@@ -192,16 +192,15 @@ def test_geometry_and_last_project_are_remembered(qtbot):
 
 
 def test_window_appears_before_torch_is_imported(kdstudio_home):
-    code = ("import sys, time; t = time.time()\n"
+    """(How long it takes is measured by benchmarks/bench_gui_launch.py, not asserted here.)"""
+    code = ("import sys\n"
             "from kdstudio.gui.app import make_app\nfrom kdstudio.gui.main_window import MainWindow\n"
             "app = make_app(); w = MainWindow(); w.open_initial(); w.show(); app.processEvents()\n"
-            "print('torch' in sys.modules, round(time.time() - t, 2))")
+            "print('torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120,
                          env={**__import__("os").environ, "QT_QPA_PLATFORM": "offscreen"})
     assert out.returncode == 0, out.stderr
-    loaded, seconds = out.stdout.split()
-    assert loaded == "False"
-    assert float(seconds) < 10  # ~1.5 s here; generous for a loaded CI machine
+    assert out.stdout.split() == ["False"]
 
 
 def test_refcount_guard_keeps_none_alive_under_void_qt_calls(qtbot):

@@ -32,7 +32,12 @@ def _summary(params_ratio: float, speedup: float) -> dict:
     return {"status": "completed", "started": "2026-01-02T03:04:05", "device": "cpu", "distill": {"method": "kd"},
             "teacher": teacher, "student": student, "baseline": {**student, "accuracy": 0.91}, "kd_gain": 0.02,
             "compression": {"params_ratio": params_ratio, "size_ratio": params_ratio, "speedup_cpu_b1": speedup,
-                            "accuracy_kept": -0.02}}
+                            "accuracy_kept": -0.02},
+            # the engine's evaluation table: the one place the per-model ratios are computed
+            "evaluation": {"reference": "teacher", "table": [
+                {"model": "teacher", "params_ratio": 1.0, "speedup": {"cpu_b1": 1.0}},
+                *({"model": m, "params_ratio": params_ratio, "speedup": {"cpu_b1": speedup}}
+                  for m in ("student", "baseline"))]}}
 
 
 def _cell(table, row: int, title: str) -> str:
@@ -133,6 +138,13 @@ def test_evaluate_beside_the_toml_dock_in_a_small_window(window, tmp_path, qtbot
     _settle(window, 800, 600)
     assert page.width() < 600
     _nothing_cut(page)
+    # The dock takes half of the window: one card to a row. (Before the pages were built lazily, the Train page's
+    # minimum width held every tab, and the dock got only ~250 px.)
+    assert window.toml_dock.width() >= 380 and page.cards.columns == 1
+    window.resizeDocks([window.toml_dock], [250], Qt.Horizontal)  # the user narrows the dock
+    _settle(window, 800, 600)
+    assert 500 < page.width() < 600
+    _nothing_cut(page)
     assert page.cards.columns == 2  # two cards to a row instead of four cut-off ones
 
 
@@ -147,13 +159,23 @@ def test_teacher_page_on_screen_says_trained_when_the_run_ends(window, qtbot):
     window.show_page("Teacher")
     qtbot.waitUntil(lambda: teacher.params_card.value.text() not in ("–", "…"), timeout=WAIT_MS)
     assert teacher.params_card.detail.text() == "built for this data, not yet trained"
-    with qtbot.waitSignal(window.train.run_finished, timeout=WAIT_MS) as finished:
-        assert window.train.start()
+    with qtbot.waitSignal(window.run.finished, timeout=WAIT_MS) as finished:
+        window.activateWindow()
+        qtbot.keyClick(window, Qt.Key_R, Qt.ControlModifier)  # Ctrl+R: the page on screen stays the Teacher page
     assert finished.args[0]["status"] == "completed"
     [run] = window.model.project.runs()
-    assert window.tabs.currentWidget() is teacher  # no page switch: the run's end updated the page on screen
+    assert window.current_page() is teacher  # no page switch: the run's end updated the page on screen
+    assert window.pages.built("Train") is None  # the window ran it: the Train page was never needed
     assert teacher.params_card.detail.text().startswith(f"trained in run {run.name}: test accuracy")
     assert teacher.other_card.detail.text().startswith(f"distilled in run {run.name}")
+    # the Train page, opened for the first time after the run, shows the run as if it had watched it
+    window.show_page("Train")
+    train = window.train
+    assert train.bar.format() == "completed" and train.status.text().startswith("Done: student")
+    log = train.live_log.toPlainText()
+    assert log.index("Starting run") < log.index("── distill ──") < log.index("Run completed.")
+    assert [r.path for r in train.history.selected()] == [run.path] and train.plots.curve_count() > 0
+    assert train.logs.currentWidget() is train.live_log  # this session's log of that run, not its log.txt
 
 
 # ---- the runs list's buttons -------------------------------------------------------------------------------------

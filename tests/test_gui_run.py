@@ -10,7 +10,8 @@ import pytest
 pytest.importorskip("PySide6")
 pytest.importorskip("pytestqt")
 
-from PySide6.QtWidgets import QMessageBox  # noqa: E402
+from PySide6.QtCore import Qt  # noqa: E402
+from PySide6.QtWidgets import QMessageBox, QToolButton  # noqa: E402
 
 from kdstudio.core.store.files import read_json, read_metrics  # noqa: E402
 from tests.helpers import tiny_config  # noqa: E402
@@ -18,12 +19,26 @@ from tests.helpers import tiny_config  # noqa: E402
 RUN_TIMEOUT_MS = 120_000
 
 
-def _run_to_end(window, qtbot, resume=None):
+def click(window, qtbot, action) -> None:
+    """Click the Train page's button for one of the window's run actions (Start, Pause, Resume, Stop)."""
+    window.show_page("Train")
+    [button] = [b for b in window.train.controls.findChildren(QToolButton) if b.defaultAction() is action]
+    assert button.isEnabled(), f"{action.text().strip()} is disabled"
+    qtbot.mouseClick(button, Qt.LeftButton)
+
+
+def start(window, qtbot) -> None:
+    """Press Start on the Train page; the run's thread is going afterwards."""
+    click(window, qtbot, window.run.start_act)
+    assert window.run.running
+
+
+def _run_to_end(window, qtbot):
     """Start a run and wait until its thread has ended; fail with the run's own message if it failed."""
-    assert window.train.start(resume=resume)
-    qtbot.waitUntil(lambda: not window.train.running, timeout=RUN_TIMEOUT_MS)
-    assert window.train.last_error is None, window.train.last_error[0]
-    return window.train.last_summary
+    start(window, qtbot)
+    qtbot.waitUntil(lambda: not window.run.running, timeout=RUN_TIMEOUT_MS)
+    assert window.run.last_error is None, window.run.last_error[0]
+    return window.run.last_summary
 
 
 def _project(window, cfg, name="Tiny"):
@@ -39,7 +54,7 @@ def test_short_distillation_runs_to_completion_with_live_plots(window, qtbot):
     project = _project(window, tiny_config())
     summary = _run_to_end(window, qtbot)
     assert summary["status"] == "completed"
-    run_dir = window.train.controller.run_dir
+    run_dir = window.run.run_dir
     assert run_dir.parent == project.runs_dir and read_json(run_dir / "summary.json")["status"] == "completed"
 
     # the live series got every loss term the method reported, and the plots hold that data
@@ -71,8 +86,8 @@ def test_short_distillation_runs_to_completion_with_live_plots(window, qtbot):
     # the log pane has the engine's messages, and the stall probe measured the run
     text = window.train.live_log.toPlainText()
     assert "── distill ──" in text and "Test accuracy" in text and "Run completed." in text
-    stall = window.train.last_stall
-    print(f"stall during the run: {window.train.probe.describe()}")
+    stall = window.run.last_stall
+    print(f"stall during the run: {window.run.probe.describe()}")
     assert stall["n"] > 10 and math.isfinite(stall["p99_ms"])  # its size is measured by the demo, not asserted
     assert "event-loop stall" not in text  # a developer figure, not a message for users
     assert "CPU thread" in text and "one is left for the window" in text
@@ -100,24 +115,24 @@ def test_history_selection_shows_curves_and_overlays(window, qtbot):
 
 def test_pause_resume_stop_and_stop_leaves_a_checkpoint(window, qtbot):
     _project(window, tiny_config(**{"teacher.epochs": 400, "distill.log_every": 1}))
-    train = window.train
-    assert train.start()
+    train, run = window.train, window.run
+    start(window, qtbot)
     qtbot.waitUntil(lambda: train.live_series.step.get(("teacher", "ce")) is not None
                     and len(train.live_series.step[("teacher", "ce")]) >= 2, timeout=RUN_TIMEOUT_MS)
-    train.pause_act.trigger()
-    assert train.controller.state == "paused" and train.resume_act.isEnabled()
+    click(window, qtbot, run.pause_act)
+    assert run.state == "paused" and train.resume_act.isEnabled()
     qtbot.wait(600)  # the step in flight finishes, then nothing moves
     n = len(train.live_series.step[("teacher", "ce")])
     qtbot.wait(800)
     assert len(train.live_series.step[("teacher", "ce")]) == n
     assert "Paused." in train.live_log.toPlainText()
-    train.resume_act.trigger()
-    assert train.controller.state == "running"
+    click(window, qtbot, run.resume_act)
+    assert run.state == "running"
     qtbot.waitUntil(lambda: len(train.live_series.step[("teacher", "ce")]) > n, timeout=RUN_TIMEOUT_MS)
-    with qtbot.waitSignal(train.run_finished, timeout=RUN_TIMEOUT_MS) as done:
-        train.stop_act.trigger()
+    with qtbot.waitSignal(run.finished, timeout=RUN_TIMEOUT_MS) as done:
+        click(window, qtbot, run.stop_act)
     assert done.args[0]["status"] == "stopped"
-    run_dir = train.controller.run_dir
+    run_dir = run.run_dir
     assert (run_dir / "checkpoints" / "teacher.pt").is_file()
     assert train.history.runs[0].status == "stopped"
     train.history.select_paths([run_dir])
@@ -125,10 +140,10 @@ def test_pause_resume_stop_and_stop_leaves_a_checkpoint(window, qtbot):
     assert train.start_act.isEnabled()
     # Resume run continues from the checkpoint in the same folder
     train.history.resume_btn.click()
-    assert train.running and train.controller.run_dir == run_dir
+    assert run.running and run.run_dir == run_dir
     qtbot.waitUntil(lambda: "Resumed teacher at epoch" in train.live_log.toPlainText(), timeout=RUN_TIMEOUT_MS)
-    with qtbot.waitSignal(train.run_finished, timeout=RUN_TIMEOUT_MS) as done:
-        train.stop_act.trigger()
+    with qtbot.waitSignal(run.finished, timeout=RUN_TIMEOUT_MS) as done:
+        window.run.stop_act.trigger()  # the shortcut's action, as the Run menu and Ctrl+. trigger it
     assert done.args[0]["status"] == "stopped" and len(train.history.runs) == 1
 
 
@@ -155,7 +170,7 @@ def test_export_writes_files_that_load_and_match(window, qtbot, tmp_path, monkey
     monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: asked.append(a[2]) or QMessageBox.No)
     assert page.export() is None and "already holds" in asked[0]  # never overwrites without asking
     # the state_dict loads into a freshly built student and reproduces the run's checkpoint exactly
-    run_dir = window.train.controller.run_dir
+    run_dir = window.run.run_dir
     ckpt = torch.load(run_dir / "checkpoints" / "distill.pt", weights_only=False)["model"]
     m = models.build("mlp", 10, (1, 8, 8), 16, 1)
     m.load_state_dict(torch.load(out / "student.state_dict.pt", weights_only=True))
@@ -171,19 +186,19 @@ def test_export_writes_files_that_load_and_match(window, qtbot, tmp_path, monkey
 def test_missing_data_file_disables_start_before_any_run(window, qtbot):
     _project(window, tiny_config(**{"data.source": "csv", "data.path": "/nonexistent/data.csv"}))
     assert not window.train.start_act.isEnabled()
-    assert window.train.start() is False or not window.train.running
+    assert window.run.start() is False and not window.run.running
 
 
 def test_worker_error_is_shown_and_the_window_stays_usable(window, qtbot, monkeypatch, tmp_path):
     bad = tmp_path / "data.csv"
     bad.write_text("a,b\n1,2\n3,4\n")  # exists, but has no label column: the worker finds that out
     _project(window, tiny_config(**{"data.source": "csv", "data.path": str(bad)}))
-    with qtbot.waitSignal(window.train.run_failed, timeout=RUN_TIMEOUT_MS) as failed:
-        assert window.train.start()
+    with qtbot.waitSignal(window.run.failed, timeout=RUN_TIMEOUT_MS) as failed:
+        start(window, qtbot)
     message = failed.args[0]
     assert "data.csv" in message
     assert "Run failed:" in window.train.banner.text() and "data.csv" in window.train.banner.text()
-    assert window.train.bar.format() == "failed" and not window.train.running
+    assert window.train.bar.format() == "failed" and not window.run.running
     assert window.train.start_act.isEnabled() and window.isVisible()
 
     # an unexpected exception (a bug) reaches the window too, with its details
@@ -192,8 +207,8 @@ def test_worker_error_is_shown_and_the_window_stays_usable(window, qtbot, monkey
     def boom(*a, **k):
         raise RuntimeError("boom")
     monkeypatch.setattr(engine, "run", boom)
-    with qtbot.waitSignal(window.train.run_failed, timeout=RUN_TIMEOUT_MS) as failed:
-        window.train.start()
+    with qtbot.waitSignal(window.run.failed, timeout=RUN_TIMEOUT_MS) as failed:
+        start(window, qtbot)
     assert "RuntimeError('boom')" in failed.args[0] and "Traceback" in failed.args[1]
     box = window.train.show_error_details()
     assert "boom" in box.detailedText()
@@ -205,17 +220,17 @@ def test_worker_error_is_shown_and_the_window_stays_usable(window, qtbot, monkey
 def test_close_during_a_run_asks_then_stops_cleanly(window, qtbot, monkeypatch):
     _project(window, tiny_config(**{"teacher.epochs": 400}))
     train = window.train
-    train.start()
+    start(window, qtbot)
     qtbot.waitUntil(lambda: ("teacher", "ce") in train.live_series.step, timeout=RUN_TIMEOUT_MS)
     asked = []
     monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: asked.append(a[1]) or QMessageBox.No)
     window.close()
-    assert asked == ["A run is in progress"] and window.isVisible() and train.running
+    assert asked == ["A run is in progress"] and window.isVisible() and window.run.running
     monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: asked.append(a[1]) or QMessageBox.Yes)
     window.close()
     assert window.isVisible()  # waits for the clean stop first
     qtbot.waitUntil(lambda: not window.isVisible(), timeout=RUN_TIMEOUT_MS)
-    run_dir = train.controller.run_dir
+    run_dir = window.run.run_dir
     assert read_json(run_dir / "summary.json")["status"] == "stopped"
     assert (run_dir / "checkpoints" / "teacher.pt").is_file()
 

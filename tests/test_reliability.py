@@ -140,7 +140,7 @@ def test_garbage_settings_and_project_files_never_stop_the_store(tmp_path, kdstu
     settings_path().write_bytes(b"\xff\xfe[" * 50)
     Settings().save()  # starts afresh
     store = ProjectStore()
-    good = store.create("good", tiny_config())
+    store.create("good", tiny_config())
     bad = store.create("bad")
     bad.file.write_bytes(b"\x00\xff garbage = = =")
     listed = {p.name: p for p in store.list()}

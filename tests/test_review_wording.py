@@ -143,19 +143,16 @@ def test_a_live_run_of_another_project_leaves_this_line_alone(qtbot, tmp_path):
 
 def test_window_run_shows_running_in_the_project_list(window, qtbot):
     from tests.helpers import tiny_config
-    from tests.test_gui_run import RUN_TIMEOUT_MS, _project
-    # what MainWindow._on_run_state is asked to do (harmless if it already does)
-    window.train.controller.state_changed.connect(
-        lambda state: window.panel.set_live_run(window.train.controller.run_dir, state))
+    from tests.test_gui_run import RUN_TIMEOUT_MS, _project, start
     window.hub.load_catalog()
     qtbot.waitUntil(lambda: window.hub.catalog is not None, timeout=RUN_TIMEOUT_MS)
     _project(window, tiny_config())
     row = window.panel.names().index("Tiny")
-    assert window.train.start()
+    start(window, qtbot)
     try:
         during = _line(window.panel, row)
     finally:  # never leave a run going into teardown, where closing the window would ask a modal question
-        qtbot.waitUntil(lambda: not window.train.running, timeout=RUN_TIMEOUT_MS)
+        qtbot.waitUntil(lambda: not window.run.running, timeout=RUN_TIMEOUT_MS)
     assert during == "1 run · running"
     assert "running" not in _line(window.panel, row) and "student" in _line(window.panel, row)
 
@@ -164,7 +161,7 @@ def test_window_run_shows_running_in_the_project_list(window, qtbot):
 @pytest.mark.parametrize("fmt", ["pdf", "all,pdf", "torchscript, pdf"])
 def test_export_names_every_valid_format_including_all(capsys, tmp_path, fmt):
     err = _one_line_error(capsys, ["export", str(tmp_path), "--format", fmt], "'pdf'")
-    assert err.endswith("torchscript, onnx, safetensors, state_dict or all."), err
+    assert err.endswith("torchscript, onnx, safetensors, state_dict, torch_export, openvino, executorch or all."), err
 
 
 def test_export_without_a_format_says_so(capsys, tmp_path):

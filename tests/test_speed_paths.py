@@ -57,10 +57,10 @@ def test_gui_worker_batches_events_at_most_25_times_a_second(qtbot, tmp_path):
     """A real run through the worker: the window receives event batches no faster than ~20 per second."""
     import time
 
-    from kdstudio.gui.worker import RunController
+    from kdstudio.gui.worker import RunThread
     from tests.helpers import tiny_config
 
-    controller = RunController()
+    controller = RunThread()
     stamps, count = [], [0]
 
     def on_batch(batch):

@@ -16,7 +16,7 @@ from PySide6.QtGui import QIcon
 from PySide6.QtWidgets import QApplication, QMessageBox
 
 from ..core.resources import resources_dir
-from . import refguard
+from . import gcguard, refguard, tasks
 
 
 def app_icon() -> QIcon:
@@ -38,13 +38,17 @@ def apply_style(app: QApplication) -> None:
 
 
 def make_app() -> QApplication:
-    """The QApplication (existing one reused, e.g. under pytest-qt)."""
+    """The QApplication (existing one reused, e.g. under pytest-qt), styled once."""
     app = QApplication.instance() or QApplication(sys.argv[:1])
     refguard.top_up()
+    if app.property("kdstudio_styled"):
+        return app
     app.setApplicationName("KD Studio")
     app.setOrganizationName("kdstudio")
     app.setWindowIcon(app_icon())
-    apply_style(app)
+    apply_style(app)  # a stylesheet set again re-polishes every widget alive: once is enough
+    app.setProperty("kdstudio_styled", True)
+    gcguard.install(app)  # Qt objects are freed in the GUI thread, never by a collection in a worker thread
     return app
 
 
@@ -99,7 +103,7 @@ def main(args=None) -> int:
     if autorun:
         def go():
             window.show_page("Train")
-            if not window.train.start():
+            if not window.run.start():
                 problems = "; ".join(m for _, m in window.model.problems) or "the project cannot run"
                 print(f"kdstudio: cannot start the demo run: {problems}", file=sys.stderr)
                 result["code"] = 2
@@ -115,9 +119,9 @@ def main(args=None) -> int:
         window.hub.info_failed.connect(once)
 
     def ended(code: int):
-        stall = window.train.last_stall
+        stall = window.run.last_stall
         if stall and stall["n"]:
-            print(f"kdstudio: {window.train.probe.describe()}", flush=True)
+            print(f"kdstudio: {window.run.probe.describe()}", flush=True)
         if debug:
             print(f"kdstudio: refcount guard {refguard.status()}", flush=True)
         if screenshot:
@@ -130,10 +134,10 @@ def main(args=None) -> int:
             app.exit(code)
 
     if autorun and (quit_when_done or screenshot):
-        window.train.run_finished.connect(lambda s: QTimer.singleShot(
+        window.run.finished.connect(lambda s: QTimer.singleShot(
             300, lambda: ended(0 if s.get("status") == "completed" else 1)))
-        window.train.run_failed.connect(lambda m, d: (print(f"kdstudio: run failed: {m}", file=sys.stderr),
-                                                      QTimer.singleShot(300, lambda: ended(1))))
+        window.run.failed.connect(lambda m, d: (print(f"kdstudio: run failed: {m}", file=sys.stderr),
+                                                QTimer.singleShot(300, lambda: ended(1))))
     elif screenshot:
         QTimer.singleShot(1500, lambda: ended(0))
 
@@ -144,4 +148,5 @@ def main(args=None) -> int:
         code = app.exec()
     finally:
         app.setQuitOnLastWindowClosed(quit_on_close)
+        tasks.wait_for_tasks()
     return result["code"] if quit_when_done else code

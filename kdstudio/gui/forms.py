@@ -91,7 +91,9 @@ class Field(QWidget):
             box.addStretch(1)
         elif self.kind == "str" and (choices is not None or editable_choices):
             self.editor = QComboBox()
-            self.editor.setMinimumWidth(200)
+            # a list of short words ("last", "best") needs no 200 px: the form then fits a narrow page
+            short = not editable_choices and choices and max(len(str(c)) for c in choices) <= 8
+            self.editor.setMinimumWidth(140 if short else 200)
             self.editor.setMaximumWidth(420)
             self.editor.setEditable(editable_choices)
             self.editor.setSizeAdjustPolicy(QComboBox.AdjustToContents)

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6.QtCore import QObject, QTimer, Signal
+from PySide6.QtCore import QObject, Signal
+from superqt.utils import qdebounced
 
 from . import tasks
 from .model import ConfigModel
@@ -28,9 +29,10 @@ TRAINED_VERB = {"teacher": "trained", "student": "distilled"}
 def _run_config(run):
     """The config a run (or a sweep) was started with; None when it cannot be read."""
     from ..core import config as config_mod
+    from ..core.store.files import SWEEP_TOML, RunDir
     folder = Path(run.path)
     try:
-        return config_mod.load(folder / ("sweep.toml" if run.is_sweep else "config.toml"))
+        return config_mod.load(folder / SWEEP_TOML if run.is_sweep else RunDir(folder).config)
     except Exception:  # noqa: BLE001 - an unreadable or older config only means "cannot compare"
         return None
 
@@ -38,13 +40,13 @@ def _run_config(run):
 def _test_accuracy(run, role: str) -> tuple[float | None, str]:
     """(test accuracy of `role`, "" or how it was aggregated) from summary.json, else evaluation.json; for a sweep
     the mean over the seeds of its best point."""
-    from ..core.store.files import read_json
+    from ..core.store.files import RunDir, read_json
     if run.is_sweep:
         return run.headline().get(role), "mean of the best point"
     acc = (run.summary.get(role) or {}).get("accuracy") if isinstance(run.summary.get(role), dict) else None
     if acc is None:
         try:
-            ev = read_json(Path(run.path) / "evaluation.json", None) or {}
+            ev = read_json(RunDir(run.path).evaluation, None) or {}
         except (OSError, ValueError):
             ev = {}
         acc = ((ev.get("models") or {}).get(role) or {}).get("top1")
@@ -91,20 +93,22 @@ class InfoHub(QObject):
         self.model = model
         self.catalog: dict | None = None
         self.info: dict | None = None
+        self.failure: str | None = None  # why the current config has no info (the last info_failed message)
         self._generation = 0
         self._running = False
         self._pending = False
-        self._timer = QTimer(self)
-        self._timer.setSingleShot(True)
-        self._timer.setInterval(RECOUNT_MS)
-        self._timer.timeout.connect(self._compute)
+        self._recount = qdebounced(self._compute, RECOUNT_MS, parent=self)  # the last of a burst of edits counts
         model.config_changed.connect(self._on_change)
         self.task = None
 
     def load_catalog(self) -> None:
         """Import torch and the registries in the background (call once the window is shown)."""
-        self.task = tasks.start_task(tasks.load_catalog, on_done=self._catalog_done,
-                                     on_error=lambda m, d: self.info_failed.emit(f"PyTorch could not load: {m}"))
+        self.task = tasks.start_task(tasks.load_catalog, owner=self, on_done=self._catalog_done,
+                                     on_error=lambda m, d: self._fail(f"PyTorch could not load: {m}"))
+
+    def _fail(self, message: str) -> None:
+        self.failure = message
+        self.info_failed.emit(message)
 
     def _catalog_done(self, catalog: dict) -> None:
         import gc
@@ -112,7 +116,7 @@ class InfoHub(QObject):
         self.catalog = catalog
         self.catalog_ready.emit(catalog)
         self.model.validate()  # the method/arch checks registered themselves on import
-        self._timer.start(0)
+        self._compute_now()
 
     def recount(self) -> None:
         """Count again (a file was just trusted, so the same settings now give another answer)."""
@@ -121,8 +125,12 @@ class InfoHub(QObject):
     def _on_change(self, key: str) -> None:
         if key == "" or key.split(".")[0] in AFFECTS_MODELS:
             self._generation += 1
-            self.info = None
-            self._timer.start()
+            self.info = self.failure = None
+            self._recount()
+
+    def _compute_now(self) -> None:
+        self._recount.cancel()  # an edit's pending recount would only repeat this one
+        self._compute()
 
     def _compute(self) -> None:
         if self.catalog is None or self.model.cfg is None:
@@ -133,12 +141,12 @@ class InfoHub(QObject):
         blocking = [(k, m) for k, m in self.model.problems if k.split(".")[0] in AFFECTS_MODELS]
         if blocking:  # building models from an invalid config only produces a raw PyTorch error
             self.info = None
-            self.info_failed.emit(f"Fix {blocking[0][0]} first: {blocking[0][1]}")
+            self._fail(f"Fix {blocking[0][0]} first: {blocking[0][1]}")
             return
         self._running, self._pending = True, False
         generation = self._generation
         self.busy.emit(True)
-        self.task = tasks.start_task(tasks.model_info, self.model.cfg.copy(),
+        self.task = tasks.start_task(tasks.model_info, self.model.cfg.copy(), owner=self,
                                      on_done=lambda info: self._done(generation, info),
                                      on_error=lambda m, d: self._failed(generation, m))
 
@@ -146,7 +154,7 @@ class InfoHub(QObject):
         self._running = False
         self.busy.emit(False)
         if self._pending:
-            self._timer.start(0)
+            self._compute_now()
             return False
         return True
 
@@ -157,4 +165,4 @@ class InfoHub(QObject):
 
     def _failed(self, generation: int, message: str) -> None:
         if self._finish() and generation == self._generation:
-            self.info_failed.emit(message)
+            self._fail(message)

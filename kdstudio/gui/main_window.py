@@ -1,4 +1,8 @@
-"""The main window: project list on the left, the project's pages in pipeline order on the right."""
+"""The main window: project list on the left, the project's pages in pipeline order on the right.
+
+The window owns the run (RunController): the Train page shows it, the project list says "running", the Run menu
+and its shortcuts control it, and closing asks first while it goes. Pages are built when first shown.
+"""
 
 from __future__ import annotations
 
@@ -10,22 +14,18 @@ from PySide6.QtWidgets import (QApplication, QDockWidget, QHBoxLayout, QLabel, Q
                                QTabWidget, QToolButton, QVBoxLayout, QWidget)
 
 from .. import __version__
-from ..core.store.projects import ProjectStore, Settings
+from ..core.store.projects import ProjectStore, RunInfo, Settings
 from . import refguard
 from .info import InfoHub
 from .trust_prompt import TrustPrompt
 from .model import ConfigModel
-from .pages.evaluate import EvaluatePage
-from .pages.export import ExportPage
-from .pages.method import MethodPage
-from .pages.models import DataPage, StudentPage, TeacherPage
+from .page_slots import PAGES, Pages, PageSlot, page_factories, page_keys
 from .pages.train import TrainPage
 from .project_panel import DEMO_NAME, ProjectPanel
+from .run_controller import RunController
 from .toml_panel import TomlPanel
 from .widgets import Banner, ElidedLabel, dot_icon
 
-PAGES = ("Data", "Teacher", "Student", "Method", "Train", "Evaluate", "Export")
-OWN_SECTIONS = {"data", "teacher", "student", "distill", "baseline", "compress", "export", "evaluate", "run"}
 # When the window less an open TOML dock is narrower than this, the project list folds away by itself (Ctrl+B
 # brings it back), so the pages keep the width they need; with room again it unfolds, unless the user chose meanwhile.
 NARROW_WINDOW = 1000
@@ -57,6 +57,8 @@ class MainWindow(QMainWindow):
         self.model = ConfigModel(self)
         self.hub = InfoHub(self.model, self)
         self.trust_prompt = TrustPrompt(self, self.model, self.hub, self.settings.path)
+        self.run = RunController(self.model, self)
+        self._evaluate_run: RunInfo | None = None  # what the Evaluate page shows (once it is built)
         self._closing = False
         self._narrow = False       # the window less the TOML dock is narrower than NARROW_WINDOW
         self._auto_folded = False  # the project list was folded away by narrowing, not by the user
@@ -65,13 +67,11 @@ class MainWindow(QMainWindow):
         self.setMinimumSize(760, 540)
 
         self.panel = ProjectPanel(self.store)
-        from ..core import config as config_mod
-        extra = [s for s in config_mod.SECTIONS if s not in OWN_SECTIONS]
-        self.pages = {
-            "Data": DataPage(self.model, self.hub), "Teacher": TeacherPage(self.model, self.hub),
-            "Student": StudentPage(self.model, self.hub), "Method": MethodPage(self.model, self.hub, extra),
-            "Train": TrainPage(self.model), "Evaluate": EvaluatePage(self.model), "Export": ExportPage(self.model)}
-        self.train: TrainPage = self.pages["Train"]
+        factories = page_factories(self.model, self.hub, self.run)
+        self.slots = {name: PageSlot(factories[name]) for name in PAGES}
+        for name, slot in self.slots.items():
+            slot.built.connect(lambda page, n=name: self._on_page_built(n, page))
+        self.pages = Pages(self.slots)
         self.tabs = QTabWidget()
         self.tabs.setDocumentMode(True)
         # When the tabs do not fit, their names shorten ("4 Me…") before scroll arrows appear: all stay reachable.
@@ -79,7 +79,7 @@ class MainWindow(QMainWindow):
         self.tabs.setUsesScrollButtons(True)
         self.tabs.tabBar().setIconSize(QSize(10, 10))
         for i, name in enumerate(PAGES):
-            self.tabs.addTab(self.pages[name], f"{i + 1}  {name}")
+            self.tabs.addTab(self.slots[name], f"{i + 1}  {name}")
             self.tabs.setTabToolTip(i, f"{name} (Ctrl+{i + 1})")  # the whole name, also when it is shortened
 
         self.title = ElidedLabel()
@@ -120,7 +120,10 @@ class MainWindow(QMainWindow):
         self.toml_dock.setWidget(self.toml)
         self.addDockWidget(Qt.RightDockWidgetArea, self.toml_dock)
         self.toml_dock.hide()
-        self.toml_dock.visibilityChanged.connect(lambda shown: QTimer.singleShot(0, self._on_toml_dock))
+        # Widened once the dock's new geometry is known. A child timer, not QTimer.singleShot: closing hides the
+        # dock, and a pending singleShot then called (or kept alive) a window that was being deleted.
+        self._dock_fit = QTimer(self, singleShot=True, interval=0, timeout=self._on_toml_dock)
+        self.toml_dock.visibilityChanged.connect(lambda _shown: self._dock_fit.start())
 
         self.torch_label = QLabel("Loading PyTorch…")
         self.save_label = QLabel("")
@@ -130,8 +133,13 @@ class MainWindow(QMainWindow):
         self._connect()
 
     # ---- construction -----------------------------------------------------------------------------------
+    @property
+    def train(self) -> TrainPage:
+        """The Train page (built now if it was not yet)."""
+        return self.pages["Train"]
+
     def _build_menus(self) -> None:
-        t, p = self.train, self.panel
+        r, p = self.run, self.panel
         m = self.menuBar().addMenu("&File")
         m.addActions([p.new_blank_act, p.new_demo_act, p.import_act])
         self.recent_menu = m.addMenu("Open recent")
@@ -144,9 +152,9 @@ class MainWindow(QMainWindow):
         m = self.menuBar().addMenu("&Project")
         m.addActions(p.project_actions())
         m = self.menuBar().addMenu("&Run")
-        m.addActions([t.start_act, t.pause_act, t.resume_act, t.stop_act])
+        m.addActions([r.start_act, r.pause_act, r.resume_act, r.stop_act])
         m.addSeparator()
-        m.addAction(QAction("Save plots as PNG…", self, triggered=t.plots._ask_save))
+        m.addAction(QAction("Save plots as PNG…", self, triggered=lambda: self.train.plots._ask_save()))
         m = self.menuBar().addMenu("&View")
         self.projects_act = QAction("Project list", self, checkable=True, checked=True, iconText="☰",
                                     shortcut=QKeySequence("Ctrl+B"), toolTip="Show or hide the project list (Ctrl+B)",
@@ -177,11 +185,16 @@ class MainWindow(QMainWindow):
         self.hub.catalog_ready.connect(lambda c: self.torch_label.setText(f"PyTorch {c['torch'].split('+')[0]} · "
                                                                           f"{c['device']}"))
         self.hub.info_failed.connect(lambda m: self.statusBar().showMessage(m, 8000))
-        self.train.goto_problem.connect(self.goto_key)
-        self.train.run_finished.connect(self._on_run_ended)
-        self.train.run_failed.connect(lambda m, d: self._on_run_ended({}))
-        self.train.runs_selected.connect(self._on_runs_selected)
-        self.train.controller.state_changed.connect(self._on_run_state)
+        self.run.finished.connect(self._on_run_ended)
+        self.run.failed.connect(lambda m, d: self._on_run_ended({}))
+        self.run.state_changed.connect(self._on_run_state)
+
+    def _on_page_built(self, name: str, page) -> None:
+        if name == "Train":
+            page.goto_problem.connect(self.goto_key)
+            page.runs_selected.connect(self._on_runs_selected)
+        elif name == "Evaluate":
+            page.show_run(self._evaluate_run)
 
     # ---- projects ---------------------------------------------------------------------------------------
     def open_initial(self, demo: bool = False) -> None:
@@ -232,20 +245,32 @@ class MainWindow(QMainWindow):
         p = self.model.project
         runs = p.runs() if p is not None and not p.damaged else []
         done = [r for r in runs if r.status == "completed"]
-        self.pages["Evaluate"].show_run(done[0] if done else None)
-        self.pages["Export"].reload_runs()
+        self._show_on_evaluate(done[0] if done else None)
+        if (export := self.pages.built("Export")) is not None:
+            export.reload_runs()
+
+    def _show_on_evaluate(self, run: RunInfo | None) -> None:
+        """The run the Evaluate page shows, now or when it is first opened."""
+        self._evaluate_run = run
+        if (page := self.pages.built("Evaluate")) is not None:
+            page.show_run(run)
 
     # ---- pages ------------------------------------------------------------------------------------------
     def show_page(self, name: str) -> None:
-        """Switch to a page by name."""
-        self.tabs.setCurrentWidget(self.pages[name])
+        """Switch to a page by name (building it, if this is its first time)."""
+        self.slots[name].ensure()
+        self.tabs.setCurrentWidget(self.slots[name])
+
+    def current_page(self) -> QWidget:
+        """The page on screen."""
+        return self.tabs.currentWidget().ensure()
 
     def goto_key(self, key: str) -> None:
         """Show the page that edits `key` and focus that field."""
-        for name, page in self.pages.items():
-            keys = page.keys() if hasattr(page, "keys") else set(getattr(page, "form").fields)
-            if key in keys:
+        for name in PAGES:
+            if key in page_keys(name):
                 self.show_page(name)
+                page = self.pages[name]
                 if hasattr(page, "focus_key"):
                     page.focus_key(key)
                 return
@@ -254,37 +279,37 @@ class MainWindow(QMainWindow):
     def _mark_tabs(self, problems: list) -> None:
         bad = {k for k, _ in problems}
         for i, name in enumerate(PAGES):
-            page = self.pages[name]
-            keys = page.keys() if hasattr(page, "keys") else set(page.form.fields)
-            hit = bool(keys & bad)
+            hit = bool(page_keys(name) & bad)
             self.tabs.setTabIcon(i, dot_icon("#d93025", 10) if hit else dot_icon("#00000000", 10))
         self.statusBar().showMessage(f"{len(problems)} problem(s) in the config" if problems else "", 0)
 
     def _on_runs_selected(self, runs: list) -> None:
         if len(runs) == 1 and runs[0].summary:
-            self.pages["Evaluate"].show_run(runs[0])
+            self._show_on_evaluate(runs[0])
 
     def _on_run_ended(self, summary: dict) -> None:
         self.panel.reload()
-        run_dir = self.train.controller.run_dir
+        run_dir = self.run.run_dir
         runs = self.model.project.runs() if self.model.project else []
         mine = [r for r in runs if run_dir and r.path == run_dir]
         if mine and summary.get("status") == "completed":
-            self.pages["Evaluate"].show_run(mine[0])
-        self.pages["Export"].reload_runs(select=run_dir)
+            self._show_on_evaluate(mine[0])
+        if (export := self.pages.built("Export")) is not None:
+            export.reload_runs(select=run_dir)
         self._refresh_model_pages()
         if self._closing:
-            QTimer.singleShot(0, self.close)
+            QTimer.singleShot(0, self, self.close)
 
     def _refresh_model_pages(self) -> None:
         """The Teacher and Student pages say which run trained their model, read when a page is shown: the one
         on screen when a run ends gets the same show event now, not only at the next page switch."""
         for name in ("Teacher", "Student"):
-            if self.pages[name].isVisible():
-                QApplication.sendEvent(self.pages[name], QShowEvent())
+            page = self.pages.built(name)
+            if page is not None and page.isVisible():
+                QApplication.sendEvent(page, QShowEvent())
 
     def _on_run_state(self, state: str) -> None:
-        self.panel.set_live_run(self.train.controller.run_dir, state)  # "1 run · running" in the project list
+        self.panel.set_live_run(self.run.run_dir, state)  # "1 run · running" in the project list
         busy = state != "idle"
         self.panel.list.setEnabled(not busy)
         self.panel.list.setToolTip("A run is in progress; switch projects when it has ended." if busy else "")
@@ -306,7 +331,7 @@ class MainWindow(QMainWindow):
         self._fit_width()
         d = self.toml_dock
         if d.isVisible() and not d.isFloating() and d.width() < 300:
-            QTimer.singleShot(0, self._on_toml_dock)  # a shrinking window squeezed the dock: widen it again
+            self._dock_fit.start()  # a shrinking window squeezed the dock: widen it again
 
     def _fit_width(self, dock: int | None = None) -> None:
         """Fold or unfold the project list when the room for it and the pages crosses NARROW_WINDOW."""
@@ -357,7 +382,7 @@ class MainWindow(QMainWindow):
 
     def closeEvent(self, event) -> None:  # noqa: N802 - Qt override
         """Ask before closing during a run; then stop it cleanly (checkpoint) and close when it has ended."""
-        if self.train.running:
+        if self.run.running:
             if not self._closing:
                 answer = QMessageBox.question(
                     self, "A run is in progress",
@@ -367,7 +392,7 @@ class MainWindow(QMainWindow):
                     event.ignore()
                     return
                 self._closing = True
-                self.train.stop()
+                self.run.stop()
                 self.statusBar().showMessage("Stopping the run cleanly before quitting…")
             event.ignore()
             return

@@ -1,84 +1,70 @@
-"""Short background jobs (catalog of methods/archs, parameter counts, export) off the GUI thread.
+"""Short background jobs (catalog of methods/archs, parameter counts, gallery, export) off the GUI thread.
 
-Each job is a plain function that may import torch; `start_task` runs it in a Python thread and delivers the
-result or the error to callbacks in the GUI thread. Nothing here does training maths: it calls the core.
+Each job is a plain function that may import torch; `start_task` runs it in Qt's thread pool (a superqt
+FunctionWorker) and delivers the result, or the error as one sentence, to callbacks in the GUI thread. Nothing here
+does training maths: it calls the core. The training run itself is not a task: it has its own QThread (worker.py).
 """
 
 from __future__ import annotations
 
 import importlib
-import threading
 import traceback
 from pathlib import Path
 
-from PySide6.QtCore import QObject, Qt, Signal, Slot
+from PySide6.QtCore import QObject, QThreadPool, Signal, Slot
+from superqt.utils import create_worker
 
 from ..core.errors import KDError
 
-_ALIVE: set = set()  # tasks in flight (keeps their relay objects alive until delivered)
+
+def error_sentence(exc: BaseException) -> str:
+    """What the user reads: a KDError's own sentence, else the unexpected exception named."""
+    return str(exc) if isinstance(exc, KDError) else f"Unexpected error: {exc!r}"
 
 
 class Task(QObject):
-    """One background job; `finished` is emitted (GUI thread) after the callback ran, for tests and chaining."""
+    """One background job on behalf of `owner`; `finished` is emitted (GUI thread) after the callback ran.
 
-    _result = Signal(object)
-    _error = Signal(str, str)
+    The task is a child of its owner while the job runs: when the owner (a page, the info hub) is deleted first,
+    the task goes with it, Qt drops the queued result, and no callback touches a deleted widget."""
+
     finished = Signal()
 
-    def __init__(self, fn, args, on_done=None, on_error=None):
-        super().__init__()
-        self.fn, self.args, self.on_done, self.on_error = fn, args, on_done, on_error
+    def __init__(self, owner: QObject, fn, args, on_done=None, on_error=None):
+        super().__init__(owner)
+        self.on_done, self.on_error = on_done, on_error
         self.result = self.error = None
-        self._result.connect(self._deliver_result, Qt.QueuedConnection)
-        self._error.connect(self._deliver_error, Qt.QueuedConnection)
-
-    def _target(self) -> None:
-        try:
-            try:
-                value = self.fn(*self.args)
-            except KDError as e:
-                self._error.emit(str(e), traceback.format_exc())
-            except Exception as e:  # noqa: BLE001 - shown to the user, never a dead window
-                self._error.emit(f"Unexpected error: {e!r}", traceback.format_exc())
-            else:
-                self._result.emit(value)
-        except RuntimeError as e:  # the window quit while this ran: nobody is left to tell
-            if "deleted" not in str(e):
-                raise
-
-    @staticmethod
-    def _call(cb, *args) -> None:
-        if cb is None:
-            return
-        try:
-            cb(*args)
-        except RuntimeError as e:  # the widget that asked was closed meanwhile
-            if "already deleted" not in str(e):
-                raise
+        self.worker = create_worker(fn, *args, _connect={"returned": self._returned, "errored": self._errored})
 
     @Slot(object)
-    def _deliver_result(self, value) -> None:
+    def _returned(self, value) -> None:
         self.result = value
-        self._call(self.on_done, value)
+        if self.on_done is not None:
+            self.on_done(value)
         self._end()
 
-    @Slot(str, str)
-    def _deliver_error(self, message: str, details: str) -> None:
-        self.error = (message, details)
-        self._call(self.on_error, message, details)
+    @Slot(object)
+    def _errored(self, exc: BaseException) -> None:
+        self.error = (error_sentence(exc), "".join(traceback.format_exception(exc)))
+        if self.on_error is not None:
+            self.on_error(*self.error)
         self._end()
 
     def _end(self) -> None:
         self.finished.emit()
-        _ALIVE.discard(self)
+        self.setParent(None)  # delivered: whoever still holds the task (a test, a page) keeps it, else it is freed
 
 
-def start_task(fn, *args, on_done=None, on_error=None) -> Task:
-    """Run fn(*args) in a daemon thread; callbacks run in the GUI thread."""
-    task = Task(fn, args, on_done, on_error)
-    _ALIVE.add(task)
-    threading.Thread(target=task._target, name=f"kdstudio-{getattr(fn, '__name__', 'task')}", daemon=True).start()
-    return task
+def start_task(fn, *args, owner: QObject, on_done=None, on_error=None) -> Task:
+    """Run fn(*args) in the thread pool; on_done(result) or on_error(message, details) run in the GUI thread,
+    unless `owner` has been deleted by then."""
+    return Task(owner, fn, args, on_done, on_error)
+
+
+def wait_for_tasks(ms: int = 10_000) -> bool:
+    """Block until the jobs still running have ended (at quit: an export is not cut off mid-file, and no job
+    reports to objects Python is tearing down); True when they all did within `ms`."""
+    return QThreadPool.globalInstance().waitForDone(ms)
 
 
 # ---- jobs (called in the background thread) ---------------------------------------------------------------

@@ -84,7 +84,7 @@ class RunWorker(QObject):
                                                     f"({cores} cores; one is left for the window)."}))
 
 
-class RunController(QObject):
+class RunThread(QObject):
     """Owns the worker and its thread; the GUI talks only to this object."""
 
     events = Signal(list)        # a batch of core Events, at most every 50 ms

@@ -23,7 +23,7 @@ from ..registry import nearest
 from . import methods as _methods, runs as _runs
 from .schema import (  # noqa: F401  (re-exported: the sections are part of the config API)
     SOURCES, BaselineConfig, CompressConfig, DataConfig, DistillConfig, EvaluateConfig, ExportConfig, RunConfig,
-    StudentConfig, TeacherConfig, opt,
+    StudentConfig, TeacherConfig, TrackingConfig, opt,
 )
 
 
@@ -39,6 +39,7 @@ class Config:
     compress: CompressConfig = field(default_factory=CompressConfig)
     evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
     export: ExportConfig = field(default_factory=ExportConfig)
+    tracking: TrackingConfig = field(default_factory=TrackingConfig)
     run: RunConfig = field(default_factory=RunConfig)
 
     # ---- conversion -------------------------------------------------------------------------------------
@@ -104,7 +105,8 @@ def _is_section(f) -> bool:
     return f.name in SECTIONS
 
 
-SECTIONS = ("data", "teacher", "student", "distill", "baseline", "compress", "evaluate", "export", "run")
+SECTIONS = ("data", "teacher", "student", "distill", "baseline", "compress", "evaluate", "export", "tracking",
+            "run")
 
 
 def _copy(v):

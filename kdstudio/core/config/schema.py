@@ -181,14 +181,29 @@ class EvaluateConfig:
 class ExportConfig:
     formats: list = opt(["torchscript", "state_dict"], "files every run writes, each reloaded and checked: "
                                                        "torchscript loads without your model code, state_dict and "
-                                                       "safetensors hold the weights only, onnx runs in ONNX Runtime "
-                                                       "(onnx needs its pip packages)",
-                        choices=("torchscript", "state_dict", "onnx", "safetensors"), item="str")
+                                                       "safetensors hold the weights only, onnx runs in ONNX Runtime, "
+                                                       "torch_export is the .pt2 program PyTorch deploys from, "
+                                                       "openvino runs on Intel CPUs, executorch (.pte) on phones "
+                                                       "(onnx, openvino and executorch need their pip packages)",
+                        choices=("torchscript", "state_dict", "onnx", "safetensors", "torch_export", "openvino",
+                                 "executorch"), item="str")
     quantize: str = opt("none", "weights of the exported files: none = float32; int8 (static for conv nets, else "
                                 "dynamic) or fp16/bf16 make smaller files (compress.int8 and compress.half show what "
                                 "they cost in accuracy)", choices=("none", "int8", "fp16", "bf16"))
     model: str = opt("auto", "what to export: auto = last float compression variant, else the student",
                      choices=("auto", "student", "finetune", "prune", "channels"))
+
+
+@dataclass
+class TrackingConfig:
+    tensorboard: bool = opt(False, "write a TensorBoard logdir into the run folder (tensorboard/): every loss term, "
+                                   "accuracies, lr, and the run's settings with its final metrics in the HParams "
+                                   "tab; `tensorboard --logdir PROJECT/runs` shows every run (pip install "
+                                   "tensorboard)")
+    mlflow: str = opt("", "MLflow tracking URI that receives the settings, the metrics of every step and epoch, and "
+                          "the exported student with its model card, e.g. \"file:./mlruns\" (relative to where "
+                          "kdstudio runs) or \"http://mlflow.example:5000\"; \"\" = off (pip install mlflow-skinny)")
+    experiment: str = opt("kdstudio", "the MLflow experiment the runs are logged under (created when missing)")
 
 
 @dataclass

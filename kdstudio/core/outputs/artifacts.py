@@ -169,16 +169,16 @@ def write_evaluation(rd: RunDir, results: dict, class_names: list[str], notes: l
     detail = {"class_names": list(class_names), "models": results, "table": comparison_table(results),
               "notes": list(notes or [])}
     try:
-        atomic_write_json(rd.root / "evaluation.json", detail)
+        atomic_write_json(rd.evaluation, detail)
     except OSError as e:
-        raise KDError(f"Cannot write '{rd.root / 'evaluation.json'}' ({e.strerror or e}); check free space and "
+        raise KDError(f"Cannot write '{rd.evaluation}' ({e.strerror or e}); check free space and "
                       "permissions.") from None
     return detail
 
 
 def load_evaluation(run_dir: str | Path) -> dict | None:
     """The last evaluation.json of a run (None when the run was never evaluated)."""
-    return read_json(Path(run_dir) / "evaluation.json", None)
+    return read_json(RunDir(run_dir).evaluation, None)
 
 
 def gallery(run_dir: str | Path, model: str = "student", limit: int = 64) -> list[dict]:

@@ -126,6 +126,8 @@ def export_all(model: nn.Module, model_factory, arch_info: dict, formats: list[s
                                        "cpu_b64": time_callable(reloaded, batch64, latency_repeats)}
             entry["cpu_threads"] = n
         exports.append(entry)
+    for f in failed:  # which export a failure belongs to: the model card and the report list only their folder's
+        f.update(quantize=quantize, out=str(out_dir))
     return {"exports": exports, "failed": failed, "config": str(config_path)}
 
 

@@ -1,7 +1,8 @@
 """The export formats: each is one ExportFormat class (writer, reloader, file ending, runtime, needed packages)
 registered in EXPORT_FORMATS; export.py writes, reloads, compares and times them.
 
-TorchScript, ONNX (onnx + onnxruntime, optional), safetensors and state_dict; each next to the arch JSON.
+TorchScript, ONNX (onnx + onnxruntime, optional; the dynamo exporter when onnxscript is installed), safetensors and
+state_dict here; torch.export (.pt2), OpenVINO IR and ExecuTorch (.pte) in export_pt2.py. Each next to the arch JSON.
 """
 
 from __future__ import annotations
@@ -86,7 +87,9 @@ def available_formats() -> list[dict]:
 def file_name(fmt: str, quantize: str = "none", stem: str = "student") -> str:
     """The file name of one format: student.onnx, student.int8.torchscript.pt, ..."""
     tag = "" if quantize in ("none", "", None) else f".{quantize}"
-    return f"{stem}{tag}.{EXPORT_FORMATS.get(fmt).extension}"
+    if fmt not in EXPORT_FORMATS:
+        raise EXPORT_FORMATS.unknown(fmt)
+    return f"{stem}{tag}.{EXTENSIONS[fmt]}"
 
 
 def arch_file_name(quantize: str = "none", stem: str = "student") -> str:
@@ -148,7 +151,8 @@ class TorchScript(ExportFormat):
 
 @EXPORT_FORMATS.register("onnx")
 class Onnx(ExportFormat):
-    """An ONNX graph run by onnxruntime; int8 is onnxruntime's own dynamic quantization of the float model."""
+    """An ONNX graph run by onnxruntime, from the dynamo exporter (the legacy TorchScript-based one only where the
+    dynamo one is missing or fails, with a note); int8 is onnxruntime's own dynamic quantization of the float model."""
 
     extension, runtime, needs = "onnx", "onnxruntime (CPU)", ("onnx", "onnxruntime")
 
@@ -157,24 +161,30 @@ class Onnx(ExportFormat):
         if source is None:
             raise FormatError("int8 ONNX is made from the float model by onnxruntime's quantizer, and none was "
                               "given.")
-        opset = opset_version()
-
-        def export(tmp):
-            with warnings.catch_warnings(), _quiet_stdout():
-                warnings.simplefilter("ignore")
-                torch.onnx.export(source, (example.to(input_dtype(source)),), tmp, dynamo=False,
-                                  input_names=["input"], output_names=["logits"], opset_version=opset,
-                                  dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}})
-        try:
-            if ctx.quantize == "int8":
-                _quantize_onnx(export, path)
-            else:
-                atomic_save_with(path, export)
-        except (OSError, KDError):  # a full disk or read-only folder: said by the writer, not as an ONNX problem
-            raise
-        except Exception as e:
-            raise FormatError(_onnx_message(e)) from None
-        return {"opset": opset}
+        x = example.to(input_dtype(source))
+        attempts, note = [], ""
+        if importlib.util.find_spec("onnxscript") is None:
+            note = ("the dynamo exporter needs onnxscript (`pip install onnxscript`), so the legacy TorchScript-based "
+                    "exporter wrote this file")
+        else:
+            attempts.append(("dynamo", lambda tmp: _dynamo_export(source, x, tmp)))
+        attempts.append(("torchscript", lambda tmp: _legacy_export(source, x, tmp)))
+        for i, (exporter, export) in enumerate(attempts):
+            try:
+                if ctx.quantize == "int8":
+                    _quantize_onnx(export, path)
+                else:
+                    atomic_save_with(path, export)
+            except (OSError, KDError):  # a full disk or read-only folder: said by the writer, not as an ONNX problem
+                raise
+            except Exception as e:
+                if i + 1 < len(attempts):
+                    note = (f"the dynamo exporter failed ({_first_line(e)}), so the legacy TorchScript-based "
+                            "exporter wrote this file")
+                    continue
+                raise FormatError(_onnx_message(e)) from None
+            extra = {"opset": _file_opset(path), "exporter": exporter}
+            return {**extra, "note": note} if note else extra
 
     def load(self, path, ctx):
         import onnxruntime as ort
@@ -230,10 +240,52 @@ class StateDict(ExportFormat):
         return m.eval()
 
 
-EXTENSIONS = {name: EXPORT_FORMATS.get(name).extension for name in EXPORT_FORMATS}  # the CLI's and GUI's list
+# The torch.export family; lazy, with its file ending as metadata, so that listing formats imports no converter.
+EXPORT_FORMATS.register_lazy("torch_export", "kdstudio.core.outputs.export_pt2:TorchExport", extension="pt2")
+EXPORT_FORMATS.register_lazy("openvino", "kdstudio.core.outputs.export_pt2:OpenVino", extension="openvino.xml")
+EXPORT_FORMATS.register_lazy("executorch", "kdstudio.core.outputs.export_pt2:ExecuTorch", extension="pte")
+
+EXTENSIONS = {name: EXPORT_FORMATS.meta(name).get("extension") or EXPORT_FORMATS.get(name).extension
+              for name in EXPORT_FORMATS}  # the CLI's and GUI's list
 
 
 # ---- ONNX helpers ---------------------------------------------------------------------------------------
+
+def _dynamo_export(model: nn.Module, x: torch.Tensor, tmp: str) -> None:
+    """torch.onnx.export(..., dynamo=True): the graph captured by torch.export, dynamic batch, opset >= 18."""
+    batch = torch.export.Dim("batch", min=1)
+    example = torch.cat([x[:1], x[:1]])  # a batch of one would be specialised to the constant 1
+    with warnings.catch_warnings(), _quiet_stdout():
+        warnings.simplefilter("ignore")
+        logging.disable(logging.WARNING)  # it logs each torchvision op it skips when torchvision is absent
+        try:
+            program = torch.onnx.export(model, (example,), dynamo=True, input_names=["input"],
+                                        output_names=["logits"], dynamic_shapes=({0: batch},),
+                                        opset_version=max(18, opset_version()), verbose=False)
+            program.save(tmp)
+        finally:
+            logging.disable(logging.NOTSET)
+
+
+def _legacy_export(model: nn.Module, x: torch.Tensor, tmp: str) -> None:
+    """The TorchScript-based exporter (deprecated upstream): kept for models the dynamo exporter cannot capture."""
+    with warnings.catch_warnings(), _quiet_stdout():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(model, (x,), tmp, dynamo=False, input_names=["input"], output_names=["logits"],
+                          opset_version=opset_version(), dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}})
+
+
+def _file_opset(path: Path) -> int:
+    """The default-domain opset written in an ONNX file."""
+    import onnx
+    model = onnx.load(str(path), load_external_data=False)
+    return next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
+
+
+def _first_line(e: Exception) -> str:
+    lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
+    return lines[0][:160] if lines else type(e).__name__
+
 
 def _quantize_onnx(export, path: Path) -> None:
     """Export the float graph next to `path`, then write onnxruntime's dynamic int8 of it to `path`."""

@@ -31,6 +31,13 @@ def load_snippet(fmt: str, file: str, config_file: str) -> str:
                 f"logits = session.run(None, {{\"input\": x.numpy()}})[0]",
         "safetensors": f"{head}from safetensors.torch import load_model\n{build}"
                        f"load_model(model, \"{file}\")\nlogits = model.eval()(x)",
+        "torch_export": f"import torch\nprogram = torch.export.load(\"{file}\")\nlogits = program.module()(x)",
+        "openvino": f"import openvino as ov\ncompiled = ov.Core().compile_model(\"{file}\", \"CPU\", "
+                    "{\"INFERENCE_PRECISION_HINT\": \"f32\"})\n"
+                    "logits = compiled(x.numpy())[0]",
+        "executorch": f"from executorch.runtime import Runtime\n"
+                      f"method = Runtime.get().load_program(\"{file}\").load_method(\"forward\")\n"
+                      "logits = method.execute([x])[0]",
         "state_dict": f"{head}{build}model.load_state_dict(torch.load(\"{file}\", weights_only=True))\n"
                       "logits = model.eval()(x)",
     }[fmt]
@@ -99,21 +106,29 @@ def loss_series(records: list[dict]) -> tuple[list, list]:
     return loss, acc
 
 
+def loss_png(rd: RunDir) -> bytes | None:
+    """The loss and validation-accuracy curves per epoch of every training stage as PNG (None without epochs)."""
+    loss, acc = loss_series(read_metrics(rd.metrics))
+    if not loss:
+        return None
+    c = Canvas(LOSS_SIZE)
+    w, h = LOSS_SIZE
+    line_chart(c, (0, 0, w, h // 2), loss, "Training loss per epoch", "loss")
+    c.line([(16, h // 2), (w - 16, h // 2)], GRID)
+    line_chart(c, (0, h // 2, w, h), acc, "Validation accuracy per epoch", "accuracy", percent=True)
+    return c.png()
+
+
 def draw_images(rd: RunDir, out_dir: Path, model: str = "student") -> tuple[list[str], list[str]]:
     """Write loss_curves.png and confusion_matrix.png; returns (written file names, notes on what was skipped)."""
     written, notes = [], []
-    loss, acc = loss_series(read_metrics(rd.metrics))
-    if loss:
-        c = Canvas(LOSS_SIZE)
-        w, h = LOSS_SIZE
-        line_chart(c, (0, 0, w, h // 2), loss, "Training loss per epoch", "loss")
-        c.line([(16, h // 2), (w - 16, h // 2)], GRID)
-        line_chart(c, (0, h // 2, w, h), acc, "Validation accuracy per epoch", "accuracy", percent=True)
-        atomic_write_bytes(out_dir / LOSS_PNG, c.png())
+    png = loss_png(rd)
+    if png:
+        atomic_write_bytes(out_dir / LOSS_PNG, png)
         written.append(LOSS_PNG)
     else:
         notes.append("no epoch metrics in metrics.jsonl, so no loss-curve image")
-    ev = read_json(rd.root / "evaluation.json")
+    ev = read_json(rd.evaluation)
     if ev and model in ev.get("models", {}):
         atomic_write_bytes(out_dir / CONFUSION_PNG, heatmap(ev["models"][model]["confusion"], ev["class_names"],
                                                             f"Confusion matrix: {model} on the test split"))
@@ -141,7 +156,8 @@ def build_card(summary: dict, cfg, images: list[str], notes: list[str], out_dir:
         "distill": summary.get("distill"), "compression": summary.get("compression"),
         "kd_gain": summary.get("kd_gain"), "metrics": (summary.get("evaluation") or {}).get("table", []),
         "variants": (summary.get("compress") or {}).get("variants", []),
-        "exports": exports, "export_failed": summary.get("export_failed", []),
+        "exports": exports, "export_failed": [f for f in summary.get("export_failed", []) if out_dir is None
+                                              or "out" not in f or Path(f["out"]).resolve() == Path(out_dir).resolve()],
         "how_to_load": {e["format"]: load_snippet(e["format"], Path(e["path"]).name,
                                                   Path(e.get("config") or "student.arch.json").name)
                         for e in exports},
@@ -175,6 +191,9 @@ def render_markdown(card: dict) -> str:
         lines.append("")
     if card["exports"]:
         lines += ["## Exported files", ""] + exports_table(card["exports"]) + [""]
+    for e in card["exports"]:
+        if e.get("note"):
+            lines.append(f"- {e['format']}: {e['note']}.")
     for f in card["export_failed"]:
         lines.append(f"- {f['format']} not exported: {f['error']}")
     if card["images"]:

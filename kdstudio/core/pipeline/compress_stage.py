@@ -14,8 +14,8 @@ from torch import nn
 
 from ..errors import KDError
 from ..outputs.channel_prune import apply_plan, prune_channels
-from ..outputs.compress import (calib_inputs, has_conv, magnitude_prune, make_permanent, quantize_int8, to_half,
-                                weight_sparsity)
+from ..outputs.compress import (calib_inputs, has_conv, int8_path, magnitude_prune, make_permanent, quantize_int8,
+                                to_half, weight_sparsity)
 from ..outputs.evaluate import accuracy
 from ..train.checkpoints import read_checkpoint
 from ..train.loop import CrossEntropy
@@ -159,8 +159,7 @@ def _compress_steps(ctx, chain: _Chain) -> None:
         try:
             q, mode = quantize_int8(model, c.int8, calib_inputs(x_train, c.calibration_samples))
             chain.variants.append(Variant("int8", q, {"name": "int8", "parent": parent, "quant": mode, "plan": plan,
-                                                      "step": f"{mode} int8 ({torch.backends.quantized.engine} "
-                                                              "engine)"}))
+                                                      "step": f"{mode} int8 ({int8_path(q)})"}))
         except KDError as e:
             ctx.warn(f"int8 variant skipped: {e}")
     if c.half != "none":

@@ -20,6 +20,7 @@ from .. import config as config_mod
 from .. import events as ev
 from ..config import Config
 from ..errors import KDError, RunStopped
+from ..outputs import tracking
 from ..store import summary as summary_mod
 from ..store.files import JsonlWriter, RunDir, write_error
 from ..store.lock import FolderLock
@@ -122,7 +123,7 @@ def prepare(cfg: Config | None, out_dir: str | Path, resume: bool) -> tuple[Conf
         if not any(rd.checkpoints.glob("*.pt")):  # killed or failed before any stage saved: start it again here
             resume = False
     assert cfg is not None
-    if not resume and rd.config.exists() and any(rd.checkpoints.glob("*.pt")):
+    if not resume and rd.config.exists() and rd.has_checkpoints():
         raise KDError(f"'{rd.root}' already holds a run; continue it with --resume, or choose another --out.")
     if not resume and rd.config.exists() and cfg is not None and not _same_config(cfg, rd.config):
         raise KDError(f"'{rd.root}' holds a run that stopped before its first checkpoint, with another config; "
@@ -182,7 +183,7 @@ def run_single(cfg: Config | None, out_dir: str | Path, *, on_event: Callable[[e
     except BaseException:
         lock.release()
         raise
-    emit = ev.Emitter(recorder)
+    emit = ev.Emitter(tracking.listen(cfg, rd, recorder))  # TensorBoard / MLflow first, when [tracking] asks
     if asked_resume and not resume:
         emit(ev.WARNING, None, message=RESTART_NOTE.format(old=f"{rd.metrics.name}.before-restart"))
     base = Summary(started=_dt.datetime.now().isoformat(timespec="seconds"))

@@ -19,10 +19,9 @@ from typing import Callable
 from .. import config as config_mod
 from ..errors import KDError
 from ..store import summary as summary_mod
-from ..store.files import atomic_write_json, atomic_write_text
+from ..store.files import SWEEP_JSON, SWEEP_MD, SWEEP_TOML, RunDir, atomic_write_json, atomic_write_text  # noqa: F401
 from ..store.lock import FolderLock
 
-SWEEP_TOML, SWEEP_JSON, SWEEP_MD = "sweep.toml", "sweep.json", "sweep.md"
 
 
 def is_sweep(cfg) -> bool:
@@ -136,7 +135,7 @@ def _plan(members, out: Path, resume: bool):
             sizes[key] = len(load_data(one).y_train)
         planned = plan_run(one, sizes[key])
         folder = out / point_label(point) / f"seed-{seed}"
-        if resume and (summary_mod.read_dict(folder / "summary.json") or {}).get("status") == "completed":
+        if resume and (summary_mod.read_dict(RunDir(folder).summary) or {}).get("status") == "completed":
             for stage in planned.stages:
                 stage.done = True
         runs.append(PlannedRun(planned.stages, point=dict(point), seed=seed, label=f"{point_label(point)}/seed-{seed}"))
@@ -181,7 +180,7 @@ def run_sweep(cfg, out_dir: str | Path, *, on_event: Callable | None = None, con
         for index, (point, seed, one) in enumerate(members, start=1):
             folder = out / point_label(point) / f"seed-{seed}"
             member = {"index": index, "total": len(members), "point": dict(point), "seed": seed}
-            old = summary_mod.read_dict(folder / "summary.json") if resume else None
+            old = summary_mod.read_dict(RunDir(folder).summary) if resume else None
             if old and old.get("status") == "completed":
                 summary = old
             else:

@@ -160,8 +160,14 @@ def read_metrics(path: Path) -> list[dict]:
     return out
 
 
+# A sweep folder: the config as given, every per-seed number and the aggregates, the table; one RunDir per point
+# and seed below it (`<point>/seed-<s>/`).
+SWEEP_TOML, SWEEP_JSON, SWEEP_MD = "sweep.toml", "sweep.json", "sweep.md"
+
+
 class RunDir:
-    """The run-folder layout: config.toml, metrics.jsonl, summary.json, log.txt, checkpoints/, exports/."""
+    """The run-folder layout: config.toml, metrics.jsonl, summary.json, evaluation.json, log.txt, checkpoints/,
+    exports/ (every reader and writer of a run folder names its files through this)."""
 
     def __init__(self, root: str | Path):
         self.root = Path(root)
@@ -172,6 +178,11 @@ class RunDir:
     log = property(lambda self: self.root / "log.txt")
     checkpoints = property(lambda self: self.root / "checkpoints")
     exports = property(lambda self: self.root / "exports")
+    evaluation = property(lambda self: self.root / "evaluation.json")
+
+    def has_checkpoints(self) -> bool:
+        """True when any stage left a checkpoint (a run that can be resumed)."""
+        return self.checkpoints.is_dir() and any(self.checkpoints.glob("*.pt"))
 
     def create(self) -> "RunDir":
         """Make the folders; a clear KDError when the location is not writable."""

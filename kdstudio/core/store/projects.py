@@ -22,7 +22,7 @@ from .. import config as config_mod
 from ..config import Config, toml_edit
 from ..errors import ConfigError, KDError
 from . import summary as summary_mod
-from .files import atomic_write_json, atomic_write_text, read_json
+from .files import RunDir, atomic_write_json, atomic_write_text, read_json
 
 PROJECT_FILE = "project.toml"
 RUNS = "runs"
@@ -230,7 +230,7 @@ class Project:
             if not d.is_dir() or d.name.startswith("."):
                 continue
             try:
-                read = summary_mod.read(d / "summary.json")  # through the schema: a damaged file is one run's problem
+                read = summary_mod.read(RunDir(d).summary)  # through the schema: a damaged file is one run's problem
                 summary = read.to_json() if read is not None else None
                 if summary is None and (d / "sweep.toml").is_file():
                     raw = read_json(d / "sweep.json", default=None)  # a damaged file: the sweep shows as incomplete

@@ -47,8 +47,16 @@ class FormPage(QScrollArea):
         self.body.addStretch(1)
         self.setWidget(inner)
         model.config_changed.connect(self._on_config_changed)
-        model.problems_changed.connect(lambda _p: [f.mark(self.model.problem_map()) for f in self.forms()])
+        model.problems_changed.connect(lambda _p: self._mark())
         model.project_changed.connect(lambda _p: self.setEnabled(self.model.cfg is not None))
+        # built when first shown, maybe long after the project was opened: start from the model's state
+        self.setEnabled(model.cfg is not None)
+        self._on_config_changed("")
+        self._mark()
+
+    def _mark(self) -> None:
+        for f in self.forms():
+            f.mark(self.model.problem_map())
 
     def forms(self) -> list[ConfigForm]:
         """self.form and the extra forms."""

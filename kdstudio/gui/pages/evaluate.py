@@ -6,7 +6,6 @@ baseline, and compressed variants as they arrive); everything else in the summar
 
 from __future__ import annotations
 
-from pathlib import Path
 
 from PySide6.QtCore import QSize, Qt
 from PySide6.QtGui import QColor
@@ -14,7 +13,7 @@ from PySide6.QtWidgets import (QBoxLayout, QFrame, QHeaderView, QLabel, QScrollA
                                QTableWidgetItem, QTreeWidget, QTreeWidgetItem, QVBoxLayout, QWidget)
 
 from ...core.store.projects import RunInfo
-from ...core.store.files import read_json
+from ...core.store.files import RunDir, read_json
 from ..forms import ConfigForm
 from ..model import ConfigModel
 from ..widgets import CardGrid, StatCard, fmt_bytes, fmt_int, fmt_pct, fmt_pts, fmt_ratio_said, ratio_words
@@ -45,12 +44,17 @@ COLUMNS = [
     ("Size", lambda m, t: fmt_bytes(m.get("bytes"))),
     ("Latency b=1", lambda m, t: _ms(m.get("latency_ms_cpu_b1"))),
     ("Latency b=64", lambda m, t: _ms(m.get("latency_ms_cpu_b64"))),
-    ("Smaller", lambda m, t: fmt_ratio_said(t["params"] / m["params"], "smaller", "larger")
-     if m is not t and m.get("params") and t.get("params") else "–"),
-    ("Faster (b=1)", lambda m, t: fmt_ratio_said(t["latency_ms_cpu_b1"] / m["latency_ms_cpu_b1"], "faster",
-                                                 "slower")
-     if m is not t and m.get("latency_ms_cpu_b1") and t.get("latency_ms_cpu_b1") else "–"),
+    # the ratios to the teacher come from the engine's evaluation table (computed once, in core/store/summary.py)
+    ("Smaller", lambda m, t: _ratio(m, "params_ratio", "smaller", "larger")),
+    ("Faster (b=1)", lambda m, t: _ratio(m, "speedup_cpu_b1", "faster", "slower")),
 ]
+
+
+def _ratio(m: dict, key: str, more: str, less: str) -> str:
+    row = m.get("_table_row") or {}
+    value = (row.get("speedup") or {}).get("cpu_b1") if key == "speedup_cpu_b1" else row.get(key)
+    return "–" if m.get("_key") == "teacher" or not isinstance(value, (int, float)) else fmt_ratio_said(value, more,
+                                                                                                        less)
 
 
 def model_rows(summary: dict) -> list[tuple[str, dict]]:
@@ -140,6 +144,9 @@ class EvaluatePage(QScrollArea):
         self.setWidget(inner)
         self.mode = ""
         self._arrange("wide")
+        if model.cfg is not None:  # built when first shown, after the project was opened
+            self.form.load(model.cfg)
+            self.form.mark(model.problem_map())
 
     def _arrange(self, mode: str) -> None:
         """wide: charts | summary over settings; middle: charts over summary | settings; narrow: one column."""
@@ -207,7 +214,8 @@ class EvaluatePage(QScrollArea):
         number, word = ratio_words(comp.get("speedup_cpu_b1"), "faster", "slower")
         self.faster.caption.setText(f"{word.capitalize()} (CPU, batch 1)" if word else RUN_CAPTIONS[3])
         self.faster.set(number, f"{st.get('latency_ms_cpu_b1', 0):.3f} ms vs {t.get('latency_ms_cpu_b1', 0):.3f} ms")
-        rows = model_rows(s)
+        table_rows = {r.get("model"): r for r in ((s.get("evaluation") or {}).get("table") or []) if isinstance(r, dict)}
+        rows = [(key, {**m, "_key": key, "_table_row": table_rows.get(key)}) for key, m in model_rows(s)]
         cols = [(title, fn) for title, fn in COLUMNS if any(fn(m, t) != "–" for _, m in rows)]
         self.table.setColumnCount(len(cols) + 1)
         self.table.setHorizontalHeaderLabels(["Model"] + [c[0] for c in cols])
@@ -223,7 +231,7 @@ class EvaluatePage(QScrollArea):
                 item.setTextAlignment(Qt.AlignRight | Qt.AlignVCenter)
                 self.table.setItem(r, c, item)
         self._fit_table()
-        details = read_json(Path(run.path) / "evaluation.json", default=None)
+        details = read_json(RunDir(run.path).evaluation, default=None)
         details = details if isinstance(details, dict) else None
         self.charts.show_results(rows, details)
         self.charts.gallery.set_run(run.path, details)

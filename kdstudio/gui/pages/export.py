@@ -16,6 +16,8 @@ from PySide6.QtWidgets import (QComboBox, QFileDialog, QGridLayout, QGroupBox, Q
                                QLineEdit, QMessageBox, QPushButton, QTableWidget, QTableWidgetItem, QVBoxLayout)
 
 from ...core.store.projects import RunInfo
+from ...core.store import summary as summary_mod
+from ...core.store.files import RunDir
 from .. import tasks
 from ..model import ConfigModel
 from ..widgets import Banner, fmt_bytes, fmt_pct, fmt_pts
@@ -42,6 +44,7 @@ class ExportPage(FormPage):
         self.results: list[dict] = []
         super().__init__(model, parent)
         model.project_changed.connect(lambda _p: self.reload_runs())
+        self.reload_runs()  # built when first shown: the project's runs are there already
 
     def build(self) -> None:
         f = self.form
@@ -193,7 +196,7 @@ class ExportPage(FormPage):
     def _on_sub(self, *_) -> None:
         folder = self.export_dir()
         self._update_buttons()
-        self.folder.setPlaceholderText(str(folder / "exports") if folder else "finish a run first")
+        self.folder.setPlaceholderText(str(RunDir(folder).exports) if folder else "finish a run first")
         if folder is not None:
             sub = self.selected_sub()
             summary = sub["summary"] if sub is not None else self.selected_run().summary
@@ -212,7 +215,7 @@ class ExportPage(FormPage):
         """The chosen output folder, or the exported run's exports/ folder."""
         folder = self.export_dir()
         text = self.folder.text().strip()
-        return Path(text).expanduser() if text else (folder / "exports" if folder else None)
+        return Path(text).expanduser() if text else (RunDir(folder).exports if folder else None)
 
     # ---- actions ----------------------------------------------------------------------------------------
     def _browse(self) -> None:
@@ -246,7 +249,7 @@ class ExportPage(FormPage):
         self.export_btn.setEnabled(False)
         self.status.setText(f"Exporting {', '.join(formats)} of {self._where()} to {out}…")
         self.task = tasks.start_task(tasks.export_run, folder, formats, out, quantize, cfg.export.model,
-                                     bool(overwrite), on_done=self._done, on_error=self._failed)
+                                     bool(overwrite), owner=self, on_done=self._done, on_error=self._failed)
         return self.task
 
     @staticmethod
@@ -270,9 +273,8 @@ class ExportPage(FormPage):
 
     def _reread_summary(self) -> None:
         """The export recorded its files in the run's summary.json: keep the listed run (or seed) up to date."""
-        from ...core.store.files import read_json
         folder, sub, run = self.export_dir(), self.selected_sub(), self.selected_run()
-        summary = read_json(folder / "summary.json", None) if folder is not None else None
+        summary = summary_mod.read_dict(RunDir(folder).summary) if folder is not None else None
         if isinstance(summary, dict):
             if sub is not None:
                 sub["summary"] = summary

@@ -6,12 +6,13 @@ from __future__ import annotations
 from pathlib import Path
 
 from ...core.store.projects import RunInfo
-from ...core.store.files import read_json
+from ...core.store import summary as summary_mod
+from ...core.store.files import RunDir
 
 
 def has_student(folder: Path) -> bool:
     """True when a run folder holds a finished distilled student (what `kdstudio export` needs)."""
-    return (Path(folder) / "checkpoints" / "distill.pt").is_file()
+    return RunDir(folder).checkpoint("distill").is_file()
 
 
 def _folder(run: RunInfo, listed: Path) -> Path:
@@ -32,7 +33,7 @@ def sub_runs(run: RunInfo) -> list[dict]:
     out = []
     for listed in run.sub_runs():
         folder = _folder(run, Path(listed))
-        summary = read_json(folder / "summary.json", None) or {}
+        summary = summary_mod.read_dict(RunDir(folder).summary) or {}
         student = summary.get("student") or {}
         label = folder.parent.name
         seed = folder.name.removeprefix("seed-")
@@ -74,9 +75,9 @@ def files_written(run_folder: Path, formats: list[str], quantize: str) -> list[s
     names = [export_mod.file_name(f, quantize) for f in formats if f in export_mod.EXTENSIONS]
     names += [export_mod.arch_file_name(quantize), modelcard.MARKDOWN, modelcard.JSON]
     folder = Path(run_folder)
-    if folder.joinpath("metrics.jsonl").is_file():
+    if RunDir(folder).metrics.is_file():
         names.append(modelcard.LOSS_PNG)
-    if folder.joinpath("evaluation.json").is_file():
+    if RunDir(folder).evaluation.is_file():
         names.append(modelcard.CONFUSION_PNG)
     return names
 

@@ -119,7 +119,7 @@ class Gallery(QWidget):
             self.message.setText(f"No mistakes: {name} classified every test example correctly.")
             return
         self.message.setText(f"Loading the test examples {name} got wrong…")
-        self.task = tasks.start_task(tasks.gallery, self.run_dir, model, LIMIT,
+        self.task = tasks.start_task(tasks.gallery, self.run_dir, model, LIMIT, owner=self,
                                      on_done=lambda ex: self._done(generation, name, m, ex),
                                      on_error=lambda msg, _d: self._failed(generation, msg))
 

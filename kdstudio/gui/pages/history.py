@@ -13,6 +13,7 @@ from PySide6.QtWidgets import (QAbstractItemView, QHBoxLayout, QHeaderView, QLab
 
 from ...core.errors import KDError
 from ...core.store.projects import Project, RunInfo
+from ...core.store.files import RunDir
 from ..widgets import STATUS_COLORS, dot_icon, fmt_pct, fmt_pts, fmt_ratio_said
 
 COLUMNS = ["Started", "Status", "Teacher", "Student", "Baseline", "KD gain", "Smaller", "Faster"]
@@ -173,7 +174,7 @@ class RunHistory(QWidget):
         one = sel[0] if len(sel) == 1 else None
         live = self.live[0] if self.live else None
         resumable = one is not None and one.status in ("stopped", "incomplete", "failed") and \
-            any((Path(one.path) / "checkpoints").glob("*.pt")) and live is None
+            RunDir(one.path).has_checkpoints() and live is None
         self.resume_btn.setEnabled(bool(resumable))
         self.open_btn.setEnabled(one is not None)
         self.delete_btn.setEnabled(bool(sel) and not any(live and Path(r.path) == Path(live) for r in sel))

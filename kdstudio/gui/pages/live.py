@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ...core import events as ev
-from ...core.store.files import read_metrics
+from ...core.store.files import RunDir, read_metrics
 from ..series import Progress, RunSeries, format_duration
 
 
@@ -64,7 +64,7 @@ class LiveRun:
             return
         self.progress = Progress.from_plan(runs[0]["stages"])
         if self.resume:
-            self.series.extend(read_metrics(self.out / "metrics.jsonl"))
+            self.series.extend(read_metrics(RunDir(self.out).metrics))
         lines.append((ev.describe(e) or "Run started.", None, {}))
 
     def _member_started(self, e, lines) -> None:

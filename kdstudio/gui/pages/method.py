@@ -88,6 +88,8 @@ class MethodPage(FormPage):
         super().__init__(model, parent)
         hub.catalog_ready.connect(self._fill_methods)
         model.problems_changed.connect(self._mark_params)
+        if hub.catalog is not None:  # loaded before this page was built
+            self._fill_methods(hub.catalog)
 
     def build(self) -> None:
         self.doc = QLabel("Loading the method library…")

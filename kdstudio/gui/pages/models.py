@@ -31,6 +31,10 @@ class DataPage(FormPage):
         hub.info_ready.connect(self._show_info)
         hub.info_failed.connect(lambda m: self.card.set("–", m))
         hub.busy.connect(lambda b: b and self.card.detail.setText("Reading the data…"))
+        if hub.info is not None:  # counted before this page was built
+            self._show_info(hub.info)
+        elif hub.failure:
+            self.card.set("–", hub.failure)
 
     def build(self) -> None:
         self.card = StatCard("Data set")
@@ -82,10 +86,23 @@ class _ModelPage(FormPage):
         hub.info_ready.connect(self._show_info)
         hub.info_failed.connect(lambda m: self.params_card.set("–", m))
         hub.busy.connect(lambda b: b and self.params_card.detail.setText("Counting parameters…"))
-        model.config_changed.connect(lambda _k: self.hub.info is None and self.params_card.set(
-            "…", "Waiting for PyTorch to count parameters." if self.hub.catalog is None else "Counting…"))
+        model.config_changed.connect(lambda _k: self._waiting())
         self.file_drop = FileDrop(self.widget())  # drop a file anywhere on the page
         self.file_drop.dropped.connect(self.drop_files)
+        # built when first shown: the catalog and the counts may be there already
+        if hub.catalog is not None:
+            self._fill_archs(hub.catalog)
+        if hub.info is not None:
+            self._show_info(hub.info)
+        elif hub.failure:
+            self.params_card.set("–", hub.failure)
+        elif model.cfg is not None:
+            self._waiting()
+
+    def _waiting(self) -> None:
+        if self.hub.info is None:
+            self.params_card.set("…", "Waiting for PyTorch to count parameters." if self.hub.catalog is None
+                                 else "Counting…")
 
     def no_text_drops(self, key: str) -> None:
         """A file dropped on this field's box sets the model (drop_files), not the box's text."""

@@ -1,29 +1,30 @@
-"""Train page: start / pause / resume / stop, progress with ETA, live plots, log, run history."""
+"""Train page: start / pause / resume / stop, progress with ETA, live plots, log, run history.
+
+The page shows the window's RunController (run_controller.py): it owns no run. It may be built after a run has
+started or ended (pages are built when first shown), so it first draws what the controller already holds.
+"""
 
 from __future__ import annotations
 
 import html
 from pathlib import Path
 
-from PySide6.QtCore import Qt, QTimer, Signal
-from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (QFrame, QHBoxLayout, QLabel, QMessageBox, QProgressBar, QScrollArea, QSplitter,
                                QVBoxLayout, QWidget)
+from superqt.utils import qthrottled
 
-from ...core import config as config_mod
 from ...core.store.projects import RunInfo
-from ...core.store.files import read_metrics
+from ...core.store.files import RunDir, read_metrics
 from ..forms import ConfigForm
 from ..model import ConfigModel
 from ..plots import PlotPanel
-from ..probe import StallProbe
+from ..run_controller import LogLine, RunController
 from ..series import RunSeries
 from ..widgets import Banner
-from ..worker import RunController
 from .base import section_keys
 from .history import RunHistory
-from .live import LiveRun
-from .train_parts import NO_RUN_TEXT, LogPane, PlotArea, RunControls, hint_html
+from .train_parts import NO_RUN_TEXT, LogPane, PlotArea, RunControls
 
 # The live view (curves, progress bar, status line) redraws at most this often: each change repaints part of the
 # window, and redrawing on every 50 ms event batch kept the window repainting.
@@ -31,44 +32,36 @@ PLOT_REFRESH_MS = 250
 
 
 class TrainPage(QWidget):
-    """Runs the project's config in the worker thread and shows the run live."""
+    """Shows the window's run live (progress, curves, log) and the project's run history."""
 
-    run_finished = Signal(dict)      # summary of the run that just ended (completed or stopped)
-    run_failed = Signal(str, str)    # message, details
     runs_selected = Signal(list)     # [RunInfo] selected in the history
     goto_problem = Signal(str)       # dotted key of the first problem (the Start hint's link)
 
-    def __init__(self, model: ConfigModel, parent=None):
+    def __init__(self, model: ConfigModel, controller: RunController, parent=None):
         super().__init__(parent)
         self.model = model
-        self.controller = RunController(self)
-        self.probe = StallProbe(10, self)
-        self.live: LiveRun | None = None
-        self.last_summary: dict | None = None
-        self.last_error: tuple[str, str] | None = None
-        self.last_stall: dict | None = None
+        self.controller = controller
         self._series_cache: dict[str, tuple[float, RunSeries]] = {}
         self._build()
-        self.controller.events.connect(self._on_events)
-        self.controller.finished.connect(self._on_finished)
-        self.controller.failed.connect(self._on_failed)
-        self.controller.state_changed.connect(self._on_state)
+        controller.started.connect(self._on_started)
+        controller.logged.connect(self._on_logged)
+        controller.events.connect(self._on_events)
+        controller.finished.connect(self._on_finished)
+        controller.failed.connect(self._on_failed)
+        controller.state_changed.connect(self._on_state)
         self.history.selection_changed.connect(self._on_history_selection)
-        self.history.resume_requested.connect(lambda run: self.start(resume=run))
-        model.problems_changed.connect(lambda _p: self._update_actions())
+        self.history.resume_requested.connect(lambda run: controller.start(resume=run))
+        model.problems_changed.connect(lambda _p: self._update_hint())
         model.project_changed.connect(self._on_project)
         model.config_changed.connect(self._on_config)
         model.problems_changed.connect(lambda _p: self.form.mark(model.problem_map()))
-        self._update_actions()
+        self._catch_up()
 
     # ---- layout -----------------------------------------------------------------------------------------
     def _build(self) -> None:
-        self.start_act = QAction("▶  Start", self, shortcut=QKeySequence("Ctrl+R"), triggered=lambda: self.start())
-        self.pause_act = QAction("❚❚  Pause", self, triggered=self.controller.pause)
-        self.resume_act = QAction("▶  Resume", self, triggered=self.controller.resume)
-        self.stop_act = QAction("■  Stop", self, shortcut=QKeySequence("Ctrl+."), triggered=self.stop)
-        self.start_act.setToolTip("Run teacher → distill → baseline → evaluate → export (Ctrl+R)")
-        self.stop_act.setToolTip("Stop after this step; a checkpoint is written so the run can resume")
+        c = self.controller
+        self.start_act, self.pause_act, self.resume_act, self.stop_act = \
+            c.start_act, c.pause_act, c.resume_act, c.stop_act  # the window's actions, on this page's buttons
         self.controls = RunControls(self.start_act, self.pause_act, self.resume_act, self.stop_act)
         self.hint, self.settings_btn = self.controls.hint, self.controls.settings_btn
         self.form = ConfigForm(self.model.set, self.model.set_local_error)
@@ -96,10 +89,7 @@ class TrainPage(QWidget):
 
         self.plots = PlotPanel()
         self.plot_area = PlotArea(self.plots)
-        self._plot_timer = QTimer(self)
-        self._plot_timer.setSingleShot(True)
-        self._plot_timer.setInterval(PLOT_REFRESH_MS)
-        self._plot_timer.timeout.connect(self._refresh_live_view)
+        self._redraw = qthrottled(self._refresh_live_view, PLOT_REFRESH_MS, leading=False, parent=self)
         self.history = RunHistory()
         self.log_pane = LogPane()
         self.live_log, self.past_log, self.logs = self.log_pane.live, self.log_pane.past, self.log_pane.stack
@@ -148,136 +138,104 @@ class TrainPage(QWidget):
             self.form.load(self.model.cfg)
             self.controls.set_device(self.model.cfg.device)
 
-    # ---- control ----------------------------------------------------------------------------------------
-    @property
-    def running(self) -> bool:
-        """True while a run's thread is alive."""
-        return self.controller.is_active()
+    def _catch_up(self) -> None:
+        """Draw what the model and the controller hold already: this page may be built after a project was
+        opened, a run started, or a run ended."""
+        self._on_config()
+        self.form.mark(self.model.problem_map())
+        c = self.controller
+        for line in c.log_lines:
+            self._on_logged(line)
+        if c.live is not None:
+            self._show_progress()
+            if c.last_summary is not None:
+                self._show_outcome(c.last_summary)
+        if c.last_error is not None:
+            self._show_failure(*c.last_error)
+        self._show_project(self.model.project)  # after the log: selecting the run just shown keeps it on screen
 
-    def start(self, resume: RunInfo | None = None) -> bool:
-        """Start a new run of the current config (or resume a stopped one); False when it cannot start."""
-        project = self.model.project
-        if self.running or project is None or project.damaged:
-            return False
-        self.model.save_now()
-        if resume is None:
-            if not self.model.valid:
-                self._update_actions()
-                return False
-            cfg, out = self.model.cfg.copy(), project.new_run_dir()
-            try:
-                out.mkdir(parents=True)
-            except OSError as e:
-                self._on_failed(f"Cannot create the run folder '{out}' ({e.strerror or e}).", "")
-                return False
-        else:
-            out = Path(resume.path)
-            source = out / "sweep.toml" if (out / "sweep.toml").is_file() else out / "config.toml"
-            try:
-                cfg = config_mod.load(source)
-            except config_mod.ConfigError as e:
-                self._on_failed(str(e), "")
-                return False
-        self.live = LiveRun(cfg, out, resume=resume is not None)
-        self.last_summary = self.last_error = None
-        self.banner.clear()
-        self.live_log.clear()
-        self.cache_chip.hide()
-        what = f"sweep of {self.live.sweep_total} runs" if self.live.sweep_total else "run"
-        self._log(f"{'Resuming' if resume else 'Starting'} {what} {out.name} in {out}")
-        self.controller.start(None if resume else cfg, out, resume=resume is not None)
-        self.history.reload(project, live=(out, "running"))
-        self.history.select_paths([out])
-        self.probe.start()
-        return True
-
+    # ---- the run's state ----------------------------------------------------------------------------------
     @property
     def live_series(self) -> RunSeries | None:
         """Curves of the run in progress (of the current run of a sweep)."""
-        return self.live.series if self.live is not None else None
+        return self.controller.live.series if self.controller.live is not None else None
 
-    def stop(self) -> None:
-        """Ask the run to stop cleanly (checkpoint first)."""
-        if self.running:
-            self.controller.stop()
-            self._log("Stop requested: finishing this step and writing a checkpoint…")
+    def _on_started(self, out: Path) -> None:
+        self.banner.clear()
+        self.live_log.clear()
+        self.cache_chip.hide()
+        self.history.reload(self.controller.project, live=(out, "running"))
+        self.history.select_paths([out])
+
+    def _on_logged(self, line: LogLine) -> None:
+        self._log(line.text, line.stage, at=line.at, **line.style)
 
     def _on_state(self, state: str) -> None:
         if self.controller.run_dir is not None and state != "idle":
             self.history.reload(live=(self.controller.run_dir, state))
         if state == "paused":
             self.bar.setFormat(self.bar.format().split(" (")[0] + " (paused)")
-        self._update_actions()
+        self._update_hint()
 
-    def _update_actions(self) -> None:
-        state = self.controller.state
-        p = self.model.project
-        can = p is not None and not p.damaged and self.model.valid and not self.running
-        self.start_act.setEnabled(can)
-        self.pause_act.setEnabled(state == "running")
-        self.resume_act.setEnabled(state == "paused")
-        self.stop_act.setEnabled(state in ("running", "paused"))
-        problems = self.model.problems
-        if p is not None and p.damaged:
-            self.controls.set_hint("This project's project.toml is damaged; repair it in the TOML editor to run.")
-        elif problems and not self.running:
-            self.controls.set_hint(hint_html(*problems[0], more=len(problems) - 1))
-        else:
-            self.controls.set_hint("")
-        self.start_act.setToolTip(self.hint.text() if problems else "Run the pipeline (Ctrl+R)")
+    def _update_hint(self) -> None:
+        self.controls.set_hint(self.controller.blocker())
 
     def _on_project(self, project) -> None:
-        self.form.setEnabled(self.model.cfg is not None)
-        if not self.running:
-            self.live = None
+        if not self.controller.running:  # another project: the ended run's view goes
             self.live_log.clear()
             self.banner.clear()
             self.bar.setValue(0)
             self.bar.setFormat("idle")
-        self.history.reload(project, live=(self.controller.run_dir, self.controller.state) if self.running else None)
+        self._show_project(project)
+
+    def _show_project(self, project) -> None:
+        """The project's runs (the newest selected) and whether it can run."""
+        self.form.setEnabled(self.model.cfg is not None)
+        c = self.controller
+        self.history.reload(project, live=(c.run_dir, c.state) if c.running else None)
         runs = self.history.runs
         self.history.select_paths([runs[0].path] if runs else [])
         if not runs:
             self.plots.show_series([])
             self._sync_placeholder()
-        self._update_actions()
+        self._update_hint()
 
     # ---- events -----------------------------------------------------------------------------------------
-    def _on_events(self, batch: list) -> None:
-        live = self.live
-        showing_live = bool(self.plots.series) and self.plots.series[0] is live.series
-        for text, stage, style in live.ingest(batch):
-            self._log(text, stage, **style)
+    def _on_events(self, _batch: list) -> None:
+        live = self.controller.live  # the controller has applied the batch to it already
         if live.cache is not None:
             self.cache_chip.setText(f"teacher-output cache: {'on' if live.cache[0] else 'off'}")
             self.cache_chip.setToolTip(live.cache[1])
             self.cache_chip.show()
-        if live.new_series:
+        if live.new_series:  # a sweep's next run: fresh curves, shown at once when the sweep is on screen
             live.new_series = False
-            if showing_live:
+            if self._showing_live():
                 self.plots.show_series([live.series])
                 self._sync_placeholder()
             self._show_progress()
-        elif not self._plot_timer.isActive():
-            self._plot_timer.start()
+        else:
+            self._redraw()
+
+    def _showing_live(self) -> bool:
+        """True when the history's selection is the run in progress alone (the plots then follow it)."""
+        sel, run_dir = self.history.selected(), self.controller.run_dir
+        return self.controller.running and len(sel) == 1 and run_dir is not None and Path(sel[0].path) == run_dir
 
     def _show_progress(self) -> None:
-        value, text, detail = self.live.bar(self.controller.state == "paused")
+        value, text, detail = self.controller.live.bar(self.controller.state == "paused")
         self.bar.setValue(value)
         self.bar.setFormat(text)
         self.status.setText(detail)
 
     def _flush_live_view(self) -> None:
         """Draw what is pending now and stop the redraw timer, so the final status set after this stays."""
-        if self._plot_timer.isActive():
-            self._plot_timer.stop()
-            self._refresh_live_view()
+        self._redraw.flush(restart_timer=False)
 
     def _refresh_live_view(self) -> None:
         """Progress and live curves, brought up to date (called at most every PLOT_REFRESH_MS)."""
-        if self.live is not None:
+        if self.controller.live is not None:
             self._show_progress()
-            if self.plots.series and self.plots.series[0] is self.live.series:
+            if self.plots.series and self.plots.series[0] is self.live_series:
                 if self.plot_area.empty:  # the first curves: draw all three plots at once, then show them
                     self.plots.refresh()
                     self._sync_placeholder()
@@ -285,9 +243,12 @@ class TrainPage(QWidget):
                     self.plots.refresh_staggered()
 
     def _on_finished(self, summary: dict) -> None:
-        self._end_probe()
         self._flush_live_view()
-        self.last_summary = summary
+        self._show_outcome(summary)
+        self._after_run()
+
+    def _show_outcome(self, summary: dict) -> None:
+        """The bar and the status line for a run that ended (completed or stopped)."""
         status = summary.get("status")
         if status == "completed" and "rows" in summary:
             self.bar.setValue(1000)
@@ -307,28 +268,24 @@ class TrainPage(QWidget):
         else:
             self.bar.setFormat(f"{status} — checkpoint saved; select the run and press Resume run to continue")
             self.status.setText("Stopped cleanly; the checkpoint holds model, optimizer, scheduler and RNG states.")
-        self._log(f"Run {status}.", bold=True)
-        self._after_run()
-        self.run_finished.emit(summary)
 
     def _on_failed(self, message: str, details: str) -> None:
-        self._end_probe()
         self._flush_live_view()
-        self.last_error = (message, details)
+        self._show_failure(message, details)
+        self._after_run()
+
+    def _show_failure(self, message: str, details: str) -> None:
         self.bar.setFormat("failed")
         self.status.setText("")
         self.banner.show_message(f"<b>Run failed:</b> {html.escape(message)}", "Details…" if details else None)
-        if not self.live_log.toPlainText().rstrip().endswith(message):
-            self._log(message, error=True)
-        self._after_run()
-        self.run_failed.emit(message, details)
 
     def show_error_details(self) -> QMessageBox | None:
         """A non-blocking dialog with the last error's message and details."""
-        if not self.last_error:
+        error = self.controller.last_error
+        if not error:
             return None
-        box = QMessageBox(QMessageBox.Critical, "Run failed", self.last_error[0], QMessageBox.Ok, self)
-        box.setDetailedText(self.last_error[1] or "(no details)")
+        box = QMessageBox(QMessageBox.Critical, "Run failed", error[0], QMessageBox.Ok, self)
+        box.setDetailedText(error[1] or "(no details)")
         box.setAttribute(Qt.WA_DeleteOnClose)
         box.open()
         return box
@@ -337,23 +294,18 @@ class TrainPage(QWidget):
         self.history.reload(live=None)
         self._series_cache.pop(str(self.controller.run_dir), None)
         self.history.select_paths([self.controller.run_dir] if self.controller.run_dir else [])
-        self._update_actions()
-
-    def _end_probe(self) -> None:
-        if self.probe.active:
-            self.probe.stop()
-            self.last_stall = self.probe.stats()  # for demo mode and tests; not a message for users
+        self._update_hint()
 
     # ---- history / plots --------------------------------------------------------------------------------
     def _series_for(self, run: RunInfo) -> list[RunSeries]:
-        if self.running and self.controller.run_dir and Path(run.path) == Path(self.controller.run_dir):
+        if self.controller.running and self.controller.run_dir and Path(run.path) == Path(self.controller.run_dir):
             return [self.live_series]
         if run.is_sweep:
             return [self._load_series(p, str(p.relative_to(run.path))) for p in run.sub_runs()]
         return [self._load_series(Path(run.path), run.name)]
 
     def _load_series(self, folder: Path, label: str) -> RunSeries:
-        path = folder / "metrics.jsonl"
+        path = RunDir(folder).metrics
         mtime = path.stat().st_mtime if path.exists() else 0.0
         cached = self._series_cache.get(str(folder))
         if cached is None or cached[0] != mtime:
@@ -364,7 +316,7 @@ class TrainPage(QWidget):
     def _on_history_selection(self, runs: list) -> None:
         self.plots.show_series([s for r in runs for s in self._series_for(r)])
         self._sync_placeholder()
-        live = self.running and len(runs) == 1 and Path(runs[0].path) == Path(self.controller.run_dir)
+        live = self.controller.running and len(runs) == 1 and Path(runs[0].path) == Path(self.controller.run_dir)
         if len(runs) == 1 and not live and not (self.live_series and self.live_series.label == runs[0].name
                                                  and self.live_log.toPlainText()):
             self.log_pane.show_past(runs[0].path, runs[0].name)
@@ -374,9 +326,9 @@ class TrainPage(QWidget):
 
     def _sync_placeholder(self) -> None:
         """The plots when they have a curve, else a sentence saying why they are empty."""
-        live = self.live is not None and bool(self.plots.series) and self.plots.series[0] is self.live.series
+        live = self.live_series is not None and bool(self.plots.series) and self.plots.series[0] is self.live_series
         text = (None if self.plots.curve_count() else
-                "Waiting for the run's first metrics…" if live and self.running else
+                "Waiting for the run's first metrics…" if live and self.controller.running else
                 "The selected run logged no metrics, so there are no curves to show." if self.plots.series else
                 "Select a run in the list to see its curves." if self.history.runs else NO_RUN_TEXT)
         self.plot_area.show_empty(text)

@@ -12,6 +12,8 @@ from PySide6.QtCore import QSize, Qt
 from PySide6.QtWidgets import (QHBoxLayout, QLabel, QPlainTextEdit, QStackedLayout, QStackedWidget, QToolButton,
                                QVBoxLayout, QWidget)
 
+from ...core.store.files import RunDir
+
 from .history import clean_log
 
 NO_RUN_TEXT = "No run yet — press Start (Ctrl+R) to train the teacher and distil the student."
@@ -131,9 +133,9 @@ class LogPane(QWidget):
         col.addWidget(self.stack, 1)
 
     def append(self, text: str, stage: str | None = None, *, warn=False, error=False, bold=False,
-               quiet=False) -> None:
-        """One timestamped line in this session's log, scrolled into view."""
-        stamp = _dt.datetime.now().strftime("%H:%M:%S")
+               quiet=False, at: float | None = None) -> None:
+        """One line in this session's log, stamped with the time `at` it was said (else now), scrolled into view."""
+        stamp = (_dt.datetime.fromtimestamp(at) if at is not None else _dt.datetime.now()).strftime("%H:%M:%S")
         color = "#d93025" if error else "#b06000" if warn else "#5f6368" if quiet else "#202124"
         body = html.escape(text)
         if bold:
@@ -147,7 +149,7 @@ class LogPane(QWidget):
     def show_past(self, folder: Path, name: str) -> None:
         """The log.txt of a finished run."""
         try:
-            self.past.setPlainText(clean_log((Path(folder) / "log.txt").read_text(encoding="utf-8")))
+            self.past.setPlainText(clean_log(RunDir(folder).log.read_text(encoding="utf-8")))
         except OSError:
             self.past.setPlainText("(this run has no log)")
         self.stack.setCurrentWidget(self.past)

@@ -1,0 +1,46 @@
+"""Python's cyclic garbage collector, run in the GUI thread only.
+
+Left automatic, the collector runs in whichever thread allocates past its threshold: the background import of
+torch, a parameter count, the training run. Collecting a PySide object there deletes its Qt object from that
+thread; Qt holds a lock while it does, and the object's wrapper then waits for the GIL. With the GUI thread holding
+the GIL and waiting for that same lock (connecting a signal, say), both hung for good: seen while the window built a
+page during the catalog's `import torch` (py-spy: gc_collect_main -> QObject::~QObject -> GilState::acquire in the
+pool thread, QObject::connectImpl -> QBasicMutex::lockInternal in the GUI thread). So the automatic collector is
+off while the app runs, and a GUI-thread timer collects by the same thresholds.
+"""
+
+from __future__ import annotations
+
+import gc
+
+from PySide6.QtCore import QObject, QTimer
+
+INTERVAL_MS = 100
+_state: dict = {"timer": None}
+
+
+def check() -> int:
+    """Collect the oldest generation whose count has passed gc's threshold, as the automatic collector would;
+    returns how many objects were unreachable (0 when nothing was due)."""
+    t0, t1, t2 = gc.get_threshold()
+    c0, c1, c2 = gc.get_count()
+    if c0 <= t0:
+        return 0
+    return gc.collect(2 if c2 > t2 else 1 if c1 > t1 else 0)
+
+
+def install(owner: QObject) -> None:
+    """Turn the automatic collector off and collect from a timer in the thread of `owner` (the QApplication)."""
+    if _state["timer"] is not None:
+        return
+    gc.disable()
+    timer = QTimer(owner)
+    timer.setInterval(INTERVAL_MS)
+    timer.timeout.connect(check)
+    timer.start()
+    _state["timer"] = timer
+
+
+def installed() -> bool:
+    """True while collection is left to the GUI thread."""
+    return _state["timer"] is not None
