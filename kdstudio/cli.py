@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime as _dt
+import os
 import signal
 import sys
 import traceback
@@ -15,6 +16,7 @@ from .core.errors import KDError
 
 EXIT_USER_ERROR = 2
 EXIT_INTERRUPTED = 130
+EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, as shells report a reader that closed the pipe
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -31,12 +33,16 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override one setting, e.g. --set distill.temperature=2 (repeatable)")
     r.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    r.add_argument("--trust", action="append", default=[], metavar="FILE",
+                   help="trust this TorchScript, pickle or file.py (its current content): it may run (repeatable)")
     r.add_argument("--debug", action="store_true", help="show tracebacks")
 
     d = sub.add_parser("demo", help="the built-in digits demo, end to end")
     d.add_argument("--out", help="run folder (default: kdstudio_runs/demo-<time>)")
     d.add_argument("--device", help="device override (auto, cpu, cuda, cuda:N, mps)")
     d.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override one setting")
+    d.add_argument("--trust", action="append", default=[], metavar="FILE",
+                   help="trust this TorchScript, pickle or file.py (its current content): it may run (repeatable)")
     d.add_argument("--debug", action="store_true", help="show tracebacks")
 
     i = sub.add_parser("init", help="write a commented starter config")
@@ -47,6 +53,8 @@ def _parser() -> argparse.ArgumentParser:
     e = sub.add_parser("eval", help="evaluate every model of a finished run again (table, evaluation.json)")
     e.add_argument("run_dir", help="the run folder")
     e.add_argument("--repeats", type=int, help="timed passes per latency figure (default: the run's config)")
+    e.add_argument("--trust", action="append", default=[], metavar="FILE",
+                   help="trust this TorchScript, pickle or file.py (its current content): it may run (repeatable)")
     e.add_argument("--debug", action="store_true", help="show tracebacks")
 
     x = sub.add_parser("export", help="export a finished run's student, reloaded and checked in each runtime")
@@ -60,6 +68,8 @@ def _parser() -> argparse.ArgumentParser:
                    "float compression variant, else the student)")
     x.add_argument("--out", help="folder for the files (default: RUN_DIR/exports)")
     x.add_argument("--force", action="store_true", help="overwrite existing files")
+    x.add_argument("--trust", action="append", default=[], metavar="FILE",
+                   help="trust this TorchScript, pickle or file.py (its current content): it may run (repeatable)")
     x.add_argument("--debug", action="store_true", help="show tracebacks")
 
     rp = sub.add_parser("report", help="write a one-page HTML report of a finished run (curves, evaluation, "
@@ -100,6 +110,10 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("kdstudio: interrupted.", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except BrokenPipeError:  # `kdstudio eval RUN | head`: the reader has gone, which is no error of ours
+        with contextlib.suppress(OSError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
+        return EXIT_BROKEN_PIPE
     except Exception as e:  # a bug, not a user mistake: say so, keep the traceback behind --debug
         if args.debug:
             traceback.print_exc()
@@ -108,7 +122,32 @@ def main(argv: list[str] | None = None) -> int:
         return 1
 
 
+def _display_problem() -> str | None:
+    """Why Qt would abort (exit 134) instead of opening a window here, or None: no display on Linux, or X without
+    the libxcb-cursor0 library that Qt 6.5+ needs for its xcb plugin (checked in a child process)."""
+    platform = os.environ.get("QT_QPA_PLATFORM", "")
+    if not sys.platform.startswith("linux") or platform not in ("", "xcb"):
+        return None
+    if not os.environ.get("DISPLAY") and not (os.environ.get("WAYLAND_DISPLAY") and platform != "xcb"):
+        return ("There is no display here (DISPLAY is not set), so the desktop app cannot open; use the command "
+                "line (`kdstudio demo`, `kdstudio run CONFIG`), or connect with a display (ssh -X).")
+    import ctypes.util
+    if os.environ.get("WAYLAND_DISPLAY") and platform != "xcb" or ctypes.util.find_library("xcb-cursor"):
+        return None
+    import subprocess
+    probe = subprocess.run([sys.executable, "-c", "from PySide6.QtWidgets import QApplication; QApplication([])"],
+                           capture_output=True, text=True, timeout=60)
+    if probe.returncode == 0:
+        return None
+    return ("Qt cannot open a window on this X display; it needs the libxcb-cursor0 library (Debian/Ubuntu: "
+            "`sudo apt install libxcb-cursor0`). Until then use the command line (`kdstudio demo`, `kdstudio run "
+            "CONFIG`).")
+
+
 def _gui(args) -> int:
+    problem = _display_problem()
+    if problem:
+        raise KDError(problem)
     try:
         from .gui.app import main as gui_main
     except ImportError as e:
@@ -134,8 +173,22 @@ def _init(args) -> int:
     return 0
 
 
+def _grant_trust(files, cfg=None) -> None:
+    """Trust each --trust FILE, and with a config given on this command line its run.trust_files (and its
+    teacher.path when teacher.trust_pickle is on, as before per-file trust), with their content now."""
+    from .core import trust
+    paths = list(files)
+    if cfg is not None:
+        paths += [p for p in cfg.run.trust_files if isinstance(p, str) and p]
+        if cfg.teacher.trust_pickle and cfg.teacher.path:
+            paths.append(cfg.teacher.path)
+    for p in paths:
+        trust.grant(p)  # KDError with one sentence for a missing or unreadable file
+
+
 def _eval(args) -> int:
     from .core.outputs.artifacts import evaluate_run
+    _grant_trust(args.trust)
     from .core.outputs.modelcard import metrics_table
     detail = evaluate_run(args.run_dir, latency_repeats=args.repeats,
                           on_model=lambda name: print(f"evaluating {name}…", file=sys.stderr))
@@ -154,6 +207,7 @@ def _report(args) -> int:
 
 def _export(args) -> int:
     from .core.outputs.artifacts import export_run
+    _grant_trust(args.trust)
     from .core.outputs.export import EXTENSIONS
     from .core.outputs.modelcard import exports_table
     from .core.outputs.export import available_formats
@@ -180,6 +234,8 @@ def _export(args) -> int:
         print("\n".join(exports_table(result["exports"])))
     for f in result["failed"]:
         print(f"kdstudio: error: {f['format']} not exported: {f['error']}", file=sys.stderr)
+    for note in result.get("notes", []):
+        print(f"note: {note}", file=sys.stderr)
     return EXIT_USER_ERROR if result["failed"] else 0
 
 
@@ -213,6 +269,9 @@ def _run(args) -> int:
             cfg.set("device", args.device)
     elif args.set or args.device:
         raise KDError("--resume continues a run with its saved config; drop --set/--device.")
+    saved = Path(out) / "config.toml"
+    _grant_trust(args.trust, cfg if cfg is not None else
+                 (config_mod.load(saved) if resume and saved.is_file() else None))
     return _execute(cfg, out, resume)
 
 

@@ -19,6 +19,15 @@ def kdstudio_home(tmp_path, monkeypatch):
     return home
 
 
+@pytest.fixture(autouse=True)
+def no_file_trust_left():
+    """File trust (core/trust.py) is process-wide: each test starts and ends with none granted."""
+    from kdstudio.core import trust
+    trust.revoke_all()
+    yield
+    trust.revoke_all()
+
+
 def _qt_app():
     """The QApplication, if a test has made one (never imports Qt itself)."""
     if "PySide6.QtWidgets" not in sys.modules:

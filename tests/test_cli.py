@@ -67,7 +67,7 @@ def test_cuda_requested_without_cuda(capsys, tmp_path):
 
 
 def test_resume_without_checkpoint(capsys, tmp_path):
-    _one_line_error(capsys, ["run", "--resume", "--out", str(tmp_path)], "no checkpoint")
+    _one_line_error(capsys, ["run", "--resume", "--out", str(tmp_path)], "holds no run (no config.toml)")
 
 
 def test_output_folder_not_writable(capsys, tmp_path):

@@ -6,7 +6,7 @@ import math
 import pytest
 import torch
 
-from kdstudio.core import config, events, models
+from kdstudio.core import config, events, models, trust
 from kdstudio.core.pipeline import engine
 from kdstudio.core.errors import KDError, NumericalError
 from kdstudio.core.store.files import read_metrics
@@ -189,6 +189,7 @@ def test_a_stage_begun_after_a_resume_draws_the_same_dropout_masks(tmp_path):
                    "    n = int(torch.tensor(input_shape).prod())\n"
                    "    return torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(n, 32), torch.nn.ReLU(),\n"
                    "                               torch.nn.Dropout(0.5), torch.nn.Linear(32, num_classes))\n")
+    trust.grant(net)  # a file this test wrote: trusted (tests/test_trust.py covers the refusal)
     cfg = tiny_config(**{"student.arch": f"{net}:make", "export.formats": []})
     engine.run(cfg.copy(), tmp_path / "full")
     control = events.RunControl()
@@ -209,8 +210,8 @@ def test_a_stage_begun_after_a_resume_draws_the_same_dropout_masks(tmp_path):
         assert torch.allclose(full[k], part[k], atol=1e-6), k
 
 
-def test_resume_without_checkpoint_is_a_clear_error(tmp_path):
-    with pytest.raises(KDError, match="no checkpoint"):
+def test_resume_of_a_folder_without_a_run_is_a_clear_error(tmp_path):
+    with pytest.raises(KDError, match="holds no run"):
         engine.run(None, tmp_path, resume=True)
 
 

@@ -138,6 +138,6 @@ def test_onnx_teacher_says_its_count_is_not_available(window, qtbot, tmp_path):
                           dynamo=False)
     page = window.pages["Teacher"]
     page.drop_files([str(path)])
-    qtbot.waitUntil(lambda: "ONNX teacher: parameter count not available" in page.params_card.detail.text(),
+    qtbot.waitUntil(lambda: "ONNX teacher: parameters not available" in page.params_card.detail.text(),
                     timeout=WAIT_MS)
     assert Path(window.model.cfg.teacher.path).suffix == ".onnx"

@@ -158,6 +158,9 @@ def test_dropping_a_python_file_sets_the_student_factory(window, qtbot, tmp_path
     assert window.model.cfg.student.arch == f"{net}:make"
     assert page.form.fields["student.arch"].editor.currentText() == f"{net}:make"
     assert "make()" in page.drop.message.text() and "d93025" not in page.drop.message.styleSheet()
+    qtbot.waitUntil(lambda: window.trust_prompt.box is not None, timeout=WAIT_MS)  # it runs that file: asked first
+    assert "Python file: using it as an architecture runs it" in window.trust_prompt.box.text()
+    qtbot.mouseClick(window.trust_prompt.box.yes, Qt.LeftButton)
     want = fmt_int(models.count_params(models.build(f"{net}:make", 10, (1, 8, 8), 16, 1)))  # student.width = 16
     qtbot.waitUntil(lambda: page.params_card.value.text() == want, timeout=WAIT_MS)
 

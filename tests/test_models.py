@@ -5,7 +5,7 @@ import re
 import pytest
 import torch
 
-from kdstudio.core import models
+from kdstudio.core import models, trust
 from kdstudio.core.config import Config
 from kdstudio.core.errors import ConfigError
 from kdstudio.core.models import hub
@@ -117,6 +117,7 @@ def test_custom_factory_from_a_user_file(tmp_path):
                  "    return torch.nn.Sequential(torch.nn.Flatten(),\n"
                  "                               torch.nn.Linear(int(torch.tensor(input_shape).prod()), num_classes))\n"
                  "def not_a_model():\n    return 3\n")
+    trust.grant(f)  # a file this test wrote (tests/test_trust.py covers the refusal of untrusted files)
     m = models.build(f"{f}:make", 4, (1, 8, 8))
     assert m(torch.randn(2, 1, 8, 8)).shape == (2, 4)
     with pytest.raises(ConfigError, match="has no function or class named 'nope'; it defines make"):
@@ -129,6 +130,7 @@ def test_custom_factory_from_a_user_file(tmp_path):
         models.build(f"{tmp_path / 'missing.py'}:make", 4, (1, 8, 8))
     bad = tmp_path / "bad.py"
     bad.write_text("raise ValueError('boom')\n")
+    trust.grant(bad)
     with pytest.raises(ConfigError, match="Running .* failed with ValueError: boom"):
         models.build(f"{bad}:make", 4, (1, 8, 8))
 

@@ -8,7 +8,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from kdstudio.core import models
+from kdstudio.core import models, trust
 from kdstudio.core.models import teacher_io
 from kdstudio.core.config import Config
 from kdstudio.core.data import load_data
@@ -50,6 +50,9 @@ def teacher_cfg(path, **teacher):
 
 
 def load(path, bundle, **teacher):
+    """Load a teacher file this test made, trusted (tests/test_trust.py covers the refusal of untrusted files)."""
+    if path.is_file():
+        trust.grant(path)
     return teacher_io.load_teacher(teacher_cfg(path, **teacher), bundle, "cpu")
 
 

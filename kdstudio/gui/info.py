@@ -118,6 +118,10 @@ class InfoHub(QObject):
         self.model.validate()  # the method/arch checks registered themselves on import
         self._compute_now()
 
+    def recount(self) -> None:
+        """Count again (a file was just trusted, so the same settings now give another answer)."""
+        self._on_change("teacher")
+
     def _on_change(self, key: str) -> None:
         if key == "" or key.split(".")[0] in AFFECTS_MODELS:
             self._generation += 1

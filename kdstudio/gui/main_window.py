@@ -17,6 +17,7 @@ from .. import __version__
 from ..core.store.projects import ProjectStore, RunInfo, Settings
 from . import refguard
 from .info import InfoHub
+from .trust_prompt import TrustPrompt
 from .model import ConfigModel
 from .page_slots import PAGES, Pages, PageSlot, page_factories, page_keys
 from .pages.train import TrainPage
@@ -55,6 +56,7 @@ class MainWindow(QMainWindow):
         self.settings = settings or Settings()
         self.model = ConfigModel(self)
         self.hub = InfoHub(self.model, self)
+        self.trust_prompt = TrustPrompt(self, self.model, self.hub, self.settings.path)
         self.run = RunController(self.model, self)
         self._evaluate_run: RunInfo | None = None  # what the Evaluate page shows (once it is built)
         self._closing = False
@@ -395,6 +397,7 @@ class MainWindow(QMainWindow):
             event.ignore()
             return
         self.model.save_now()
+        self.model.release()  # the project's lock: another window may edit it now
         self.save_state()
         event.accept()
 

@@ -11,6 +11,7 @@ from PySide6.QtCore import QObject, QTimer, Signal
 from ..core import config as config_mod
 from ..core.config import Config
 from ..core.errors import ConfigError, KDError
+from ..core.store.lock import FolderLock, LockedError
 from ..core.store.projects import Project
 
 AUTOSAVE_MS = 400
@@ -31,6 +32,8 @@ class ConfigModel(QObject):
         self.cfg: Config | None = None
         self.problems: list[tuple[str, str]] = []
         self.local_errors: dict[str, str] = {}
+        self.read_only: str | None = None  # why this window may not save the project (another one holds it)
+        self._lock: FolderLock | None = None
         self._dirty = False
         self._timer = QTimer(self)
         self._timer.setSingleShot(True)
@@ -41,12 +44,35 @@ class ConfigModel(QObject):
     def set_project(self, project: Project | None) -> None:
         """Show another project (a pending autosave of the current one is written first)."""
         self.save_now()
+        self.release()
         self.project = project
         self.cfg = project.config.copy() if project is not None and project.config is not None else None
+        self._take_lock(project)
         self.local_errors.clear()
         self.project_changed.emit(project)
         self.validate()
         self.config_changed.emit("")
+        if self.read_only:
+            self.save_failed.emit(self.read_only)
+
+    def _take_lock(self, project: Project | None) -> None:
+        """One window (or process) edits a project at a time; a second one shows it read-only and says why."""
+        self.read_only = None
+        if project is None or not project.path.is_dir():
+            return
+        try:
+            self._lock = FolderLock(project.path, "project").acquire()
+        except LockedError as e:
+            self.read_only = (f"Read-only: {e}").replace("; wait for it to finish or stop it", "; close it there "
+                                                         "to edit here")
+        except KDError as e:  # a folder we cannot write: nothing would save anyway
+            self.read_only = f"Read-only: {e}"
+
+    def release(self) -> None:
+        """Give the open project's lock back (another project opens, the window closes)."""
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
 
     def replace(self, cfg: Config) -> None:
         """Take a whole new config and save it (a moment later, as a form edit is)."""
@@ -60,6 +86,8 @@ class ConfigModel(QObject):
     def save_text(self, text: str) -> None:
         """Write the TOML editor's text as project.toml exactly as typed (its comments kept) and take its config;
         a ConfigError (bad TOML, unknown key, wrong type) leaves the file and the config as they were."""
+        if self.read_only:
+            raise KDError(self.read_only)
         cfg = self.project.save_text(text)
         self._timer.stop()  # the text replaces any form edit still waiting for autosave
         self._dirty = False
@@ -133,12 +161,22 @@ class ConfigModel(QObject):
         if not self._dirty or self.project is None or self.cfg is None:
             self._dirty = False
             return True
+        if self.read_only:
+            self.save_failed.emit(f"Not saved. {self.read_only}")
+            return False
         try:
             self.project.save(self.cfg.copy())
         except (KDError, OSError) as e:
             self.save_failed.emit(f"Not saved: {e}")
             return False
         self._dirty = False
+        merged = self.project.config  # another process's changes to other values, kept by the save
+        if merged is not None and self.cfg is not None and merged.to_dict() != self.cfg.to_dict():
+            self.cfg = merged.copy()
+            self.validate()
+            self.config_changed.emit("")
+            self.saved.emit(f"Saved {self.project.file.name}, with the changes made to it outside this window")
+            return True
         self.saved.emit(f"Saved {self.project.file.name}")
         return True
 

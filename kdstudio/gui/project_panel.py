@@ -361,5 +361,12 @@ class ProjectPanel(QWidget):
             self._open_path(project.path)
 
     def _open_path(self, path: Path) -> None:
-        Path(path).mkdir(parents=True, exist_ok=True)
+        path = Path(path)
+        if path == self.store.root:
+            path.mkdir(parents=True, exist_ok=True)  # the projects folder, before the first project
+        elif not path.is_dir():
+            if not (path.parent / "project.toml").is_file():  # a project deleted outside: never re-create it
+                self.error.emit(f"'{path}' no longer exists; it was moved or deleted outside KD Studio.")
+                return
+            path.mkdir(exist_ok=True)  # a project's runs/ folder before its first run
         QDesktopServices.openUrl(QUrl.fromLocalFile(str(path)))

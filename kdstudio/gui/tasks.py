@@ -161,12 +161,19 @@ def _preview(bundle, per_class: int = 8, max_classes: int = 20, max_side: int = 
     return out
 
 
+def _untrusted(e, role: str) -> dict:
+    """What the trust prompt needs about a refused file."""
+    return {"role": role, "path": str(e.path), "kind": e.kind, "sha256": e.sha256}
+
+
 def model_info(cfg) -> dict:
-    """Data shape, teacher and student parameter counts (built, not trained) and their ratio."""
-    from ..core import models
+    """Data shape, teacher and student parameter counts (built, not trained) and their ratio; `untrusted` lists
+    the program-like files (TorchScript, pickle, file.py) that were not run because they are not trusted."""
+    from ..core import models, trust
     shape, classes, sizes, name, warnings, preview = _data_shape(cfg)
     out: dict = {"input_shape": shape, "num_classes": classes, "sizes": sizes, "data_name": name,
-                 "warnings": warnings, "preview": preview, "teacher": None, "student": None, "errors": {}}
+                 "warnings": warnings, "preview": preview, "teacher": None, "student": None, "errors": {},
+                 "untrusted": []}
     t = cfg.teacher
     try:
         if t.source == "train":
@@ -175,6 +182,9 @@ def model_info(cfg) -> dict:
             out["teacher_summary"] = _summary(models, teacher, shape)
         else:
             _file_teacher(cfg, models, shape, out)
+    except trust.UntrustedFile as e:
+        out["errors"]["teacher"] = str(e)
+        out["untrusted"].append(_untrusted(e, "teacher"))
     except KDError as e:
         out["errors"]["teacher"] = str(e)
     try:
@@ -184,6 +194,9 @@ def model_info(cfg) -> dict:
             models.build(s.arch, classes, shape, s.width, s.depth)
         out["student"] = models.count_params(student)
         out["student_summary"] = _summary(models, student, shape)
+    except trust.UntrustedFile as e:
+        out["errors"]["student"] = str(e)
+        out["untrusted"].append(_untrusted(e, "student"))
     except KDError as e:
         out["errors"]["student"] = str(e)
     if out["teacher"] and out["student"]:
@@ -205,26 +218,32 @@ def _file_teacher(cfg, models, shape, out: dict) -> None:
         stamp = (path.stat().st_mtime_ns, path.stat().st_size) if path else None
     except OSError:
         stamp = None
-    key = (_data_key(cfg), repr(sorted(vars(t).items())), stamp)
+    from ..core import trust
+    key = (_data_key(cfg), repr(sorted(vars(t).items())), stamp, trust.generation())
     if key not in _TEACHER_CACHE:
-        count = note = summary = error = None
+        count = note = summary = error = untrusted = None
         try:
             bundle = _BUNDLE.get(key[0]) or load_data(cfg)
             warnings: list[str] = []
             teacher = load_teacher(cfg, bundle, torch.device("cpu"), warn=warnings.append)
             if isinstance(teacher, OnnxTeacher):
-                error = "ONNX teacher: parameter count not available"
+                error = ("ONNX teacher: parameters not available (a graph run by onnxruntime; file "
+                         f"{teacher.file_bytes / 1e6:.2f} MB)")
             else:
                 count = models.count_params(teacher)
                 note = f"loaded from {path.name}" + (f" · ⚠ {warnings[0]}" if warnings else "")
                 summary = _summary(models, teacher, shape)
+        except trust.UntrustedFile as e:  # nothing of the file ran; the window asks whether to trust it
+            error, untrusted = str(e), _untrusted(e, "teacher")
         except KDError as e:
             error = str(e)
         except Exception as e:  # noqa: BLE001 - a strange file must not hide the student's count
             error = f"Teacher file '{path}' could not be loaded ({type(e).__name__}: {e})."
         _TEACHER_CACHE.clear()
-        _TEACHER_CACHE[key] = (count, note, summary, error)
-    count, note, summary, error = _TEACHER_CACHE[key]
+        _TEACHER_CACHE[key] = (count, note, summary, error, untrusted)
+    count, note, summary, error, untrusted = _TEACHER_CACHE[key]
+    if untrusted:
+        out["untrusted"].append(untrusted)
     out["teacher"], out["teacher_note"], out["teacher_summary"] = count, note, summary
     if error:
         out["errors"]["teacher"] = error

@@ -203,6 +203,8 @@ class TomlPanel(QWidget):
             return False
         text = self.editor.toPlainText()
         try:
+            if self.model.read_only:  # another window holds this project
+                raise KDError(self.model.read_only)
             if p.damaged:
                 p.save_text(text)
                 self.model.set_project(p)

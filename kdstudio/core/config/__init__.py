@@ -29,7 +29,7 @@ from .schema import (  # noqa: F401  (re-exported: the sections are part of the 
 
 @dataclass
 class Config:
-    seed: int = opt(0, "random seed for splits, initialisation and batching")
+    seed: int = opt(0, "random seed for splits, initialisation and batching", min=0, max=2**32 - 1)
     device: str = opt("auto", "\"auto\", \"cpu\", \"cuda\", \"cuda:N\" or \"mps\"")
     data: DataConfig = field(default_factory=DataConfig)
     teacher: TeacherConfig = field(default_factory=TeacherConfig)
@@ -263,10 +263,13 @@ def _check_field(key: str, f, value) -> str | None:
         if isinstance(value, float) and not math.isfinite(value):
             return f"'{key}' must be a finite number, not {value}."
         lo, hi = m.get("min"), m.get("max")
+        num = lambda x: f"{x:,}" if isinstance(x, int) else f"{x:g}"  # noqa: E731 - whole numbers in full
         if lo is not None and (value < lo or (m.get("min_open") and value <= lo)):
-            return f"'{key}' = {value:g} is too small; it must be {'above' if m.get('min_open') else 'at least'} {lo:g}."
+            return (f"'{key}' = {num(value)} is too small; it must be "
+                    f"{'above' if m.get('min_open') else 'at least'} {num(lo)}.")
         if hi is not None and (value > hi or (m.get("max_open") and value >= hi)):
-            return f"'{key}' = {value:g} is too large; it must be {'below' if m.get('max_open') else 'at most'} {hi:g}."
+            return (f"'{key}' = {num(value)} is too large; it must be "
+                    f"{'below' if m.get('max_open') else 'at most'} {num(hi)}.")
     return None
 
 
@@ -285,6 +288,7 @@ def validate(cfg: Config) -> Config:
 
 def loads(text: str, *, where: str = "config") -> Config:
     """Parse TOML text into a Config (not yet validated)."""
+    text = text[1:] if text.startswith("\ufeff") else text  # a BOM (Windows editors) is not TOML's business
     try:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
@@ -295,6 +299,10 @@ def loads(text: str, *, where: str = "config") -> Config:
 def load(path: str | Path) -> Config:
     """Read a TOML config file (not yet validated)."""
     p = Path(path)
+    if p.is_dir():
+        raise ConfigError(f"Config path '{p}' is a folder; give the .toml file inside it (e.g. '{p}/kdstudio.toml').")
+    if p.exists() and not p.is_file():
+        raise ConfigError(f"Config path '{p}' is not a regular file (a pipe or device); give a .toml file.")
     if not p.is_file():
         raise ConfigError(f"Config file '{p}' does not exist; check the path or create one with `kdstudio init`.")
     try:

@@ -52,7 +52,7 @@ class DataConfig:
                               "runs out of memory", min=1)
     augment: str = opt("none", "random augmentation of training inputs (turns the teacher cache off)",
                        choices=("none", "shift", "crop", "crop_flip"))
-    image_size: int = opt(0, "resize images to this size (0 = keep)", min=0)
+    image_size: int = opt(0, "resize images to this size (0 = keep; at most 4096)", min=0, max=4096)
     mode: str = opt("auto", "where the data lives while training: resident = decoded once, on the device (fastest); "
                             "streamed = decoded per batch by worker processes (any size; image folders, other "
                             "sources are read whole); auto = resident when the decoded data fits data.memory_budget_gb",
@@ -226,3 +226,6 @@ class RunConfig:
     sweep: dict = opt({}, "grid over numeric settings, e.g. { \"distill.temperature\" = [2, 4] }")
     threads: int = opt(0, "CPU threads PyTorch computes with (0 = auto: 1 on a machine of 1–2 cores, else one fewer "
                           "than the cores, less the decoding workers of a streamed run)", min=0)
+    trust_files: list = opt([], "command line only: TorchScript, pickle or file.py files this config may load, "
+                                "which runs their code (like --trust FILE); the app asks for each file instead",
+                            item="str")

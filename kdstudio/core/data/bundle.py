@@ -179,6 +179,9 @@ def assemble(cfg, train: RawSplit, val: RawSplit | None = None, test: RawSplit |
     """
     d = cfg.data
     named = train.class_names is not None
+    for which, sp in (("training", train), ("validation", val), ("test", test)):
+        if sp is not None and len(sp.y) and not named:
+            _check_label_ids(sp, which)
     y_max = int(train.y.max()) if len(train.y) else -1
     names = list(train.class_names) if named else [str(i) for i in range(y_max + 1)]
     parts = {"training": train, "validation": val, "test": test}
@@ -215,8 +218,29 @@ def assemble(cfg, train: RawSplit, val: RawSplit | None = None, test: RawSplit |
     if len(ys[0]) < d.batch_size:
         raise KDError(f"The training split has {len(ys[0])} samples, fewer than one batch of {d.batch_size}; "
                       "lower data.batch_size or add data.")
+    present = torch.unique(ys[0])
+    if len(present) < 2:  # one class: every model scores 100 % and learns nothing
+        only = names[int(present[0])] if len(present) else "none"
+        raise KDError(f"The training split holds only one class ('{only}'); a classifier needs at least two classes "
+                      "with examples; check data.path and the labels.")
     bundle = DataBundle(xs[0], ys[0], xs[1], ys[1], xs[2], ys[2], names, name=name, warnings=list(warnings or []))
     return normalise(bundle, d.normalize, d.mean, d.std)
+
+
+MAX_CLASSES = 100_000
+
+
+def _check_label_ids(sp: RawSplit, which: str) -> None:
+    """Labels are class indices 0..N-1: a negative or huge id (999,999,999) is refused before anything is sized
+    by it (a class-name list of that length took 9.5 GB)."""
+    lo, hi = int(sp.y.min()), int(sp.y.max())
+    if lo < 0:
+        raise KDError(f"The {which} labels from '{sp.where}' include {lo}; labels must be class indices 0, 1, 2, … "
+                      "(or class names in a CSV).")
+    if hi >= MAX_CLASSES or hi >= 100 * len(torch.unique(sp.y)) + 1000:
+        raise KDError(f"The {which} labels from '{sp.where}' go up to {hi:,} for {len(torch.unique(sp.y)):,} "
+                      f"distinct classes; labels must be class indices 0 to N-1 (at most {MAX_CLASSES:,} classes): "
+                      "renumber them, or give class names in a CSV.")
 
 
 def load_splits(cfg, read, name: str, paths: dict | None = None, warnings: list[str] | None = None) -> DataBundle:

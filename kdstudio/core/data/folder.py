@@ -39,6 +39,11 @@ def class_folders(root: Path) -> list[Path]:
     if not root.is_dir():
         raise KDError(f"'{root}' is a file; data.source = \"folder\" needs a folder with one sub-folder per class.")
     dirs = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    top = root.resolve()
+    loops = [p for p in dirs if p.is_symlink() and (top == p.resolve() or top.is_relative_to(p.resolve()))]
+    if loops:  # a link back to the root (or above it) would become a class holding every image
+        raise KDError(f"'{loops[0]}' is a link to '{loops[0].resolve()}', which holds the image folder itself; "
+                      "remove that link, or make it point to one class's images.")
     if not dirs:
         raise KDError(f"Image folder '{root}' has no class sub-folders; put each class's images in a sub-folder "
                       f"named after the class (e.g. '{root / 'cat' / '1.png'}').")

@@ -1,6 +1,7 @@
 """Custom architectures from the user's own Python file: `arch = "path/to/file.py:factory"`.
 
-This RUNS that file (like `python file.py` would, minus the `__main__` block): use only files you trust. The
+This RUNS that file (like `python file.py` would, minus the `__main__` block), so it loads only once that file is
+trusted (core/trust.py: its path and content hash; `--trust FILE` or the app's prompt). The
 factory is called with whichever of `num_classes`, `input_shape`, `width`, `depth` it accepts as parameters and
 must return a `torch.nn.Module`.
 """
@@ -14,6 +15,7 @@ from pathlib import Path
 
 from torch import nn
 
+from .. import trust
 from ..errors import ConfigError
 from ..registry import nearest
 
@@ -33,11 +35,14 @@ def _load_module(path: Path):
         raise ConfigError(f"'{path}' cannot be loaded as a Python file.")
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module  # dataclasses and pickling look modules up here
+    no_bytecode, sys.dont_write_bytecode = sys.dont_write_bytecode, True  # no __pycache__ beside the user's file
     try:
         spec.loader.exec_module(module)
     except Exception as e:  # noqa: BLE001 - the user's code failed: say where
         sys.modules.pop(name, None)
         raise ConfigError(f"Running '{path}' failed with {type(e).__name__}: {e}. Fix that file and try again.")
+    finally:
+        sys.dont_write_bytecode = no_bytecode
     return module
 
 
@@ -47,6 +52,7 @@ def build_custom(arch: str, num_classes: int, input_shape: tuple, width: int = 0
     path = Path(file).expanduser()
     if not path.is_file():
         raise ConfigError(f"Custom model file '{path}' does not exist; check the path before ':{factory}'.")
+    trust.require(path, "python")  # before anything imports it: opening a project must not run its file
     module = _load_module(path)
     fn = getattr(module, factory, None)
     if not callable(fn):

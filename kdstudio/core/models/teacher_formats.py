@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import stat
 import zipfile
 from pathlib import Path
 
@@ -23,6 +24,8 @@ def detect_format(path: Path) -> str:
         raise KDError(f"Teacher file '{path}' does not exist; check teacher.path.")
     if path.is_dir():
         raise KDError(f"Teacher path '{path}' is a folder; choose the model file inside it.")
+    if not stat.S_ISREG(path.stat().st_mode):  # a FIFO or device would block the read below for ever
+        raise KDError(f"Teacher path '{path}' is not a regular file (a pipe or device); choose the model file.")
     suffix = path.suffix.lower()
     with open(path, "rb") as f:
         head = f.read(16)
@@ -61,8 +64,42 @@ def read_safetensors(path: Path) -> dict[str, torch.Tensor]:
 _ORT_TYPES = {"tensor(float)": np.float32, "tensor(double)": np.float64, "tensor(float16)": np.float16}
 
 
+SCORE_NAMES = ("prob", "score", "logit", "output_probability", "probabilities", "output")
+
+
+def class_output(outputs) -> int:
+    """Index of the output that holds class scores: a float tensor of rank 2 (or a ZipMap, a sequence of maps, as
+    skl2onnx writes), preferring names like 'probabilities'/'logits'; a label output (int64 or string, rank 1)
+    comes first in scikit-learn graphs and is never it."""
+    def rank(i_o):
+        i, o = i_o
+        typ, shape, name = str(o.type), list(o.shape or []), o.name.lower()
+        float_2d = typ in _ORT_TYPES and len(shape) == 2
+        zipmap = typ.startswith("seq(map(")
+        named = any(n in name for n in SCORE_NAMES)
+        return (float_2d or zipmap, float_2d, named, -i)
+    return max(enumerate(outputs), key=rank)[0]
+
+
+def _as_array(out) -> np.ndarray:
+    """A ZipMap output (list of {class: probability}) as a (batch, classes) array in class order."""
+    if isinstance(out, list) and out and isinstance(out[0], dict):
+        keys = sorted(out[0])
+        return np.asarray([[row[k] for k in keys] for row in out], dtype=np.float32)
+    return np.asarray(out)
+
+
+def looks_like_probabilities(scores: np.ndarray) -> bool:
+    """Rows in [0, 1] that sum to 1: a graph that ends in softmax (or a ZipMap), not logits."""
+    if scores.ndim != 2 or not len(scores) or scores.shape[1] < 2:
+        return False
+    return bool(np.all(scores >= -1e-6) and np.all(scores <= 1 + 1e-6)
+                and np.allclose(scores.sum(1), 1.0, atol=1e-3))
+
+
 class OnnxTeacher(nn.Module):
-    """An ONNX model run by onnxruntime, as a logits-only, parameter-free module: no features, no fine-tuning."""
+    """An ONNX model run by onnxruntime, as a logits-only, parameter-free module: no features, no fine-tuning.
+    A graph that outputs probabilities gives their logarithms (log-softmax = logits up to a constant per row)."""
 
     logits_only = True
 
@@ -72,9 +109,35 @@ class OnnxTeacher(nn.Module):
         inp = session.get_inputs()[0]
         self.input_name, self.input_shape = inp.name, list(inp.shape)
         self.input_dtype = _ORT_TYPES.get(inp.type, np.float32)
-        self.output_name = session.get_outputs()[0].name
+        outputs = session.get_outputs()
+        self.output_index = class_output(outputs)
+        self.output_name = outputs[self.output_index].name
+        self.probabilities = False  # set by load_onnx from a first batch
         first = self.input_shape[0] if self.input_shape else None
         self.fixed_batch = first if isinstance(first, int) and first > 0 else None
+
+    @property
+    def file_bytes(self) -> int:
+        """Size of the .onnx file: what is shown where PyTorch would count parameters (it sees none here)."""
+        try:
+            return Path(self.path).stat().st_size
+        except OSError:
+            return 0
+
+    def __deepcopy__(self, memo):
+        """A copy that shares the onnxruntime session (which cannot be pickled, and is safe to share for runs)."""
+        twin = OnnxTeacher.__new__(OnnxTeacher)
+        nn.Module.__init__(twin)
+        for k, v in self.__dict__.items():
+            if not k.startswith("_"):
+                setattr(twin, k, v)
+        return twin
+
+    def scores(self, arr: np.ndarray) -> np.ndarray:
+        """The graph's class-score output for a batch, as a float array."""
+        step = self.fixed_batch or max(1, len(arr))
+        return np.concatenate([_as_array(self.session.run([self.output_name], {self.input_name: arr[i:i + step]})[0])
+                               for i in range(0, len(arr), step)]).astype(np.float32, copy=False)
 
     def describe_input(self) -> str:
         """The input shape the ONNX graph declares, e.g. "(batch, 3, 224, 224)"."""
@@ -84,10 +147,10 @@ class OnnxTeacher(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         arr = x.detach().to("cpu", torch.float32).numpy().astype(self.input_dtype, copy=False)
-        step = self.fixed_batch or max(1, len(arr))
-        outs = [self.session.run([self.output_name], {self.input_name: arr[i:i + step]})[0]
-                for i in range(0, len(arr), step)]
-        return torch.from_numpy(np.concatenate(outs).astype(np.float32, copy=False)).to(x.device)
+        out = torch.from_numpy(self.scores(arr))
+        if self.probabilities:  # log-probabilities are logits (softmax gives the same probabilities back)
+            out = out.clamp_min(1e-12).log()
+        return out.to(x.device)
 
 
 def load_onnx(path: Path, bundle, device) -> OnnxTeacher:
@@ -111,5 +174,24 @@ def load_onnx(path: Path, bundle, device) -> OnnxTeacher:
     want, have = teacher.input_shape[1:], list(bundle.input_shape)
     if len(want) != len(have) or any(isinstance(w, int) and w > 0 and w != h for w, h in zip(want, have)):
         raise KDError(f"The ONNX teacher in '{path}' expects {teacher.describe_input()} but the data gives "
-                      f"(batch, {', '.join(map(str, have))}); set data.image_size (and the channels) to match it.")
+                      f"(batch, {', '.join(map(str, have))}); {_shape_hint(want, have)}")
     return teacher
+
+
+def _shape_hint(want: list, have: list) -> str:
+    """What would make the data fit: image_size resizes images but never flattens them."""
+    if len(want) == 1 and len(have) == 3:
+        flat = int(np.prod(have))
+        return (f"this teacher takes flat vectors of {want[0]} values, and data.image_size cannot flatten images "
+                f"(the data's images have {flat} values each); use a teacher that takes images, or give the data as "
+                "flat rows (the tensors or csv source)")
+    if len(want) == 3 and len(have) == 3:
+        return "set data.image_size (and the channels) to match it"
+    return f"it takes inputs of rank {len(want) + 1} and the data gives rank {len(have) + 1}; use data of that shape"
+
+
+def detect_probabilities(teacher: OnnxTeacher, x: torch.Tensor) -> bool:
+    """Look at a first batch: a graph that outputs probabilities is switched to log-probabilities; returns that."""
+    arr = x[:64].detach().to("cpu", torch.float32).numpy().astype(teacher.input_dtype, copy=False)
+    teacher.probabilities = looks_like_probabilities(teacher.scores(arr))
+    return teacher.probabilities

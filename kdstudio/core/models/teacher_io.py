@@ -1,10 +1,11 @@
 """Teachers from files: TorchScript, weights (safetensors / state_dict) into a zoo architecture, ONNX (logits only),
-and a pickled full model only with `teacher.trust_pickle`. Then: checks against the data, fine-tuning of the last
+and a pickled full model only with `teacher.trust_pickle`; TorchScript and pickles also only after a trust for that
+file (core/trust.py: its path and content hash). Then: checks against the data, fine-tuning of the last
 N layers, and a sanity check on the validation split.
 
 Files from elsewhere are untrusted: state dicts are read with `torch.load(weights_only=True)`, safetensors with the
-`safetensors` package (no code runs, the file is memory-mapped), TorchScript with `torch.jit.load`, ONNX with
-onnxruntime (optional). Every problem is a KDError with one sentence naming the file.
+`safetensors` package (no code runs, the file is memory-mapped), ONNX with onnxruntime (optional); TorchScript
+(`torch.jit.load`) and pickles are programs and load only once that file is trusted. Every problem is a KDError with one sentence naming the file.
 
 Engine order: `load_teacher` → (`prepare_finetune` → train → `finish_finetune` when teacher.finetune_layers > 0)
 → `sanity_check` → `check_method` (before distillation) and `check_model(student, ..., role="student")`.
@@ -22,10 +23,11 @@ from typing import Callable
 import torch
 from torch import nn
 
-from .. import models
+from .. import models, trust
 from ..errors import ConfigError, KDError
 from ..data.stream import iter_batches
-from .teacher_formats import OnnxTeacher, detect_format, load_onnx, read_safetensors  # noqa: F401
+from .teacher_formats import (OnnxTeacher, detect_format, detect_probabilities, load_onnx,  # noqa: F401
+                              read_safetensors)
 
 STATE_DICT_KEYS = ("state_dict", "model_state_dict", "model", "net", "weights", "teacher")
 NORMS = ("BatchNorm1d", "BatchNorm2d", "BatchNorm3d", "LayerNorm", "GroupNorm", "InstanceNorm2d", "SyncBatchNorm")
@@ -118,6 +120,7 @@ def _load_torch(path: Path, cfg, bundle, warn) -> tuple[nn.Module, str]:
             raise KDError(f"Teacher file '{path}' is a pickled full model, and loading it runs code from that file; "
                           "if you trust it, set teacher.trust_pickle = true (or save a state_dict or TorchScript "
                           "instead).") from None
+        trust.require(path, "pickle")
         try:
             obj = torch.load(path, map_location="cpu", weights_only=False)
         except Exception as e:  # noqa: BLE001 - the pickle needs classes we do not have, or is damaged
@@ -160,10 +163,22 @@ def load_teacher(cfg, bundle, device, warn: Callable[[str], None] | None = None)
     if fmt == "onnx":
         model: nn.Module = load_onnx(path, bundle, device)
         record.update(logits_only=True, logits_only_reason="an ONNX teacher gives logits only")
+        x = next((t for t in (bundle.x_val, bundle.x_train) if len(t)), bundle.x_train)
+        try:
+            probabilities = detect_probabilities(model, x)
+        except Exception:  # noqa: BLE001 - a graph that refuses the data is reported by check_model below
+            probabilities = False
+        if probabilities:
+            warn(f"The ONNX teacher '{path.name}' outputs probabilities (its rows sum to 1), not logits; their "
+                 "logarithms are used as its logits, so the temperature softens them as it would logits.")
+        if model.output_index:
+            warn(f"The ONNX teacher '{path.name}' has {len(model.session.get_outputs())} outputs; its class scores "
+                 f"are output '{model.output_name}' (number {model.output_index + 1}).")
     elif fmt == "safetensors":
         model = _into_arch(read_safetensors(path), cfg, bundle, path, warn)
         record["arch"] = t.arch
     elif fmt == "torchscript":
+        trust.require(path, "torchscript")  # a TorchScript file is a program: never loaded untrusted
         try:
             model = torch.jit.load(str(path), map_location="cpu")
         except Exception as e:  # noqa: BLE001

@@ -66,10 +66,8 @@ def student_arch_info(cfg, data, plan: dict | None = None) -> dict:
 def _load_state(path: Path) -> dict | None:
     if not path.is_file():
         return None
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:
-        raise KDError(f"Cannot read the checkpoint '{path}' ({str(e).splitlines()[0][:120]}); it may be damaged.")
+    from ..train.checkpoints import read_checkpoint
+    return read_checkpoint(path)
 
 
 def _teacher(cfg, data, rd: RunDir, notes: list[str]) -> nn.Module | None:
@@ -252,8 +250,15 @@ def export_run(run_dir: str | Path, formats: list[str], *, quantize: str = "none
         e["model"] = name
     kept = [e for e in run.summary.exports if e.get("path") not in {x["path"] for x in result["exports"]}]
     run.summary.exports = kept + result["exports"]
-    if result["failed"]:
-        run.summary.export_failed = result["failed"]
-    summary_mod.write(run.rd.summary, run.summary)
+    tried = set(formats)  # this export's outcome replaces earlier failures of the same formats (a success clears)
+    run.summary.export_failed = [f for f in (run.summary.export_failed or []) if f.get("format") not in tried] \
+        + result["failed"]
+    notes = []
+    try:
+        summary_mod.write(run.rd.summary, run.summary)
+    except KDError as e:  # a read-only run exported elsewhere: the files and their card are still written there
+        if out_dir.resolve() == run.rd.exports.resolve():
+            raise
+        notes.append(f"The run's summary.json does not list this export: {e}")
     write_model_card(run.rd, run.summary.to_json(), run.cfg, out_dir=out_dir)
-    return {**result, "model": name, "out": str(out_dir)}
+    return {**result, "model": name, "out": str(out_dir), "notes": notes}

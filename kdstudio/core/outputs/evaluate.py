@@ -192,6 +192,9 @@ def evaluate_model(model: nn.Module, x: torch.Tensor, y: torch.Tensor, class_nam
     out["flops"] = counted if counted is not None else flops_hint
     out["flops_counted"] = counted is not None
     out["bytes"] = state_dict_bytes(model)
+    if getattr(model, "file_bytes", None) is not None:  # a graph run by its own runtime (ONNX): no parameters to see
+        out["params"] = out["nonzero_params"] = None
+        out["bytes"] = model.file_bytes
     out["dtype"] = str(input_dtype(model)).replace("torch.", "")
     lat: dict = {}
     if latency_repeats > 0:

@@ -105,6 +105,8 @@ def export_all(model: nn.Module, model_factory, arch_info: dict, formats: list[s
         except FormatError as e:
             failed.append({"format": fmt, "error": str(e)})
             continue
+        except KDError:  # the atomic writers' one sentence (a full disk, a read-only folder)
+            raise
         except Exception as e:
             if _disk_error(e):
                 reason = e.strerror if isinstance(e, OSError) and e.strerror else str(e).splitlines()[-1][:120]

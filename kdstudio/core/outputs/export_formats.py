@@ -24,8 +24,9 @@ from typing import Callable
 import torch
 from torch import nn
 
+from ..errors import KDError
 from ..registry import Registry
-from ..store.files import atomic_save_with
+from ..store.files import atomic_save_buffered, atomic_save_with
 from .evaluate import input_dtype
 
 EXPORT_FORMATS: Registry[type[ExportFormat]] = Registry("export format", key="export.formats")
@@ -140,7 +141,7 @@ class TorchScript(ExportFormat):
         with warnings.catch_warnings():  # torch.jit is deprecated upstream but remains the loadable C++/Python format
             warnings.simplefilter("ignore")
             traced = torch.jit.trace(model, example, check_trace=False)
-            atomic_save_with(path, lambda tmp: torch.jit.save(traced, tmp))
+            atomic_save_buffered(path, lambda buf: torch.jit.save(traced, buf))  # never aborts on a full disk
 
     def load(self, path, ctx):
         with warnings.catch_warnings():
@@ -174,7 +175,7 @@ class Onnx(ExportFormat):
                     _quantize_onnx(export, path)
                 else:
                     atomic_save_with(path, export)
-            except OSError:
+            except (OSError, KDError):  # a full disk or read-only folder: said by the writer, not as an ONNX problem
                 raise
             except Exception as e:
                 if i + 1 < len(attempts):
@@ -231,7 +232,7 @@ class StateDict(ExportFormat):
         for k, v in state.items():
             if isinstance(v, torch.Tensor):
                 state[k] = v.detach().cpu()
-        atomic_save_with(path, lambda tmp: torch.save(state, tmp))
+        atomic_save_buffered(path, lambda buf: torch.save(state, buf))
 
     def load(self, path, ctx):
         m = ctx.factory()

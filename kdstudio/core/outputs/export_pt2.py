@@ -17,7 +17,7 @@ from pathlib import Path
 
 import torch
 
-from ..store.files import atomic_save_with
+from ..store.files import atomic_save_buffered, atomic_save_with
 from .compress import is_pt2e
 from .export_formats import ExportFormat, FormatError
 
@@ -63,10 +63,8 @@ class TorchExport(ExportFormat):
         _no_int8(ctx, "torch_export", model, takes_pt2e=True)
         ep = exported_program(model, example)
 
-        def write(tmp):
-            with open(tmp, "wb") as f:  # a file object: torch.export.save warns about a path not ending in .pt2
-                torch.export.save(ep, f)
-        atomic_save_with(path, write)
+        # into memory, then our writer: torch's C++ stream writer aborts the process on a full disk
+        atomic_save_buffered(path, lambda buf: torch.export.save(ep, buf))
         return {"dynamic_batch": True}
 
     def load(self, path, ctx):

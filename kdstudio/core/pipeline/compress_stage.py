@@ -17,6 +17,7 @@ from ..outputs.channel_prune import apply_plan, prune_channels
 from ..outputs.compress import (calib_inputs, has_conv, int8_path, magnitude_prune, make_permanent, quantize_int8,
                                 to_half, weight_sparsity)
 from ..outputs.evaluate import accuracy
+from ..train.checkpoints import read_checkpoint
 from ..train.loop import CrossEntropy
 from .context import Variant, clip_hooks, stage_spec
 
@@ -57,15 +58,15 @@ class _Chain:
     def _saved(self, name: str) -> dict | None:
         path = self.ctx.rd.checkpoint(name)
         if self.ctx.resume and path.is_file():
-            state = torch.load(path, map_location=self.ctx.device, weights_only=True)
+            state = read_checkpoint(path, self.ctx.device)
             if state.get("complete") and "variant" in state:
                 return state
         return None
 
     def _save(self, record: dict, model: nn.Module) -> None:
-        from ..store.files import atomic_save_with
+        from ..store.files import atomic_save_buffered
         state = {"complete": True, "variant": record, "model": model.state_dict()}
-        atomic_save_with(self.ctx.rd.checkpoint(record["name"]), lambda tmp: torch.save(state, tmp))
+        atomic_save_buffered(self.ctx.rd.checkpoint(record["name"]), lambda buf: torch.save(state, buf))
 
     def float_step(self, name: str, work) -> None:
         """Run one float step from the current float model (or reload it on resume)."""

@@ -17,6 +17,7 @@ from .. import events as ev
 from ..config import Config
 from ..store.files import RunDir
 from ..store.summary import ModelEntry, StageTiming, Summary
+from ..train.checkpoints import read_checkpoint, restore
 from ..train.hooks import GradClip
 from ..train.loop import StageResult, StageRunner, StageSpec
 
@@ -94,7 +95,7 @@ class RunContext:
         """A stage's checkpoint when the stage already finished in this folder (resume), else None."""
         path = self.rd.checkpoint(name)
         if self.resume and path.is_file():
-            state = torch.load(path, map_location=self.device, weights_only=True)
+            state = read_checkpoint(path, self.device)
             if state.get("complete"):
                 return state
         return None
@@ -110,7 +111,7 @@ class RunContext:
                              control=self.control, checkpoint_path=ckpt, seed=self.cfg.seed + seed_offset,
                              hooks=list(hooks), cache_dir=self.rd.root / "cache")
         if self.resume and ckpt.is_file():
-            runner.load_checkpoint(torch.load(ckpt, map_location=self.device, weights_only=True))
+            restore(runner, read_checkpoint(ckpt, self.device), ckpt)
             self.log(f"Resumed {spec.name} at epoch {runner.epoch + 1}, step {runner.step_in_epoch + 1}.", spec.name)
         return runner.run()
 

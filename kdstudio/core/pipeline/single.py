@@ -23,7 +23,9 @@ from ..config import Config
 from ..errors import KDError, RunStopped
 from ..outputs import tracking
 from ..store import summary as summary_mod
-from ..store.files import JsonlWriter, RunDir
+from ..store.files import JsonlWriter, RunDir, write_error
+from ..store.lock import FolderLock
+from ..train.checkpoints import read_checkpoint
 from ..store.summary import Summary
 from .context import DeviceData, RunContext, RunResults
 from .plan import RunPlan, plan_run
@@ -89,15 +91,20 @@ class _Recorder:
     def __init__(self, rd: RunDir, listener: Callable[[ev.Event], None] | None):
         self.listener = listener
         self.metrics = JsonlWriter(rd.metrics)
+        self.log_path = rd.log
         self.log = open(rd.log, "a", encoding="utf-8")
 
     def __call__(self, e: ev.Event) -> None:
-        if e.kind in (ev.STEP, ev.EPOCH):
-            self.metrics.write(e.record())
-        line = ev.log_line(e) if e.kind not in (ev.STEP, ev.RUN_FINISHED) else None
-        if line:
-            self.log.write(line + "\n")
-            self.log.flush()
+        try:
+            if e.kind in (ev.STEP, ev.EPOCH):
+                self.metrics.write(e.record())
+            line = ev.log_line(e) if e.kind not in (ev.STEP, ev.RUN_FINISHED) else None
+            if line:
+                self.log.write(line + "\n")
+                self.log.flush()
+        except (OSError, KDError) as err:
+            if e.kind not in (ev.RUN_FAILED, ev.WARNING):  # recording a failure must not hide that failure
+                raise err if isinstance(err, KDError) else write_error(self.log_path, err) from None
         if self.listener:
             self.listener(e)
 
@@ -106,21 +113,59 @@ class _Recorder:
         self.log.close()
 
 
-def prepare(cfg: Config | None, out_dir: str | Path, resume: bool) -> tuple[Config, RunDir]:
-    """Validate the config and the run folder; for resume, read the folder's resolved config."""
+RESTART_NOTE = ("This run had stopped before its first checkpoint, so it starts again from the beginning with its "
+                "saved config; the earlier attempt's metrics are kept in {old}.")
+
+
+def prepare(cfg: Config | None, out_dir: str | Path, resume: bool) -> tuple[Config, RunDir, bool]:
+    """Validate the config and the run folder; for resume, read the folder's resolved config. Returns (config,
+    folder, resume): a resume of a run that stopped before its first checkpoint restarts it (resume False)."""
     rd = RunDir(out_dir)
     if resume:
-        if not any(rd.checkpoint(s).is_file() for s in ("teacher", "distill", "baseline")):
-            raise KDError(f"Cannot resume: '{rd.root}' holds no checkpoint; start a new run instead of --resume.")
+        if not rd.config.is_file():
+            raise KDError(f"Cannot resume: '{rd.root}' holds no run (no config.toml); start a new run with "
+                          "`kdstudio run CONFIG --out` instead of --resume.")
         cfg = config_mod.load(rd.config)
+        try:
+            finished = summary_mod.read(rd.summary)
+        except summary_mod.SummaryError:
+            finished = None  # damaged: the resume goes on from the checkpoints, and says so later
+        if finished is not None and finished.status == "completed":  # nothing to continue; never re-export quietly
+            raise KDError(f"'{rd.root}' holds a finished run; there is nothing to resume. `kdstudio eval {rd.root}` "
+                          f"evaluates it again and `kdstudio export {rd.root} --format F --force` exports it again.")
+        if not any(rd.checkpoints.glob("*.pt")):  # killed or failed before any stage saved: start it again here
+            resume = False
     assert cfg is not None
-    if not resume and (rd.config.exists() or rd.has_checkpoints()):
+    if not resume and rd.config.exists() and rd.has_checkpoints():
         raise KDError(f"'{rd.root}' already holds a run; continue it with --resume, or choose another --out.")
+    if not resume and rd.config.exists() and cfg is not None and not _same_config(cfg, rd.config):
+        raise KDError(f"'{rd.root}' holds a run that stopped before its first checkpoint, with another config; "
+                      "`kdstudio run --resume --out` restarts it with its own config, or choose another --out.")
     config_mod.validate(cfg)
     rd.create()
-    if not resume:
+    if not rd.config.exists():
         config_mod.save(cfg, rd.config)
-    return cfg, rd
+    elif not resume:
+        _set_aside(rd.metrics)  # a restart: the epochs of the attempt before it are not this run's
+    return cfg, rd, resume
+
+
+def _same_config(cfg: Config, path: Path) -> bool:
+    try:
+        return config_mod.dumps(config_mod.load(path)) == config_mod.dumps(cfg)
+    except KDError:
+        return False
+
+
+def _set_aside(path: Path) -> Path | None:
+    """Rename an earlier attempt's file to NAME.before-restart[-N] (nothing is deleted)."""
+    if not path.is_file():
+        return None
+    target, n = path.with_name(path.name + ".before-restart"), 2
+    while target.exists():
+        target, n = path.with_name(f"{path.name}.before-restart-{n}"), n + 1
+    path.rename(target)
+    return target
 
 
 def _done_stages(rd: RunDir, resume: bool) -> set[str]:
@@ -131,9 +176,9 @@ def _done_stages(rd: RunDir, resume: bool) -> set[str]:
             path = rd.checkpoint(stage)
             if path.is_file():
                 try:
-                    if torch.load(path, map_location="cpu", weights_only=True).get("complete"):
+                    if read_checkpoint(path).get("complete"):
                         done.add(stage)
-                except Exception:  # noqa: BLE001 - a damaged checkpoint is reported by the stage that reads it
+                except KDError:  # a damaged checkpoint is reported by the stage that reads it
                     pass
     return done
 
@@ -142,10 +187,18 @@ def run_single(cfg: Config | None, out_dir: str | Path, *, on_event: Callable[[e
                control: ev.RunControl | None = None, resume: bool = False, member: dict | None = None) -> dict:
     """One run of the pipeline. Standalone it announces RUN_STARTED (its plan) and RUN_FINISHED; as a sweep member
     (`member` = index, total, point, seed) it announces MEMBER_STARTED / MEMBER_FINISHED instead."""
-    cfg, rd = prepare(cfg, out_dir, resume)
-    control = control or ev.RunControl()
-    recorder = _Recorder(rd, on_event)
+    asked_resume = resume
+    cfg, rd, resume = prepare(cfg, out_dir, resume)
+    lock = FolderLock(rd.root, "run folder").acquire()  # a second --resume or window is refused, not doubled
+    try:
+        control = control or ev.RunControl()
+        recorder = _Recorder(rd, on_event)
+    except BaseException:
+        lock.release()
+        raise
     emit = ev.Emitter(tracking.listen(cfg, rd, recorder))  # TensorBoard / MLflow first, when [tracking] asks
+    if asked_resume and not resume:
+        emit(ev.WARNING, None, message=RESTART_NOTE.format(old=f"{rd.metrics.name}.before-restart"))
     base = Summary(started=_dt.datetime.now().isoformat(timespec="seconds"))
     previous = None
     if resume:  # a resumed run keeps the time it first started; the resume time is recorded beside it
@@ -187,6 +240,10 @@ def run_single(cfg: Config | None, out_dir: str | Path, *, on_event: Callable[[e
         summary = results.to_summary(base).to_json()
         try:
             summary_mod.write(rd.summary, results.to_summary(base))
+        except KDError as write_failed:  # e.g. the disk is full: never hide the error that ended the run
+            if base.status != "failed":
+                raise
+            emit(ev.WARNING, None, message=f"summary.json was not updated: {write_failed}")
         finally:
             if member is not None:
                 emit(ev.MEMBER_FINISHED, None, index=member["index"], total=member["total"], status=base.status,
@@ -194,6 +251,7 @@ def run_single(cfg: Config | None, out_dir: str | Path, *, on_event: Callable[[e
             elif base.status != "failed":
                 emit(ev.RUN_FINISHED, None, summary=summary)
             recorder.close()
+            lock.release()
     return summary
 
 

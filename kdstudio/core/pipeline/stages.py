@@ -13,6 +13,7 @@ from ..models import teacher_io
 from ..models.frozen import FrozenTeacher
 from ..outputs.evaluate import accuracy
 from ..store.summary import ModelEntry, StageTiming
+from ..train.checkpoints import damaged, read_checkpoint
 from ..train.hooks import student_hooks
 from ..train.loop import CrossEntropy
 from .compress_stage import compress_stage
@@ -157,7 +158,10 @@ def _best_model(ctx: RunContext, path) -> torch.nn.Module | None:
     if not path.is_file():
         return None
     model = build_student(ctx)
-    model.load_state_dict(torch.load(path, map_location=ctx.device, weights_only=True)["model"])
+    try:
+        model.load_state_dict(read_checkpoint(path, ctx.device, need=("model",))["model"])
+    except RuntimeError as e:  # weights of another architecture
+        raise damaged(path, str(e).splitlines()[0][:120]) from None
     return model.to(ctx.device).eval()
 
 

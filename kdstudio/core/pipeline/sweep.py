@@ -12,7 +12,6 @@ from __future__ import annotations
 import itertools
 import math
 import re
-import shutil
 import statistics
 from pathlib import Path
 from typing import Callable
@@ -21,6 +20,7 @@ from .. import config as config_mod
 from ..errors import KDError
 from ..store import summary as summary_mod
 from ..store.files import SWEEP_JSON, SWEEP_MD, SWEEP_TOML, RunDir, atomic_write_json, atomic_write_text  # noqa: F401
+from ..store.lock import FolderLock
 
 
 
@@ -162,47 +162,50 @@ def run_sweep(cfg, out_dir: str | Path, *, on_event: Callable | None = None, con
         config_mod.save(cfg, out / SWEEP_TOML)
     except OSError as e:
         raise KDError(f"Cannot write the sweep folder '{out}' ({e.strerror or e}); choose another --out.") from None
-    members = expand(cfg)
-    emit = ev.Emitter(on_event or (lambda e: None))
-    if runner is None:
-        plan = _plan(members, out, resume)
-        emit(ev.RUN_STARTED, None, run_dir=str(out), device=None, resumed=resume, plan=plan.to_dict(),
-             config=config_mod.dumps(cfg))
+    lock = FolderLock(out, "sweep folder").acquire()  # a second --resume of this sweep is refused
+    try:
+        members = expand(cfg)
+        emit = ev.Emitter(on_event or (lambda e: None))
+        if runner is None:
+            plan = _plan(members, out, resume)
+            emit(ev.RUN_STARTED, None, run_dir=str(out), device=None, resumed=resume, plan=plan.to_dict(),
+                 config=config_mod.dumps(cfg))
 
-    def run_one(c, o, listener, ctrl, again, member):
-        if runner is not None:
-            return runner(c, o, listener, ctrl, again, member)
-        return run_single(c, o, on_event=listener, control=ctrl, resume=again, member=member)
+        def run_one(c, o, listener, ctrl, again, member):
+            if runner is not None:
+                return runner(c, o, listener, ctrl, again, member)
+            return run_single(c, o, on_event=listener, control=ctrl, resume=again, member=member)
 
-    runs, by_point, status = [], {}, "completed"
-    for index, (point, seed, one) in enumerate(members, start=1):
-        folder = out / point_label(point) / f"seed-{seed}"
-        member = {"index": index, "total": len(members), "point": dict(point), "seed": seed}
-        old = summary_mod.read_dict(RunDir(folder).summary) if resume else None
-        if old and old.get("status") == "completed":
-            summary = old
-        else:
-            again = resume and RunDir(folder).has_checkpoints()
-            if resume and not again and folder.is_dir():
-                shutil.rmtree(folder)  # a point that failed before its first checkpoint: nothing to keep
-            try:
-                summary = run_one(None if again else one, folder, on_event, control, again, member)
-            except KDError as e:
-                summary = {"status": "failed", "error": str(e)}
-        summary = {**summary, "seed": seed, "point": point, "folder": str(folder)}
-        runs.append(summary)
-        by_point.setdefault(point_label(point), (point, []))[1].append(summary)
-        if summary.get("status") == "stopped" or (control is not None and control.stop_requested):
-            status = "stopped"
-            break
-    rows = [summarize_point(p, rs) for p, rs in by_point.values()]
-    criterion = mark_best(rows)
-    slim = [{k: r.get(k) for k in ("point", "seed", "folder", "status", "error", "teacher", "student", "baseline",
-                                   "kd_gain")} for r in runs]
-    result = {"status": status, "seeds": list(cfg.run.seeds) or [cfg.seed], "sweep": dict(cfg.run.sweep),
-              "criterion": criterion, "rows": rows, "runs": slim}
-    atomic_write_json(out / SWEEP_JSON, result)
-    atomic_write_text(out / SWEEP_MD, format_table(result))
-    if runner is None:
-        emit(ev.RUN_FINISHED, None, summary=result)
-    return result
+        runs, by_point, status = [], {}, "completed"
+        for index, (point, seed, one) in enumerate(members, start=1):
+            folder = out / point_label(point) / f"seed-{seed}"
+            member = {"index": index, "total": len(members), "point": dict(point), "seed": seed}
+            old = summary_mod.read_dict(RunDir(folder).summary) if resume else None
+            if old and old.get("status") == "completed":
+                summary = old
+            else:
+                # a point that stopped before its first checkpoint restarts in its folder (run_single keeps its log)
+                again = resume and (folder / "config.toml").is_file()
+                try:
+                    summary = run_one(None if again else one, folder, on_event, control, again, member)
+                except KDError as e:
+                    summary = {"status": "failed", "error": str(e)}
+            summary = {**summary, "seed": seed, "point": point, "folder": str(folder)}
+            runs.append(summary)
+            by_point.setdefault(point_label(point), (point, []))[1].append(summary)
+            if summary.get("status") == "stopped" or (control is not None and control.stop_requested):
+                status = "stopped"
+                break
+        rows = [summarize_point(p, rs) for p, rs in by_point.values()]
+        criterion = mark_best(rows)
+        slim = [{k: r.get(k) for k in ("point", "seed", "folder", "status", "error", "teacher", "student", "baseline",
+                                       "kd_gain")} for r in runs]
+        result = {"status": status, "seeds": list(cfg.run.seeds) or [cfg.seed], "sweep": dict(cfg.run.sweep),
+                  "criterion": criterion, "rows": rows, "runs": slim}
+        atomic_write_json(out / SWEEP_JSON, result)
+        atomic_write_text(out / SWEEP_MD, format_table(result))
+        if runner is None:
+            emit(ev.RUN_FINISHED, None, summary=result)
+        return result
+    finally:
+        lock.release()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import errno
+import io
 import json
 import os
 import tempfile
@@ -20,11 +22,46 @@ def _umask() -> int:
 _FILE_MODE = 0o666 & ~_umask()  # mkstemp makes 0600 files; finished files get the mode open() would give
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write bytes to `path` via a temp file in the same folder and a rename: never a half file."""
+DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
+
+
+def write_error(path: Path, e: OSError, needed: int | None = None) -> KDError:
+    """One sentence for a failed write of `path`: a full disk (with what was needed), a read-only or forbidden
+    folder, or the OS's reason; the previous file, if any, is intact (every writer here is atomic)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    if e.errno in DISK_FULL:
+        need = f": {max(needed / 1e6, 0.1):.1f} MB needed" if needed else ""
+        return KDError(f"The disk holding '{path.parent}' is full{need}; free some space and try again (nothing "
+                       f"half-written was left, and the previous '{path.name}' is intact).")
+    if e.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+        return KDError(f"Cannot write '{path}' ({e.strerror}); choose a folder you can write to (nothing "
+                       "half-written was left).")
+    return KDError(f"Cannot write '{path}' ({e.strerror or e}); nothing half-written was left.")
+
+
+def _fsync_dir(folder: Path) -> None:
+    """Make the rename itself durable (the folder's entry), where the OS allows opening a folder."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def atomic_write_bytes(path: Path, data: bytes | memoryview) -> None:
+    """Write bytes to `path` via a temp file in the same folder, fsync and a rename: never a half file. A failed
+    write (disk full, read-only) leaves no temp file and raises KDError with one sentence (write_error)."""
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as e:
+        raise write_error(path, e, len(data)) from None
     try:
         os.fchmod(fd, _FILE_MODE)
         with os.fdopen(fd, "wb") as fh:
@@ -32,11 +69,14 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
-    except BaseException:
+        _fsync_dir(path.parent)
+    except BaseException as e:
         try:
             os.unlink(tmp)
         except OSError:
             pass
+        if isinstance(e, OSError):
+            raise write_error(path, e, len(data)) from None
         raise
 
 
@@ -50,21 +90,48 @@ def atomic_write_json(path: Path, obj: Any) -> None:
     atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=False) + "\n")
 
 
+def atomic_save_buffered(path: Path, writer) -> None:
+    """Call writer(buffer) on an in-memory file, then write its bytes atomically. For torch.save / torch.jit.save:
+    their C++ writer aborts the whole process on a full disk (std::__ios_failure, exit 134), so they never write
+    to the disk themselves; our write raises KDError with one sentence instead (atomic_write_bytes)."""
+    buf = io.BytesIO()
+    writer(buf)
+    atomic_write_bytes(path, buf.getbuffer())
+
+
+def _is_disk_full(e: BaseException) -> bool:
+    """A library's own write failed for lack of space (torch raises RuntimeError, not OSError)."""
+    text = str(e).lower()
+    return (isinstance(e, OSError) and e.errno in DISK_FULL) or "no space left" in text or \
+        "file write failed" in text or "enospc" in text
+
+
 def atomic_save_with(path: Path, writer) -> None:
-    """Call writer(tmp_path) then rename onto `path`; for libraries that write files themselves."""
+    """Call writer(tmp_path), fsync, then rename onto `path`; for libraries that write files themselves. A failed
+    write leaves no temp file; a full disk or read-only folder raises KDError with one sentence."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        os.close(fd)
+    except OSError as e:
+        raise write_error(path, e) from None
     try:
         writer(tmp)
         os.chmod(tmp, _FILE_MODE)
+        with open(tmp, "rb") as fh:
+            os.fsync(fh.fileno())
         os.replace(tmp, path)
-    except BaseException:
+        _fsync_dir(path.parent)
+    except BaseException as e:
         try:
             os.unlink(tmp)
         except OSError:
             pass
+        if isinstance(e, OSError):
+            raise write_error(path, e) from None
+        if isinstance(e, Exception) and _is_disk_full(e):
+            raise write_error(path, OSError(errno.ENOSPC, "No space left on device")) from None
         raise
 
 
@@ -135,16 +202,33 @@ class RunDir:
         return self.checkpoints / f"{stage}.pt"
 
 
+def _ends_with_newline(path: Path) -> bool:
+    with open(path, "rb") as fh:
+        fh.seek(-1, os.SEEK_END)
+        return fh.read(1) == b"\n"
+
+
 class JsonlWriter:
     """Appends one JSON object per line; each line is flushed whole so a crash leaves whole lines only."""
 
     def __init__(self, path: Path):
-        self._fh = open(path, "a", encoding="utf-8")
+        self.path = Path(path)
+        try:
+            self._fh = open(path, "a", encoding="utf-8")
+            torn = self._fh.tell() > 0 and not _ends_with_newline(self.path)
+            if torn:  # a crash cut the last line: end it, so the next record is not glued to it and lost
+                self._fh.write("\n")
+                self._fh.flush()
+        except OSError as e:
+            raise write_error(self.path, e) from None
 
     def write(self, record: dict) -> None:
-        """Append one record."""
-        self._fh.write(json.dumps(record) + "\n")
-        self._fh.flush()
+        """Append one record (a full disk: KDError with one sentence)."""
+        try:
+            self._fh.write(json.dumps(record) + "\n")
+            self._fh.flush()
+        except OSError as e:
+            raise write_error(self.path, e) from None
 
     def close(self) -> None:
         """Close the file."""

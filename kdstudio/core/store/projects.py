@@ -89,7 +89,8 @@ class RunInfo:
         """The run folders of a sweep (point/seed-N), in the order they ran; [] for a single run."""
         if not self.is_sweep:
             return []
-        listed = [Path(r["folder"]) for r in self.summary.get("runs", []) if r.get("folder")]
+        runs = self.summary.get("runs") if isinstance(self.summary.get("runs"), list) else []
+        listed = [Path(r["folder"]) for r in runs if isinstance(r, dict) and isinstance(r.get("folder"), str)]
         return listed or sorted(p.parent for p in Path(self.path).glob("*/seed-*/config.toml"))
 
     def headline(self) -> dict:
@@ -98,8 +99,9 @@ class RunInfo:
         For a sweep: the means of its best point."""
         s = self.summary
         if self.is_sweep:
-            best = next((r for r in s.get("rows", []) if r.get("best")), None) or {}
-            mean = lambda k: (best.get(k) or {}).get("mean")  # noqa: E731
+            rows = s.get("rows") if isinstance(s.get("rows"), list) else []
+            best = next((r for r in rows if isinstance(r, dict) and r.get("best")), None) or {}
+            mean = lambda k: best[k].get("mean") if isinstance(best.get(k), dict) else None  # noqa: E731
             return {"teacher": mean("teacher"), "student": mean("student"), "baseline": mean("baseline"),
                     "kd_gain": mean("kd_gain"), "params_ratio": None, "speedup": None}
         acc = lambda k: (s.get(k) or {}).get("accuracy") if isinstance(s.get(k), dict) else None  # noqa: E731
@@ -163,30 +165,38 @@ class Project:
         if self.damaged:
             raise KDError(f"Project '{self.name}' has a damaged project.toml; it is not overwritten. "
                           "Fix it in the TOML editor or in a text editor.")
-        self._take_outside_edits()
+        if self.text and not self.path.is_dir():  # deleted behind the app's back: saving must not bring it back
+            raise KDError(f"Project '{self.name}' was deleted outside KD Studio ('{self.path}' is gone); it is not "
+                          "re-created. Create a new project to keep these settings.")
+        base = self.config
+        outside = self._take_outside_edits()
+        if outside is not None and base is not None:  # changed on disk meanwhile: keep its changes, add ours
+            cfg = merge_edits(base, cfg, outside)
         text = self.text_for(cfg)
         atomic_write_text(self.file, text)
-        self.config, self.text = cfg, text
+        self.config, self.text = cfg.copy(), text  # a snapshot: the base the next save's own edits are found from
 
-    def _take_outside_edits(self) -> None:
-        """Start from the file on disk when something else changed it (its comments are kept); when that change
-        left it unreadable, the project becomes damaged and nothing is written."""
+    def _take_outside_edits(self) -> Config | None:
+        """Start from the file on disk when something else changed it (its comments are kept) and return its
+        config; None when it did not change. When that change left it unreadable, the project becomes damaged
+        and nothing is written."""
         try:
             disk = self.file.read_text(encoding="utf-8")
         except FileNotFoundError:
-            return  # a new project, or one whose file was deleted: written afresh
+            return None  # a new project, or one whose file was deleted: written afresh
         except (OSError, UnicodeDecodeError) as e:
             raise KDError(f"Cannot read '{self.file}' before saving ({getattr(e, 'strerror', None) or e}); "
                           "nothing was written.") from None
         if disk == self.text:
-            return
+            return None
         try:
-            config_mod.loads(disk, where=str(self.file))
+            outside = config_mod.loads(disk, where=str(self.file))
         except ConfigError as e:
             self.config, self.text, self.error = None, disk, str(e)
             raise KDError(f"Project '{self.name}': project.toml was changed outside KD Studio and is now damaged "
                           f"({e}); it is not overwritten. Fix it in the TOML editor or in a text editor.") from None
         self.text = disk
+        return outside
 
     def save_text(self, text: str) -> Config:
         """Parse TOML text and, only when it is valid TOML with known keys, write it as project.toml, as typed."""
@@ -223,7 +233,8 @@ class Project:
                 read = summary_mod.read(RunDir(d).summary)  # through the schema: a damaged file is one run's problem
                 summary = read.to_json() if read is not None else None
                 if summary is None and (d / "sweep.toml").is_file():
-                    summary = read_json(d / "sweep.json", default=None) or {"status": "incomplete"}
+                    raw = read_json(d / "sweep.json", default=None)  # a damaged file: the sweep shows as incomplete
+                    summary = raw if isinstance(raw, dict) and raw else {"status": "incomplete"}
                     summary = {**summary, "sweep": True, "started": _mtime_iso(d / "sweep.toml")}
             except summary_mod.SummaryError as e:
                 out.append(RunInfo(d, "damaged", _mtime_iso(d), {"error": str(e)}))
@@ -237,6 +248,27 @@ class Project:
                 out.append(RunInfo(d, "incomplete", _mtime_iso(d), {}))
         out.sort(key=lambda r: (r.started, r.name), reverse=True)
         return out
+
+
+def _leaves(d: dict, prefix: str = "") -> dict:
+    out = {}
+    for k, v in d.items():
+        if isinstance(v, dict) and k != "sweep":  # run.sweep is one value (a table of lists), not a section
+            out.update(_leaves(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+def merge_edits(base: Config, mine: Config, outside: Config) -> Config:
+    """`outside` (the file as another process left it) with the values this window changed since `base` (the
+    file as it last read it): an edit made elsewhere is kept unless this window changed that same value."""
+    was, now = _leaves(base.to_dict()), _leaves(mine.to_dict())
+    merged = outside.copy()
+    for key, value in now.items():
+        if was.get(key) != value:
+            merged.set(key, value)
+    return merged
 
 
 def _mtime_iso(path: Path) -> str:
@@ -265,9 +297,15 @@ class ProjectStore:
         return sorted(found, key=lambda p: p.name.lower())
 
     def get(self, name: str) -> Project | None:
-        """The project with that (folder) name, or None."""
-        path = self.root / sanitize_name(name)
-        return Project(path).reload() if (path / PROJECT_FILE).exists() else None
+        """The project in the folder of exactly that name (a project's identity is its folder: 'R&D' is not
+        'R_D'), else in the folder its sanitised name gives, or None."""
+        for folder in dict.fromkeys((str(name), sanitize_name(name))):
+            if folder in ("", ".", "..") or "/" in folder or "\\" in folder or "\0" in folder:
+                continue
+            path = self.root / folder
+            if (path / PROJECT_FILE).exists():
+                return Project(path).reload()
+        return None
 
     def unique_name(self, wanted: str) -> str:
         """`wanted` sanitised, with " 2", " 3"… appended when a project of that name exists."""
@@ -364,5 +402,5 @@ class Settings:
         """Write the settings atomically; a failure is ignored (settings are a convenience)."""
         try:
             atomic_write_json(self.path, self.data)
-        except OSError:
+        except (OSError, KDError):  # atomic writes say KDError for a full disk or read-only folder
             pass

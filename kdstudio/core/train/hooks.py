@@ -94,10 +94,10 @@ class BestOnValidation(TrainHook):
     def epoch_end(self, runner, val_acc: float) -> None:
         if not isinstance(val_acc, float) or not math.isfinite(val_acc) or val_acc <= self.best_acc:
             return
-        from ..store.files import atomic_save_with
+        from ..store.files import atomic_save_buffered
         self.best_acc, self.best_epoch = val_acc, runner.epoch + 1
         state = {"model": runner.s.model.state_dict(), "epoch": self.best_epoch, "val_acc": val_acc}
-        atomic_save_with(self.path, lambda tmp: torch.save(state, tmp))
+        atomic_save_buffered(self.path, lambda buf: torch.save(state, buf))
 
     def state_dict(self) -> dict:
         return {"best_acc": self.best_acc, "best_epoch": self.best_epoch}

@@ -184,7 +184,7 @@ class StageRunner:
     # ---- checkpoints ----------------------------------------------------------------------------------
     def save_checkpoint(self, complete: bool = False) -> None:
         """Write model/optimizer/scheduler/position/RNG state atomically."""
-        from ..store.files import atomic_save_with
+        from ..store.files import atomic_save_buffered
         state = {
             "stage": self.s.name, "epoch": self.epoch, "step_in_epoch": self.step_in_epoch,
             "perm": None if self.perm is None else self.perm.cpu(), "complete": complete,
@@ -196,7 +196,7 @@ class StageRunner:
             "scaler": self.scaler.state_dict() if self.scaler else None,
             "hooks": {h.name: h.state_dict() for h in self.hooks if h.state_dict() is not None},
         }
-        atomic_save_with(self.ckpt_path, lambda tmp: torch.save(state, tmp))
+        atomic_save_buffered(self.ckpt_path, lambda buf: torch.save(state, buf))  # a full disk: one sentence
         self.emit(ev.CHECKPOINT, self.s.name, path=str(self.ckpt_path), epoch=self.epoch,
                   step=self.step_in_epoch, complete=complete)
 
