@@ -119,3 +119,20 @@ def test_run_started_carries_the_plan_and_a_sweep_announces_each_member(tmp_path
     assert seen[-1].kind == events.RUN_FINISHED and seen[-1].data["summary"]["status"] == "completed"
     steps = [e for e in seen if e.kind == events.STEP]
     assert steps and all("total" in e.data["terms"] for e in steps)  # loss terms nested, not spread flat
+
+
+def test_torch_compile_keeps_its_caches_in_the_run_folder(tmp_path, monkeypatch):
+    """distill.compile: Inductor's and Triton's caches go to the run folder, not the system temp folder, and the
+    process's environment is as it was after the run."""
+    import os
+    seen = []
+
+    def fake_compile(model, *a, **k):  # records where torch.compile would write; runs the model as it is
+        seen.append({k: os.environ.get(k) for k in ("TORCHINDUCTOR_CACHE_DIR", "TRITON_CACHE_DIR")})
+        return model
+    monkeypatch.setattr(torch, "compile", fake_compile)
+    monkeypatch.delenv("TORCHINDUCTOR_CACHE_DIR", raising=False)
+    engine.run(tiny_config(**{"distill.compile": True, "export.formats": [], "evaluate.latency_repeats": 0}),
+               tmp_path / "run")
+    assert seen and all(str(tmp_path / "run" / "cache" / "torch_compile") in v for s in seen for v in s.values())
+    assert "TORCHINDUCTOR_CACHE_DIR" not in os.environ

@@ -16,6 +16,7 @@ from PySide6.QtWidgets import (QApplication, QDockWidget, QHBoxLayout, QLabel, Q
 from .. import __version__
 from ..core.store.projects import ProjectStore, RunInfo, Settings
 from . import refguard
+from .disk_prompt import ask_changed_on_disk
 from .info import InfoHub
 from .trust_prompt import TrustPrompt
 from .model import ConfigModel
@@ -181,6 +182,7 @@ class MainWindow(QMainWindow):
         self.model.project_changed.connect(self._on_project)
         self.model.problems_changed.connect(self._mark_tabs)
         self.model.saved.connect(lambda msg: self.save_label.setText(msg))
+        self.model.changed_on_disk.connect(lambda: ask_changed_on_disk(self, self.model))
         self.model.save_failed.connect(lambda msg: self.save_label.setText(f"<span style='color:#d93025'>{msg}</span>"))
         self.hub.catalog_ready.connect(lambda c: self.torch_label.setText(f"PyTorch {c['torch'].split('+')[0]} · "
                                                                           f"{c['device']}"))

@@ -6,7 +6,7 @@ every page which fields have problems, and saves the project a moment after the 
 
 from __future__ import annotations
 
-from PySide6.QtCore import QObject, QTimer, Signal
+from PySide6.QtCore import QFileSystemWatcher, QObject, QTimer, Signal
 
 from ..core import config as config_mod
 from ..core.config import Config
@@ -25,6 +25,9 @@ class ConfigModel(QObject):
     problems_changed = Signal(list)    # [(dotted key, message)]
     saved = Signal(str)                # a short status text
     save_failed = Signal(str)
+    # project.toml changed outside this window while an edit of ours waits for autosave: the window asks
+    # whether to reload it (ours are dropped) or keep ours (saved over it, its changes to other values kept)
+    changed_on_disk = Signal()
 
     def __init__(self, parent=None):
         super().__init__(parent)
@@ -39,6 +42,15 @@ class ConfigModel(QObject):
         self._timer.setSingleShot(True)
         self._timer.setInterval(AUTOSAVE_MS)
         self._timer.timeout.connect(self.save_now)
+        # project.toml written by another program: reloaded at once when nothing of ours is pending, else asked.
+        # The folder is watched too: an atomic write replaces the file, and the watch on the old one ends.
+        self._watcher = QFileSystemWatcher(self)
+        self._watcher.fileChanged.connect(lambda _path: self._disk_check.start())
+        self._watcher.directoryChanged.connect(lambda _path: self._disk_check.start())
+        self._disk_check = QTimer(self)
+        self._disk_check.setSingleShot(True)
+        self._disk_check.setInterval(150)  # one check after a burst of events (write, rename, chmod)
+        self._disk_check.timeout.connect(self.check_disk)
 
     # ---- project ---------------------------------------------------------------------------------------
     def set_project(self, project: Project | None) -> None:
@@ -48,6 +60,7 @@ class ConfigModel(QObject):
         self.project = project
         self.cfg = project.config.copy() if project is not None and project.config is not None else None
         self._take_lock(project)
+        self._watch(project)
         self.local_errors.clear()
         self.project_changed.emit(project)
         self.validate()
@@ -67,6 +80,47 @@ class ConfigModel(QObject):
                                                          "to edit here")
         except KDError as e:  # a folder we cannot write: nothing would save anyway
             self.read_only = f"Read-only: {e}"
+
+    def _watch(self, project: Project | None) -> None:
+        """Watch the project's file (and its folder) for changes made outside this window."""
+        old = self._watcher.files() + self._watcher.directories()
+        if old:
+            self._watcher.removePaths(old)
+        if project is not None and project.path.is_dir():
+            self._watcher.addPaths([str(p) for p in (project.file, project.path) if p.exists()])
+
+    def check_disk(self) -> None:
+        """project.toml changed outside this window: reload it when nothing of ours is pending, else ask the
+        window (changed_on_disk); our own writes leave the file as we wrote it and change nothing."""
+        project = self.project
+        if project is None or self.read_only:
+            return
+        self._watch(project)  # re-arm: the file may have been replaced
+        try:
+            disk = project.file.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError):
+            return  # deleted or unreadable: the next save says so (and never re-creates a deleted project)
+        if disk == project.text:
+            return
+        if self._dirty:
+            self.changed_on_disk.emit()
+            return
+        self.reload_from_disk()
+
+    def reload_from_disk(self) -> None:
+        """Take project.toml as it is on disk now (edits of ours still pending are dropped)."""
+        self._timer.stop()
+        self._dirty = False
+        project = self.project.reload()
+        if project.config is None:
+            self.save_failed.emit(f"{project.file.name} was changed outside this window and cannot be read now "
+                                  f"({project.error}); fix it in Config as TOML. Nothing was overwritten.")
+            return
+        self.cfg = project.config.copy()
+        self.local_errors.clear()
+        self.validate()
+        self.config_changed.emit("")
+        self.saved.emit(f"Reloaded {project.file.name}: it was changed outside this window")
 
     def release(self) -> None:
         """Give the open project's lock back (another project opens, the window closes)."""

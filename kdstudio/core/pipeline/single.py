@@ -7,6 +7,7 @@ each point × seed; it does not know who listens.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import os
 import random
@@ -168,6 +169,31 @@ def _set_aside(path: Path) -> Path | None:
     return target
 
 
+# torch.compile's caches (Inductor's kernels, Triton's on a GPU) default to the system temp folder: a run keeps them
+# in its own folder instead, so nothing is written outside the run folder
+COMPILE_CACHE_VARS = ("TORCHINDUCTOR_CACHE_DIR", "TRITON_CACHE_DIR")
+
+
+@contextlib.contextmanager
+def compile_caches_in(rd: RunDir | None):
+    """While inside: torch.compile's caches live in the run folder's cache/torch_compile (rd None: unchanged)."""
+    if rd is None:
+        yield
+        return
+    before = {k: os.environ.get(k) for k in COMPILE_CACHE_VARS}
+    root = rd.root / "cache" / "torch_compile"
+    for k in COMPILE_CACHE_VARS:
+        os.environ[k] = str(root / k.split("_")[0].lower())
+    try:
+        yield
+    finally:
+        for k, v in before.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
 def _done_stages(rd: RunDir, resume: bool) -> set[str]:
     """Stages whose checkpoint says complete (a resume skips them)."""
     done = set()
@@ -215,7 +241,8 @@ def run_single(cfg: Config | None, out_dir: str | Path, *, on_event: Callable[[e
     try:
         ctx = _context(cfg, rd, control, emit, resume, previous, results, member)
         from .stages import run_all
-        run_all(ctx, results, lambda: results.to_summary(Summary(**{**vars(base), "status": "running"})))
+        with compile_caches_in(rd if cfg.distill.compile else None):
+            run_all(ctx, results, lambda: results.to_summary(Summary(**{**vars(base), "status": "running"})))
         base.status = "completed"
     except RunStopped:
         base.status = "stopped"
