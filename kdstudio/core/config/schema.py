@@ -36,7 +36,7 @@ SOURCES.register_lazy("synthetic", "kdstudio.core.data.synthetic:load_synthetic"
 @dataclass
 class DataConfig:
     source: str = opt("digits", "digits = the built-in 8×8 handwritten digits, synthetic = generated images for a "
-                                "quick try; tensors (.npz/.pt), folder (one sub-folder per class) and csv read "
+                                "quick try; tensors (.npz/.npy/.pt), folder (one sub-folder per class) and csv read "
                                 "data.path", choices=tuple(SOURCES))
     path: str = opt("", "file or folder for the tensors/folder/csv sources")
     val_path: str = opt("", "separate validation file/folder (empty = cut val_fraction from path)")
@@ -54,8 +54,8 @@ class DataConfig:
                        choices=("none", "shift", "crop", "crop_flip"))
     image_size: int = opt(0, "resize images to this size (0 = keep; at most 4096)", min=0, max=4096)
     mode: str = opt("auto", "where the data lives while training: resident = decoded once, on the device (fastest); "
-                            "streamed = decoded per batch by worker processes (any size; image folders, other "
-                            "sources are read whole); auto = resident when the decoded data fits data.memory_budget_gb",
+                            "streamed = decoded per batch by worker processes (any size; image folders and "
+                            ".npy/.npz tensor files, other sources are read whole); auto = resident when the decoded data fits data.memory_budget_gb",
                     choices=("auto", "resident", "streamed"))
     memory_budget_gb: float = opt(0.0, "auto mode: the most decoded data kept resident (0 = an eighth of the free "
                                        "RAM, as reading it whole peaks at ~4× its size; on a GPU at most a quarter of "
