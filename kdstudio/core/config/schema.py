@@ -50,8 +50,11 @@ class DataConfig:
                                min=0.0, max=1.0, max_open=True)
     batch_size: int = opt(64, "samples per training step in every stage; 64–256 is usual; lower it when the device "
                               "runs out of memory", min=1)
-    augment: str = opt("none", "random augmentation of training inputs (turns the teacher cache off)",
-                       choices=("none", "shift", "crop", "crop_flip"))
+    augment: str = opt("none", "random augmentation of training inputs (turns the teacher cache off): shift, crop, "
+                               "crop_flip run on the device; rrc_flip (random-resized crop + flip), randaugment and "
+                               "trivialaugment (these two need torchvision) run per sample in the workers of streamed "
+                               "data", choices=("none", "shift", "crop", "crop_flip", "rrc_flip", "randaugment",
+                                                "trivialaugment"))
     image_size: int = opt(0, "resize images to this size (0 = keep; at most 4096)", min=0, max=4096)
     mode: str = opt("auto", "where the data lives while training: resident = decoded once, on the device (fastest); "
                             "streamed = decoded per batch by worker processes (any size; image folders and "

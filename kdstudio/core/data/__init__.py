@@ -32,4 +32,13 @@ def load_data(cfg, cache_dir=None) -> DataBundle:
             bundle.warnings.append(f"data.mode = \"streamed\" applies to image folders and .npy/.npz tensor files "
                                    f"only; the {cfg.data.source} source is read whole, so this run keeps its data "
                                    "resident.")
+    from .augment import SAMPLE_KINDS, TORCHVISION_KINDS, torchvision_transform
+    if cfg.data.augment in SAMPLE_KINDS and bundle.mode != "streamed":
+        from ..errors import ConfigError
+        raise ConfigError(f"data.augment = \"{cfg.data.augment}\" augments each sample in the data workers of the "
+                          f"streamed path, but this {cfg.data.source} data is resident; set data.mode = \"streamed\" "
+                          "(image folders and .npy/.npz tensor files), or use crop_flip, which runs on the device.",
+                          key="data.augment")
+    if cfg.data.augment in TORCHVISION_KINDS:
+        torchvision_transform(cfg.data.augment)  # a missing torchvision is one sentence now, not in a worker
     return bundle
