@@ -96,6 +96,12 @@ def test_auto_mode_streams_for_a_per_sample_kind_and_resident_data_refuses_it(np
         load_data(tensors_config(npy, **{"data.mode": "resident", "data.augment": "rrc_flip"}))
     with pytest.raises(ConfigError, match=r"but this digits data is resident"):
         load_data(tiny_config(**{"data.augment": "rrc_flip"}))
+    from kdstudio.core import config
+    assert dict(config.problems(tiny_config(**{"data.augment": "rrc_flip"})))["data.augment"] == (
+        'data.augment = "rrc_flip" augments each sample in the data workers of the streamed path, but the digits '
+        'source is read whole; set data.mode = "streamed" (image folders and .npy/.npz tensor files), or use '
+        'crop_flip, which runs on the device.')
+    assert "data.augment" not in dict(config.problems(tensors_config(npy, **{"data.augment": "rrc_flip"})))
 
 
 @pytest.mark.skipif(_has_torchvision(), reason="torchvision imports here: the missing-package sentence cannot show")

@@ -148,6 +148,11 @@ def test_streamed_tensors_stop_mid_epoch_then_resume_equals_an_uninterrupted_run
     final = torch.load(tmp_path / "part" / "checkpoints" / "distill.pt", weights_only=False)
     for k in full["model"]:
         assert torch.equal(full["model"][k], final["model"][k]), k
+    if workers == 0:  # a finished run reloads with the same split, from the conversion it made
+        from kdstudio.core.outputs.artifacts import load_run
+        loaded = load_run(tmp_path / "part", variants=False)
+        assert loaded.data.mode == "streamed" and "reuses its conversion" in loaded.data.mode_reason
+        assert str(tmp_path / "part" / "cache") in loaded.data.x_test.reader.where["file"]
 
 
 def test_a_streamed_tensors_run_learns_with_the_disk_teacher_cache(tmp_path, files):
