@@ -189,3 +189,11 @@ def test_flat_features_stream_with_per_feature_statistics(tmp_path):
     assert streamed.input_shape == resident.input_shape == (5,)
     assert np.allclose(streamed.std, resident.std, rtol=1e-5)
     assert torch.allclose(_read_all(streamed.x_train), resident.x_train, atol=1e-5)
+
+
+def test_training_statistics_read_in_many_chunks_equal_the_whole_split(monkeypatch, files):
+    from kdstudio.core.data import tensor_stream
+    monkeypatch.setattr(tensor_stream, "STATS_CHUNK_BYTES", 8 * 3 * 8 * 8 * 7)  # 7 samples a chunk
+    resident = load_data(tensors_config(files / "stored.npz", **{"data.mode": "resident"}))
+    streamed = load_data(tensors_config(files / "stored.npz"))
+    assert np.allclose(streamed.mean, resident.mean, atol=1e-6) and np.allclose(streamed.std, resident.std, atol=1e-6)

@@ -25,7 +25,7 @@ from ..errors import ConfigError, KDError
 from .stream import SampleReader, StreamedInputs, fmt_bytes
 from .tensor_io import check_labels, labels_path, read_npz
 
-STATS_CHUNK = 4096  # samples per chunk when the training split's mean and std are computed from the memory map
+STATS_CHUNK_BYTES = 64 * 2**20  # float64 bytes per chunk when the training statistics are read from the map
 
 
 def _header(f, where: str):
@@ -195,19 +195,20 @@ def _stats(reader: ArrayReader, index: np.ndarray) -> tuple[list[float], list[fl
     """Per-channel (per-feature for flat inputs) mean and unbiased std of the training split, in float64 chunks:
     the figures `bundle.normalise` computes from the whole split."""
     order = np.sort(index)  # sorted reads walk the map forward
+    chunk = max(1, STATS_CHUNK_BYTES // (8 * int(np.prod(reader.sample_shape))))
     dims = (0, 2, 3) if len(reader.sample_shape) == 3 else (0,) if len(reader.sample_shape) == 1 else \
         (0,) + tuple(range(2, 1 + len(reader.sample_shape)))
     total, count = None, 0
-    for s in range(0, len(order), STATS_CHUNK):
-        x = reader.convert(reader.array()[order[s:s + STATS_CHUNK]]).double()
+    for s in range(0, len(order), chunk):
+        x = reader.convert(reader.array()[order[s:s + chunk]]).double()
         part = x.sum(dim=dims)
         total = part if total is None else total + part
         count += x.numel() // part.numel()
     mean = total / count
     shape = (1, -1) + (1,) * (len(reader.sample_shape) - 1)
     sq = None
-    for s in range(0, len(order), STATS_CHUNK):
-        x = reader.convert(reader.array()[order[s:s + STATS_CHUNK]]).double()
+    for s in range(0, len(order), chunk):
+        x = reader.convert(reader.array()[order[s:s + chunk]]).double()
         part = ((x - mean.view(shape)) ** 2).sum(dim=dims)
         sq = part if sq is None else sq + part
     if len(reader.sample_shape) == 1 and len(order) <= 1:
