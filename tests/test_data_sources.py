@@ -100,7 +100,7 @@ def test_corrupt_missing_and_unsafe_tensor_files(tmp_path):
     with pytest.raises(KDError, match="objects other than tensors"):
         load_data(cfg_for("tensors", tmp_path / "obj.pt"))
     (tmp_path / "d.txt").write_text("1,2")
-    with pytest.raises(KDError, match="must end in .npz, .pt or .pth"):
+    with pytest.raises(KDError, match="must end in .npz, .npy, .pt or .pth"):
         load_data(cfg_for("tensors", tmp_path / "d.txt"))
 
 

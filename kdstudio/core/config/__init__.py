@@ -209,6 +209,12 @@ def problems(cfg: Config) -> list[tuple[str, str]]:
     if d.std and len(d.std) != len(d.mean):
         out.append(("data.std", f"data.std has {len(d.std)} value(s) but data.mean has {len(d.mean)}; give one mean "
                     "and one std per channel, or leave both empty."))
+    per_sample = ("rrc_flip", "randaugment", "trivialaugment")  # data.augment.SAMPLE_KINDS, without torch
+    if d.augment in per_sample and (d.mode == "resident" or d.source in ("digits", "synthetic", "csv")):
+        why = "data.mode = \"resident\"" if d.mode == "resident" else f"the {d.source} source is read whole"
+        out.append(("data.augment", f"data.augment = \"{d.augment}\" augments each sample in the data workers of the "
+                    f"streamed path, but {why}; set data.mode = \"streamed\" (image folders and .npy/.npz tensor "
+                    "files), or use crop_flip, which runs on the device."))
     dev = cfg.device
     if not (dev in ("auto", "cpu", "cuda", "mps") or (dev.startswith("cuda:") and dev[5:].isdigit())):
         out.append(("device", f"device '{dev}' is not valid; use auto, cpu, cuda, cuda:N or mps."))

@@ -36,7 +36,7 @@ SOURCES.register_lazy("synthetic", "kdstudio.core.data.synthetic:load_synthetic"
 @dataclass
 class DataConfig:
     source: str = opt("digits", "digits = the built-in 8×8 handwritten digits, synthetic = generated images for a "
-                                "quick try; tensors (.npz/.pt), folder (one sub-folder per class) and csv read "
+                                "quick try; tensors (.npz/.npy/.pt), folder (one sub-folder per class) and csv read "
                                 "data.path", choices=tuple(SOURCES))
     path: str = opt("", "file or folder for the tensors/folder/csv sources")
     val_path: str = opt("", "separate validation file/folder (empty = cut val_fraction from path)")
@@ -50,12 +50,15 @@ class DataConfig:
                                min=0.0, max=1.0, max_open=True)
     batch_size: int = opt(64, "samples per training step in every stage; 64–256 is usual; lower it when the device "
                               "runs out of memory", min=1)
-    augment: str = opt("none", "random augmentation of training inputs (turns the teacher cache off)",
-                       choices=("none", "shift", "crop", "crop_flip"))
+    augment: str = opt("none", "random augmentation of training inputs (turns the teacher cache off): shift, crop, "
+                               "crop_flip run on the device; rrc_flip (random-resized crop + flip), randaugment and "
+                               "trivialaugment (these two need torchvision) run per sample in the workers of streamed "
+                               "data", choices=("none", "shift", "crop", "crop_flip", "rrc_flip", "randaugment",
+                                                "trivialaugment"))
     image_size: int = opt(0, "resize images to this size (0 = keep; at most 4096)", min=0, max=4096)
     mode: str = opt("auto", "where the data lives while training: resident = decoded once, on the device (fastest); "
-                            "streamed = decoded per batch by worker processes (any size; image folders, other "
-                            "sources are read whole); auto = resident when the decoded data fits data.memory_budget_gb",
+                            "streamed = decoded per batch by worker processes (any size; image folders and "
+                            ".npy/.npz tensor files, other sources are read whole); auto = resident when the decoded data fits data.memory_budget_gb",
                     choices=("auto", "resident", "streamed"))
     memory_budget_gb: float = opt(0.0, "auto mode: the most decoded data kept resident (0 = an eighth of the free "
                                        "RAM, as reading it whole peaks at ~4× its size; on a GPU at most a quarter of "

@@ -13,13 +13,15 @@ from .bundle import (  # noqa: F401  (the data API: these names are imported fro
 )
 
 
-STREAMING_SOURCES = ("folder",)  # the sources that can be read per batch (data.mode = "streamed")
+STREAMING_SOURCES = ("folder", "tensors")  # the sources that can be read per batch (data.mode = "streamed")
 
 
-def load_data(cfg) -> DataBundle:
+def load_data(cfg, cache_dir=None) -> DataBundle:
     """Load the data set the config names, split and normalised (an unknown source names the nearest one), on the
-    resident or the streamed path (`bundle.mode`, with the reason in `bundle.mode_reason`)."""
-    bundle = SOURCES.get(cfg.data.source)(cfg)
+    resident or the streamed path (`bundle.mode`, with the reason in `bundle.mode_reason`); `cache_dir` (the run
+    folder's cache/) holds what a streamed tensors file needs converted once."""
+    load = SOURCES.get(cfg.data.source)
+    bundle = load(cfg, cache_dir=cache_dir) if cfg.data.source == "tensors" else load(cfg)
     if not bundle.mode_reason:
         n = sum(bundle.sizes().values())
         size = n * (bundle.x_train[:1].numel() or 1) * 4
@@ -27,6 +29,16 @@ def load_data(cfg) -> DataBundle:
         bundle.mode_reason = (f"resident: {n:,} samples × {'×'.join(map(str, bundle.input_shape))} = "
                               f"{fmt_bytes(size)}, read whole by the {cfg.data.source} source")
         if cfg.data.mode == "streamed" and cfg.data.source not in STREAMING_SOURCES:
-            bundle.warnings.append(f"data.mode = \"streamed\" applies to image folders only; the "
-                                   f"{cfg.data.source} source is read whole, so this run keeps its data resident.")
+            bundle.warnings.append(f"data.mode = \"streamed\" applies to image folders and .npy/.npz tensor files "
+                                   f"only; the {cfg.data.source} source is read whole, so this run keeps its data "
+                                   "resident.")
+    from .augment import SAMPLE_KINDS, TORCHVISION_KINDS, torchvision_transform
+    if cfg.data.augment in SAMPLE_KINDS and bundle.mode != "streamed":
+        from ..errors import ConfigError
+        raise ConfigError(f"data.augment = \"{cfg.data.augment}\" augments each sample in the data workers of the "
+                          f"streamed path, but this {cfg.data.source} data is resident; set data.mode = \"streamed\" "
+                          "(image folders and .npy/.npz tensor files), or use crop_flip, which runs on the device.",
+                          key="data.augment")
+    if cfg.data.augment in TORCHVISION_KINDS:
+        torchvision_transform(cfg.data.augment)  # a missing torchvision is one sentence now, not in a worker
     return bundle

@@ -60,11 +60,16 @@ def memory_budget(cfg) -> tuple[int, str]:
 
 
 def choose_mode(cfg, n: int, shape: tuple, what: str = "images") -> tuple[str, str]:
-    """(mode, reason): data.mode, or for "auto" resident when n decoded float32 samples of `shape` fit the budget."""
+    """(mode, reason): data.mode, or for "auto" resident when n decoded float32 samples of `shape` fit the budget
+    (streamed whatever the size when data.augment is a per-sample kind, which runs in the workers)."""
+    from .augment import SAMPLE_KINDS
     decoded = n * int(np.prod(shape)) * 4
     size = f"{n:,} {what} × {'×'.join(map(str, shape))} = {fmt_bytes(decoded)}"
     if cfg.data.mode != "auto":
         return cfg.data.mode, f"{cfg.data.mode}: data.mode = \"{cfg.data.mode}\" ({size})"
+    if cfg.data.augment in SAMPLE_KINDS:
+        return "streamed", (f"streamed: data.augment = \"{cfg.data.augment}\" augments each sample in the data "
+                            f"workers ({size})")
     budget, where = memory_budget(cfg)
     if decoded <= budget:
         return "resident", f"resident: {size} fits the {fmt_bytes(budget)} budget ({where})"
@@ -104,19 +109,25 @@ class _Norm:
 
 
 class _Items(torch.utils.data.Dataset):
-    """The Dataset the DataLoader indexes: split positions → (normalised input, label, position, error). With
-    data.skip_unreadable an unreadable file becomes a blank (zero) input, so batches and labels stay aligned."""
+    """The Dataset the DataLoader indexes: split positions (or (epoch, position) pairs when each sample is
+    augmented) → (normalised input, label, position, error). With data.skip_unreadable an unreadable file becomes a
+    blank (zero) input, so batches and labels stay aligned."""
 
     def __init__(self, reader: SampleReader, index: np.ndarray, y: torch.Tensor, norm: _Norm, skip: bool,
-                 shape: tuple):
+                 shape: tuple, augment=None):
         self.reader, self.index, self.y, self.norm, self.skip, self.shape = reader, index, y, norm, skip, shape
+        self.augment = augment  # data.augment.SampleAugment or None
 
     def __len__(self) -> int:
         return len(self.index)
 
-    def __getitem__(self, i: int):
+    def __getitem__(self, key):
+        epoch, i = key if isinstance(key, tuple) else (None, key)
         try:
-            x = self.norm(self.reader.read(int(self.index[i])))
+            x = self.reader.read(int(self.index[i]))
+            if self.augment is not None and epoch is not None:
+                x = self.augment(x, epoch, int(i))
+            x = self.norm(x)
         except KDError as e:
             if not self.skip:
                 raise
@@ -199,9 +210,10 @@ class StreamedInputs:
         return torch.stack(x) if x else torch.empty((0, *self.sample_shape))
 
     # ---- bulk passes ----------------------------------------------------------------------------------------
-    def loader(self, batch_sampler, *, pin: bool = False, persistent: bool = False):
-        """A DataLoader over this split for `batch_sampler` (an iterable of position lists)."""
-        items = _Items(self.reader, self.index, self.y, self.norm, self.skip_unreadable, self.sample_shape)
+    def loader(self, batch_sampler, *, pin: bool = False, persistent: bool = False, augment=None):
+        """A DataLoader over this split for `batch_sampler` (an iterable of position lists, or of (epoch, position)
+        lists when `augment`, a SampleAugment, augments each sample)."""
+        items = _Items(self.reader, self.index, self.y, self.norm, self.skip_unreadable, self.sample_shape, augment)
         extra = {}
         if self.workers > 0:
             extra = {"prefetch_factor": self.prefetch, "persistent_workers": persistent,
@@ -252,16 +264,22 @@ class EpochBatches:
 
 
 class TrainStream:
-    """The training split's loader, made once per stage (persistent workers) and fed one epoch's order at a time."""
+    """The training split's loader, made once per stage (persistent workers) and fed one epoch's order at a time;
+    a per-sample `augment` kind (data.augment.SAMPLE_KINDS) runs in the workers, seeded by (seed, epoch, position)."""
 
-    def __init__(self, inputs: StreamedInputs, device: torch.device):
+    def __init__(self, inputs: StreamedInputs, device: torch.device, augment: str = "none", seed: int = 0):
+        from .augment import SAMPLE_KINDS, SampleAugment
         self.inputs, self.device = inputs, device
+        self.augment = SampleAugment(augment, seed) if augment in SAMPLE_KINDS else None
         self.sampler = EpochBatches()
-        self.loader = inputs.loader(self.sampler, pin=device.type == "cuda", persistent=inputs.workers > 0)
+        self.loader = inputs.loader(self.sampler, pin=device.type == "cuda", persistent=inputs.workers > 0,
+                                    augment=self.augment)
 
-    def epoch(self, perm: torch.Tensor, batch_size: int, start_step: int, steps: int):
-        """Batches (inputs, labels, positions) of steps start_step..steps-1 of the epoch ordered by `perm`."""
+    def epoch(self, perm: torch.Tensor, batch_size: int, start_step: int, steps: int, epoch: int = 0):
+        """Batches (inputs, labels, positions) of steps start_step..steps-1 of epoch `epoch`, ordered by `perm`."""
         order = perm.cpu().tolist()
+        if self.augment is not None:  # the epoch travels with each position to the persistent workers
+            order = [(epoch, i) for i in order]
         self.sampler.plan = [order[s * batch_size:(s + 1) * batch_size] for s in range(start_step, steps)]
         return device_batches(self.inputs, self.loader, self.device)
 

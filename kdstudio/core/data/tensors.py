@@ -1,5 +1,7 @@
-"""Tensor files: `.npz` with arrays `x` and `y`, or a `.pt`/`.pth` holding `{"x": tensor, "y": tensor}` or `(x, y)`,
-read with `torch.load(weights_only=True)` (no code from the file runs). An optional `class_names` entry (list of
+"""Tensor files: `.npz` with arrays `x` and `y`, a `.npy` pair (data.path = `x.npy` or `<name>_x.npy`, the labels in
+`y.npy` / `<name>_y.npy` beside it), or a `.pt`/`.pth` holding `{"x": tensor, "y": tensor}` or `(x, y)`,
+read with `torch.load(weights_only=True)` (no code from the file runs). `.npy` and `.npz` can stream
+(tensor_stream.py); `.pt` files are read whole. An optional `class_names` entry (list of
 strings) names the classes in label order. uint8 inputs are scaled to [0, 1]; (N, H, W) becomes (N, 1, H, W);
 channels-last images (N, H, W, 1|3|4) are transposed to channels-first with a warning.
 """
@@ -7,31 +9,16 @@ channels-last images (N, H, W, 1|3|4) are transposed to channels-first with a wa
 from __future__ import annotations
 
 import pickle
-import zipfile
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from ..errors import KDError
+from .tensor_io import check_labels, get_entry, read_npy_pair, read_npz
 
-SUFFIXES = (".npz", ".pt", ".pth")
-
-
-def _read_npz(path: Path) -> dict:
-    try:
-        with np.load(path, allow_pickle=False) as npz:
-            out = {}
-            for k in npz.files:
-                try:
-                    out[k] = npz[k]
-                except ValueError:  # object arrays need pickle: only class_names may be skipped
-                    if k.lower() != "class_names":
-                        raise KDError(f"Array '{k}' in '{path}' holds Python objects, which are not loaded for "
-                                      "safety; store numbers (and class names as a string array).") from None
-            return out
-    except (zipfile.BadZipFile, OSError, EOFError, ValueError) as e:
-        raise KDError(f"Tensor file '{path}' cannot be read as .npz ({e}); it may be corrupt.") from None
+SUFFIXES = (".npz", ".npy", ".pt", ".pth")
+STREAMABLE = (".npz", ".npy")
 
 
 def _read_pt(path: Path) -> dict:
@@ -51,13 +38,6 @@ def _read_pt(path: Path) -> dict:
                   "or a pair (x, y).")
 
 
-def _get(d: dict, key: str):
-    for k, v in d.items():
-        if isinstance(k, str) and k.lower() == key:
-            return v
-    return None
-
-
 def read_tensor_file(path: Path, warnings: list[str]):
     """One tensor file → RawSplit (every problem is a KDError naming the file)."""
     from .bundle import RawSplit
@@ -65,9 +45,9 @@ def read_tensor_file(path: Path, warnings: list[str]):
         raise KDError(f"Tensor file '{path}' does not exist; check data.path.")
     suffix = path.suffix.lower()
     if suffix not in SUFFIXES:
-        raise KDError(f"Tensor file '{path}' must end in .npz, .pt or .pth (arrays 'x' and 'y').")
-    raw = _read_npz(path) if suffix == ".npz" else _read_pt(path)
-    x, y = _get(raw, "x"), _get(raw, "y")
+        raise KDError(f"Tensor file '{path}' must end in .npz, .npy, .pt or .pth (arrays 'x' and 'y').")
+    raw = read_npz(path) if suffix == ".npz" else read_npy_pair(path) if suffix == ".npy" else _read_pt(path)
+    x, y = get_entry(raw, "x"), get_entry(raw, "y")
     if x is None or y is None:
         keys = ", ".join(map(str, raw)) or "nothing"
         raise KDError(f"Tensor file '{path}' has {keys}; it needs 'x' (inputs) and 'y' (labels).")
@@ -86,29 +66,40 @@ def read_tensor_file(path: Path, warnings: list[str]):
     elif x.dim() == 4 and x.shape[-1] in (1, 3, 4) and x.shape[1] not in (1, 3, 4):
         x = x.permute(0, 3, 1, 2).contiguous()
         warnings.append(f"'x' in '{path.name}' looked channels-last (N, H, W, C); transposed to (N, C, H, W).")
-    if y.dim() != 1:
-        raise KDError(f"'y' in '{path}' has shape {tuple(y.shape)}; it must be one class index per sample, shape "
-                      f"({len(x)},) (for one-hot labels store y.argmax(1)).")
-    if y.is_floating_point():
-        if not torch.equal(y, y.round()):
-            raise KDError(f"'y' in '{path}' holds fractional values; labels must be whole class indices.")
-    y = y.long()
-    if len(y) != len(x):
-        raise KDError(f"In '{path}', 'x' has {len(x)} samples but 'y' has {len(y)}; they must match.")
-    if len(y) and int(y.min()) < 0:
-        raise KDError(f"'y' in '{path}' has the negative label {int(y.min())}; labels must be 0, 1, 2, ...")
-    names = _get(raw, "class_names")
-    if names is not None:
-        names = [str(n) for n in (names.tolist() if hasattr(names, "tolist") else names)]
-        if len(y) and int(y.max()) >= len(names):
-            raise KDError(f"'class_names' in '{path}' has {len(names)} names but the labels go up to "
-                          f"{int(y.max())}; give one name per class.")
+    y, names = check_labels(path, len(x), y, get_entry(raw, "class_names"))
     return RawSplit(x, y, names, str(path))
 
 
-def load_tensors(cfg):
-    """The tensors source: data.path (+ optional data.val_path / data.test_path), split and normalised."""
+def _streamable(paths: dict) -> bool:
+    return all(Path(p).suffix.lower() in STREAMABLE for p in paths.values() if p)
+
+
+def load_tensors(cfg, cache_dir: Path | None = None):
+    """The tensors source: data.path (+ optional data.val_path / data.test_path), split and normalised; .npy and
+    .npz files stream when data.mode (or auto) says so, memory-mapped (`cache_dir` holds a compressed .npz's
+    one-time conversion: the run folder's cache/)."""
     from .bundle import load_splits
+    from .stream import choose_mode
+    d = cfg.data
     warnings: list[str] = []
-    return load_splits(cfg, lambda p: read_tensor_file(p, warnings), name=Path(cfg.data.path).stem,
-                       warnings=warnings)
+    paths = {"train": d.path, "val": d.val_path, "test": d.test_path}
+    reason = ""
+    if d.path and d.mode != "resident" and _streamable(paths):
+        for p in paths.values():
+            if p and not Path(p).expanduser().is_file():
+                raise KDError(f"Tensor file '{Path(p).expanduser()}' does not exist; check data.path.")
+        from .tensor_stream import array_shape, load_streamed
+        sizes = [array_shape(Path(p).expanduser()) for p in paths.values() if p]
+        shape = sizes[0][1]
+        if d.image_size and len(shape) == 3:
+            shape = (shape[0], d.image_size, d.image_size)
+        mode, reason = choose_mode(cfg, sum(n for n, _ in sizes), shape, "samples")
+        if mode == "streamed":
+            return load_streamed(cfg, paths, reason, warnings, cache_dir)
+    elif d.path and d.mode == "streamed":
+        warnings.append("data.mode = \"streamed\" applies to image folders and .npy/.npz tensor files only; .pt "
+                        "files are read whole, so this run keeps its data resident.")
+    bundle = load_splits(cfg, lambda p: read_tensor_file(p, warnings), name=Path(cfg.data.path).stem,
+                         warnings=warnings)
+    bundle.mode_reason = reason
+    return bundle

@@ -106,7 +106,7 @@ def load_run(run_dir: str | Path, *, variants: bool = True) -> LoadedRun:
     if not state or not state.get("complete"):
         raise KDError(f"The run in '{rd.root}' has no distilled student yet (checkpoints/distill.pt is missing or "
                       f"unfinished); finish it first with `kdstudio run --resume --out {rd.root}`.")
-    data = load_data(cfg)
+    data = load_data(cfg, cache_dir=rd.root / "cache")  # reuses the run's conversion of a compressed .npz
     run = LoadedRun(rd, cfg, summary, data)
     run.base_factory = student_factory(cfg, data.num_classes, data.input_shape)
     teacher = _teacher(cfg, data, rd, run.notes)
@@ -189,7 +189,7 @@ def gallery(run_dir: str | Path, model: str = "student", limit: int = 64) -> lis
     if not ev or model not in ev["models"]:
         raise KDError(f"No evaluation of '{model}' in '{run_dir}'; run `kdstudio eval {run_dir}` first.")
     cfg = config_mod.load(RunDir(run_dir).config)
-    data = load_data(cfg)
+    data = load_data(cfg, cache_dir=RunDir(run_dir).root / "cache")
     x = data.x_test
     if x.dim() != 4:
         return []

@@ -290,7 +290,7 @@ def _context(cfg, rd, control, emit, resume, previous, results, member) -> RunCo
     seed_everything(cfg.seed)
     results.device = device_name(device)
     t0 = time.perf_counter()
-    bundle = load_data(cfg)
+    bundle = load_data(cfg, cache_dir=rd.root / "cache")
     load_s = time.perf_counter() - t0
     planned = plan_run(cfg, len(bundle.y_train), _done_stages(rd, resume))
     if member is None:

@@ -117,6 +117,7 @@ class StageRunner:
         self.sched = make_scheduler(spec.scheduler, self.opt, spec.epochs * self.steps_per_epoch)
         self.scaler = torch.amp.GradScaler("cuda") if amp_dtype == torch.float16 else None
         self.gen = torch.Generator(device=device).manual_seed(seed)
+        self.seed = seed  # per-sample augmentation in the data workers draws from (seed, epoch, position)
         self.mix_rng = random.Random(seed)
         # The global RNG (dropout in custom models) starts every stage from the stage's seed, so a stage begun
         # after a resume draws what it would have drawn in an uninterrupted run.
@@ -269,8 +270,8 @@ class StageRunner:
         if self.streamed:
             if self.stream is None:
                 from ..data.stream import TrainStream
-                self.stream = TrainStream(self.x, self.device)
-            batches = self.stream.epoch(self.perm, B, self.step_in_epoch, self.steps_per_epoch)
+                self.stream = TrainStream(self.x, self.device, s.augment, self.seed)
+            batches = self.stream.epoch(self.perm, B, self.step_in_epoch, self.steps_per_epoch, self.epoch)
         names: list[str] | None = None
         window_sum: torch.Tensor | None = None  # all logged values of the window, one device tensor
         epoch_sums: dict[str, float] = {}
