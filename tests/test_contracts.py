@@ -51,7 +51,7 @@ def test_no_core_module_loads_qt_or_pyqtgraph():
 
 def test_config_store_summary_and_plan_load_without_torch():
     torch_free = ["kdstudio.core.config", "kdstudio.core.config.templates", "kdstudio.core.store.projects",
-                  "kdstudio.core.store.summary", "kdstudio.core.events", "kdstudio.core.registry",
+                  "kdstudio.core.store.summary", "kdstudio.core.store.settings", "kdstudio.core.events", "kdstudio.core.registry",
                   "kdstudio.core.pipeline.plan"]
     loaded = _loaded_after(torch_free)
     assert "kdstudio" in loaded

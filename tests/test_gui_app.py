@@ -12,7 +12,8 @@ pytest.importorskip("pytestqt")
 from PySide6.QtWidgets import QMessageBox  # noqa: E402
 
 from kdstudio.core import config as config_mod  # noqa: E402
-from kdstudio.core.store.projects import ProjectStore, Settings  # noqa: E402
+from kdstudio.core.store.projects import ProjectStore  # noqa: E402
+from kdstudio.core.store.settings import Settings  # noqa: E402
 from kdstudio.core.config.templates import demo_config  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent

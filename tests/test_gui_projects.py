@@ -6,7 +6,8 @@ import pytest
 
 from kdstudio.core import config as config_mod
 from kdstudio.core.errors import KDError
-from kdstudio.core.store.projects import ProjectStore, Settings, projects_root, sanitize_name, settings_path
+from kdstudio.core.store.projects import ProjectStore, projects_root, sanitize_name
+from kdstudio.core.store.settings import Settings, settings_path
 from kdstudio.core.config.templates import demo_config
 
 

@@ -135,7 +135,7 @@ def test_a_torn_last_metrics_line_does_not_swallow_the_next_record(tmp_path):
 
 
 def test_garbage_settings_and_project_files_never_stop_the_store(tmp_path, kdstudio_home):
-    from kdstudio.core.store.projects import Settings, settings_path
+    from kdstudio.core.store.settings import Settings, settings_path
     settings_path().parent.mkdir(parents=True, exist_ok=True)
     settings_path().write_bytes(b"\xff\xfe[" * 50)
     Settings().save()  # starts afresh

@@ -12,7 +12,7 @@ from kdstudio.core.data.augment import SampleAugment, rrc_flip, sample_seed
 from kdstudio.core.data.stream import TrainStream
 from kdstudio.core.errors import ConfigError
 from kdstudio.core.pipeline import engine
-from tests.helpers import tiny_config
+from tests.helpers import tiny_config, assert_stop_mid_epoch_then_resume_equals_uninterrupted
 from tests.test_streamed_tensors import make_arrays, tensors_config
 
 
@@ -70,19 +70,7 @@ def test_streamed_rrc_flip_stop_mid_epoch_then_resume_with_two_workers_equals_an
     assert summary["distill"]["teacher_cache"] is False
     logs = [e.data["message"] for e in seen if e.kind == events.LOG]
     assert any("augmentation 'rrc_flip' changes the inputs every epoch" in m for m in logs)
-    full = torch.load(tmp_path / "full" / "checkpoints" / "distill.pt", weights_only=False)
-    control = events.RunControl()
-
-    def stop_mid_epoch(e):
-        if e.stage == "distill" and e.kind == events.STEP and e.data["epoch"] == 2 and e.data["step"] >= 2:
-            control.stop()
-    assert engine.run(cfg, tmp_path / "part", on_event=stop_mid_epoch, control=control)["status"] == "stopped"
-    saved = torch.load(tmp_path / "part" / "checkpoints" / "distill.pt", weights_only=False)
-    assert saved["epoch"] == 1 and saved["step_in_epoch"] > 0
-    assert engine.run(None, tmp_path / "part", resume=True)["status"] == "completed"
-    final = torch.load(tmp_path / "part" / "checkpoints" / "distill.pt", weights_only=False)
-    for k in full["model"]:
-        assert torch.equal(full["model"][k], final["model"][k]), k
+    assert_stop_mid_epoch_then_resume_equals_uninterrupted(cfg, tmp_path)
 
 
 def test_auto_mode_streams_for_a_per_sample_kind_and_resident_data_refuses_it(npy):

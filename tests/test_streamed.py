@@ -13,7 +13,7 @@ from kdstudio.core.config import Config
 from kdstudio.core.data import load_data
 from kdstudio.core.data.stream import StreamedInputs, choose_mode
 from kdstudio.core.errors import KDError
-from tests.helpers import tiny_config
+from tests.helpers import tiny_config, assert_stop_mid_epoch_then_resume_equals_uninterrupted
 
 PIL = pytest.importorskip("PIL.Image")
 
@@ -72,23 +72,7 @@ def test_auto_mode_says_which_path_and_why(folder):
 def test_streamed_stop_mid_epoch_then_resume_equals_an_uninterrupted_run(tmp_path, folder, workers):
     cfg = folder_config(folder, **{"data.workers": workers, "data.augment": "crop_flip", "distill.epochs": 3,
                                    "distill.log_every": 2})
-    engine.run(cfg, tmp_path / "full")
-    full = torch.load(tmp_path / "full" / "checkpoints" / "distill.pt", weights_only=False)
-
-    control = events.RunControl()
-
-    def stop_mid_epoch(e):
-        if e.stage == "distill" and e.kind == events.STEP and e.data["epoch"] == 2 and e.data["step"] >= 2:
-            control.stop()
-    summary = engine.run(cfg, tmp_path / "part", on_event=stop_mid_epoch, control=control)
-    assert summary["status"] == "stopped"
-    saved = torch.load(tmp_path / "part" / "checkpoints" / "distill.pt", weights_only=False)
-    assert saved["epoch"] == 1 and 0 < saved["step_in_epoch"] < 5  # stopped inside the second epoch
-    summary = engine.run(None, tmp_path / "part", resume=True)
-    assert summary["status"] == "completed"
-    final = torch.load(tmp_path / "part" / "checkpoints" / "distill.pt", weights_only=False)
-    for k in full["model"]:
-        assert torch.equal(full["model"][k], final["model"][k]), k
+    assert_stop_mid_epoch_then_resume_equals_uninterrupted(cfg, tmp_path, max_step=5)
 
 
 def test_disk_cache_is_filled_once_reused_and_deleted(tmp_path, folder):

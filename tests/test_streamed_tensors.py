@@ -13,7 +13,7 @@ from kdstudio.core.data import load_data
 from kdstudio.core.data.stream import StreamedInputs
 from kdstudio.core.errors import KDError
 from kdstudio.core.pipeline import engine
-from tests.helpers import tiny_config
+from tests.helpers import tiny_config, assert_stop_mid_epoch_then_resume_equals_uninterrupted
 
 
 def make_arrays(n: int = 150, size: int = 8, classes: int = 3, seed: int = 0, channels_last: bool = False):
@@ -131,23 +131,8 @@ def test_streamed_tensors_stop_mid_epoch_then_resume_equals_an_uninterrupted_run
     cfg = tensors_config(files / "packed.npz", **{"data.workers": workers, "data.augment": "crop_flip",
                                                   "distill.epochs": 3, "distill.log_every": 2})
     engine.run(cfg, tmp_path / "full")
-    full = torch.load(tmp_path / "full" / "checkpoints" / "distill.pt", weights_only=False)
     assert list((tmp_path / "full" / "cache").glob("tensors-packed-*-x.npy"))  # converted into the run folder
-
-    control = events.RunControl()
-
-    def stop_mid_epoch(e):
-        if e.stage == "distill" and e.kind == events.STEP and e.data["epoch"] == 2 and e.data["step"] >= 2:
-            control.stop()
-    summary = engine.run(cfg, tmp_path / "part", on_event=stop_mid_epoch, control=control)
-    assert summary["status"] == "stopped"
-    saved = torch.load(tmp_path / "part" / "checkpoints" / "distill.pt", weights_only=False)
-    assert saved["epoch"] == 1 and 0 < saved["step_in_epoch"] < 6  # stopped inside the second epoch
-    summary = engine.run(None, tmp_path / "part", resume=True)
-    assert summary["status"] == "completed"
-    final = torch.load(tmp_path / "part" / "checkpoints" / "distill.pt", weights_only=False)
-    for k in full["model"]:
-        assert torch.equal(full["model"][k], final["model"][k]), k
+    assert_stop_mid_epoch_then_resume_equals_uninterrupted(cfg, tmp_path, max_step=6)
     if workers == 0:  # a finished run reloads with the same split, from the conversion it made
         from kdstudio.core.outputs.artifacts import load_run
         loaded = load_run(tmp_path / "part", variants=False)

@@ -14,7 +14,8 @@ from PySide6.QtWidgets import (QApplication, QDockWidget, QHBoxLayout, QLabel, Q
                                QTabWidget, QToolButton, QVBoxLayout, QWidget)
 
 from .. import __version__
-from ..core.store.projects import ProjectStore, RunInfo, Settings
+from ..core.store.projects import ProjectStore, RunInfo
+from ..core.store.settings import Settings
 from . import refguard
 from .disk_prompt import ask_changed_on_disk
 from .info import InfoHub

@@ -210,21 +210,31 @@ def assemble(cfg, train: RawSplit, val: RawSplit | None = None, test: RawSplit |
     tr, va, te = stratified_split(y, vf, tf, cfg.seed)
     xs = [x[tr], x[va] if val is None else val.x.float(), x[te] if test is None else test.x.float()]
     ys = [y[tr], y[va] if val is None else val.y.long(), y[te] if test is None else test.y.long()]
+    names = check_splits(cfg, ys, names, named, total=len(y), test_fraction=tf)
+    bundle = DataBundle(xs[0], ys[0], xs[1], ys[1], xs[2], ys[2], names, name=name, warnings=list(warnings or []))
+    return normalise(bundle, d.normalize, d.mean, d.std)
+
+
+def check_splits(cfg, ys: list[torch.Tensor], names: list[str], named: bool, *, total: int, test_fraction: float,
+                 unit: str = "samples") -> list[str]:
+    """What every source (resident or streamed) checks once its splits are cut: the class names in the teacher's
+    order (data.class_names), a non-empty test split, at least one batch and two classes to train on. Returns the
+    class names."""
+    d = cfg.data
     if d.class_names:
         names = _map_class_names(ys, names, named, d.class_names)
     if len(ys[2]) == 0:
-        raise KDError(f"The test split is empty ({len(y)} samples, data.test_fraction = {tf:g}); raise "
-                      "data.test_fraction, give data.test_path, or add data.")
+        raise KDError(f"The test split is empty ({total} {unit}, data.test_fraction = {test_fraction:g}); raise "
+                      f"data.test_fraction, give data.test_path, or add {'images' if unit == 'images' else 'data'}.")
     if len(ys[0]) < d.batch_size:
-        raise KDError(f"The training split has {len(ys[0])} samples, fewer than one batch of {d.batch_size}; "
-                      "lower data.batch_size or add data.")
+        raise KDError(f"The training split has {len(ys[0])} {unit}, fewer than one batch of {d.batch_size}; "
+                      f"lower data.batch_size or add {'images' if unit == 'images' else 'data'}.")
     present = torch.unique(ys[0])
     if len(present) < 2:  # one class: every model scores 100 % and learns nothing
         only = names[int(present[0])] if len(present) else "none"
         raise KDError(f"The training split holds only one class ('{only}'); a classifier needs at least two classes "
                       "with examples; check data.path and the labels.")
-    bundle = DataBundle(xs[0], ys[0], xs[1], ys[1], xs[2], ys[2], names, name=name, warnings=list(warnings or []))
-    return normalise(bundle, d.normalize, d.mean, d.std)
+    return names
 
 
 MAX_CLASSES = 100_000

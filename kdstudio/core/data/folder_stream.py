@@ -100,7 +100,7 @@ def _stats(x: StreamedInputs, seed: int) -> tuple[list[float], list[float]]:
 def load_streamed(cfg, paths: dict[str, str], reason: str, warnings: list[str], scanned: dict | None = None):
     """The folder source on the streamed path: a DataBundle whose inputs are StreamedInputs (`scanned`: the
     splits' `scan` results when the caller has them)."""
-    from .bundle import DataBundle, RawSplit, _align, _map_class_names, stratified_split
+    from .bundle import DataBundle, RawSplit, _align, check_splits, stratified_split
     d = cfg.data
     scanned = scanned or {k: scan(Path(v).expanduser()) for k, v in paths.items() if v}
     files, labels, names = scanned["train"]
@@ -123,14 +123,7 @@ def load_streamed(cfg, paths: dict[str, str], reason: str, warnings: list[str], 
         else:
             readers[k], idx[k], ys[k] = train_reader, cut.numpy(), y[cut]
     y_all = [ys["train"], ys["val"], ys["test"]]
-    if d.class_names:
-        names = _map_class_names(y_all, names, True, d.class_names)
-    if len(y_all[2]) == 0:
-        raise KDError(f"The test split is empty ({len(y)} images, data.test_fraction = {tf:g}); raise "
-                      "data.test_fraction, give data.test_path, or add images.")
-    if len(y_all[0]) < d.batch_size:
-        raise KDError(f"The training split has {len(y_all[0])} images, fewer than one batch of {d.batch_size}; "
-                      "lower data.batch_size or add images.")
+    names = check_splits(cfg, y_all, names, True, total=len(y), test_fraction=tf, unit="images")
     shape = (channels, *hw)
     xs = [StreamedInputs(readers[k], idx[k], yk, shape, workers=d.workers, prefetch=d.prefetch,
                          skip_unreadable=d.skip_unreadable, where=paths[k] or paths["train"])

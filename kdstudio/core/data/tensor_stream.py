@@ -238,7 +238,7 @@ def _labels(path: Path, n: int):
 
 def load_streamed(cfg, paths: dict[str, str], reason: str, warnings: list[str], cache_dir: Path | None):
     """The tensors source on the streamed path: a DataBundle whose inputs are StreamedInputs over memory maps."""
-    from .bundle import DataBundle, RawSplit, _align, _check_label_ids, _map_class_names, stratified_split
+    from .bundle import DataBundle, RawSplit, _align, _check_label_ids, check_splits, stratified_split
     d = cfg.data
     readers, labels, notes = {}, {}, []
     for k, p in paths.items():
@@ -284,19 +284,7 @@ def load_streamed(cfg, paths: dict[str, str], reason: str, warnings: list[str], 
         else:
             rd[k], idx[k], ys[k] = readers["train"], cut.numpy(), y[cut]
     y_all = [ys["train"], ys["val"], ys["test"]]
-    if d.class_names:
-        names = _map_class_names(y_all, names, named, d.class_names)
-    if len(y_all[2]) == 0:
-        raise KDError(f"The test split is empty ({len(y)} samples, data.test_fraction = {tf:g}); raise "
-                      "data.test_fraction, give data.test_path, or add data.")
-    if len(y_all[0]) < d.batch_size:
-        raise KDError(f"The training split has {len(y_all[0])} samples, fewer than one batch of {d.batch_size}; "
-                      "lower data.batch_size or add data.")
-    present = torch.unique(y_all[0])
-    if len(present) < 2:
-        only = names[int(present[0])] if len(present) else "none"
-        raise KDError(f"The training split holds only one class ('{only}'); a classifier needs at least two classes "
-                      "with examples; check data.path and the labels.")
+    names = check_splits(cfg, y_all, names, named, total=len(y), test_fraction=tf)
     xs = [StreamedInputs(rd[k], idx[k], yk, shape, workers=d.workers, prefetch=d.prefetch,
                          where=paths.get(k) or paths["train"]) for k, yk in zip(("train", "val", "test"), y_all)]
     channels = shape[0]

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import copy
 import io
-import math
 
 import torch
 from torch import nn
+
+from ..store.summary import ratio
 
 ECE_BINS = 15
 MAX_MISCLASSIFIED = 500  # examples kept per model for the gallery (the count is always exact)
@@ -238,12 +239,6 @@ def headline(result: dict) -> dict:
     return out
 
 
-def _ratio(a, b) -> float | None:
-    if a is None or b is None or not b or (isinstance(a, float) and math.isnan(a)):
-        return None
-    return a / b
-
-
 def comparison_table(results: dict[str, dict], reference: str = "teacher") -> list[dict]:
     """One row per model: its headline metrics plus speed-up and compression ratios against `reference`."""
     ref = results.get(reference) or {}
@@ -252,10 +247,10 @@ def comparison_table(results: dict[str, dict], reference: str = "teacher") -> li
     for name, r in results.items():
         lat = r.get("latency_ms", {})
         row = {"model": name, **headline(r)}
-        row["params_ratio"] = _ratio(ref.get("params"), r.get("nonzero_params") or r.get("params"))
-        row["size_ratio"] = _ratio(ref.get("bytes"), r.get("bytes"))
-        row["flops_ratio"] = _ratio(ref.get("flops"), r.get("flops"))
-        row["speedup"] = {k: _ratio(ref_lat.get(k), v) for k, v in lat.items()}
+        row["params_ratio"] = ratio(ref.get("params"), r.get("nonzero_params") or r.get("params"))
+        row["size_ratio"] = ratio(ref.get("bytes"), r.get("bytes"))
+        row["flops_ratio"] = ratio(ref.get("flops"), r.get("flops"))
+        row["speedup"] = {k: ratio(ref_lat.get(k), v) for k, v in lat.items()}
         row["top1_delta"] = None if ref.get("top1") is None else r["top1"] - ref["top1"]
         rows.append(row)
     return rows

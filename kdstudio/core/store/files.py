@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import io
 import json
@@ -53,20 +54,22 @@ def _fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
-def atomic_write_bytes(path: Path, data: bytes | memoryview) -> None:
-    """Write bytes to `path` via a temp file in the same folder, fsync and a rename: never a half file. A failed
-    write (disk full, read-only) leaves no temp file and raises KDError with one sentence (write_error)."""
+@contextlib.contextmanager
+def _replacing(path: Path, needed: int | None = None):
+    """A temp file beside `path` (yielded) that replaces `path` when the block ends well: fsynced, renamed over it,
+    the folder fsynced. A failure anywhere leaves no temp file and the previous file intact; a full disk or a
+    read-only folder raises KDError with one sentence (write_error), also when a library reports it its own way."""
     path = Path(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        os.close(fd)
     except OSError as e:
-        raise write_error(path, e, len(data)) from None
+        raise write_error(path, e, needed) from None
     try:
-        os.fchmod(fd, _FILE_MODE)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
+        yield tmp
+        os.chmod(tmp, _FILE_MODE)
+        with open(tmp, "rb") as fh:
             os.fsync(fh.fileno())
         os.replace(tmp, path)
         _fsync_dir(path.parent)
@@ -76,8 +79,19 @@ def atomic_write_bytes(path: Path, data: bytes | memoryview) -> None:
         except OSError:
             pass
         if isinstance(e, OSError):
-            raise write_error(path, e, len(data)) from None
+            raise write_error(path, e, needed) from None
+        if isinstance(e, Exception) and _is_disk_full(e):
+            raise write_error(path, OSError(errno.ENOSPC, "No space left on device"), needed) from None
         raise
+
+
+def atomic_write_bytes(path: Path, data: bytes | memoryview) -> None:
+    """Write bytes to `path` via a temp file in the same folder, fsync and a rename: never a half file. A failed
+    write (disk full, read-only) leaves no temp file and raises KDError with one sentence (write_error)."""
+    with _replacing(path, len(data)) as tmp:
+        with os.fdopen(os.open(tmp, os.O_WRONLY), "wb") as fh:
+            fh.write(data)
+            fh.flush()
 
 
 def atomic_write_text(path: Path, text: str) -> None:
@@ -109,30 +123,8 @@ def _is_disk_full(e: BaseException) -> bool:
 def atomic_save_with(path: Path, writer) -> None:
     """Call writer(tmp_path), fsync, then rename onto `path`; for libraries that write files themselves. A failed
     write leaves no temp file; a full disk or read-only folder raises KDError with one sentence."""
-    path = Path(path)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        os.close(fd)
-    except OSError as e:
-        raise write_error(path, e) from None
-    try:
+    with _replacing(path) as tmp:
         writer(tmp)
-        os.chmod(tmp, _FILE_MODE)
-        with open(tmp, "rb") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-        _fsync_dir(path.parent)
-    except BaseException as e:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        if isinstance(e, OSError):
-            raise write_error(path, e) from None
-        if isinstance(e, Exception) and _is_disk_full(e):
-            raise write_error(path, OSError(errno.ENOSPC, "No space left on device")) from None
-        raise
 
 
 def read_json(path: Path, default: Any = None) -> Any:

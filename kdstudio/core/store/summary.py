@@ -38,8 +38,10 @@ def _finite(v):
 
 
 def ratio(reference, value) -> float | None:
-    """reference / value, or None when either is missing or value is not positive."""
-    if not isinstance(reference, (int, float)) or not isinstance(value, (int, float)) or value <= 0:
+    """reference / value, or None when either is missing or not finite, or value is not positive (the one ratio
+    rule: the evaluation table's ratios and the summary's use it)."""
+    numbers = isinstance(reference, (int, float)) and isinstance(value, (int, float))
+    if not numbers or not math.isfinite(reference) or not math.isfinite(value) or value <= 0:
         return None
     return float(reference) / float(value)
 

@@ -48,12 +48,15 @@ class GradClip(TrainHook):
 
     def __init__(self, max_norm: float):
         self.max_norm = float(max_norm)
+        self._params: list | None = None  # the optimizer's parameters, listed once (not in every step)
 
     def after_backward(self, runner) -> None:
         if runner.scaler is not None:
             runner.scaler.unscale_(runner.opt)
-        params = [p for g in runner.opt.param_groups for p in g["params"] if p.grad is not None]
-        torch.nn.utils.clip_grad_norm_(params, self.max_norm, foreach=True)
+        if self._params is None:
+            self._params = [p for g in runner.opt.param_groups for p in g["params"]]
+        # sync-free: the norm stays on the device and scales the gradients by min(1, max_norm / norm)
+        torch.nn.utils.clip_grad_norm_(self._params, self.max_norm, foreach=True)
 
 
 class WeightEMA(TrainHook):

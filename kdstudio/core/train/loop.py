@@ -284,12 +284,12 @@ class StageRunner:
                 raise RunStopped()
             self.control.wait_if_paused(lambda: self.emit(ev.LOG, s.name, message="Paused."))
             idx = self.perm[step * B:(step + 1) * B]
-            xb = yb = None
-            if batches is not None:
-                xb, yb, _ = next(batches)
+            xb = yb = pos = None
+            if batches is not None:  # pos: the batch's positions on the CPU, as the workers read them
+                xb, yb, pos = next(batches)
             for h in self.hooks:
                 h.before_step(self, idx)
-            names, values = self._step(idx, xb, yb)
+            names, values = self._step(idx, xb, yb, pos)
             window_sum = values if window_sum is None else window_sum + values
             window += 1
             samples += len(idx)
@@ -317,8 +317,8 @@ class StageRunner:
         self._epoch_terms = {k: v / max(epoch_steps, 1) for k, v in epoch_sums.items()}
         return self.n
 
-    def _step(self, idx: torch.Tensor, x: torch.Tensor | None = None,
-              y: torch.Tensor | None = None) -> tuple[list[str], torch.Tensor]:
+    def _step(self, idx: torch.Tensor, x: torch.Tensor | None = None, y: torch.Tensor | None = None,
+              pos: torch.Tensor | None = None) -> tuple[list[str], torch.Tensor]:
         s = self.s
         if x is None:  # resident: index the device tensors; streamed: the batch the workers read
             x, y = self.x[idx], self.y[idx]
@@ -333,9 +333,11 @@ class StageRunner:
                 with torch.no_grad():
                     t_logits = s.teacher(x).float()
             else:
+                # the disk cache is read with the CPU positions: indexing it with the device permutation would
+                # copy idx to the host, a sync every step on a GPU
                 t_logits = None if self.cache is None else (
-                    self.cache[idx].to(self.device, non_blocking=True) if self.disk_cache is not None
-                    else self.cache[idx])
+                    self.cache[pos if pos is not None else idx].to(self.device, non_blocking=True)
+                    if self.disk_cache is not None else self.cache[idx])
             out = self.forward(x)
         terms = s.objective(out.float(), t_logits, y, epoch=self.epoch)
         if y2 is not None:  # labels enter linearly: mix the label-dependent terms by lam
