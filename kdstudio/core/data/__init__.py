@@ -20,8 +20,20 @@ def load_data(cfg, cache_dir=None) -> DataBundle:
     """Load the data set the config names, split and normalised (an unknown source names the nearest one), on the
     resident or the streamed path (`bundle.mode`, with the reason in `bundle.mode_reason`); `cache_dir` (the run
     folder's cache/) holds what a streamed tensors file needs converted once."""
+    from . import preprocess
     load = SOURCES.get(cfg.data.source)
+    early: list[str] = []
+    cfg, recipe = preprocess.resolve(cfg, early)  # the teacher's own preprocessing, into the data settings
+    if recipe is not None:
+        from .folder import train_class_names
+        cfg = preprocess.order_classes(cfg, train_class_names(cfg.data), recipe, early)
     bundle = load(cfg, cache_dir=cache_dir) if cfg.data.source == "tensors" else load(cfg)
+    bundle.warnings[:0] = early
+    if len(bundle.input_shape) == 3:
+        d = cfg.data
+        bundle.inputs = recipe.describe() if recipe else \
+            f"inputs: {preprocess.describe_inputs(d.image_size, d.resize, d.interpolation, bundle.mean, bundle.std)}"
+        bundle.preprocessing = recipe.to_dict() if recipe else None
     if not bundle.mode_reason:
         n = sum(bundle.sizes().values())
         size = n * (bundle.x_train[:1].numel() or 1) * 4

@@ -161,6 +161,7 @@ class Summary:
     resumed: str | None = None
     finished: str | None = None
     device: str | None = None
+    data: dict | None = None                # {"name", "mode", "inputs", "preprocessing"}: how the inputs were read
     teacher: ModelEntry | None = None
     student: ModelEntry | None = None
     baseline: ModelEntry | None = None
@@ -215,7 +216,7 @@ class Summary:
             v = getattr(self, f.name)
             if f.name in self.MODELS or f.name == "distill":
                 out[f.name] = v.to_json() if v is not None else None
-            elif f.name in ("resumed", "export_failed", "error", "compress") and not v:
+            elif f.name in ("resumed", "export_failed", "error", "compress", "data") and not v:
                 continue
             else:
                 out[f.name] = v
@@ -240,7 +241,7 @@ class Summary:
         for who in cls.MODELS:
             setattr(s, who, ModelEntry.from_json(raw.get(who), f"{where}: '{who}'"))
         s.distill = StageTiming.from_json(raw.get("distill"), f"{where}: 'distill'")
-        for key in ("compress", "evaluation", "compression"):
+        for key in ("data", "compress", "evaluation", "compression"):
             setattr(s, key, _typed(where, key, raw.get(key), dict))
         s.kd_gain = _typed(where, "kd_gain", raw.get("kd_gain"), _NUM)
         s.exports = _list_of_tables(raw.get("exports"), f"{where}: 'exports'")
