@@ -53,6 +53,9 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", default="/tmp/exp-pretrained-mobilenet")
     ap.add_argument("--epochs", type=int, default=20)
+    ap.add_argument("--lrs", default="1e-3,3e-3,1e-2", help="student learning rates to sweep")
+    ap.add_argument("--temperatures", default="2,4")
+    ap.add_argument("--seeds", default="0,1")
     args = ap.parse_args()
     out = Path(args.out)
     data = write_folder(out / "digits32")
@@ -71,8 +74,9 @@ def main() -> None:
     cfg.data.path, cfg.teacher.path, cfg.teacher.pretrained = str(data), str(teacher_file), ""
     cfg.distill.epochs = args.epochs
     cfg.export.formats, cfg.evaluate.latency_repeats = [], 0
-    cfg.run.sweep = {"distill.lr": [1e-3, 3e-3, 1e-2], "distill.temperature": [2.0, 4.0]}
-    cfg.run.seeds = [0, 1]
+    cfg.run.sweep = {"distill.lr": [float(v) for v in args.lrs.split(",")],
+                     "distill.temperature": [float(v) for v in args.temperatures.split(",")]}
+    cfg.run.seeds = [int(v) for v in args.seeds.split(",")]
     result = engine.run(cfg, out / "sweep")
     print(format_table(result))
 

@@ -67,8 +67,9 @@ class DataConfig:
                                   "in teacher.pretrained), else the settings here; teacher = the teacher's or stop; "
                                   "own = the settings here", choices=("auto", "teacher", "own"))
     mode: str = opt("auto", "where the data lives while training: resident = decoded once, on the device (fastest); "
-                            "streamed = decoded per batch by worker processes (any size; image folders and "
-                            ".npy/.npz tensor files, other sources are read whole); auto = resident when the decoded data fits data.memory_budget_gb",
+                            "streamed = decoded per batch by worker processes (any size; image folders, "
+                            ".npy/.npz tensor files, and CSV converted once to a cache; other sources are read "
+                            "whole); auto = resident when the decoded data fits data.memory_budget_gb",
                     choices=("auto", "resident", "streamed"))
     memory_budget_gb: float = opt(0.0, "auto mode: the most decoded data kept resident (0 = an eighth of the free "
                                        "RAM, as reading it whole peaks at ~4× its size; on a GPU at most a quarter of "

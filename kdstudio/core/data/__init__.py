@@ -13,7 +13,7 @@ from .bundle import (  # noqa: F401  (the data API: these names are imported fro
 )
 
 
-STREAMING_SOURCES = ("folder", "tensors")  # the sources that can be read per batch (data.mode = "streamed")
+STREAMING_SOURCES = ("folder", "tensors", "csv")  # the sources that can be read per batch (data.mode = "streamed")
 
 
 def load_data(cfg, cache_dir=None) -> DataBundle:
@@ -27,7 +27,7 @@ def load_data(cfg, cache_dir=None) -> DataBundle:
     if recipe is not None:
         from .folder import train_class_names
         cfg = preprocess.order_classes(cfg, train_class_names(cfg.data), recipe, early)
-    bundle = load(cfg, cache_dir=cache_dir) if cfg.data.source == "tensors" else load(cfg)
+    bundle = load(cfg, cache_dir=cache_dir) if cfg.data.source in ("tensors", "csv") else load(cfg)
     bundle.warnings[:0] = early
     if len(bundle.input_shape) == 3:
         d = cfg.data
@@ -41,7 +41,7 @@ def load_data(cfg, cache_dir=None) -> DataBundle:
         bundle.mode_reason = (f"resident: {n:,} samples × {'×'.join(map(str, bundle.input_shape))} = "
                               f"{fmt_bytes(size)}, read whole by the {cfg.data.source} source")
         if cfg.data.mode == "streamed" and cfg.data.source not in STREAMING_SOURCES:
-            bundle.warnings.append(f"data.mode = \"streamed\" applies to image folders and .npy/.npz tensor files "
+            bundle.warnings.append(f"data.mode = \"streamed\" applies to image folders, CSV and .npy/.npz tensor files "
                                    f"only; the {cfg.data.source} source is read whole, so this run keeps its data "
                                    "resident.")
     from .augment import SAMPLE_KINDS, TORCHVISION_KINDS, torchvision_transform
