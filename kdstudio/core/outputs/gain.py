@@ -181,8 +181,7 @@ def gain_sentence(stats: dict | None, gain: float | None = None) -> str:
     if not stats:
         if gain is None:
             return "no baseline (baseline.enabled = false), so no KD gain"
-        return (f"{pts(gain)} pts; its uncertainty was not measured (`kdstudio eval RUN_DIR` measures it), so "
-                "helped or not cannot be told")
+        return f"{pts(gain)} pts, uncertainty not measured (an older run: `kdstudio eval RUN_DIR` measures it)"
     g, seeds = stats["gain"], stats.get("test") == "seeds"
     lead = (f"{pts(g)} ± {abs(stats.get('std') or 0) * 100:.1f} pts over {stats.get('n')} seeds" if seeds
             else f"{pts(g)} pts")
