@@ -111,6 +111,10 @@ def test_sentences_for_helped_within_noise_and_hurt():
     assert "within noise" in gain.gain_sentence(gain.seed_test([0.01, -0.012, 0.015]))
     assert "not measured" in gain.gain_sentence(None, 0.003) and "helped" not in gain.gain_sentence(None, 0.05)
     assert "no baseline" in gain.gain_sentence(None)
+    assert gain.gain_sentence(_stats(-0.006, 0.011, 0.75), lead=False) == \
+        "within noise (95 % CI −0.6…+1.1 pts, McNemar p = 0.75); run 3+ seeds to tell"  # beside a card's figure
+    assert gain.gain_sentence(_stats(0.009, 0.034, 0.002), lead=False) == \
+        "distillation helped (95 % CI +0.9…+3.4 pts, McNemar p = 0.002)"
     assert gain.verdict(_stats(0.001, 0.02, 0.08)) == "noise"  # interval and test must both agree to say helped
 
 

@@ -173,28 +173,34 @@ def p_text(p: float) -> str:
     return "p < 0.001" if p < 0.001 else f"p = {p:.2g}"
 
 
-def gain_sentence(stats: dict | None, gain: float | None = None) -> str:
+def gain_sentence(stats: dict | None, gain: float | None = None, lead: bool = True) -> str:
     """The gain, its interval and what it means, in one line: every place that shows a KD gain says this.
 
-    `stats` is a paired test (one run) or a seed test; `gain` is the bare number of a run without stats."""
+    `stats` is a paired test (one run) or a seed test; `gain` is the bare number of a run without stats.
+    lead=False leaves out the leading figure, for a place that shows it beside the words (a card's big value):
+    "within noise (95 % CI −0.6…+1.1 pts, McNemar p = 0.75); run 3+ seeds to tell"."""
     stats = usable(stats)
     if not stats:
         if gain is None:
             return "no baseline (baseline.enabled = false), so no KD gain"
-        return f"{pts(gain)} pts, uncertainty not measured (an older run: `kdstudio eval RUN_DIR` measures it)"
+        return (f"{pts(gain)} pts, " if lead else "") + \
+            "uncertainty not measured (an older run: `kdstudio eval RUN_DIR` measures it)"
     g, seeds = stats["gain"], stats.get("test") == "seeds"
-    lead = (f"{pts(g)} ± {abs(stats.get('std') or 0) * 100:.1f} pts over {stats.get('n')} seeds" if seeds
-            else f"{pts(g)} pts")
+    figure = (f"{pts(g)} ± {abs(stats.get('std') or 0) * 100:.1f} pts over {stats.get('n')} seeds" if seeds
+              else f"{pts(g)} pts")
     said = verdict(stats)
     if said is None:
-        return f"{pts(g)} pts from 1 completed seed; no spread to test it against"
+        return (f"{pts(g)} pts " if lead else "") + "from 1 completed seed; no spread to test it against"
     level = f"{stats.get('confidence', CONFIDENCE) * 100:g} % CI"
     band = f"{pts(stats['low'])}…{pts(stats['high'])}"
     test = f"{'paired t-test' if seeds else 'McNemar'} {p_text(stats['p'])}" if stats.get("p") is not None else ""
+    more = "run more seeds to tell" if seeds else "run 3+ seeds to tell"
+    if not lead:
+        words = "within noise" if said == "noise" else f"distillation {said}"
+        return f"{words} ({level} {band} pts{', ' + test if test else ''})" + (f"; {more}" if said == "noise" else "")
     if said == "noise":
-        more = "run more seeds to tell" if seeds else "run 3+ seeds to tell"
-        return f"{lead}, within noise ({level} {band} pts{', ' + test if test else ''}); {more}"
-    return f"{lead} ({level} {band}{', ' + test if test else ''}): distillation {said}"
+        return f"{figure}, within noise ({level} {band} pts{', ' + test if test else ''}); {more}"
+    return f"{figure} ({level} {band}{', ' + test if test else ''}): distillation {said}"
 
 
 def gain_detail(stats: dict | None) -> str:

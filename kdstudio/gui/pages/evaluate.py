@@ -217,8 +217,8 @@ class EvaluatePage(QScrollArea):
                       f"student {fmt_pct(st.get('accuracy'))} vs teacher {fmt_pct(t.get('accuracy'))}")
         if s.get("kd_gain") is not None:
             stats = s.get("kd_gain_stats")
-            self.gain.set(fmt_pts(s["kd_gain"]), f"{gain_mod.gain_sentence(stats, s['kd_gain'])} "
-                          f"(vs baseline {fmt_pct(b.get('accuracy'))})")
+            self.gain.set(fmt_pts(s["kd_gain"]), f"vs baseline {fmt_pct(b.get('accuracy'))}: "
+                          + _unbroken(gain_mod.gain_sentence(stats, s["kd_gain"], lead=False)))
             self.gain.setToolTip(gain_mod.gain_detail(stats))
             if gain_mod.verdict(stats) == "noise":
                 self._offer_seeds(run)
@@ -277,7 +277,8 @@ class EvaluatePage(QScrollArea):
         self.kept.set(label(best) if best else "–", "best point")
         best_gain = (best or {}).get("kd_gain") or {}
         self.gain.set(pm(best_gain, True) + " pts" if best else "–",
-                      gain_mod.gain_sentence(best.get("kd_gain_stats"), best_gain.get("mean"))
+                      f"over {best_gain.get('n')} seeds: " + _unbroken(
+                          gain_mod.gain_sentence(best.get("kd_gain_stats"), best_gain.get("mean"), lead=False))
                       if best and best_gain.get("mean") is not None else "KD gain at the best point")
         self.gain.setToolTip(gain_mod.gain_detail(gain_mod.usable((best or {}).get("kd_gain_stats"))))
         self.smaller.set(pm((best or {}).get("student")) + " %" if best else "–", "student test accuracy")
@@ -335,6 +336,11 @@ class EvaluatePage(QScrollArea):
             parent.addChild(node) if parent is not None else self.tree.addTopLevelItem(node)
         for k, v in (summary or {}).items():
             add(None, k, v)
+
+
+def _unbroken(text: str) -> str:
+    """An interval ('+0.0…+1.9') kept on one line when a card's words wrap (word joiners around the ellipsis)."""
+    return text.replace("…", "\u2060…\u2060")
 
 
 def _short(v) -> str:
