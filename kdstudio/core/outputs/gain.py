@@ -211,7 +211,8 @@ def gain_detail(stats: dict | None) -> str:
     if stats.get("test") == "seeds":
         vals = ", ".join(pts(v, 2) for v in stats.get("values", []))
         return (f"Per-seed gains {vals} pts; mean ± sample std, paired t-test over {stats['n']} seeds "
-                f"(each seed's student and baseline share its initial weights).")
+                f"(each seed's student and baseline share its initial weights). Every seed is scored on the same "
+                f"test split, so this is the spread over training seeds, not over test sets.")
     return (f"Paired over the same {stats.get('n') or 0:,} test samples: the student is right where the baseline is "
             f"wrong on {stats.get('better')}, the reverse on {stats.get('worse')}; interval from a paired bootstrap "
             f"({stats.get('resamples', RESAMPLES):,} resamples), p from McNemar's exact test.")
