@@ -161,7 +161,8 @@ def test_summary_json_carries_the_kd_gains_paired_test_from_the_evaluate_stage(r
     from kdstudio.core.outputs import gain
     out, summary, ev = run
     stats = json.loads((out / "summary.json").read_text())["kd_gain_stats"]
-    assert stats == summary["kd_gain_stats"] and stats["test"] == "paired" and stats["n"] == ev["models"]["student"]["n"]
+    assert stats == summary["kd_gain_stats"] and stats["test"] == "paired"
+    assert stats["n"] == ev["models"]["student"]["n"]
     assert stats["low"] <= stats["gain"] <= stats["high"] and 0 <= stats["p"] <= 1
     assert math.isclose(stats["gain"], summary["kd_gain"], abs_tol=1e-6)
     for who in ("student", "baseline"):  # every wrong index, not only the gallery's first ones

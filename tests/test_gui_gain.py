@@ -76,7 +76,8 @@ def test_evaluate_and_runs_table_say_the_interval_and_run_3_seeds_starts_three(w
     page.show_run(run)
     _settle()
     assert page.gain.value.text() == "+0.3 pts"
-    assert words() == "vs baseline 95.0%: within noise (95 % CI −0.6…+1.1 pts, McNemar p = 0.75); run 3+ seeds to tell"
+    assert words() == ("vs baseline 95.0%: within noise (95 % CI −0.6…+1.1 pts, McNemar p = 0.75); "
+                       "run 3+ seeds to tell")
     assert "McNemar's exact test" in page.gain.toolTip()
     window.resize(1280, 800)
     _settle()

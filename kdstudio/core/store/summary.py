@@ -3,7 +3,8 @@
 A run's headline results: status and times, the device, one entry per model (teacher, student, baseline), the
 distillation stage's speed, the compression variants, the evaluation table with the ratios against the teacher
 (computed once, here), the KD gain and its paired test (`kd_gain_stats`: interval, p-value; added in schema 2 as
-an optional table, so older readers ignore it and older files read as "not measured"), the exports. Torch-free, so the window can read every run before torch loads.
+an optional table, so older readers ignore it and older files read as "not measured"), the exports. Torch-free,
+so the window can read every run before torch loads.
 
 The file is strict JSON: NaN and infinities are written as null. Reading validates types; a damaged or foreign
 file raises SummaryError with one sentence naming the run folder and what is wrong.
