@@ -182,7 +182,7 @@ class RunResults:
     distill_timing: StageTiming | None = None
     compress_steps: list[str] = field(default_factory=list)
     variants: list[Variant] = field(default_factory=list)
-    evaluation: tuple[dict, list] | None = None      # (per-model metrics, comparison table)
+    evaluation: tuple[dict, list, dict | None] | None = None  # (per-model metrics, table, KD gain's paired test)
     exports: list[dict] = field(default_factory=list)
     export_failed: list[dict] = field(default_factory=list)
 
