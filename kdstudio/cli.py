@@ -83,6 +83,8 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument("--autorun", action="store_true", help="start the run at once")
     g.add_argument("--quit-when-done", action="store_true", help="quit when the run ends")
     g.add_argument("--screenshot", metavar="PATH", help="save a PNG of the window when the run ends")
+    g.add_argument("--theme", choices=("auto", "light", "dark"),
+                   help="colours: follow the OS (auto, the default), or force light or dark")
     g.add_argument("--debug", action="store_true", help="show tracebacks")
     return p
 

@@ -16,7 +16,7 @@ from PySide6.QtWidgets import (QApplication, QDockWidget, QHBoxLayout, QLabel, Q
 from .. import __version__
 from ..core.store.projects import ProjectStore, RunInfo
 from ..core.store.settings import Settings
-from . import refguard
+from . import refguard, theme
 from .disk_prompt import ask_changed_on_disk
 from .info import InfoHub
 from .trust_prompt import TrustPrompt
@@ -184,7 +184,7 @@ class MainWindow(QMainWindow):
         self.model.problems_changed.connect(self._mark_tabs)
         self.model.saved.connect(lambda msg: self.save_label.setText(msg))
         self.model.changed_on_disk.connect(lambda: ask_changed_on_disk(self, self.model))
-        self.model.save_failed.connect(lambda msg: self.save_label.setText(f"<span style='color:#d93025'>{msg}</span>"))
+        self.model.save_failed.connect(lambda msg: self.save_label.setText(theme.span(msg, "error")))
         self.hub.catalog_ready.connect(lambda c: self.torch_label.setText(f"PyTorch {c['torch'].split('+')[0]} · "
                                                                           f"{c['device']}"))
         self.hub.info_failed.connect(lambda m: self.statusBar().showMessage(m, 8000))
@@ -283,7 +283,7 @@ class MainWindow(QMainWindow):
         bad = {k for k, _ in problems}
         for i, name in enumerate(PAGES):
             hit = bool(page_keys(name) & bad)
-            self.tabs.setTabIcon(i, dot_icon("#d93025", 10) if hit else dot_icon("#00000000", 10))
+            self.tabs.setTabIcon(i, dot_icon(theme.color("error"), 10) if hit else dot_icon("#00000000", 10))
         self.statusBar().showMessage(f"{len(problems)} problem(s) in the config" if problems else "", 0)
 
     def _on_runs_selected(self, runs: list) -> None:
