@@ -45,6 +45,7 @@ def make_app() -> QApplication:
         return app
     app.setApplicationName("KD Studio")
     app.setOrganizationName("kdstudio")
+    app.setDesktopFileName("kdstudio")  # matches the entry `kdstudio --install-desktop-entry` writes (Wayland app id)
     app.setWindowIcon(app_icon())
     apply_style(app)  # a stylesheet set again re-polishes every widget alive: once is enough
     app.setProperty("kdstudio_styled", True)

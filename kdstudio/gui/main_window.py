@@ -17,7 +17,9 @@ from .. import __version__
 from ..core.store.projects import ProjectStore, RunInfo
 from ..core.store.settings import Settings
 from . import refguard, theme
+from .desktop import DesktopExtras
 from .disk_prompt import ask_changed_on_disk
+from .help import guide_action
 from .info import InfoHub
 from .trust_prompt import TrustPrompt
 from .model import ConfigModel
@@ -131,6 +133,7 @@ class MainWindow(QMainWindow):
         self.save_label = QLabel("")
         self.statusBar().addPermanentWidget(self.save_label)
         self.statusBar().addPermanentWidget(self.torch_label)
+        self.desktop = DesktopExtras(self)  # title progress, run-end notice, Space, colours, GPU label
         self._build_menus()
         self._connect()
 
@@ -167,12 +170,14 @@ class MainWindow(QMainWindow):
         self.toml_act.setText("Config as TOML")
         self.toml_act.setShortcut(QKeySequence("Ctrl+T"))
         m.addAction(self.toml_act)
+        m.addMenu(self.desktop.colours_menu())
         self.toml_btn.toggled.connect(self.toml_dock.setVisible)
         self.toml_dock.visibilityChanged.connect(self.toml_btn.setChecked)
         for i, name in enumerate(PAGES):
             m.addAction(QAction(f"{name} page", self, shortcut=QKeySequence(f"Ctrl+{i + 1}"),
                                 triggered=lambda _=False, n=name: self.show_page(n)))
         m = self.menuBar().addMenu("&Help")
+        m.addAction(guide_action(self))
         m.addAction(QAction("About KD Studio", self, triggered=self._about))
 
     def _connect(self) -> None:
