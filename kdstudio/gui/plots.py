@@ -53,7 +53,7 @@ LOG_LABELS = ((300, {1, 2, 3, 4, 5, 6, 7, 8, 9}), (120, {1, 2, 3, 5}), (50, {1, 
 
 
 class GridAxis(pg.AxisItem):
-    """An axis whose grid lines are opaque colours pre-blended onto the white background, drawn under the curves.
+    """An axis whose grid lines are opaque colours pre-blended onto the plot background, drawn under the curves.
 
     Qt's raster engine draws pyqtgraph's translucent grid lines about five times slower than opaque ones (~20 ms
     per plot per repaint here, the main cause of the window's event-loop stalls during a run); blending the colour
