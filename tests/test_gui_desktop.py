@@ -31,8 +31,8 @@ def menu_action(window, *path):
 
 @pytest.fixture
 def scheme_restored():
-    """Tests that switch the scheme leave the app in the one it had."""
-    before = theme.scheme()
+    """Tests that switch the scheme leave the app in the mode it had."""
+    before = theme.mode()
     yield
     theme.apply(QApplication.instance(), before)
 
@@ -74,6 +74,19 @@ def test_view_colours_dark_repaints_the_window_plots_and_log(window, qtbot, sche
     assert "a plain line" in html and "#202124" not in html  # no light-scheme text colour baked into the log
     menu_action(window, "&View", "Colours", "Light").trigger()
     assert not theme.is_dark() and plot.backgroundBrush().color().lightness() > 240
+
+
+def test_auto_follows_the_os_scheme_live(window, qtbot, monkeypatch, scheme_restored):
+    theme.apply(QApplication.instance(), "auto")
+    window.show_page("Evaluate")
+    monkeypatch.setattr(theme, "system_scheme", lambda: "dark")  # the offscreen platform reports no scheme
+    QApplication.styleHints().colorSchemeChanged.emit(Qt.ColorScheme.Dark)  # as the desktop does on a switch
+    assert theme.is_dark() and QApplication.instance().palette().color(QPalette.Base).lightness() < 80
+    charts = window.pages["Evaluate"].charts
+    assert charts.acc.backgroundBrush().color().lightness() < 80
+    theme.apply(QApplication.instance(), "light")  # a forced scheme no longer follows the OS
+    QApplication.styleHints().colorSchemeChanged.emit(Qt.ColorScheme.Dark)
+    assert not theme.is_dark()
 
 
 def test_space_pauses_and_resumes_a_run_but_not_while_typing(window, qtbot):
@@ -142,6 +155,28 @@ def test_gpu_figure_formats_fake_numbers_and_stays_hidden_without_cuda(window):
     import torch
     if not torch.cuda.is_available():
         assert sample_gpu() is None
+
+
+def test_gpu_sample_without_nvml_reads_torch_once_cuda_is_initialised(window, monkeypatch):
+    import sys
+    from types import SimpleNamespace
+
+    from kdstudio.gui import status_gpu
+    gib = 1024 ** 3
+    cuda = SimpleNamespace(is_available=lambda: True, is_initialized=lambda: True,
+                           memory_allocated=lambda i: 3 * gib, mem_get_info=lambda i: (100 * gib, 140 * gib),
+                           get_device_name=lambda i: "NVIDIA H200")
+    monkeypatch.setitem(sys.modules, "torch", SimpleNamespace(cuda=cuda))
+    monkeypatch.setattr(status_gpu, "_nvml", lambda index: None)
+    sample = status_gpu.sample_gpu()
+    assert sample == {"index": 0, "allocated": 3 * gib, "used": 40 * gib, "total": 140 * gib, "name": "NVIDIA H200"}
+    label = window.desktop.gpu
+    label.show_sample(sample)
+    assert not label.isHidden() and label.text() == "H200 · 40.0/140 GiB"
+    cuda.is_initialized = lambda: False  # before a run, torch would create a CUDA context just to answer
+    assert status_gpu.sample_gpu() is None
+    label.show_sample(None)
+    assert label.isHidden()
 
 
 def test_desktop_entry_installs_idempotently_and_uninstalls(tmp_path, monkeypatch, capsys):

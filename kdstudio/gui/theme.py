@@ -62,6 +62,11 @@ def scheme() -> str:
     return _state["scheme"]
 
 
+def mode() -> str:
+    """What was asked for: "auto" (follow the OS), "light" or "dark"."""
+    return _state["mode"]
+
+
 def is_dark() -> bool:
     """True when the dark colours are in use."""
     return _state["scheme"] == "dark"
