@@ -365,7 +365,7 @@ class PlotPanel(QWidget):
         if self._ref_line is None:
             self._ref_line = pg.InfiniteLine(angle=0, movable=False, pen=_pen("#8e44ad", Qt.DashLine, 1.5),
                                              label="teacher {value:.1f}%",
-                                             labelOpts={"position": 0.02, "color": "#8e44ad", "fill": theme.color("legend_bg"),
-                                                        "anchors": [(0, 0), (0, 0)]})
+                                             labelOpts={"position": 0.02, "color": theme.readable("#8e44ad"),
+                                                        "fill": theme.color("legend_bg"), "anchors": [(0, 0), (0, 0)]})
             item.addItem(self._ref_line)
         self._ref_line.setValue(ref * 100.0)
