@@ -123,6 +123,20 @@ def test_space_pauses_and_resumes_a_run_but_not_while_typing(window, qtbot):
     assert run.state == "idle"
 
 
+def test_task_bar_progress_is_sent_only_when_the_percent_changes():
+    from kdstudio.gui.desktop import LauncherProgress, title_progress
+    launcher = LauncherProgress()
+    launcher.set(0.37)
+    assert launcher.last == 37
+    sent = launcher.sent  # 0 without a session bus (here), 1 with one
+    launcher.set(0.371)
+    assert launcher.sent == sent and launcher.last == 37
+    launcher.set(None)
+    assert launcher.last is None
+    assert title_progress(37, "distill") == "37 % · Distilling"
+    assert title_progress(5, None, paused=True) == "5 % · Starting (paused)"
+
+
 def test_f1_and_help_open_the_guide_with_every_page_and_method(window, qtbot):
     from kdstudio.core.config.methods import METHODS
     from kdstudio.gui.help import GuideDialog

@@ -1,8 +1,10 @@
 """What a desktop user expects of the window around a run: its progress in the title, a notification when it ends,
 Space to pause and resume, the colours menu and the GPU figure in the status bar.
 
-The window title is the portable place for progress: Qt 6 has no task-bar progress API on Linux (nor since Qt 6 on
-Windows); "37 % · Distilling · Project — KD Studio" shows in every task bar and window switcher. Notifications go
+The window title is the portable place for progress: Qt 6 has no task-bar progress API (Qt 5's QWinTaskbarProgress
+is gone); "37 % · Distilling · Project — KD Studio" shows in every task bar and window switcher. On Linux desktops
+that read the Unity LauncherEntry D-Bus signal (KDE Plasma, Ubuntu Dock, Dash to Dock) the task-bar entry shows a
+progress bar too, once the desktop entry is installed (`kdstudio --install-desktop-entry`). Notifications go
 through the system tray where there is one (QSystemTrayIcon.showMessage), else a status-bar message and
 QApplication.alert (the task-bar entry asks for attention). MainWindow makes one DesktopExtras after its menus.
 """
@@ -42,6 +44,35 @@ def run_ended_message(summary: dict, error: str | None) -> tuple[str, str]:
     return f"KD Studio: the run {status}", body
 
 
+class LauncherProgress:
+    """Task-bar progress through com.canonical.Unity.LauncherEntry.Update; does nothing without a session bus."""
+
+    APP_URI = "application://kdstudio.desktop"
+
+    def __init__(self):
+        self.last: int | None = None  # the percent last sent (None: hidden)
+        self.sent = 0
+
+    def set(self, fraction: float | None) -> None:
+        """Show `fraction` (0..1) on the task-bar entry, or hide it (None); sent only when the percent changes."""
+        percent = None if fraction is None else max(0, min(100, round(fraction * 100)))
+        if percent == self.last:
+            return
+        self.last = percent
+        try:
+            from PySide6.QtDBus import QDBusConnection, QDBusMessage
+        except ImportError:
+            return
+        bus = QDBusConnection.sessionBus()
+        if not bus.isConnected():
+            return
+        message = QDBusMessage.createSignal("/com/kdstudio/launcher", "com.canonical.Unity.LauncherEntry", "Update")
+        message.setArguments([self.APP_URI, {"progress": (percent or 0) / 100.0,
+                                             "progress-visible": percent is not None}])
+        if bus.send(message):
+            self.sent += 1
+
+
 class DesktopExtras(QObject):
     """Title progress, end-of-run notification, the Space shortcut, View › Colours and the GPU label of a window."""
 
@@ -50,6 +81,7 @@ class DesktopExtras(QObject):
         self.window = window
         self.run = window.run
         self.tray: QSystemTrayIcon | None = None
+        self.launcher = LauncherProgress()
         self.last_notice: tuple[str, str] | None = None  # what the last notification said (for tests)
         self.space = QShortcut(QKeySequence(Qt.Key_Space), window, context=Qt.WindowShortcut)
         self.space.activated.connect(self.toggle_pause)
@@ -73,8 +105,10 @@ class DesktopExtras(QObject):
         live, state = self.run.live, self.run.state
         if live is None or state == "idle" or not self.run.running:
             self.window.setWindowTitle(self.base_title())
+            self.launcher.set(None)
             return
         value, _text, _detail = live.bar(paused=state == "paused")
+        self.launcher.set(value / 1000)
         self.window.setWindowTitle(f"{title_progress(value // 10, live.progress.stage, state == 'paused')} · "
                                    f"{self.base_title()}")
 
