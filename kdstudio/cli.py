@@ -27,7 +27,8 @@ def _parser() -> argparse.ArgumentParser:
     entry = p.add_mutually_exclusive_group()
     entry.add_argument("--install-desktop-entry", action="store_true",
                        help="add KD Studio to this user's application menu (XDG .desktop file and icon)")
-    entry.add_argument("--uninstall-desktop-entry", action="store_true", help="remove what --install-desktop-entry added")
+    entry.add_argument("--uninstall-desktop-entry", action="store_true",
+                       help="remove what --install-desktop-entry added")
     sub = p.add_subparsers(dest="command")
 
     r = sub.add_parser("run", help="run a distillation from a TOML config")
