@@ -123,6 +123,24 @@ def test_space_pauses_and_resumes_a_run_but_not_while_typing(window, qtbot):
     assert run.state == "idle"
 
 
+def test_a_run_ending_in_the_background_notifies_through_the_tray_or_an_alert(window, monkeypatch):
+    from PySide6.QtWidgets import QSystemTrayIcon
+    monkeypatch.setattr(window, "isActiveWindow", lambda: False)
+    alerts, shown = [], []
+    monkeypatch.setattr(QApplication, "alert", staticmethod(lambda w, ms=0: alerts.append(w)))
+    monkeypatch.setattr(QSystemTrayIcon, "isSystemTrayAvailable", staticmethod(lambda: False))
+    window.desktop.notify_ended({"status": "completed", "student": {"accuracy": 0.973}}, None)
+    assert alerts == [window] and window.desktop.tray is None
+    assert window.statusBar().currentMessage() == "The run completed. Student test accuracy 97.3%."
+    monkeypatch.setattr(QSystemTrayIcon, "isSystemTrayAvailable", staticmethod(lambda: True))
+    monkeypatch.setattr(QSystemTrayIcon, "supportsMessages", staticmethod(lambda: True))
+    monkeypatch.setattr(QSystemTrayIcon, "showMessage", lambda self, *a: shown.append(a[:2]))
+    window.desktop.notify_ended({}, "CUDA out of memory; lower data.batch_size.")
+    assert shown == [("KD Studio: the run failed", "CUDA out of memory; lower data.batch_size.")]
+    assert len(alerts) == 2
+    window.desktop.tray.hide()
+
+
 def test_task_bar_progress_is_sent_only_when_the_percent_changes():
     from kdstudio.gui.desktop import LauncherProgress, title_progress
     launcher = LauncherProgress()
