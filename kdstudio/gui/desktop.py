@@ -52,6 +52,18 @@ class LauncherProgress:
     def __init__(self):
         self.last: int | None = None  # the percent last sent (None: hidden)
         self.sent = 0
+        self._bus = None  # None: not looked for yet; False: there is none
+
+    def _session_bus(self):
+        """The session bus, looked for once (None without QtDBus or a bus)."""
+        if self._bus is None:
+            try:
+                from PySide6.QtDBus import QDBusConnection
+                bus = QDBusConnection.sessionBus()
+                self._bus = bus if bus.isConnected() else False
+            except ImportError:
+                self._bus = False
+        return self._bus or None
 
     def set(self, fraction: float | None) -> None:
         """Show `fraction` (0..1) on the task-bar entry, or hide it (None); sent only when the percent changes."""
@@ -59,13 +71,10 @@ class LauncherProgress:
         if percent == self.last:
             return
         self.last = percent
-        try:
-            from PySide6.QtDBus import QDBusConnection, QDBusMessage
-        except ImportError:
+        bus = self._session_bus()
+        if bus is None:
             return
-        bus = QDBusConnection.sessionBus()
-        if not bus.isConnected():
-            return
+        from PySide6.QtDBus import QDBusMessage
         message = QDBusMessage.createSignal("/com/kdstudio/launcher", "com.canonical.Unity.LauncherEntry", "Update")
         message.setArguments([self.APP_URI, {"progress": (percent or 0) / 100.0,
                                              "progress-visible": percent is not None}])
