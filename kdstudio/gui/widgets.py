@@ -250,9 +250,8 @@ class DropZone(QFrame):
     def __init__(self, hint: str, parent=None):
         super().__init__(parent)
         self.setObjectName("dropZone")
-        self.setStyleSheet(f"QFrame#dropZone {{ border: 1px dashed {theme.color('dim')}; border-radius: 6px; "
-                           f"background: {theme.color('drop_bg')}; }}"
-                           "QFrame#dropZone QLabel { border: none; background: transparent; }")
+        self._restyle()
+        theme.notifier.changed.connect(self._restyle)
         self.hint = QLabel(hint)
         self.hint.setObjectName("help")
         self.hint.setWordWrap(True)
@@ -265,6 +264,11 @@ class DropZone(QFrame):
         col.setSpacing(2)
         col.addWidget(self.hint)
         col.addWidget(self.message)
+
+    def _restyle(self, _scheme: str = "") -> None:
+        self.setStyleSheet(f"QFrame#dropZone {{ border: 1px dashed {theme.color('dim')}; border-radius: 6px; "
+                           f"background: {theme.color('drop_bg')}; }}"
+                           "QFrame#dropZone QLabel { border: none; background: transparent; }")
 
     def say(self, text: str, problem: bool = False) -> None:
         """Show one line: a problem in red, otherwise in the normal text colour."""
