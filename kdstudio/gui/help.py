@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6.QtCore import Qt
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QDialog, QDialogButtonBox, QTextBrowser, QVBoxLayout, QWidget
 
@@ -82,7 +81,6 @@ def guide_action(window: QWidget) -> QAction:
         dialog = window.findChild(GuideDialog)
         if dialog is None:
             dialog = GuideDialog(window)
-            dialog.setAttribute(Qt.WA_DeleteOnClose, False)
         dialog.show()
         dialog.raise_()
         dialog.activateWindow()
