@@ -14,8 +14,8 @@ from ..core.config import Config
 from ..core.errors import KDError
 from ..core.store.projects import Project, ProjectStore, sanitize_name
 from ..core.config.templates import demo_config
-from . import theme
 from .widgets import STATUS_COLORS, dot_icon
+from . import theme  # noqa: I001 (below widgets: a merge-friendly spot)
 
 TEMPLATES = {"Blank project": Config, "Digits demo": demo_config}
 DEMO_NAME = "Digits demo"
