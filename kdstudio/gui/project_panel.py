@@ -15,7 +15,7 @@ from ..core.errors import KDError
 from ..core.store.projects import Project, ProjectStore, sanitize_name
 from ..core.config.templates import demo_config
 from .widgets import STATUS_COLORS, dot_icon
-from . import theme  # noqa: I001 (below widgets: a merge-friendly spot)
+from . import theme
 
 TEMPLATES = {"Blank project": Config, "Digits demo": demo_config}
 DEMO_NAME = "Digits demo"
