@@ -16,9 +16,10 @@ from PySide6.QtGui import QColor, QPen
 from PySide6.QtWidgets import (QCheckBox, QFileDialog, QHBoxLayout, QLabel, QPushButton, QSlider, QSplitter,
                                QVBoxLayout, QWidget)
 
+from . import theme
 from .series import RunSeries
 
-pg.setConfigOptions(antialias=True, background="w", foreground="#3c4043")
+pg.setConfigOptions(antialias=True, background=theme.color("surface"), foreground=theme.color("text_body"))
 
 # A repaint of one plot costs ~5-15 ms on a 2-core machine during a run; painting the three in one event-loop turn
 # stalled the window for 50+ ms, so live updates paint them this far apart.
@@ -52,7 +53,7 @@ LOG_LABELS = ((300, {1, 2, 3, 4, 5, 6, 7, 8, 9}), (120, {1, 2, 3, 5}), (50, {1, 
 
 
 class GridAxis(pg.AxisItem):
-    """An axis whose grid lines are opaque colours pre-blended onto the white background, drawn under the curves.
+    """An axis whose grid lines are opaque colours pre-blended onto the plot background, drawn under the curves.
 
     Qt's raster engine draws pyqtgraph's translucent grid lines about five times slower than opaque ones (~20 ms
     per plot per repaint here, the main cause of the window's event-loop stalls during a run); blending the colour
@@ -93,8 +94,9 @@ class GridAxis(pg.AxisItem):
             return pen
         key = (c.rgb(), c.alpha(), pen.widthF())
         if key not in self._pens:
-            a = c.alphaF()
-            blended = QColor(*(round(v * a + 255 * (1 - a)) for v in (c.red(), c.green(), c.blue())))
+            a, bg = c.alphaF(), theme.qcolor("surface")  # the plot's background (theme.restyle_plot clears the cache)
+            blended = QColor(*(round(v * a + b * (1 - a)) for v, b in ((c.red(), bg.red()), (c.green(), bg.green()),
+                                                                        (c.blue(), bg.blue()))))
             self._pens[key] = pg.mkPen(blended, width=pen.widthF())
         return self._pens[key]
 
@@ -168,8 +170,8 @@ class PlotPanel(QWidget):
             # A mostly opaque box keeps the 8 pt labels readable over curves and grid; the user can drag a legend
             # aside or hide them all ("Legends").
             legend = item.addLegend(offset=(-8, -8) if name == "acc" else (-8, 8), labelTextSize="8pt",
-                                    labelTextColor="#202124", brush=pg.mkBrush(255, 255, 255, 200),
-                                    pen=pg.mkPen("#dadce0"))
+                                    labelTextColor=theme.color("text"), brush=pg.mkBrush(theme.qcolor("legend_bg")),
+                                    pen=pg.mkPen(theme.color("input_border")))
             legend.setColumnCount(2 if name == "loss" else 1)
             w.setMinimumHeight(150)
         self.plots["acc"].getPlotItem().getViewBox().setLimits(yMin=-5, yMax=105)
@@ -363,7 +365,7 @@ class PlotPanel(QWidget):
         if self._ref_line is None:
             self._ref_line = pg.InfiniteLine(angle=0, movable=False, pen=_pen("#8e44ad", Qt.DashLine, 1.5),
                                              label="teacher {value:.1f}%",
-                                             labelOpts={"position": 0.02, "color": "#8e44ad", "fill": "#ffffffcc",
-                                                        "anchors": [(0, 0), (0, 0)]})
+                                             labelOpts={"position": 0.02, "color": theme.readable("#8e44ad"),
+                                                        "fill": theme.color("legend_bg"), "anchors": [(0, 0), (0, 0)]})
             item.addItem(self._ref_line)
         self._ref_line.setValue(ref * 100.0)

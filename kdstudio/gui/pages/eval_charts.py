@@ -11,6 +11,7 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtWidgets import QCheckBox, QComboBox, QHBoxLayout, QLabel, QTabWidget, QVBoxLayout, QWidget
 
+from .. import theme
 from .gallery import Gallery
 
 COLORS = {"teacher": "#8e44ad", "student": "#1a56b8", "baseline": "#a0522d"}
@@ -31,10 +32,10 @@ def _plot(title: str) -> pg.PlotWidget:
     return w
 
 
-def confusion_colours(cm: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """RGB image (k, k, 3) and colour level (0..1) per cell: the diagonal from white to blue by its value, mistakes
-    from light to full red relative to the largest mistake (never fainter than 30 %, so a single error shows on a
-    matrix of hundreds of correct answers), empty cells white."""
+def confusion_colours(cm: np.ndarray, base=(255, 255, 255)) -> tuple[np.ndarray, np.ndarray]:
+    """RGB image (k, k, 3) and colour level (0..1) per cell: the diagonal from the background `base` (white) to
+    blue by its value, mistakes from faint to full red relative to the largest mistake (never fainter than 30 %, so a
+    single error shows on a matrix of hundreds of correct answers), empty cells the background."""
     k = cm.shape[0]
     diagonal = np.eye(k, dtype=bool)
     mistakes = ~diagonal & (cm > 0)
@@ -43,7 +44,8 @@ def confusion_colours(cm: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     if mistakes.any():
         level[mistakes] = 0.3 + 0.7 * cm[mistakes] / cm[mistakes].max()
     colour = np.where(diagonal[..., None], CORRECT_RGB, MISTAKE_RGB)
-    rgb = 255 - (255 - colour) * level[..., None]
+    base = np.asarray(base, dtype=float)
+    rgb = base + (colour - base) * level[..., None]
     return rgb.astype(np.uint8), level
 
 
@@ -115,7 +117,7 @@ class EvalCharts(QTabWidget):
             item.addItem(pg.BarGraphItem(x=[i], height=[a * 100], width=0.6, brush=COLORS.get(k, "#5f6368")))
             inside = a > 0.15  # the value sits inside the top of the bar; above a short one
             label = pg.TextItem(f"{a * 100:.1f}%", anchor=(0.5, -0.3) if inside else (0.5, 1.2),
-                                color="#ffffff" if inside else "#202124")
+                                color="#ffffff" if inside else theme.color("text"))
             label.setPos(i, a * 100)
             item.addItem(label)
         item.getAxis("bottom").setTicks([[(i, SHORT.get(k, k)) for i, (k, _) in enumerate(accs)]])
@@ -144,7 +146,8 @@ class EvalCharts(QTabWidget):
         if cm is None:
             return
         k = cm.shape[0]
-        rgb, level = confusion_colours(cm)
+        bg = theme.qcolor("surface")
+        rgb, level = confusion_colours(cm, (bg.red(), bg.green(), bg.blue()))
         img = pg.ImageItem(rgb.transpose(1, 0, 2))  # ImageItem is x-major
         img.setLevels((0, 255))
         item.addItem(img)
@@ -156,7 +159,7 @@ class EvalCharts(QTabWidget):
                     if v == 0:
                         continue
                     text = f"{v:.2f}" if norm else f"{int(v)}"
-                    t = pg.TextItem(text, anchor=(0.5, 0.5), color="#ffffff" if level[i, j] > 0.55 else "#202124")
+                    t = pg.TextItem(text, anchor=(0.5, 0.5), color=self._cell_text(level[i, j]))
                     t.setPos(j + 0.5, i + 0.5)
                     item.addItem(t)
                     self._cm_texts.append(t)
@@ -169,8 +172,13 @@ class EvalCharts(QTabWidget):
         self._fit_cell_text()
         model = self.cm_model.currentText()
         what = "share of each true class" if self.cm_norm.isChecked() else "counts"
-        item.setTitle(f"{model}: {what} · <span style='color:#1a56b8'>■ correct</span> "
-                      f"<span style='color:#d93025'>■ mistakes</span> (darker = more)", size="10pt")
+        item.setTitle(f"{model}: {what} · {theme.span('■ correct', 'accent')} "
+                      f"{theme.span('■ mistakes', 'error')} (darker = more)", size="10pt")
+
+    @staticmethod
+    def _cell_text(level: float) -> str:
+        """White on a strong cell; on a faint one the text colour (on the dark scheme every cell is dark enough)."""
+        return "#ffffff" if level > 0.55 or theme.is_dark() else theme.color("text")
 
     def cell_pixels(self) -> float:
         """Width of one confusion-matrix cell on screen, in pixels (0 before the plot has a size)."""

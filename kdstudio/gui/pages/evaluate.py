@@ -16,6 +16,7 @@ from ...core import config as config_mod
 from ...core.outputs import gain as gain_mod
 from ...core.store.projects import RunInfo
 from ...core.store.files import RunDir, read_json
+from .. import theme
 from ..forms import ConfigForm
 from ..model import ConfigModel
 from ..widgets import CardGrid, StatCard, fmt_bytes, fmt_int, fmt_pct, fmt_pts, fmt_ratio_said, ratio_words
@@ -102,6 +103,7 @@ class EvaluatePage(QScrollArea):
         self.setWidgetResizable(True)
         self.setFrameShape(QFrame.NoFrame)
         self.run: RunInfo | None = None
+        theme.notifier.changed.connect(self._on_scheme)
         title = QLabel("Evaluate")
         title.setObjectName("pageTitle")
         self.subtitle = QLabel("Finish a run to compare the teacher, the distilled student and the baseline.")
@@ -181,6 +183,10 @@ class EvaluatePage(QScrollArea):
         need = self.side.heightForWidth(width - 36) if self.mode != "wide" else 0
         self.side.setMinimumHeight(max(need, 0))
 
+    def _on_scheme(self, _scheme: str) -> None:
+        """The table's model colours and the charts are drawn in the scheme's colours: draw them again."""
+        self.show_run(self.run)
+
     def show_run(self, run: RunInfo | None) -> None:
         """Show a run's results (None or a run without results: an explanation)."""
         self.run = run
@@ -242,7 +248,7 @@ class EvaluatePage(QScrollArea):
         for r, (key, m) in enumerate(rows):
             name = QTableWidgetItem(NAMES.get(key, key))
             if key in COLORS:
-                name.setForeground(QColor(COLORS[key]))
+                name.setForeground(QColor(theme.readable(COLORS[key])))
             self.table.setItem(r, 0, name)
             for c, (_, fn) in enumerate(cols, start=1):
                 text = fn(m, t)

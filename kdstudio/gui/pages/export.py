@@ -20,6 +20,7 @@ from ...core.store import summary as summary_mod
 from ...core.store.files import RunDir
 from .. import tasks
 from ..model import ConfigModel
+from .. import theme
 from ..widgets import Banner, fmt_bytes, fmt_pct, fmt_pts
 from . import export_plan
 from .base import FormPage, rest_of, section_keys
@@ -309,6 +310,6 @@ class ExportPage(FormPage):
                 if c in (2, 3, 4, 5):
                     item.setTextAlignment(Qt.AlignRight | Qt.AlignVCenter)
                 if c == 6:
-                    item.setForeground(Qt.darkGreen if ok else Qt.red)
+                    item.setForeground(theme.qcolor("ok" if ok else "error"))
                 self.table.setItem(r, c, item)
         self.status.setText(note)

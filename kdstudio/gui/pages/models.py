@@ -6,6 +6,7 @@ from pathlib import Path
 
 from PySide6.QtWidgets import QInputDialog
 
+from .. import theme
 from ..info import InfoHub, trained_note
 from ..model import ConfigModel
 from ..widgets import DropZone, FileDrop, StatCard, card_row, file_suffix, fmt_int, ratio_words
@@ -181,7 +182,7 @@ class _ModelPage(FormPage):
         self._card_details(info)
         for card, role in ((self.params_card, self.role), (self.other_card, other_role)):  # a load error in red
             bad = bool(err.get(role)) and not err[role].startswith("ONNX teacher")
-            card.detail.setStyleSheet("color: #d93025;" if bad else "")
+            card.detail.setStyleSheet(f"color: {theme.color('error')};" if bad else "")
         ratio = info.get("ratio")
         number, word = ratio_words(ratio, "smaller", "larger")
         self.ratio_card.set(number, f"the student is that many times {word}" if word else "")

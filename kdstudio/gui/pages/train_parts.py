@@ -14,6 +14,7 @@ from PySide6.QtWidgets import (QHBoxLayout, QLabel, QPlainTextEdit, QStackedLayo
 
 from ...core.store.files import RunDir
 
+from .. import theme
 from .history import clean_log
 
 NO_RUN_TEXT = "No run yet — press Start (Ctrl+R) to train the teacher and distil the student."
@@ -136,13 +137,15 @@ class LogPane(QWidget):
                quiet=False, at: float | None = None) -> None:
         """One line in this session's log, stamped with the time `at` it was said (else now), scrolled into view."""
         stamp = (_dt.datetime.fromtimestamp(at) if at is not None else _dt.datetime.now()).strftime("%H:%M:%S")
-        color = "#d93025" if error else "#b06000" if warn else "#5f6368" if quiet else "#202124"
+        # Plain lines take the palette's text colour, so they follow a scheme switch; marked ones keep theirs.
+        color = theme.color("error" if error else "warn" if warn else "muted")
         body = html.escape(text)
         if bold:
             body = f"<b>{body}</b>"
         prefix = f"[{stage}] " if stage and not bold else ""
-        self.live.appendHtml(f"<span style='color:#9aa0a6'>{stamp}</span> "
-                             f"<span style='color:{color}'>{html.escape(prefix)}{body}</span>")
+        self.live.appendHtml(f"<span style='color:{theme.color('dim')}'>{stamp}</span> "
+                             + (f"<span style='color:{color}'>{html.escape(prefix)}{body}</span>"
+                                if error or warn or quiet else f"{html.escape(prefix)}{body}"))
         bar = self.live.verticalScrollBar()
         bar.setValue(bar.maximum())
 
