@@ -92,6 +92,7 @@ class PlotPanel(QWidget):
         self._items: dict[tuple, pg.PlotDataItem] = {}
         self._drawn: dict[tuple, tuple] = {}
         self._ref_line: pg.InfiniteLine | None = None
+        self._pinned: set[str] = set()   # plots held at a range around their first points (_fit_first_points)
 
         self.smoothing = QSlider(Qt.Horizontal)
         self.smoothing.setRange(0, 99)
@@ -203,6 +204,7 @@ class PlotPanel(QWidget):
             self.plots[key[0]].getPlotItem().removeItem(item)
         self._items.clear()
         self._drawn.clear()
+        self._pinned.clear()
         if self._ref_line is not None:
             self.plots["acc"].getPlotItem().removeItem(self._ref_line)
             self._ref_line = None
@@ -233,12 +235,15 @@ class PlotPanel(QWidget):
                 if spec.scale != 1.0:
                     y = [v * spec.scale for v in y]
                 item.setData(spec.curve.x, y)
+                if spec.symbol is None and len(y) <= 2:  # a line of one point draws nothing: a dot until two
+                    item.setSymbol("o" if len(y) == 1 else None)
                 self._drawn[spec.key] = state
                 changed.add(spec.plot)
         if plot in (None, "acc"):
             self._update_reference()
         self._update_legends(specs, plot)
         for name in changed:
+            self._fit_first_points(name)
             # pyqtgraph defers auto-range to paint time, and the new range then asks for a second paint;
             # settling it now makes one paint per update.
             self.plots[name].getPlotItem().getViewBox().prepareForPaint()
@@ -305,6 +310,29 @@ class PlotPanel(QWidget):
         self.clear()
         self.refresh()
         self.plots["loss"].getPlotItem().enableAutoRange()
+
+    def _fit_first_points(self, name: str) -> None:
+        """A plot whose curves have no spread yet (one point each) gets a small range around its points: pyqtgraph
+        would show ±0.5 around them (a negative learning rate, epoch −0.5). Auto-range returns with the spread."""
+        xs, ys = [], []
+        for key, item in self._items.items():
+            x, y = item.getData() if key[0] == name else (None, None)  # display coordinates (log10 on a log axis)
+            if x is not None and len(x):
+                xs += [float(min(x)), float(max(x))]
+                ys += [float(min(y)), float(max(y))]
+        if not xs:
+            return
+        item = self.plots[name].getPlotItem()
+        flat_x, flat_y = max(xs) <= min(xs), max(ys) <= min(ys)
+        if flat_x or flat_y:
+            x_range = (0.0, max(1.0, max(xs))) if flat_x else (min(xs), max(xs))
+            c = ys[0]
+            half = 0.5 if name == "loss" and self.log_y.isChecked() else max(abs(c) * 0.5, 1e-12)
+            item.getViewBox().setRange(xRange=x_range, yRange=(c - half, c + half) if flat_y else (min(ys), max(ys)))
+            self._pinned.add(name)
+        elif name in self._pinned:
+            self._pinned.discard(name)
+            item.enableAutoRange()
 
     def _update_legends(self, specs: list[Spec], plot: str | None) -> None:
         """Each plot's legend entries and title, and the plot itself once it has a point (else its sentence)."""
