@@ -26,6 +26,9 @@ TERM_COLORS = {
     "rkd_angle": "#b8860b",
 }
 STAGE_COLORS = {"teacher": "#a142f4", "distill": "#1a73e8", "baseline": "#b8602d", "finetune": "#5c6bc0"}
+# The models of a run, as the Evaluate page's table and charts colour them: their stage's colour.
+MODEL_COLORS = {"teacher": STAGE_COLORS["teacher"], "student": STAGE_COLORS["distill"],
+                "baseline": STAGE_COLORS["baseline"]}
 # Unknown terms take the first of these their plot has not used, starting at a place fixed by their name.
 FALLBACK = ["#d93025", "#e52592", "#689f38", "#8d6e63", "#5c6bc0", "#8e8e00", "#3f8fd2", "#ab47bc", "#c0662f",
             "#009688"]
