@@ -163,6 +163,7 @@ def test_legends_sit_above_the_plots_inside_the_panel_at_800x600(panel, qtbot):
 
 
 def test_plots_wait_with_a_sentence_then_fit_their_first_points(panel, qtbot):
+    from PySide6.QtCore import Qt
     from kdstudio.gui.series import RunSeries
     s = RunSeries("live")
     panel.show_series([s])
@@ -175,6 +176,8 @@ def test_plots_wait_with_a_sentence_then_fit_their_first_points(panel, qtbot):
     assert panel.boxes["acc"].waiting  # no validation accuracy before the first epoch ends: no empty axes
     (x0, x1), (y0, y1) = panel.plots["lr"].getPlotItem().getViewBox().viewRange()
     assert x0 >= 0 and 0 < y0 < 0.0002 < y1  # around the point: no negative epoch or learning rate
+    qtbot.mouseClick(panel.auto_btn, Qt.LeftButton)
+    assert 0 < panel.plots["lr"].getPlotItem().getViewBox().viewRange()[1][0] < 0.0002  # Auto-range keeps it
     s.add({"kind": "step", "stage": "distill", "epoch": 1, "epochs": 5, "step": 2, "steps": 20, "lr": 0.0004,
            "total": 2.1, "ce": 1.9, "kd": 0.2})
     panel.refresh()

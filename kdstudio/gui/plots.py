@@ -195,8 +195,8 @@ class PlotPanel(QWidget):
                        enumerate(zip(self.series, list(labels or []) + [""] * len(self.series)))]
         self._fill_compare()
         self.clear()
-        self.refresh()
         self.auto_range()
+        self.refresh()
 
     def clear(self) -> None:
         """Remove every curve."""
@@ -257,8 +257,10 @@ class PlotPanel(QWidget):
 
     def auto_range(self) -> None:
         """Fit every plot to its data again (after mouse zooming)."""
-        for w in self.plots.values():
+        self._pinned.clear()
+        for name, w in self.plots.items():
             w.getPlotItem().enableAutoRange()
+            self._fit_first_points(name)
 
     def save_png(self, path: str) -> bool:
         """Save the three plots as one PNG; True on success."""
