@@ -1,10 +1,11 @@
 """Live pyqtgraph plots of one run (every loss term, accuracy, learning rate) or an overlay of several runs (one
-loss term they all report, chosen in "Compare", and their accuracy and learning rate).
+loss term that they all report, chosen in the loss plot's header, and their accuracy and learning rate).
 
 Curves are updated with `setData` on downsampled, clip-to-view items, a few times a second during a run (the
-Train page's redraw timer; the three plots are painted in separate event-loop turns). Step curves are smoothed with TensorBoard's debiased EMA (the slider); the raw values stay faint
-behind them. Any loss term a method reports gets its own curve and colour (plot_specs.py, palette.py), so new
-methods need no GUI change. Titles and legends sit above the plots (plot_legend.py), never over the curves.
+Train page's redraw timer; the three plots are painted in separate event-loop turns). Step curves are smoothed
+with TensorBoard's debiased EMA (the slider); the raw values stay faint behind them. Any loss term a method
+reports gets its own curve and colour (plot_specs.py, palette.py), so new methods need no GUI change. Titles and
+legends sit above the plots (plot_legend.py), never over the curves.
 """
 
 from __future__ import annotations
