@@ -216,6 +216,13 @@ def test_an_overlay_compares_one_term_across_methods_named_by_its_caller(panel, 
     assert panel.compare.currentData() == "total"
     panel.show_series([_kd_run("one")])
     assert not panel.compare.isVisible()
+    # a run stopped before distilling has no loss to compare: the others are still compared
+    from kdstudio.gui.series import RunSeries
+    stopped = RunSeries("stopped").extend(r for r in _dkd_fitnet_records() if r["stage"] == "teacher")
+    panel.show_series([stopped, _kd_run("kd"), _dkd_run("dkd")])
+    assert panel.compare.currentData() == "ce" and panel.legend_names("loss") == ["kd", "dkd"]
+    panel.show_series([stopped, RunSeries("not started")])
+    assert panel.boxes["loss"].waiting and "None of these runs" in panel.boxes["loss"].placeholder.text()
 
 
 def test_smoothing_is_tensorboards_ema_for_dense_points_and_leaves_epoch_spaced_points_alone():

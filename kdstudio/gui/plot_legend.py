@@ -65,6 +65,7 @@ class PlotBox(QWidget):
         super().__init__(parent)
         self.plot = plot
         self.legend = LegendStrip(title)
+        self.waiting_text = waiting
         self.placeholder = QLabel(waiting)
         self.placeholder.setObjectName("plotPlaceholder")
         self.placeholder.setAlignment(Qt.AlignCenter)
@@ -91,6 +92,9 @@ class PlotBox(QWidget):
         """True while the sentence stands in the plot's place."""
         return self.stack.currentWidget() is self.placeholder
 
-    def set_has_data(self, has: bool) -> None:
-        """The plot once it has a point, else the waiting sentence (no empty axes with a made-up range)."""
+    def set_has_data(self, has: bool, why: str | None = None) -> None:
+        """The plot once it has a point, else a sentence (no empty axes with a made-up range): `why`, or the
+        waiting one."""
+        if not has:
+            self.placeholder.setText(why or self.waiting_text)
         self.stack.setCurrentWidget(self.plot if has else self.placeholder)

@@ -95,13 +95,13 @@ def distill_terms(s: RunSeries) -> list[str]:
 
 
 def comparable_terms(series: list[RunSeries]) -> list[str]:
-    """The distillation terms every run reports (what an overlay can compare), in the first run's order."""
-    if not series:
+    """The distillation terms every run that distilled reports (what an overlay can compare), in the first such
+    run's order; a run stopped before distilling has no loss curve to compare and is left out."""
+    distilled = [distill_terms(s) for s in series if distill_terms(s)]
+    if not distilled:
         return []
-    common = set(distill_terms(series[0]))
-    for s in series[1:]:
-        common &= set(distill_terms(s))
-    return [t for t in distill_terms(series[0]) if t in common]
+    common = set(distilled[0]).intersection(*distilled[1:])
+    return [t for t in distilled[0] if t in common]
 
 
 def default_term(series: list[RunSeries]) -> str | None:
@@ -110,7 +110,8 @@ def default_term(series: list[RunSeries]) -> str | None:
     terms = comparable_terms(series)
     if not terms:
         return None
-    same_method = all(set(distill_terms(s)) == set(distill_terms(series[0])) for s in series)
+    distilled = [set(distill_terms(s)) for s in series if distill_terms(s)]
+    same_method = all(d == distilled[0] for d in distilled)
     for want in (("total", "ce") if same_method else ("ce", "total")):
         if want in terms:
             return want

@@ -352,7 +352,7 @@ class PlotPanel(QWidget):
             elif name == "acc":
                 box.legend.set_title("Validation accuracy (━━ student, ╍╍ baseline)" if overlay
                                      else "Validation accuracy")
-            box.set_has_data(bool(drawn))
+            box.set_has_data(bool(drawn), "None of these runs has logged this curve." if overlay else None)
 
     def _specs(self) -> list[Spec]:
         if len(self.series) == 1:
