@@ -19,13 +19,14 @@ from ...core.store.files import RunDir, read_json
 from .. import theme
 from ..forms import ConfigForm
 from ..model import ConfigModel
+from ..palette import MODEL_COLORS
 from ..widgets import CardGrid, StatCard, fmt_bytes, fmt_int, fmt_pct, fmt_pts, fmt_ratio_said, ratio_words
 from .base import section_keys
 from .eval_charts import EvalCharts
 
 ORDER = ("teacher", "student", "baseline")
 NAMES = {"teacher": "Teacher", "student": "Student (KD)", "baseline": "Baseline (no KD)"}
-COLORS = {"teacher": "#8e44ad", "student": "#1a56b8", "baseline": "#a0522d"}
+COLORS = MODEL_COLORS  # one palette with the Train page's curves
 
 
 def _ms(v) -> str:
@@ -170,7 +171,7 @@ class EvaluatePage(QScrollArea):
         wide = mode == "wide"
         self.lower.setOrientation(Qt.Horizontal if wide else Qt.Vertical)
         self.side_box.setDirection(QBoxLayout.LeftToRight if mode == "middle" else QBoxLayout.TopToBottom)
-        self.charts.setMinimumHeight(260 if wide else 340)  # a readable confusion matrix; the page scrolls
+        self.charts.set_floor_height(260 if wide else 340)  # more when the matrix needs it; the page scrolls
         self.tree.setMinimumHeight(100 if wide else 200)
         self.side_box.setStretch(1, 1 if mode == "middle" else 0)  # summary | settings: half each
         self.lower.setSizes([640, 360] if wide else [420, 300])

@@ -149,16 +149,29 @@ class LogPane(QWidget):
         bar = self.live.verticalScrollBar()
         bar.setValue(bar.maximum())
 
-    def show_past(self, folder: Path, name: str) -> None:
-        """The log.txt of a finished run."""
-        try:
-            self.past.setPlainText(clean_log(RunDir(folder).log.read_text(encoding="utf-8")))
-        except OSError:
-            self.past.setPlainText("(this run has no log)")
+    def show_past(self, folder: Path, name: str, members: list[Path] | None = None) -> None:
+        """The log.txt of a finished run; for a sweep (which has no log of its own), each member's log under a
+        heading that names it."""
+        if members:
+            parts = []
+            for m in members:
+                where = Path(m).relative_to(folder) if Path(m).is_relative_to(folder) else Path(m).name
+                parts.append(f"──── {where} ────\n{_read_log(Path(m))}")
+            self.past.setPlainText("\n\n".join(parts))
+        else:
+            self.past.setPlainText(_read_log(Path(folder)))
         self.stack.setCurrentWidget(self.past)
-        self.title.setText(f"Log — {name}")
+        self.title.setText(f"Log — {name}" + (f" ({len(members)} runs)" if members else ""))
 
     def show_live(self) -> None:
         """This session's messages."""
         self.stack.setCurrentWidget(self.live)
         self.title.setText("Log — this session")
+
+
+def _read_log(folder: Path) -> str:
+    """A run folder's log.txt, cleaned, or a sentence saying there is none."""
+    try:
+        return clean_log(RunDir(folder).log.read_text(encoding="utf-8"))
+    except OSError:
+        return "(this run has no log)"
