@@ -61,9 +61,10 @@ class Preprocessing:
         return d
 
 
-def describe_inputs(size: int, resize: int, interpolation: str, mean, std) -> str:
-    """"224×224, bicubic, crop 0.875, ImageNet mean/std" for any sizing and normalisation."""
-    parts = [f"{size}×{size}" if size else "size as read"]
+def describe_inputs(size: int, resize: int, interpolation: str, mean, std, shape: tuple = ()) -> str:
+    """"224×224, bicubic, crop 0.875, ImageNet mean/std" for any sizing and normalisation (`shape`: the (C, H, W)
+    the images have when size is 0, "as read")."""
+    parts = [f"{size}×{size}" if size else f"{shape[1]}×{shape[2]} as read" if len(shape) == 3 else "size as read"]
     if size:
         parts.append(interpolation)
     if resize and size:

@@ -26,9 +26,12 @@ class DataPage(FormPage):
     intro = ("The data set the teacher was (or will be) trained on. Validation and test splits are cut with a fixed "
              "seed, so every run of this project sees the same examples.")
 
-    def __init__(self, model: ConfigModel, hub: InfoHub, parent=None):
+    def __init__(self, model: ConfigModel, hub: InfoHub, run=None, parent=None):
         self.hub = hub
         super().__init__(model, parent)
+        if run is not None:  # while a run fills its disk teacher cache, the page says how far it is
+            run.events.connect(lambda _batch: self._show_fill(run.live))
+            run.state_changed.connect(lambda state: state == "idle" and self._show_fill(None))
         hub.info_ready.connect(self._show_info)
         hub.info_failed.connect(lambda m: self.card.set("–", m))
         hub.busy.connect(lambda b: b and self.card.detail.setText("Reading the data…"))
@@ -64,6 +67,11 @@ class DataPage(FormPage):
         f.visible_when["data.skip_unreadable"] = lambda c: src(c) == "folder"
         for k in synthetic:
             f.visible_when[k] = lambda c: src(c) == "synthetic"
+
+    def _show_fill(self, live) -> None:
+        line = live.cache_line() if live is not None else ""
+        self.preview.fill_note.setText(line)
+        self.preview.fill_note.setVisible(bool(line))
 
     def _show_info(self, info: dict) -> None:
         shape = "×".join(str(d) for d in info["input_shape"])
