@@ -196,6 +196,14 @@ def test_bad_folders_are_one_sentence_each(tmp_path, folder, bundle, monkeypatch
     _one_sentence(e, folder)
 
 
+def test_arch_hf_to_train_here_is_a_config_problem():
+    from kdstudio.core import config
+    found = dict(config.problems(tiny_config(**{"teacher.arch": "hf"})))
+    assert "Hugging Face model folder" in found["teacher.arch"]
+    assert "teacher.arch" not in dict(config.problems(tiny_config(**{"teacher.arch": "hf", "teacher.source": "file",
+                                                                     "teacher.path": "."})))
+
+
 def test_a_text_model_is_not_an_image_classifier(tmp_path, bundle):
     from transformers import BertConfig, BertForSequenceClassification
     bert = BertForSequenceClassification(BertConfig(vocab_size=16, hidden_size=8, num_hidden_layers=1,

@@ -86,8 +86,10 @@ class DataConfig:
 @dataclass
 class TeacherConfig:
     source: str = opt("train", "train the teacher here, or load it from a file", choices=("train", "file"))
-    arch: str = opt("cnn", "teacher arch: zoo name, torchvision:NAME, timm:NAME, or file.py:factory (runs that file)")
-    path: str = opt("", "teacher model file when source = \"file\"")
+    arch: str = opt("cnn", "teacher arch: zoo name, torchvision:NAME, timm:NAME, file.py:factory (runs that file), "
+                           "or hf (teacher.path is a Hugging Face model folder)")
+    path: str = opt("", "teacher model file, or a Hugging Face model folder (with config.json), when source = "
+                        "\"file\"")
     width: int = opt(0, "architecture width knob (0 = the arch's default)", min=0)
     depth: int = opt(0, "architecture depth knob (0 = the arch's default)", min=0)
     epochs: int = opt(20, "training epochs when source = \"train\"", min=1)

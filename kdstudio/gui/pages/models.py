@@ -224,6 +224,9 @@ class TeacherPage(_ModelPage):
             f.visible_when[k] = from_file
         f.visible_when["teacher.epochs"] = lambda c: not from_file(c)
 
+    def arch_choices(self, catalog: dict) -> list[str]:
+        return super().arch_choices(catalog) + ["hf"]  # teacher.path is a Hugging Face model folder
+
     def drop_files(self, paths: list[str]) -> None:
         """A drop: a model file becomes the teacher (source "file"); anything else gets one sentence why not."""
         path = self.one_drop(paths, "teacher file")

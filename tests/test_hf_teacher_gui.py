@@ -1,0 +1,60 @@
+"""Teacher page: a Hugging Face model folder chosen with Folder… (or dropped) is counted and lists its own layers."""
+
+import pytest
+
+pytest.importorskip("PySide6")
+pytest.importorskip("pytestqt")
+pytest.importorskip("transformers")  # a guard only: CI installs transformers
+
+from PySide6.QtCore import Qt  # noqa: E402
+from PySide6.QtWidgets import QFileDialog  # noqa: E402
+
+from tests.helpers import tiny_config  # noqa: E402
+from tests.test_gui_extras import _drop  # noqa: E402 - a drag and drop as Qt delivers it
+from tests.test_hf_teacher import save_folder, tiny_resnet_config  # noqa: E402
+
+WAIT_MS = 60_000
+
+
+def _teacher_page(window, qtbot):
+    window.panel.new_project("HF")
+    window.model.replace(tiny_config(**{"teacher.source": "file"}))
+    window.hub.load_catalog()
+    qtbot.waitUntil(lambda: window.hub.catalog is not None, timeout=WAIT_MS)
+    window.show_page("Teacher")
+    return window.pages["Teacher"]
+
+
+def test_folder_button_chooses_an_hf_folder_and_lists_its_layers(window, qtbot, tmp_path, monkeypatch):
+    import torch
+    from transformers import ResNetForImageClassification
+
+    from kdstudio.gui.widgets import fmt_int
+    torch.manual_seed(0)
+    lib = ResNetForImageClassification(tiny_resnet_config())
+    folder = save_folder(lib, tmp_path / "tiny-resnet")
+    page = _teacher_page(window, qtbot)
+    field = page.form.fields["teacher.path"]
+    monkeypatch.setattr(QFileDialog, "getExistingDirectory", lambda *a, **k: str(folder))  # the user picks it
+    arch = page.form.fields["teacher.arch"].editor
+    assert arch.findData("hf") >= 0  # offered beside the zoo names
+    qtbot.mouseClick(field.folder_button, Qt.LeftButton)
+    assert window.model.cfg.teacher.path == str(folder) and field.editor.text() == str(folder)
+    want = fmt_int(sum(p.numel() for p in lib.parameters()))
+    qtbot.waitUntil(lambda: page.params_card.value.text() == want, timeout=WAIT_MS)
+    names = [page.layers.tree.topLevelItem(i).text(0) for i in range(page.layers.tree.topLevelItemCount())]
+    leaves = [n for n, m in lib.named_modules() if n and not any(True for _ in m.children())]
+    assert names == leaves and "resnet.encoder.stages.1.layers.0.layer.2.convolution" in names
+
+
+def test_dropping_folders_on_the_teacher_page(window, qtbot, tmp_path):
+    from transformers import ResNetForImageClassification
+    folder = save_folder(ResNetForImageClassification(tiny_resnet_config()), tmp_path / "tiny-resnet")
+    page = _teacher_page(window, qtbot)
+    plain = tmp_path / "photos"
+    plain.mkdir()
+    _drop(page, str(plain))
+    assert "without a config.json" in page.drop.message.text() and window.model.cfg.teacher.path == ""
+    _drop(page, str(folder))
+    assert window.model.cfg.teacher.path == str(folder)
+    assert "Hugging Face teacher folder" in page.drop.message.text()
