@@ -167,6 +167,12 @@ def test_bad_folders_are_one_sentence_each(tmp_path, folder, bundle, monkeypatch
         _load(empty, bundle)
     _one_sentence(e, empty)
 
+    a_file = tmp_path / "teacher.pt"
+    a_file.write_bytes(b"weights")
+    with pytest.raises(KDError, match="is a file, not a Hugging Face model folder") as e:
+        _load(a_file, bundle, **{"teacher.arch": "hf"})
+    _one_sentence(e, a_file)
+
     broken = tmp_path / "broken"
     broken.mkdir()
     (broken / "config.json").write_text("{ not json")

@@ -44,6 +44,9 @@ def folder_of(path: str | Path) -> Path:
 def read_config(folder: str | Path) -> dict:
     """config.json of a model folder as a dict; KDError (naming the folder) when it is missing or not JSON."""
     folder = Path(folder).expanduser()
+    if folder.exists() and not folder.is_dir():
+        raise KDError(f"Teacher path '{folder}' is a file, not a Hugging Face model folder; choose the folder that "
+                      "holds its config.json, or set teacher.arch to the architecture of that file.")
     if not folder.is_dir():
         raise KDError(f"Teacher folder '{folder}' does not exist; check teacher.path.")
     file = folder / CONFIG
