@@ -127,6 +127,9 @@ def test_a_head_of_the_wrong_size_is_refused_or_replaced_by_fine_tuning(tmp_path
                         tmp_path / "three")
     with pytest.raises(KDError, match=r"classifies 3 classes \(cat, dog, bird\) but the data has 10"):
         _load(three, bundle)
+    replaced = _load(three, bundle, **{"teacher.finetune_layers": 1})
+    assert teacher_io.info(replaced)["new_head"] == "classifier.1" and teacher_io.info(replaced)["class_names"] == []
+    assert replaced.hf_model.classifier[1].out_features == 10  # the library model runs the new head
     s = engine.run(_cfg(three, **{"teacher.finetune_layers": 1, "teacher.finetune_epochs": 1}), tmp_path / "run")
     assert s["status"] == "completed" and s["teacher"]["trained_by"] == "teacher"
     tuned = torch.load(tmp_path / "run" / "checkpoints" / "teacher.pt", weights_only=False)["model"]
@@ -244,9 +247,8 @@ class KdTinyForImageClassification(PreTrainedModel):
 '''
 
 
-def test_code_in_the_folder_runs_only_once_trusted(tmp_path, bundle, monkeypatch):
-    import transformers.dynamic_module_utils as dynamic
-    monkeypatch.setattr(dynamic, "HF_MODULES_CACHE", str(tmp_path / "modules"))  # not the user's cache
+def remote_code_folder(tmp_path):
+    """A folder whose config.json's auto_map names its own modeling file: (folder, that file, its Linear head)."""
     remote = tmp_path / "remote"
     remote.mkdir()
     code = remote / "modeling_kd_tiny.py"
@@ -261,6 +263,13 @@ def test_code_in_the_folder_runs_only_once_trusted(tmp_path, bundle, monkeypatch
     head = torch.nn.Linear(64, 10)
     save_file({"classifier.weight": head.weight.detach(), "classifier.bias": head.bias.detach()},
               str(remote / "model.safetensors"), metadata={"format": "pt"})
+    return remote, code, head
+
+
+def test_code_in_the_folder_runs_only_once_trusted(tmp_path, bundle, monkeypatch):
+    import transformers.dynamic_module_utils as dynamic
+    monkeypatch.setattr(dynamic, "HF_MODULES_CACHE", str(tmp_path / "modules"))  # not the user's cache
+    remote, code, head = remote_code_folder(tmp_path)
     trust.revoke_all()
     try:
         with pytest.raises(trust.UntrustedFile, match="Python code shipped with a Hugging Face model") as e:

@@ -11,7 +11,7 @@ from PySide6.QtWidgets import QFileDialog  # noqa: E402
 
 from tests.helpers import tiny_config  # noqa: E402
 from tests.test_gui_extras import _drop  # noqa: E402 - a drag and drop as Qt delivers it
-from tests.test_hf_teacher import save_folder, tiny_resnet_config  # noqa: E402
+from tests.test_hf_teacher import remote_code_folder, save_folder, tiny_resnet_config  # noqa: E402
 
 WAIT_MS = 60_000
 
@@ -58,3 +58,14 @@ def test_dropping_folders_on_the_teacher_page(window, qtbot, tmp_path):
     _drop(page, str(folder))
     assert window.model.cfg.teacher.path == str(folder)
     assert "Hugging Face teacher folder" in page.drop.message.text()
+
+
+def test_folder_code_goes_to_the_trust_prompt_not_run(tmp_path):
+    from kdstudio.core import trust
+    from kdstudio.gui import tasks
+    remote, code, _ = remote_code_folder(tmp_path)
+    trust.revoke_all()
+    info = tasks.model_info(tiny_config(**{"teacher.source": "file", "teacher.path": str(remote)}))
+    assert info["untrusted"] == [{"role": "teacher", "path": str(code), "kind": "remote_code",
+                                  "sha256": trust.digest(code)}]
+    assert "not trusted" in info["errors"]["teacher"] and info["student"]  # the student is still counted

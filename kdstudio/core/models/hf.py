@@ -127,6 +127,7 @@ class HFClassifier(nn.Module):
         return self
 
     def forward(self, x):
+        self.hf_model.training = self.training  # code that sets .training on modules() directly skips the root
         return self.hf_model(pixel_values=x).logits
 
 
@@ -245,8 +246,9 @@ def load_folder(path: str | Path, num_classes: int, *, finetune: bool = False,
              "fine-tuning trains them.")
     model = HFClassifier(hf_model, folder)
     model.eval()
+    # The folder's class names only while its head is the one in use (teacher_io replaces a head of another size).
     record = {"format": "hf", "path": str(folder), "arch": type(hf_model).__name__, "model_type": model_type,
-              "class_names": class_names(folder)}
+              "class_names": class_names(folder) if have == num_classes else []}
     if remote:
         record["remote_code"] = [str(f) for f in remote]
         warn(f"Ran the model code in {', '.join(f.name for f in remote)} from '{folder.name}' because you trusted it.")
