@@ -136,6 +136,19 @@ def test_a_head_of_the_wrong_size_is_refused_or_replaced_by_fine_tuning(tmp_path
     assert tuned["model.classifier.1.weight"].shape == (10, 16)
 
 
+def test_a_top_level_head_is_replaced_on_the_library_model(tmp_path, bundle):
+    from transformers import ViTConfig, ViTForImageClassification
+    torch.manual_seed(3)
+    vit = ViTForImageClassification(ViTConfig(image_size=8, patch_size=4, num_channels=1, hidden_size=8,
+                                              num_hidden_layers=1, num_attention_heads=2, intermediate_size=16,
+                                              num_labels=4))
+    teacher = _load(save_folder(vit, tmp_path / "vit"), bundle, **{"teacher.finetune_layers": 1})
+    assert teacher_io.info(teacher)["new_head"] == "classifier"  # a child of the wrapper and of the library model
+    assert teacher.hf_model.classifier is teacher.classifier and teacher.classifier.out_features == 10
+    assert teacher(bundle.x_val[:2]).shape == (2, 10)
+    assert teacher_io.prepare_finetune(teacher, 1).trainable == ["classifier"]
+
+
 def test_a_base_model_without_its_head_needs_fine_tuning(tmp_path, bundle):
     base = save_folder(ResNetModel(tiny_resnet_config()), tmp_path / "base")
     with pytest.raises(KDError, match="lack 2 of the model's tensors.*classifier.1.bias.*finetune_layers"):
