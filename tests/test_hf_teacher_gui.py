@@ -38,6 +38,12 @@ def test_folder_button_chooses_an_hf_folder_and_lists_its_layers(window, qtbot, 
     monkeypatch.setattr(QFileDialog, "getExistingDirectory", lambda *a, **k: str(folder))  # the user picks it
     arch = page.form.fields["teacher.arch"].editor
     assert arch.findData("hf") >= 0  # offered beside the zoo names
+    width = page.form.fields["teacher.width"]
+    assert width.isVisibleTo(page)
+    arch.lineEdit().selectAll()
+    qtbot.keyClicks(arch.lineEdit(), "hf")  # typed into the editable box, as a person may
+    qtbot.keyClick(arch.lineEdit(), Qt.Key_Return)
+    assert window.model.cfg.teacher.arch == "hf" and not width.isVisibleTo(page)
     qtbot.mouseClick(field.folder_button, Qt.LeftButton)
     assert window.model.cfg.teacher.path == str(folder) and field.editor.text() == str(folder)
     want = fmt_int(sum(p.numel() for p in lib.parameters()))

@@ -223,6 +223,8 @@ class TeacherPage(_ModelPage):
         for k in ("teacher.path", "teacher.trust_pickle", *tune):
             f.visible_when[k] = from_file
         f.visible_when["teacher.epochs"] = lambda c: not from_file(c)
+        for k in ("teacher.width", "teacher.depth"):  # a Hugging Face folder brings its own sizes
+            f.visible_when[k] = lambda c: c.teacher.arch != "hf"
 
     def arch_choices(self, catalog: dict) -> list[str]:
         return super().arch_choices(catalog) + ["hf"]  # teacher.path is a Hugging Face model folder
