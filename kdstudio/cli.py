@@ -189,10 +189,16 @@ def _grant_trust(files, cfg=None) -> None:
 def _eval(args) -> int:
     from .core.outputs.artifacts import evaluate_run
     _grant_trust(args.trust)
+    from .core.outputs.gain import gain_sentence
     from .core.outputs.modelcard import metrics_table
+    from .core.store import summary as summary_mod
+    from .core.store.files import RunDir
     detail = evaluate_run(args.run_dir, latency_repeats=args.repeats,
                           on_model=lambda name: print(f"evaluating {name}…", file=sys.stderr))
     print("\n".join(metrics_table(detail["table"])))
+    summary = summary_mod.read_dict(RunDir(args.run_dir).summary, {})
+    if summary.get("kd_gain") is not None:
+        print(f"KD gain {gain_sentence(summary.get('kd_gain_stats'), summary['kd_gain'])}")
     for note in detail.get("notes", []):
         print(f"note: {note}", file=sys.stderr)
     print(f"Wrote {Path(args.run_dir) / 'evaluation.json'} and updated summary.json.")

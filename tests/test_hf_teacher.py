@@ -102,7 +102,7 @@ def test_class_names_ignore_the_default_labels(tmp_path):
 
 
 def test_distills_end_to_end_through_arch_hf(tmp_path, folder):
-    s = engine.run(_cfg(folder / "config.json", **{"teacher.arch": "hf"}), tmp_path)  # config.json chosen
+    s = engine.run(_cfg(folder, **{"teacher.arch": "hf"}), tmp_path)
     assert s["status"] == "completed"
     assert s["teacher"]["arch"] == "ResNetForImageClassification" and s["teacher"]["source"] == "file"
     assert s["teacher"]["params"] == sum(p.numel() for p in ResNetForImageClassification(
@@ -183,11 +183,9 @@ def test_bad_folders_are_one_sentence_each(tmp_path, folder, bundle, monkeypatch
         _load(empty, bundle)
     _one_sentence(e, empty)
 
-    a_file = tmp_path / "teacher.pt"
-    a_file.write_bytes(b"weights")
     with pytest.raises(KDError, match="is a file, not a Hugging Face model folder") as e:
-        _load(a_file, bundle, **{"teacher.arch": "hf"})
-    _one_sentence(e, a_file)
+        _load(folder / "config.json", bundle, **{"teacher.arch": "hf"})
+    _one_sentence(e, folder / "config.json")
 
     broken = tmp_path / "broken"
     broken.mkdir()

@@ -197,6 +197,7 @@ class MainWindow(QMainWindow):
             page.goto_problem.connect(self.goto_key)
             page.runs_selected.connect(self._on_runs_selected)
         elif name == "Evaluate":
+            page.seeds_started.connect(lambda: self.show_page("Train"))  # "Run 3 seeds": watch it run
             page.show_run(self._evaluate_run)
 
     # ---- projects ---------------------------------------------------------------------------------------

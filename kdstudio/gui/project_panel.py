@@ -13,10 +13,11 @@ from PySide6.QtWidgets import (QDialog, QDialogButtonBox, QFileDialog, QHBoxLayo
 from ..core.config import Config
 from ..core.errors import KDError
 from ..core.store.projects import Project, ProjectStore, sanitize_name
-from ..core.config.templates import demo_config
+from ..core.config.templates import demo_config, pretrained_to_mobilenet_config
 from .widgets import STATUS_COLORS, dot_icon
 
-TEMPLATES = {"Blank project": Config, "Digits demo": demo_config}
+TEMPLATES = {"Blank project": Config, "Digits demo": demo_config,
+             "Pretrained teacher → MobileNet (your image folder)": pretrained_to_mobilenet_config}
 DEMO_NAME = "Digits demo"
 KEPT = " -_.()"  # what sanitize_name keeps besides letters and digits
 

@@ -33,20 +33,12 @@ def is_hf_folder(path: str | Path) -> bool:
     return p.is_dir() and (p / CONFIG).is_file()
 
 
-def folder_of(path: str | Path) -> Path:
-    """The model folder: `path` itself, or the folder of a config.json / weights file chosen inside it."""
-    p = Path(path).expanduser()
-    if p.is_file() and (p.name == CONFIG or p.name in WEIGHTS) and (p.parent / CONFIG).exists():
-        return p.parent
-    return p
-
-
 def read_config(folder: str | Path) -> dict:
     """config.json of a model folder as a dict; KDError (naming the folder) when it is missing or not JSON."""
     folder = Path(folder).expanduser()
     if folder.exists() and not folder.is_dir():
         raise KDError(f"Teacher path '{folder}' is a file, not a Hugging Face model folder; choose the folder that "
-                      "holds its config.json, or set teacher.arch to the architecture of that file.")
+                      "holds config.json (Folder… in the app), or set teacher.arch to the architecture of that file.")
     if not folder.is_dir():
         raise KDError(f"Teacher folder '{folder}' does not exist; check teacher.path.")
     file = folder / CONFIG
@@ -187,11 +179,10 @@ def _few(keys) -> str:
 
 def load_folder(path: str | Path, num_classes: int, *, finetune: bool = False,
                 warn: Callable[[str], None] | None = None) -> tuple[HFClassifier, dict]:
-    """The Hugging Face image classifier in the folder `path` (or the folder of a config.json chosen in it) on
-    the CPU, as an HFClassifier, and what teacher_io records about it (format, path, arch, model_type,
+    """The Hugging Face image classifier in the folder `path` on the CPU, as an HFClassifier, and what teacher_io records about it (format, path, arch, model_type,
     class_names). Every problem is a KDError naming the folder; code in the folder runs only once trusted."""
     warn = warn or (lambda msg: None)
-    folder = folder_of(path)
+    folder = Path(path).expanduser()
     config = read_config(folder)
     if not any((folder / w).is_file() for w in WEIGHTS):
         other = next((w for w in OTHER_WEIGHTS if (folder / w).exists()), None)

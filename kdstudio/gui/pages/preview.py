@@ -74,7 +74,10 @@ class DataPreview(QGroupBox):
             self.image.setText("No preview for this data source.")
             return
         path = str(preview.get("data_path") or "")
-        self.path_note.setText(f"Data path — {path}." if path else "")
+        inputs = str(preview.get("inputs") or "")
+        self.path_note.setText("\n".join(line for line in (f"Data path — {path}." if path else "",
+                                                              inputs[:1].upper() + inputs[1:] + "." if inputs else "")
+                                          if line))
         names = [str(n) for n in preview.get("class_names", [])]
         mosaic = preview.get("mosaic")
         if mosaic is not None:
