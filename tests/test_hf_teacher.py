@@ -298,3 +298,26 @@ def test_code_in_the_folder_runs_only_once_trusted(tmp_path, bundle, monkeypatch
             _load(remote, bundle)
     finally:
         trust.revoke_all()
+
+
+def test_an_image_folder_prepared_by_the_folders_processor_distils_end_to_end(tmp_path):
+    import numpy as np
+    from PIL import Image
+    from transformers import ConvNextImageProcessor
+    rng = np.random.default_rng(0)
+    data = tmp_path / "data"
+    for name in ("ant", "bee", "cat"):
+        (data / name).mkdir(parents=True)
+        for i in range(6):
+            Image.fromarray(rng.integers(0, 256, (20, 26, 3), dtype=np.uint8)).save(data / name / f"{i}.png")
+    torch.manual_seed(4)
+    folder = tmp_path / "hf"
+    ResNetForImageClassification(tiny_resnet_config(3, ["cat", "ant", "bee"], channels=3)).save_pretrained(folder)
+    ConvNextImageProcessor(size={"shortest_edge": 16}, crop_pct=0.875, image_mean=[0.5] * 3,
+                           image_std=[0.25] * 3).save_pretrained(folder)
+    cfg = _cfg(folder, **{"data.source": "folder", "data.path": str(data), "data.batch_size": 4,
+                          "student.arch": "cnn", "student.width": 4, "student.depth": 2})
+    s = engine.run(cfg, tmp_path / "run")
+    assert s["status"] == "completed" and s["teacher"]["arch"] == "ResNetForImageClassification"
+    b = load_data(cfg)
+    assert b.input_shape == (3, 16, 16) and b.class_names == ["cat", "ant", "bee"]  # the teacher's inputs and order
