@@ -179,8 +179,9 @@ def _few(keys) -> str:
 
 def load_folder(path: str | Path, num_classes: int, *, finetune: bool = False,
                 warn: Callable[[str], None] | None = None) -> tuple[HFClassifier, dict]:
-    """The Hugging Face image classifier in the folder `path` on the CPU, as an HFClassifier, and what teacher_io records about it (format, path, arch, model_type,
-    class_names). Every problem is a KDError naming the folder; code in the folder runs only once trusted."""
+    """The Hugging Face image classifier in the folder `path` on the CPU, as an HFClassifier, and what teacher_io
+    records about it (format, path, arch, model_type, class_names). Every problem is a KDError naming the folder;
+    code in the folder runs only once trusted."""
     warn = warn or (lambda msg: None)
     folder = Path(path).expanduser()
     config = read_config(folder)
