@@ -19,6 +19,8 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QFormLayout, Q
 from ..core import config as config_mod
 
 FOLDER_KEYS = {"data.path", "data.val_path", "data.test_path"}  # may be a folder (image folders) or a file
+# A file by Browse…, or a folder by a second button: the teacher may be a Hugging Face model folder.
+FOLDER_BUTTON_KEYS = {"teacher.path": "Choose a Hugging Face model folder (with config.json)"}
 NUMBER_TYPES = ("int", "float")
 
 
@@ -118,6 +120,11 @@ class Field(QWidget):
             browse = QPushButton("Browse…")
             browse.clicked.connect(self._browse)
             row.addWidget(browse)
+        if key in FOLDER_BUTTON_KEYS:
+            self.folder_button = QPushButton("Folder…")
+            self.folder_button.setToolTip(FOLDER_BUTTON_KEYS[key])
+            self.folder_button.clicked.connect(self._browse_folder)
+            row.addWidget(self.folder_button)
         if self.kind in NUMBER_TYPES or self.kind == "bool" or isinstance(self.editor, QComboBox):
             row.addStretch(1)
         col = QVBoxLayout(self)
@@ -234,6 +241,13 @@ class Field(QWidget):
                 path, _ = QFileDialog.getOpenFileName(self, f"…or a file for {self.key}", current)
         else:
             path, _ = QFileDialog.getOpenFileName(self, f"Choose {self.key}", current)
+        if path and isinstance(self.editor, QLineEdit):
+            self.editor.setText(path)
+            self._emit(path)
+
+    def _browse_folder(self) -> None:
+        current = self.editor.text() if isinstance(self.editor, QLineEdit) else ""
+        path = QFileDialog.getExistingDirectory(self, FOLDER_BUTTON_KEYS[self.key], current)
         if path and isinstance(self.editor, QLineEdit):
             self.editor.setText(path)
             self._emit(path)

@@ -216,8 +216,9 @@ def _file_teacher(cfg, models, shape, out: dict) -> None:
     from ..core.models.teacher_io import load_teacher
     t = cfg.teacher
     path = Path(t.path).expanduser() if t.path else None
-    try:
-        stamp = (path.stat().st_mtime_ns, path.stat().st_size) if path else None
+    try:  # a Hugging Face model folder changes when a file in it does, not the folder itself
+        files = sorted(path.iterdir()) if path and path.is_dir() else [path] if path else []
+        stamp = tuple((f.name, f.stat().st_mtime_ns, f.stat().st_size) for f in files) or None
     except OSError:
         stamp = None
     from ..core import trust

@@ -16,6 +16,13 @@ from .preview import DataPreview, LayerTable
 
 NEEDS_PATH = ("tensors", "folder", "csv")
 TEACHER_FILES = (".pt", ".pth", ".ts", ".safetensors", ".onnx", ".pkl", ".ckpt", ".bin")  # what load_teacher reads
+HF_CONFIG = "config.json"  # a folder with it is a Hugging Face model (core/models/hf.py; not imported: torch)
+
+
+def is_hf_folder(path: str) -> bool:
+    """Whether `path` is a Hugging Face model folder (save_pretrained's, with a config.json)."""
+    p = Path(path).expanduser()
+    return p.is_dir() and (p / HF_CONFIG).is_file()
 SPLITS = ("train", "val", "test")
 
 
@@ -202,7 +209,7 @@ class TeacherPage(_ModelPage):
 
     title = "Teacher"
     intro = ("The model whose knowledge is distilled. Train it here on the project's data, or load a model you "
-             "trust from a file (TorchScript, state_dict, safetensors, ONNX).")
+             "trust from a file (TorchScript, state_dict, safetensors, ONNX) or a Hugging Face model folder.")
     role = "teacher"
 
     def __init__(self, model: ConfigModel, hub: InfoHub, parent=None):
@@ -211,8 +218,9 @@ class TeacherPage(_ModelPage):
 
     def build(self) -> None:
         super().build()
-        self.drop = DropZone("Drop a teacher file anywhere on this page (" + ", ".join(TEACHER_FILES) + "), or "
-                             "choose source \"file\" and use Browse… next to the path.")
+        self.drop = DropZone("Drop a teacher file (" + ", ".join(TEACHER_FILES) + ") or a Hugging Face model "
+                             "folder anywhere on this page, or choose source \"file\" and use Browse… or Folder… "
+                             "next to the path.")
         self.body.addWidget(self.drop)
         f = self.form
         model = ["teacher.source", "teacher.arch", "teacher.width", "teacher.depth", "teacher.path",
@@ -229,6 +237,11 @@ class TeacherPage(_ModelPage):
         for k in ("teacher.path", "teacher.pretrained", "teacher.trust_pickle", *tune):
             f.visible_when[k] = from_file
         f.visible_when["teacher.epochs"] = lambda c: not from_file(c)
+        for k in ("teacher.width", "teacher.depth"):  # a Hugging Face folder brings its own sizes
+            f.visible_when[k] = lambda c: c.teacher.arch != "hf"
+
+    def arch_choices(self, catalog: dict) -> list[str]:
+        return super().arch_choices(catalog) + ["hf"]  # teacher.path is a Hugging Face model folder
 
     def drop_files(self, paths: list[str]) -> None:
         """A drop: a model file becomes the teacher (source "file"); anything else gets one sentence why not."""
@@ -236,13 +249,19 @@ class TeacherPage(_ModelPage):
         if path is None:
             return
         name = Path(path).name or path
-        if file_suffix(path) not in TEACHER_FILES:
+        folder = is_hf_folder(path)
+        if Path(path).is_dir() and not folder:
+            self.drop.say(f"'{name}' is a folder without a config.json, so not a Hugging Face model folder; drop "
+                          "the model file inside it, or a folder saved with save_pretrained.", problem=True)
+            return
+        if not folder and file_suffix(path) not in TEACHER_FILES:
             self.drop.say(f"'{name}' is not a model file KD Studio can load as a teacher; drop a "
-                          + ", ".join(TEACHER_FILES[:-1]) + f" or {TEACHER_FILES[-1]} file.", problem=True)
+                          + ", ".join(TEACHER_FILES[:-1]) + f" or {TEACHER_FILES[-1]} file, or a Hugging Face "
+                          "model folder.", problem=True)
             return
         self.model.set("teacher.source", "file")
         self.model.set("teacher.path", path)
-        self.drop.say(f"Teacher file: {path}")
+        self.drop.say(f"Hugging Face teacher folder: {path}" if folder else f"Teacher file: {path}")
 
 
 class StudentPage(_ModelPage):
