@@ -11,69 +11,21 @@ each of its .py files is trusted (core/trust.py, kind "remote_code"). The folder
 from __future__ import annotations
 
 import contextlib
-import json
 from pathlib import Path
 from typing import Callable
 
 from torch import nn
 
 from .. import trust
+from ..data.preprocess import hf_class_names as class_names  # noqa: F401 - public here too
+from ..data.preprocess import is_hf_folder, read_hf_config as read_config  # noqa: F401
 from ..errors import KDError
 
-CONFIG = "config.json"
+
 WEIGHTS = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "pytorch_model.bin.index.json")
 OTHER_WEIGHTS = ("tf_model.h5", "flax_model.msgpack", "model.ckpt.index")  # TensorFlow / Flax saves
 AUTO_CLASS = "AutoModelForImageClassification"
 INSTALL = 'pip install "kdstudio[hf]"'
-
-
-def is_hf_folder(path: str | Path) -> bool:
-    """Whether `path` is a folder with a config.json (a save_pretrained folder)."""
-    p = Path(path).expanduser()
-    return p.is_dir() and (p / CONFIG).is_file()
-
-
-def read_config(folder: str | Path) -> dict:
-    """config.json of a model folder as a dict; KDError (naming the folder) when it is missing or not JSON."""
-    folder = Path(folder).expanduser()
-    if folder.exists() and not folder.is_dir():
-        raise KDError(f"Teacher path '{folder}' is a file, not a Hugging Face model folder; choose the folder that "
-                      "holds config.json (Folder… in the app), or set teacher.arch to the architecture of that file.")
-    if not folder.is_dir():
-        raise KDError(f"Teacher folder '{folder}' does not exist; check teacher.path.")
-    file = folder / CONFIG
-    if not file.is_file():
-        raise KDError(f"Teacher folder '{folder}' has no config.json, so it is not a Hugging Face model folder; "
-                      "save the model there with save_pretrained, or choose a model file.")
-    try:
-        data = json.loads(file.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as e:
-        raise KDError(f"The config.json in teacher folder '{folder}' is not valid JSON ({type(e).__name__}: "
-                      f"{str(e).splitlines()[0][:120] if str(e) else ''}); save the model again with "
-                      "save_pretrained.") from None
-    if not isinstance(data, dict):
-        raise KDError(f"The config.json in teacher folder '{folder}' holds a {type(data).__name__}, not a model "
-                      "configuration; save the model again with save_pretrained.")
-    return data
-
-
-def class_names(folder: str | Path) -> list[str]:
-    """The classes in output order from config.json's id2label; [] when absent, unreadable or only the default
-    names LABEL_0, LABEL_1, … that transformers writes when none were given."""
-    try:
-        labels = read_config(folder).get("id2label")
-    except KDError:
-        return []
-    if not isinstance(labels, dict) or not labels:
-        return []
-    try:
-        by_index = {int(k): str(v) for k, v in labels.items()}
-    except (TypeError, ValueError):
-        return []
-    if sorted(by_index) != list(range(len(by_index))):
-        return []
-    names = [by_index[i] for i in range(len(by_index))]
-    return [] if names == [f"LABEL_{i}" for i in range(len(names))] else names
 
 
 def num_labels(config: dict) -> int:
