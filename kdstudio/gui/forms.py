@@ -2,7 +2,7 @@
 
 A `Field` edits one dotted key. Its editor comes from the field's type and metadata (bool → check box, choices →
 combo box with not-yet-available choices disabled, numbers → text with live parsing, lists with choices → check
-boxes, paths → text + Browse). A problem is shown under the editor in red, and the editor is outlined.
+boxes, paths → text + Browse, or File… and Folder… for keys that take either). A problem is shown under the editor in red, and the editor is outlined.
 A `ConfigForm` gives all its groups one label column (`LabelColumn`), so their fields start at the same x.
 """
 
@@ -114,10 +114,16 @@ class Field(QWidget):
             else:
                 self.editor.textEdited.connect(lambda t: self._emit(t))
         row.addWidget(self.editor, 1 if self.kind in ("str", "list", "dict") else 0)
+        self.browse_buttons: dict[str, QPushButton] = {}
         if key.endswith("path"):
-            browse = QPushButton("Browse…")
-            browse.clicked.connect(self._browse)
-            row.addWidget(browse)
+            # a key that takes a folder or a file gets a button for each: one click opens one dialog
+            kinds = ("file", "folder") if key in FOLDER_KEYS else ("file",)
+            for kind in kinds:
+                button = QPushButton("Browse…" if len(kinds) == 1 else f"{kind.capitalize()}…")
+                button.setToolTip(f"Choose a {kind} for {key}")
+                button.clicked.connect(lambda _=False, k=kind: self._browse(k))
+                row.addWidget(button)
+                self.browse_buttons[kind] = button
         if self.kind in NUMBER_TYPES or self.kind == "bool" or isinstance(self.editor, QComboBox):
             row.addStretch(1)
         col = QVBoxLayout(self)
@@ -226,14 +232,13 @@ class Field(QWidget):
             return
         self._emit(value)
 
-    def _browse(self) -> None:
+    def _browse(self, kind: str) -> None:
+        """One dialog for a file or a folder; cancelling it changes nothing."""
         current = self.editor.text() if isinstance(self.editor, QLineEdit) else ""
-        if self.key in FOLDER_KEYS:
-            path = QFileDialog.getExistingDirectory(self, f"Choose {self.key}", current)
-            if not path:
-                path, _ = QFileDialog.getOpenFileName(self, f"…or a file for {self.key}", current)
+        if kind == "folder":
+            path = QFileDialog.getExistingDirectory(self, f"Choose a folder for {self.key}", current)
         else:
-            path, _ = QFileDialog.getOpenFileName(self, f"Choose {self.key}", current)
+            path, _ = QFileDialog.getOpenFileName(self, f"Choose a file for {self.key}", current)
         if path and isinstance(self.editor, QLineEdit):
             self.editor.setText(path)
             self._emit(path)

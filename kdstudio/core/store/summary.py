@@ -248,6 +248,38 @@ class Summary:
         return s
 
 
+# ---- exports recorded across several exports -------------------------------------------------------------
+
+def _resolved(path) -> str:
+    """One spelling of a path (relative, `..` and symlinks resolved) so that the same file is one entry."""
+    try:
+        return str(Path(path).expanduser().resolve())
+    except (OSError, RuntimeError, TypeError, ValueError):
+        return str(path)
+
+
+def merge_exports(old: list[dict], new: list[dict]) -> list[dict]:
+    """The files of every export so far, one entry per file: a file exported again replaces its entry."""
+    by_path: dict[str, dict] = {}
+    for e in [*old, *new]:
+        key = _resolved(e.get("path", ""))
+        by_path.pop(key, None)  # re-inserted last: the newest export of a file is listed last
+        by_path[key] = e
+    return list(by_path.values())
+
+
+def merge_export_failed(old: list[dict], formats: list[str], quantize: str, out, failed: list[dict]) -> list[dict]:
+    """The failures of every export so far, one per (format, weights, folder): this export's outcome replaces
+    only the failures of the same format, weights and folder (an older entry without weights or folder counts
+    as any), so a failure elsewhere stays listed."""
+    here = _resolved(out)
+
+    def replaced(f: dict) -> bool:
+        return (f.get("format") in formats and f.get("quantize", quantize) == quantize
+                and ("out" not in f or _resolved(f["out"]) == here))
+    return [f for f in old if not replaced(f)] + list(failed)
+
+
 def dumps(summary: Summary) -> str:
     """summary.json's text (strict JSON, indented)."""
     return json.dumps(summary.to_json(), indent=2, allow_nan=False) + "\n"
