@@ -13,13 +13,14 @@ from typing import Callable
 
 import shiboken6
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QFormLayout, QGroupBox, QHBoxLayout, QLabel,
-                               QLineEdit, QPushButton, QSizePolicy, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QFormLayout, QGridLayout, QGroupBox, QHBoxLayout,
+                               QLabel, QLineEdit, QPushButton, QSizePolicy, QVBoxLayout, QWidget)
 
 from ..core import config as config_mod
 
 FOLDER_KEYS = {"data.path", "data.val_path", "data.test_path"}  # may be a folder (image folders) or a file
 NUMBER_TYPES = ("int", "float")
+CHECKS_PER_ROW = 4  # check boxes of a list field (export.formats has 7)
 
 
 LABELS = {"lr": "Learning rate", "val_fraction": "Validation fraction", "test_fraction": "Test fraction",
@@ -78,17 +79,17 @@ class Field(QWidget):
             self.editor.toggled.connect(lambda v: self._emit(bool(v)))
         elif self.kind == "list" and choices:
             self.editor = QWidget()
-            box = QHBoxLayout(self.editor)
+            box = QGridLayout(self.editor)
             box.setContentsMargins(0, 0, 0, 0)
-            for c in choices:
+            for i, c in enumerate(choices):
                 cb = QCheckBox(c)
                 if available and c not in available:
                     cb.setEnabled(False)
                     cb.setToolTip("not available yet in this version")
                 cb.toggled.connect(lambda _=False: self._emit([c for c, b in self.checks.items() if b.isChecked()]))
-                box.addWidget(cb)
+                box.addWidget(cb, *divmod(i, CHECKS_PER_ROW))  # rows of a few: the form fits an 800 px window
                 self.checks[c] = cb
-            box.addStretch(1)
+            box.setColumnStretch(CHECKS_PER_ROW, 1)
         elif self.kind == "str" and (choices is not None or editable_choices):
             self.editor = QComboBox()
             # a list of short words ("last", "best") needs no 200 px: the form then fits a narrow page

@@ -21,6 +21,7 @@ from ...core.store.projects import RunInfo
 from ...core.store import summary as summary_mod
 from ...core.store.files import RunDir
 from .. import tasks
+from ..forms import CHECKS_PER_ROW
 from ..model import ConfigModel
 from ..widgets import Banner, fmt_pct, fmt_pts
 from . import export_plan
@@ -109,13 +110,13 @@ class ExportPage(FormPage):
         """Formats and weights of this export: they start as the project's, and ticking them changes no setting."""
         self.format_checks: dict[str, QCheckBox] = {}
         boxes = QWidget()
-        line = QHBoxLayout(boxes)
+        line = QGridLayout(boxes)
         line.setContentsMargins(0, 0, 0, 0)
-        for name in config_mod.field_info("export.formats").metadata.get("choices", ()):
+        for i, name in enumerate(config_mod.field_info("export.formats").metadata.get("choices", ())):
             cb = QCheckBox(name)
-            line.addWidget(cb)
+            line.addWidget(cb, *divmod(i, CHECKS_PER_ROW))  # laid out as the project's formats above
             self.format_checks[name] = cb
-        line.addStretch(1)
+        line.setColumnStretch(CHECKS_PER_ROW, 1)
         boxes.setToolTip("The files this export writes; the project's own formats (above) stay as they are")
         grid.addWidget(QLabel("Formats"), row, 0)
         grid.addWidget(boxes, row, 1, 1, 2)
