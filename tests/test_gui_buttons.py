@@ -12,8 +12,7 @@ pytest.importorskip("pytestqt")
 
 from PySide6.QtCore import Qt, QTimer  # noqa: E402
 from PySide6.QtGui import QDesktopServices  # noqa: E402
-from PySide6.QtWidgets import (QApplication, QDialogButtonBox, QFileDialog, QMessageBox, QPushButton,  # noqa: E402
-                               QToolButton)
+from PySide6.QtWidgets import QApplication, QDialogButtonBox, QFileDialog, QMessageBox, QToolButton  # noqa: E402
 
 from kdstudio.core.store import summary as summary_mod  # noqa: E402
 from kdstudio.gui.pages.export_table import CHECK, FOLDER  # noqa: E402

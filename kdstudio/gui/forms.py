@@ -2,7 +2,8 @@
 
 A `Field` edits one dotted key. Its editor comes from the field's type and metadata (bool → check box, choices →
 combo box with not-yet-available choices disabled, numbers → text with live parsing, lists with choices → check
-boxes, paths → text + Browse, or File… and Folder… for keys that take either). A problem is shown under the editor in red, and the editor is outlined.
+boxes, paths → text + Browse, or File… and Folder… for keys that take either). A problem is shown under the
+editor in red, and the editor is outlined.
 A `ConfigForm` gives all its groups one label column (`LabelColumn`), so their fields start at the same x.
 """
 

@@ -2,7 +2,9 @@
 
 A run's headline results: status and times, the device, one entry per model (teacher, student, baseline), the
 distillation stage's speed, the compression variants, the evaluation table with the ratios against the teacher
-(computed once, here), the KD gain, the exports. Torch-free, so the window can read every run before torch loads.
+(computed once, here), the KD gain, the exports — of every export of the run: one entry per file, failures kept per format, weights and folder
+(`merge_exports`, `merge_export_failed`; the entries' shape is unchanged, so schema 2 stays). Torch-free, so the
+window can read every run before torch loads.
 
 The file is strict JSON: NaN and infinities are written as null. Reading validates types; a damaged or foreign
 file raises SummaryError with one sentence naming the run folder and what is wrong.
