@@ -195,6 +195,13 @@ def test_a_later_export_elsewhere_keeps_an_earlier_failure(window, tmp_path):
     assert [(f["format"], f["quantize"], Path(f["out"])) for f in failed] == [("safetensors", "int8",
                                                                                tmp_path / "a")]
 
+    # a file that appears between the question and the export: the window's job says so without CLI flags
+    from kdstudio.core.errors import KDError
+    from kdstudio.gui import tasks
+    with pytest.raises(KDError) as e:
+        tasks.export_run(run, ["safetensors"], tmp_path / "b", force=False)
+    assert "--force" not in str(e.value) and "press Export again" in str(e.value)
+
 
 # ---- Train page, history, project panel, TOML panel, plots, Evaluate -----------------------------------------
 
