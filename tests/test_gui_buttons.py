@@ -28,15 +28,27 @@ def _project(window, cfg, name="Buttons"):
     return window.model.project
 
 
-def _finished_run(window, **over):
-    """A project with one finished tiny run (run by the core: the buttons under test are the Export page's)."""
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory):
+    """One finished tiny run that wrote no exports (the tests export it), made once and copied by each test."""
     from kdstudio.core.pipeline import engine
-    cfg = tiny_config(**{"distill.epochs": 1, "baseline.enabled": False, "evaluate.latency_repeats": 0, **over})
-    project = _project(window, cfg)
-    assert engine.run(cfg.copy(), project.new_run_dir())["status"] == "completed"
+    cfg = tiny_config(**{"distill.epochs": 1, "baseline.enabled": False, "evaluate.latency_repeats": 0,
+                         "export.formats": []})
+    out = tmp_path_factory.mktemp("buttons") / "run"
+    assert engine.run(cfg, out)["status"] == "completed"
+    return out
+
+
+@pytest.fixture
+def export_page(window, finished_run):
+    """A project holding a copy of the finished run, its Export page shown: (project, page)."""
+    import shutil
+    project = _project(window, tiny_config(**{"distill.epochs": 1, "baseline.enabled": False}))
+    shutil.copytree(finished_run, project.new_run_dir())
     page = window.pages["Export"]
     window.show_page("Export")
     page.reload_runs()
+    assert page.export_dir() is not None
     return project, page
 
 
@@ -75,11 +87,14 @@ def _choose_in_menu(qtbot, text: str) -> None:
 
 # ---- Export page -----------------------------------------------------------------------------------------
 
-def test_export_button_asks_before_replacing_then_replaces(window, qtbot, monkeypatch):
-    project, page = _finished_run(window)
+def test_export_button_asks_before_replacing_then_replaces(window, export_page, qtbot, monkeypatch):
+    project, page = export_page
     exports = Path(page.export_dir()) / "exports"
-    before = (exports / "student.state_dict.pt").stat().st_mtime_ns
     asked = []
+    monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: asked.append(a[2]) or QMessageBox.No)
+    task = _click_export(qtbot, page)  # the run wrote no files: nothing to ask about
+    assert asked == [] and task is not None and task.error is None, task and task.error
+    before = (exports / "student.state_dict.pt").stat().st_mtime_ns
     monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: asked.append(a[2]) or QMessageBox.No)
     assert _click_export(qtbot, page) is None  # answered No: nothing written, nothing said wrong
     assert "already holds" in asked[0] and "student.state_dict.pt" in asked[0] and not page.banner.isVisible()
@@ -91,43 +106,48 @@ def test_export_button_asks_before_replacing_then_replaces(window, qtbot, monkey
     assert len(asked) == 2 and task is not None and task.error is None, task and task.error
     assert (exports / "student.state_dict.pt").stat().st_mtime_ns > before  # replaced, as answered
     assert not page.banner.isVisible() and "--force" not in page.banner.label.text() + page.status.text()
-    # one row per file: the run's own two files were exported again, in their rows' place
+    # one row per file: the two files exported again are in their rows' place
     assert page.table.rowCount() == 2
     assert {page.table.item(r, FOLDER).text() for r in range(2)} == {str(exports)}
     assert all(page.table.item(r, CHECK).text() == "✓ matches" for r in range(2))
 
 
-def test_an_export_with_other_formats_leaves_the_project_settings_alone(window, qtbot, tmp_path, monkeypatch):
-    project, page = _finished_run(window)
+def test_an_export_with_other_formats_leaves_the_project_settings_alone(window, export_page, qtbot, tmp_path, monkeypatch):
+    project, page = export_page
     toml_before = project.file.read_text()
     out = tmp_path / "shipped"
     page.folder.setText(str(out))
     _click(qtbot, page.format_checks["torchscript"])  # untick
-    _click(qtbot, page.format_checks["onnx"])  # tick
-    assert page.chosen_formats() == ["state_dict", "onnx"]
+    _click(qtbot, page.format_checks["safetensors"])  # tick
+    assert page.chosen_formats() == ["state_dict", "safetensors"]
     task = _click_export(qtbot, page)
     assert task is not None and task.error is None, task and task.error
-    assert (out / "student.onnx").is_file() and not (out / "student.torchscript.pt").exists()
+    assert (out / "student.safetensors").is_file() and not (out / "student.torchscript.pt").exists()
     assert window.model.cfg.export.formats == ["torchscript", "state_dict"]  # the project's formats, untouched
     assert project.file.read_text() == toml_before and not window.model.dirty
     field = window.pages["Export"].form.fields["export.formats"]
     assert [c for c, cb in field.checks.items() if cb.isChecked()] == ["torchscript", "state_dict"]
-    # the table: the run's own files and the two new ones, each with its folder
-    rows = {(page.table.item(r, 1).text(), page.table.item(r, FOLDER).text()) for r in range(page.table.rowCount())}
-    assert ("student.onnx", str(out)) in rows and ("student.state_dict.pt", str(out)) in rows
-    assert len(rows) == page.table.rowCount() == 4
+    # the table: one row per file, each with its folder
+    rows = [(page.table.item(r, 1).text(), page.table.item(r, FOLDER).text()) for r in range(page.table.rowCount())]
+    assert sorted(rows) == [("student.safetensors", str(out)), ("student.state_dict.pt", str(out))]
 
-    # exported again into the same folder (answered Yes): the rows are replaced, not added
+    # exported again into the same folder (answered Yes), and once into the run's exports/: rows replaced or added
     monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: QMessageBox.Yes)
+    assert _click_export(qtbot, page).error is None
+    assert page.table.rowCount() == 2
+    page.folder.setText(str(out / ".." / "shipped"))  # the same folder, spelled another way
+    assert _click_export(qtbot, page).error is None
+    assert page.table.rowCount() == 2
+    page.folder.clear()
     assert _click_export(qtbot, page).error is None
     assert page.table.rowCount() == 4
     recorded = summary_mod.read(Path(page.export_dir()) / "summary.json").exports
     assert len(recorded) == 4 and len({e["path"] for e in recorded}) == 4
 
 
-def test_an_int8_onnx_file_is_judged_by_its_top1_agreement(window, qtbot, tmp_path):
+def test_an_int8_onnx_file_is_judged_by_its_top1_agreement(window, export_page, qtbot, tmp_path):
     pytest.importorskip("onnxruntime")
-    _project_, page = _finished_run(window)
+    _project_, page = export_page
     page.folder.setText(str(tmp_path / "int8"))
     page.set_choices(["state_dict", "onnx"], "int8")
     task = _click_export(qtbot, page)
@@ -143,8 +163,8 @@ def test_an_int8_onnx_file_is_judged_by_its_top1_agreement(window, qtbot, tmp_pa
     assert not page.banner.isVisible()
 
 
-def test_choose_folder_cancelled_opens_one_dialog_and_changes_nothing(window, qtbot, monkeypatch, tmp_path):
-    _project_, page = _finished_run(window)
+def test_choose_folder_cancelled_opens_one_dialog_and_changes_nothing(window, export_page, qtbot, monkeypatch, tmp_path):
+    _project_, page = export_page
     calls = []
     monkeypatch.setattr(QFileDialog, "getExistingDirectory", lambda *a, **k: calls.append("folder") or "")
     monkeypatch.setattr(QFileDialog, "getOpenFileName", lambda *a, **k: calls.append("file") or ("", ""))
@@ -155,11 +175,12 @@ def test_choose_folder_cancelled_opens_one_dialog_and_changes_nothing(window, qt
     assert page.folder.text() == str(tmp_path) and page.out_dir() == tmp_path
 
 
-def test_open_folder_and_model_card_buttons_open_what_they_say(window, qtbot, monkeypatch):
-    _project_, page = _finished_run(window)
+def test_open_folder_and_model_card_buttons_open_what_they_say(window, export_page, qtbot, monkeypatch):
+    _project_, page = export_page
     opened = []
     monkeypatch.setattr(QDesktopServices, "openUrl", lambda url: opened.append(Path(url.toLocalFile())) or True)
     exports = Path(page.export_dir()) / "exports"
+    assert _click_export(qtbot, page).error is None  # the run wrote no model card: this export writes one
     _click(qtbot, page.open_btn)
     _click(qtbot, page.card_btn)
     assert opened == [exports, exports / "MODEL_CARD.md"]
@@ -183,9 +204,9 @@ def test_data_path_browse_cancelled_opens_one_dialog(window, qtbot, monkeypatch)
 
 # ---- summary: failures kept per export ---------------------------------------------------------------------
 
-def test_a_later_export_elsewhere_keeps_an_earlier_failure(window, tmp_path):
+def test_a_later_export_elsewhere_keeps_an_earlier_failure(window, export_page, tmp_path):
     from kdstudio.core.outputs import artifacts
-    _project_, page = _finished_run(window)
+    _project_, page = export_page
     run = page.export_dir()
     first = artifacts.export_run(run, ["safetensors"], quantize="int8", out=tmp_path / "a", latency_repeats=0)
     assert first["failed"] and first["failed"][0]["format"] == "safetensors"  # safetensors holds no int8
@@ -285,8 +306,7 @@ def test_toml_panel_save_and_revert_buttons(window, qtbot):
     assert "lr = 0.0123" in panel.editor.toPlainText() and window.model.cfg.distill.lr == pytest.approx(0.0123)
 
 
-def test_plot_buttons_and_the_evaluate_page_normalise_box(window, qtbot, monkeypatch, tmp_path):
-    _finished_run(window)
+def test_plot_buttons_and_the_evaluate_page_normalise_box(window, export_page, qtbot, monkeypatch, tmp_path):
     plots = window.train.plots
     window.show_page("Train")
     view = plots.plots["loss"].getPlotItem().getViewBox()
