@@ -112,7 +112,8 @@ def test_export_button_asks_before_replacing_then_replaces(window, export_page, 
     assert all(page.table.item(r, CHECK).text() == "✓ matches" for r in range(2))
 
 
-def test_an_export_with_other_formats_leaves_the_project_settings_alone(window, export_page, qtbot, tmp_path, monkeypatch):
+def test_an_export_with_other_formats_leaves_the_project_settings_alone(window, export_page, qtbot, tmp_path,
+                                                                        monkeypatch):
     project, page = export_page
     toml_before = project.file.read_text()
     out = tmp_path / "shipped"
@@ -163,7 +164,8 @@ def test_an_int8_onnx_file_is_judged_by_its_top1_agreement(window, export_page, 
     assert not page.banner.isVisible()
 
 
-def test_choose_folder_cancelled_opens_one_dialog_and_changes_nothing(window, export_page, qtbot, monkeypatch, tmp_path):
+def test_choose_folder_cancelled_opens_one_dialog_and_changes_nothing(window, export_page, qtbot, monkeypatch,
+                                                                      tmp_path):
     _project_, page = export_page
     calls = []
     monkeypatch.setattr(QFileDialog, "getExistingDirectory", lambda *a, **k: calls.append("folder") or "")
