@@ -24,6 +24,11 @@ def _parser() -> argparse.ArgumentParser:
                                 "Without a command it opens the desktop app.")
     p.add_argument("--version", action="version", version=f"kdstudio {__version__}")
     p.add_argument("--debug", action="store_true", help="show tracebacks")
+    entry = p.add_mutually_exclusive_group()
+    entry.add_argument("--install-desktop-entry", action="store_true",
+                       help="add KD Studio to this user's application menu (XDG .desktop file and icon)")
+    entry.add_argument("--uninstall-desktop-entry", action="store_true",
+                       help="remove what --install-desktop-entry added")
     sub = p.add_subparsers(dest="command")
 
     r = sub.add_parser("run", help="run a distillation from a TOML config")
@@ -83,6 +88,8 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument("--autorun", action="store_true", help="start the run at once")
     g.add_argument("--quit-when-done", action="store_true", help="quit when the run ends")
     g.add_argument("--screenshot", metavar="PATH", help="save a PNG of the window when the run ends")
+    g.add_argument("--theme", choices=("auto", "light", "dark"),
+                   help="colours: follow the OS (auto, the default), or force light or dark")
     g.add_argument("--debug", action="store_true", help="show tracebacks")
     return p
 
@@ -91,6 +98,8 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of the console script; returns the exit code."""
     args = _parser().parse_args(argv)
     try:
+        if args.install_desktop_entry or args.uninstall_desktop_entry:
+            return _desktop_entry(install=args.install_desktop_entry)
         if args.command in (None, "gui"):
             return _gui(args)
         if args.command == "init":
@@ -144,6 +153,20 @@ def _display_problem() -> str | None:
             "CONFIG`).")
 
 
+def _desktop_entry(install: bool) -> int:
+    from . import desktop_entry
+    if install:
+        for path in desktop_entry.install():
+            print(f"kdstudio: installed {path}")
+        return 0
+    removed = desktop_entry.uninstall()
+    for path in removed:
+        print(f"kdstudio: removed {path}")
+    if not removed:
+        print(f"kdstudio: no desktop entry to remove ({desktop_entry.desktop_file()} is not there)")
+    return 0
+
+
 def _gui(args) -> int:
     problem = _display_problem()
     if problem:
@@ -189,10 +212,16 @@ def _grant_trust(files, cfg=None) -> None:
 def _eval(args) -> int:
     from .core.outputs.artifacts import evaluate_run
     _grant_trust(args.trust)
+    from .core.outputs.gain import gain_sentence
     from .core.outputs.modelcard import metrics_table
+    from .core.store import summary as summary_mod
+    from .core.store.files import RunDir
     detail = evaluate_run(args.run_dir, latency_repeats=args.repeats,
                           on_model=lambda name: print(f"evaluating {name}…", file=sys.stderr))
     print("\n".join(metrics_table(detail["table"])))
+    summary = summary_mod.read_dict(RunDir(args.run_dir).summary, {})
+    if summary.get("kd_gain") is not None:
+        print(f"KD gain {gain_sentence(summary.get('kd_gain_stats'), summary['kd_gain'])}")
     for note in detail.get("notes", []):
         print(f"note: {note}", file=sys.stderr)
     print(f"Wrote {Path(args.run_dir) / 'evaluation.json'} and updated summary.json.")

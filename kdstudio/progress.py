@@ -10,6 +10,7 @@ import sys
 from tqdm import tqdm
 
 from .core import events as ev
+from .core.outputs.gain import gain_sentence
 
 
 class ProgressPrinter:
@@ -81,7 +82,8 @@ class ProgressPrinter:
                  f"   ({summary['compression']['params_ratio']:.1f}x fewer parameters)"]
         if b:
             lines.append(f"  baseline  {b['params']:>10,} params   test accuracy {b['accuracy']:.2%}"
-                         f"   (same student from scratch; KD gain {summary['kd_gain'] * 100:+.2f} points)")
+                         "   (same student from scratch)")
+            lines.append(f"  KD gain   {gain_sentence(summary.get('kd_gain_stats'), summary.get('kd_gain'))}")
         for x in summary.get("exports", []):
             lines.append(f"  export    {x['format']:<12} {x['bytes']:>10,} bytes   max |diff| {x['max_abs_diff']:.1e}"
                          f"   {x['path']}")

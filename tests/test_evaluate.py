@@ -130,6 +130,8 @@ def test_eval_command_reproduces_the_numbers(run, capsys):
     assert main(["eval", str(out), "--repeats", "2"]) == 0
     printed = capsys.readouterr().out
     assert "| student |" in printed and "evaluation.json" in printed
+    from kdstudio.core.outputs.gain import gain_sentence
+    assert f"KD gain {gain_sentence(summary['kd_gain_stats'])}" in printed  # the same test, measured again
     again = json.loads((out / "evaluation.json").read_text())
     for name in ("teacher", "student", "baseline"):
         assert again["models"][name]["top1"] == ev["models"][name]["top1"]
@@ -153,3 +155,19 @@ def test_eval_of_a_folder_that_is_not_a_finished_run(tmp_path, capsys):
     config.save(tiny_config(), tmp_path / "config.toml")
     with pytest.raises(KDError, match="no distilled student"):
         artifacts.load_run(tmp_path)
+
+
+def test_summary_json_carries_the_kd_gains_paired_test_from_the_evaluate_stage(run):
+    from kdstudio.core.outputs import gain
+    out, summary, ev = run
+    stats = json.loads((out / "summary.json").read_text())["kd_gain_stats"]
+    assert stats == summary["kd_gain_stats"] and stats["test"] == "paired"
+    assert stats["n"] == ev["models"]["student"]["n"]
+    assert stats["low"] <= stats["gain"] <= stats["high"] and 0 <= stats["p"] <= 1
+    assert math.isclose(stats["gain"], summary["kd_gain"], abs_tol=1e-6)
+    for who in ("student", "baseline"):  # every wrong index, not only the gallery's first ones
+        m = ev["models"][who]
+        assert len(m["misclassified_indices"]) == m["misclassified_count"]
+    assert gain.from_metrics(ev["models"]) == stats  # measured from the same per-sample correctness
+    log = (out / "log.txt").read_text()
+    assert f"KD gain: {gain.gain_sentence(stats)}." in log

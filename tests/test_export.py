@@ -14,6 +14,7 @@ from kdstudio.core.outputs import artifacts, export, modelcard
 from kdstudio.core.pipeline import engine
 from kdstudio.core.errors import KDError
 from kdstudio.core.outputs.evaluate import predict_logits
+from kdstudio.core.outputs.gain import gain_sentence
 from tests.helpers import tiny_config
 
 ALL = ["torchscript", "onnx", "safetensors", "state_dict"]
@@ -198,7 +199,7 @@ def test_model_card_holds_the_numbers_of_summary_json(run):
     out, _ = run
     summary = json.loads((out / "summary.json").read_text())
     card = json.loads((out / "exports" / modelcard.JSON).read_text())
-    for key in ("teacher", "student", "baseline", "compression", "kd_gain"):
+    for key in ("teacher", "student", "baseline", "compression", "kd_gain", "kd_gain_stats"):
         assert card[key] == summary[key], key
     here = [e for e in summary["exports"] if os.path.dirname(e["path"]) == str(out / "exports")]
     assert card["exports"] == here and {e["format"] for e in here} == set(ALL)
@@ -206,7 +207,8 @@ def test_model_card_holds_the_numbers_of_summary_json(run):
     text = (out / "exports" / modelcard.MARKDOWN).read_text()
     for who in ("teacher", "student", "baseline"):
         assert f"{summary[who]['accuracy']:.2%}" in text
-    assert f"{summary['teacher']['params']:,}" in text and f"{summary['kd_gain'] * 100:+.2f} points" in text
+    assert f"{summary['teacher']['params']:,}" in text
+    assert f"KD gain {gain_sentence(summary['kd_gain_stats'], summary['kd_gain'])}" in text
     for e in here:
         assert f"{e['bytes']:,}" in text and f"{e['max_abs_diff']:.2e}" in text and f"### {e['format']}" in text
     assert "```toml" in text and "[distill]" in text and card["kdstudio_version"] in text

@@ -112,8 +112,8 @@ def test_runs_are_listed_newest_first_with_status_and_headline():
     by = {r.name: r for r in runs}
     assert by["c"].status == "incomplete" and by["a"].status == "stopped"
     h = by["b"].headline()
-    assert h == {"teacher": 0.99, "student": 0.97, "baseline": 0.95, "kd_gain": 0.02, "params_ratio": 39.0,
-                 "speedup": 7.0}
+    assert h == {"teacher": 0.99, "student": 0.97, "baseline": 0.95, "kd_gain": 0.02, "kd_gain_stats": None,
+                 "params_ratio": 39.0, "speedup": 7.0}
     p.delete_run(by["a"])
     assert not old.exists()
 

@@ -247,6 +247,11 @@ def test_seeds_sweep_runs_each_seed_and_shows_the_table(window, qtbot):
     window.train.history.select_paths([run.path])
     assert [s.label for s in window.train.plots.series] == ["seed-0", "seed-1"] or \
         len(window.train.plots.series) == 2
+    # a sweep folder has no log of its own: the log pane shows each member's, under its name
+    log = window.train.past_log.toPlainText()
+    assert window.train.logs.currentWidget() is window.train.past_log and "no log" not in log
+    assert all(f"{p.relative_to(run.path)} ────" in log for p in run.sub_runs())
+    assert "Run 2/2 of the sweep" in log
     ev = window.pages["Evaluate"]
     assert ev.table.rowCount() == 1 and ev.table.item(0, ev.table.columnCount() - 1).text() == "best"
     # the headline cards say what a sweep shows, not the single-run captions

@@ -1,6 +1,5 @@
 """`kdstudio report RUN_DIR`: the one-page HTML report, its KD-gain interval, and the page in a real browser."""
 
-import math
 import re
 import shutil
 import subprocess
@@ -9,7 +8,7 @@ from html.parser import HTMLParser
 import pytest
 
 from kdstudio.cli import main
-from kdstudio.core.outputs import report
+from kdstudio.core.outputs import gain, report
 from kdstudio.core.pipeline import engine
 from tests.helpers import tiny_config
 
@@ -59,7 +58,7 @@ def test_report_holds_the_runs_numbers_in_one_file(run, capsys):
     for e in summary["exports"]:
         assert f"{e['bytes']:,}" in page.cells and f"{e['max_abs_diff']:.2e}" in page.cells
     text = path.read_text(encoding="utf-8")
-    assert f"KD gain {summary['kd_gain'] * 100:+.2f} points, 95% interval" in text
+    assert f"KD gain: {gain.gain_sentence(summary['kd_gain_stats'])}." in text and "95 % CI" in text
     assert "[distill]" in text and not re.search(r"(src|href)=\"?https?:", text)  # nothing fetched from outside
 
 
@@ -72,23 +71,17 @@ def test_report_lists_only_the_failures_of_its_own_export_folder(run, tmp_path):
     assert "safetensors not exported" in (tmp_path / "int8" / "MODEL_CARD.md").read_text()
 
 
-def test_gain_interval_is_paired_over_the_disagreements():
-    def model(top1, wrong, listed=None):
-        items = [{"index": i} for i in wrong]
-        return {"n": 100, "top1": top1, "misclassified_count": len(wrong), "misclassified": items[:listed]}
-    ev = {"models": {"student": model(0.98, [1, 2]), "baseline": model(0.96, [1, 3, 4, 5])}}
-    g = report.gain_interval(ev, {})
-    assert g["method"] == "paired" and (g["better"], g["worse"]) == (3, 1)
-    assert g["gain"] == pytest.approx(0.02) and g["se"] == pytest.approx(math.sqrt(4 - 4 / 100) / 100)
-    assert g["p"] == pytest.approx(2 * (1 + 4) / 16)  # McNemar's exact test: 1 of 4 disagreements each way
-    assert g["low"] < 0 < g["high"] and "cannot be told from chance" in report.gain_sentence(g)
-    ev["models"]["baseline"] = model(0.96, [1, 3, 4, 5], listed=2)  # evaluation.json cut the list short
-    g = report.gain_interval(ev, {})
-    assert g["method"] == "unpaired" and g["se"] == pytest.approx(math.sqrt(.98 * .02 / 100 + .96 * .04 / 100))
-    big = {"models": {"student": {**model(0.99, []), "n": 10000}, "baseline": {**model(0.95, []), "n": 10000}}}
-    big["models"]["baseline"]["misclassified_count"] = 500
-    assert "distillation helped" in report.gain_sentence(report.gain_interval(big, {}))
-    assert "No baseline" in report.gain_sentence(report.gain_interval({"models": {}}, {"kd_gain": None}))
+def test_the_report_says_the_gain_of_summary_json_or_measures_an_older_runs_from_evaluation_json():
+    def model(wrong, listed=None):
+        return {"n": 100, "top1": 1 - len(wrong) / 100, "misclassified_count": len(wrong),
+                "misclassified": [{"index": i} for i in wrong][:listed]}
+    stored = {"test": "paired", "gain": 0.5, "low": 0.4, "high": 0.6, "p": 0.001, "n": 10}
+    assert report.run_gain(None, {"kd_gain_stats": stored}) is stored
+    ev = {"models": {"student": model([1, 2]), "baseline": model([1, 3, 4, 5])}}  # before summary.json had it
+    g = report.run_gain(ev, {"kd_gain": 0.02})
+    assert (g["better"], g["worse"]) == (3, 1) and g["p"] == pytest.approx(0.625)
+    ev["models"]["baseline"] = model([1, 3, 4, 5], listed=2)  # evaluation.json cut the list short: not measured
+    assert report.run_gain(ev, {"kd_gain": 0.02}) is None
 
 
 def test_report_of_a_folder_that_is_not_a_run(tmp_path, capsys):

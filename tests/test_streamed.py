@@ -147,6 +147,25 @@ def test_a_file_removed_during_the_run_is_named(tmp_path):
         list(bundle.x_test.batches(8))
 
 
+def test_symlink_loops_neither_hang_nor_crash(tmp_path):
+    """A folder link back into its class (a directory loop) is not walked; a file link loop is an unreadable
+    image named in one sentence on both paths, or skipped."""
+    root = make_folder(tmp_path / "imgs", n=60)
+    (root / "class0" / "again").symlink_to(root / "class0")  # os.walk does not follow it: no endless walk
+    (root / "class1" / "a.png").symlink_to(root / "class1" / "b.png")
+    (root / "class1" / "b.png").symlink_to(root / "class1" / "a.png")
+    for mode in ("resident", "streamed"):
+        cfg = folder_config(root, **{"data.mode": mode, "data.test_fraction": 0.5, "data.normalize": "none"})
+        with pytest.raises(KDError, match=r"Image '.*[ab]\.png' cannot be read"):
+            bundle = load_data(cfg)
+            for split in (bundle.x_train, bundle.x_val, bundle.x_test):
+                list(split.batches(8))
+        cfg.data.skip_unreadable = True
+        bundle = load_data(cfg)
+        n = sum(len(split) for split in (bundle.x_train, bundle.x_val, bundle.x_test))
+        assert n == (60 if mode == "resident" else 62)  # streamed: listed by name, blank inputs when read
+
+
 def test_a_class_folder_without_images_is_one_sentence(tmp_path):
     root = make_folder(tmp_path / "imgs", n=30)
     (root / "empty").mkdir()

@@ -13,10 +13,12 @@ from PySide6.QtWidgets import (QDialog, QDialogButtonBox, QFileDialog, QHBoxLayo
 from ..core.config import Config
 from ..core.errors import KDError
 from ..core.store.projects import Project, ProjectStore, sanitize_name
-from ..core.config.templates import demo_config
+from ..core.config.templates import demo_config, pretrained_to_mobilenet_config
 from .widgets import STATUS_COLORS, dot_icon
+from . import theme
 
-TEMPLATES = {"Blank project": Config, "Digits demo": demo_config}
+TEMPLATES = {"Blank project": Config, "Digits demo": demo_config,
+             "Pretrained teacher → MobileNet (your image folder)": pretrained_to_mobilenet_config}
 DEMO_NAME = "Digits demo"
 KEPT = " -_.()"  # what sanitize_name keeps besides letters and digits
 
@@ -78,7 +80,7 @@ class NameDialog(QDialog):
         message, ok = self.check(text) if text.strip() else ("", False)
         self.hint.setText(message)
         self.hint.setObjectName("help" if ok else "problem")
-        self.hint.setStyleSheet("color: #5f6368;" if ok else "color: #d93025;")
+        self.hint.setStyleSheet(f"color: {theme.color('muted' if ok else 'error')};")
         self.buttons.button(QDialogButtonBox.Ok).setEnabled(ok)
 
     def name(self) -> str | None:
@@ -207,7 +209,7 @@ class ProjectPanel(QWidget):
         if live:
             return f"{count} · {live[1]}", STATUS_COLORS.get(live[1], STATUS_COLORS["running"])
         if not runs:
-            return count, "#dadce0"
+            return count, theme.color("input_border")
         last = runs[0]
         acc = (last.summary.get("student") or {}).get("accuracy")
         line = f"{count} · student {acc:.1%}" if acc is not None else f"{count} · last {last.status}"

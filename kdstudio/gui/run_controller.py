@@ -18,6 +18,7 @@ from PySide6.QtCore import QObject, Signal
 from PySide6.QtGui import QAction, QKeySequence
 
 from ..core import config as config_mod
+from ..core.errors import KDError
 from ..core.store.projects import Project, RunInfo
 from ..core.store.files import SWEEP_TOML, RunDir
 from . import worker
@@ -101,16 +102,23 @@ class RunController(QObject):
         return ""
 
     # ---- control ----------------------------------------------------------------------------------------
-    def start(self, resume: RunInfo | None = None) -> bool:
-        """Start a run of the open project's config (or resume a stopped run); False when it cannot start."""
+    def start(self, resume: RunInfo | None = None, config=None) -> bool:
+        """Start a run of the open project's config, or of `config` (a run's config with other seeds) in a new
+        folder of the open project, or resume a stopped run; False when it cannot start."""
         project = self.model.project
         if self.running or project is None or project.damaged:
             return False
         self.model.save_now()
         if resume is None:
-            if not self.model.valid:
+            if config is None and not self.model.valid:
                 return False
-            cfg, out = self.model.cfg.copy(), project.new_run_dir()
+            if config is not None:
+                try:
+                    config_mod.validate(config)
+                except KDError as e:  # a ConfigError, or a choice whose library has not loaded yet
+                    self._on_failed(str(e), "")
+                    return False
+            cfg, out = (config if config is not None else self.model.cfg).copy(), project.new_run_dir()
             try:
                 out.mkdir(parents=True)
             except OSError as e:

@@ -109,7 +109,8 @@ _TEACHER_CACHE: dict[tuple, tuple] = {}  # (data, [teacher], file stamp) -> (cou
 
 def _data_key(cfg) -> str:
     from ..core import config as config_mod
-    return config_mod.dumps(cfg).split("[teacher]")[0]  # seed + device + [data]
+    t = cfg.teacher  # a pretrained teacher's own preprocessing sizes the data (data.preprocess)
+    return config_mod.dumps(cfg).split("[teacher]")[0] + repr((t.source, t.arch, t.path, t.pretrained))
 
 
 def _data_shape(cfg) -> tuple:
@@ -136,7 +137,8 @@ def _preview(bundle, per_class: int = 8, max_classes: int = 20, max_side: int = 
     import torch
     import torch.nn.functional as F
     out = {"counts": class_counts(bundle), "class_names": list(bundle.class_names), "mosaic": None,
-           "data_path": getattr(bundle, "mode_reason", "")}  # streamed: a sample is decoded, not every file
+           "data_path": getattr(bundle, "mode_reason", ""),  # streamed: a sample is decoded, not every file
+           "inputs": getattr(bundle, "inputs", ""), "inputs_from_teacher": bool(getattr(bundle, "preprocessing", None))}
     grid = sample_grid(bundle, per_class=per_class)
     images = grid["images"]
     if images is None:

@@ -209,6 +209,12 @@ def problems(cfg: Config) -> list[tuple[str, str]]:
     if d.std and len(d.std) != len(d.mean):
         out.append(("data.std", f"data.std has {len(d.std)} value(s) but data.mean has {len(d.mean)}; give one mean "
                     "and one std per channel, or leave both empty."))
+    if d.resize and not d.image_size:
+        out.append(("data.resize", f"data.resize = {d.resize} resizes the shorter side before a centre crop of "
+                    "data.image_size, which is 0; set data.image_size (e.g. 224 with resize 256) or data.resize = 0."))
+    elif d.resize and d.resize < d.image_size:
+        out.append(("data.resize", f"data.resize = {d.resize} is smaller than the crop data.image_size = "
+                    f"{d.image_size}; resize to at least the crop size (e.g. 256 for a 224 crop)."))
     per_sample = ("rrc_flip", "randaugment", "trivialaugment")  # data.augment.SAMPLE_KINDS, without torch
     if d.augment in per_sample and (d.mode == "resident" or d.source in ("digits", "synthetic", "csv")):
         why = "data.mode = \"resident\"" if d.mode == "resident" else f"the {d.source} source is read whole"

@@ -55,10 +55,21 @@ class DataConfig:
                                "trivialaugment (these two need torchvision) run per sample in the workers of streamed "
                                "data", choices=("none", "shift", "crop", "crop_flip", "rrc_flip", "randaugment",
                                                 "trivialaugment"))
-    image_size: int = opt(0, "resize images to this size (0 = keep; at most 4096)", min=0, max=4096)
+    image_size: int = opt(0, "resize images to this size (0 = keep; at most 4096); with data.resize, the centre crop's "
+                             "size", min=0, max=4096)
+    resize: int = opt(0, "image folders: resize each image's shorter side to this, then crop the centre "
+                         "image_size×image_size (torchvision's Resize(256) + CenterCrop(224)); 0 = resize straight to "
+                         "image_size", min=0, max=8192)
+    interpolation: str = opt("bilinear", "image folders: how images are resized", choices=(
+        "nearest", "bilinear", "bicubic", "lanczos", "box", "hamming"))
+    preprocess: str = opt("auto", "image folders: auto = the teacher's own preprocessing when it names one (a Hugging "
+                                  "Face folder's preprocessor_config.json, timm's pretrained_cfg, torchvision weights "
+                                  "in teacher.pretrained), else the settings here; teacher = the teacher's or stop; "
+                                  "own = the settings here", choices=("auto", "teacher", "own"))
     mode: str = opt("auto", "where the data lives while training: resident = decoded once, on the device (fastest); "
-                            "streamed = decoded per batch by worker processes (any size; image folders and "
-                            ".npy/.npz tensor files, other sources are read whole); auto = resident when the decoded data fits data.memory_budget_gb",
+                            "streamed = decoded per batch by worker processes (any size; image folders, "
+                            ".npy/.npz tensor files, and CSV converted once to a cache; other sources are read "
+                            "whole); auto = resident when the decoded data fits data.memory_budget_gb",
                     choices=("auto", "resident", "streamed"))
     memory_budget_gb: float = opt(0.0, "auto mode: the most decoded data kept resident (0 = an eighth of the free "
                                        "RAM, as reading it whole peaks at ~4× its size; on a GPU at most a quarter of "
@@ -86,8 +97,12 @@ class DataConfig:
 @dataclass
 class TeacherConfig:
     source: str = opt("train", "train the teacher here, or load it from a file", choices=("train", "file"))
-    arch: str = opt("cnn", "teacher arch: zoo name, torchvision:NAME, timm:NAME, or file.py:factory (runs that file)")
-    path: str = opt("", "teacher model file when source = \"file\"")
+    arch: str = opt("cnn", "teacher arch: zoo name, torchvision:NAME, timm:NAME, hf (a Hugging Face folder in "
+                           "teacher.path), or file.py:factory (runs that file)")
+    path: str = opt("", "teacher model file (or Hugging Face model folder) when source = \"file\"")
+    pretrained: str = opt("", "what the teacher file was trained from, for its preprocessing and class names (nothing "
+                              "is downloaded): torchvision weights such as ResNet18_Weights.IMAGENET1K_V1, or a timm "
+                              "tag such as a1_in1k (timm's default tag when empty)")
     width: int = opt(0, "architecture width knob (0 = the arch's default)", min=0)
     depth: int = opt(0, "architecture depth knob (0 = the arch's default)", min=0)
     epochs: int = opt(20, "training epochs when source = \"train\"", min=1)

@@ -28,6 +28,30 @@ def demo_config() -> Config:
     return cfg
 
 
+def pretrained_to_mobilenet_config() -> Config:
+    """"Pretrained teacher → MobileNet (your image folder)": a torchvision ResNet-18 the user brings (teacher.path,
+    teacher.pretrained naming the weights it came from, so its preprocessing applies) distilled into torchvision's
+    mobilenet_v3_small at random init, on the user's image folder (data.path).
+
+    Settings from benchmarks/experiment_pretrained_mobilenet.py (see the README section "Distil your own
+    torchvision / timm / Hugging Face model").
+    """
+    cfg = Config()
+    cfg.seed = 0
+    d = cfg.data
+    d.source, d.path, d.mode, d.preprocess = "folder", "", "auto", "auto"
+    d.batch_size, d.augment = 64, "none"  # deterministic inputs: the teacher runs once per image (its cache)
+    t = cfg.teacher
+    t.source, t.arch, t.path, t.pretrained = "file", "torchvision:resnet18", "", "IMAGENET1K_V1"
+    cfg.student.arch = "torchvision:mobilenet_v3_small"
+    k = cfg.distill
+    k.method, k.temperature, k.alpha = "kd", 4.0, 0.9
+    k.epochs, k.lr, k.optimizer, k.weight_decay, k.scheduler = 30, 3e-3, "adamw", 1e-4, "cosine"
+    cfg.baseline.enabled = True
+    cfg.export.formats = ["onnx", "torchscript", "state_dict"]
+    return cfg
+
+
 STARTER_HEADER = """\
 # KD Studio run configuration (TOML). Every key has a default; delete what you do not need.
 # Run it with:  kdstudio run {path}      Override one value:  --set distill.temperature=2

@@ -13,15 +13,27 @@ from .bundle import (  # noqa: F401  (the data API: these names are imported fro
 )
 
 
-STREAMING_SOURCES = ("folder", "tensors")  # the sources that can be read per batch (data.mode = "streamed")
+STREAMING_SOURCES = ("folder", "tensors", "csv")  # the sources that can be read per batch (data.mode = "streamed")
 
 
 def load_data(cfg, cache_dir=None) -> DataBundle:
     """Load the data set the config names, split and normalised (an unknown source names the nearest one), on the
     resident or the streamed path (`bundle.mode`, with the reason in `bundle.mode_reason`); `cache_dir` (the run
     folder's cache/) holds what a streamed tensors file needs converted once."""
+    from . import preprocess
     load = SOURCES.get(cfg.data.source)
-    bundle = load(cfg, cache_dir=cache_dir) if cfg.data.source == "tensors" else load(cfg)
+    early: list[str] = []
+    cfg, recipe = preprocess.resolve(cfg, early)  # the teacher's own preprocessing, into the data settings
+    if recipe is not None:
+        from .folder import train_class_names
+        cfg = preprocess.order_classes(cfg, train_class_names(cfg.data), recipe, early)
+    bundle = load(cfg, cache_dir=cache_dir) if cfg.data.source in ("tensors", "csv") else load(cfg)
+    bundle.warnings[:0] = early
+    if len(bundle.input_shape) == 3:
+        d = cfg.data
+        bundle.inputs = recipe.describe() if recipe else \
+            f"inputs: {preprocess.describe_inputs(d.image_size, d.resize, d.interpolation, bundle.mean, bundle.std)}"
+        bundle.preprocessing = recipe.to_dict() if recipe else None
     if not bundle.mode_reason:
         n = sum(bundle.sizes().values())
         size = n * (bundle.x_train[:1].numel() or 1) * 4
@@ -29,7 +41,7 @@ def load_data(cfg, cache_dir=None) -> DataBundle:
         bundle.mode_reason = (f"resident: {n:,} samples × {'×'.join(map(str, bundle.input_shape))} = "
                               f"{fmt_bytes(size)}, read whole by the {cfg.data.source} source")
         if cfg.data.mode == "streamed" and cfg.data.source not in STREAMING_SOURCES:
-            bundle.warnings.append(f"data.mode = \"streamed\" applies to image folders and .npy/.npz tensor files "
+            bundle.warnings.append(f"data.mode = \"streamed\" applies to image folders, CSV and .npy/.npz tensor files "
                                    f"only; the {cfg.data.source} source is read whole, so this run keeps its data "
                                    "resident.")
     from .augment import SAMPLE_KINDS, TORCHVISION_KINDS, torchvision_transform

@@ -29,6 +29,8 @@ class DataBundle:
     warnings: list[str] = field(default_factory=list)  # things the user should see (skipped files, guesses)
     mode: str = "resident"      # resident: the x_* are tensors; streamed: they are data.stream.StreamedInputs
     mode_reason: str = ""       # the sentence saying which path and why (log, Data page)
+    inputs: str = ""            # how inputs were prepared, in words (preprocess.describe_inputs, + where from)
+    preprocessing: dict | None = None  # the teacher's recipe that was applied (preprocess.Preprocessing.to_dict)
 
     @property
     def num_classes(self) -> int:

@@ -3,7 +3,7 @@
 Pillow is an optional dependency (`pip install pillow`); without it this source says so in one sentence.
 Separate split folders: either data.val_path / data.test_path, or a data.path that holds `train/` plus any of
 `val/` (or `valid/`, `validation/`) and `test/`, each with the same class sub-folders. Images are resized at load
-time when data.image_size is set (bilinear); random crop/flip happens per batch on the device (augment.py).
+time when data.image_size is set (data.interpolation; with data.resize, shorter side then a centre crop); random crop/flip happens per batch on the device (augment.py).
 Grey images stay one channel unless any image in the set has colour, then all are RGB.
 """
 
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -72,19 +73,47 @@ def split_folders(root: Path) -> dict[str, Path] | None:
             for split, names in SPLIT_DIRS.items() if any(n in subs for n in names)}
 
 
-def _decode(Image, path: Path, size: int) -> np.ndarray:
+class Sizing(NamedTuple):
+    """How each image is sized when decoded: shorter side to `resize` then a centre crop to `size`×`size`
+    (torchvision's and timm's eval recipe), or straight to `size`×`size` when resize is 0; size 0 keeps it."""
+
+    size: int = 0
+    resize: int = 0
+    interpolation: str = "bilinear"
+
+    @classmethod
+    def of(cls, data) -> "Sizing":
+        """The sizing a DataConfig asks for."""
+        return cls(int(data.image_size), int(getattr(data, "resize", 0)), getattr(data, "interpolation", "bilinear"))
+
+    def fit(self, Image, im):
+        """`im` (a PIL image) sized as asked."""
+        if not self.size:
+            return im
+        method = getattr(Image.Resampling, self.interpolation.upper())
+        if not self.resize:
+            return im if im.size == (self.size, self.size) else im.resize((self.size, self.size), method)
+        w, h = im.size
+        short, long_ = (w, h) if w <= h else (h, w)
+        new_long = int(self.resize * long_ / short)  # torchvision's Resize(int): the long side truncated
+        nw, nh = (self.resize, new_long) if w <= h else (new_long, self.resize)
+        if (nw, nh) != (w, h):
+            im = im.resize((nw, nh), method)
+        top, left = int(round((nh - self.size) / 2.0)), int(round((nw - self.size) / 2.0))  # CenterCrop's rounding
+        return im.crop((left, top, left + self.size, top + self.size))
+
+
+def _decode(Image, path: Path, sizing: Sizing) -> np.ndarray:
     with Image.open(path) as im:
         im.load()
         if im.mode in GREY:
             im = im.convert("L")
         elif im.mode != "RGB":
             im = im.convert("RGB")
-        if size and im.size != (size, size):
-            im = im.resize((size, size), Image.BILINEAR)
-        return np.asarray(im, dtype=np.uint8)
+        return np.asarray(sizing.fit(Image, im), dtype=np.uint8)
 
 
-def read_image_folder(root: Path, image_size: int, skip_unreadable: bool, warnings: list[str]):
+def read_image_folder(root: Path, sizing: Sizing, skip_unreadable: bool, warnings: list[str]):
     """One folder of class sub-folders → RawSplit of (N, C, H, W) floats in [0, 1]."""
     from .bundle import RawSplit
     classes = class_folders(root)
@@ -97,7 +126,7 @@ def read_image_folder(root: Path, image_size: int, skip_unreadable: bool, warnin
         kept = 0
         for f in files:
             try:
-                a = _decode(Image, f, image_size)
+                a = _decode(Image, f, sizing)
             except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
                 reason = str(e).splitlines()[0] if str(e) else type(e).__name__
                 if not skip_unreadable:
@@ -125,6 +154,16 @@ def read_image_folder(root: Path, image_size: int, skip_unreadable: bool, warnin
     return RawSplit(x, torch.tensor(labels, dtype=torch.long), [c.name for c in classes], str(root))
 
 
+def train_class_names(data) -> list[str]:
+    """The class folder names of data.path's training images, in the order they are read ([] when unreadable)."""
+    try:
+        root = Path(data.path).expanduser()
+        found = split_folders(root)
+        return [c.name for c in class_folders(found["train"] if found else root)]
+    except (OSError, KDError):
+        return []  # the load that follows says what is wrong
+
+
 def load_folder(cfg):
     """The folder source: class sub-folders in data.path (or its train/val/test folders), split and normalised."""
     from .bundle import assemble
@@ -140,7 +179,7 @@ def load_folder(cfg):
     channels: dict[str, int] = {}
 
     def read(p: Path):
-        sp = read_image_folder(p, d.image_size, d.skip_unreadable, warnings)
+        sp = read_image_folder(p, Sizing.of(d), d.skip_unreadable, warnings)
         channels[str(p)] = sp.x.shape[1]
         return sp
     splits_read = {k: read(Path(v).expanduser()) for k, v in paths.items() if v}

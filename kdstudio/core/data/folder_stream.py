@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from ..errors import KDError
-from .folder import GREY, _decode, class_folders, image_files, pillow
+from .folder import GREY, Sizing, _decode, class_folders, image_files, pillow
 from .stream import SampleReader, StreamedInputs
 
 HEADER_SAMPLE = 64      # image headers opened to decide grey or colour and the size
@@ -35,7 +35,8 @@ def scan(root: Path) -> tuple[list[str], list[int], list[str]]:
 
 
 def probe(files: list[str], image_size: int) -> tuple[int, tuple[int, int]]:
-    """(channels, (H, W)) from the headers of a spread of the files: colour when any of them has colour."""
+    """(channels, (H, W)) from the headers of a spread of the files: colour when any of them has colour; (H, W) is
+    image_size² when images are sized."""
     Image = pillow()
     step = max(1, len(files) // HEADER_SAMPLE)
     colour, hw = False, None
@@ -55,8 +56,8 @@ def probe(files: list[str], image_size: int) -> tuple[int, tuple[int, int]]:
 class FolderReader(SampleReader):
     """Decodes image files with Pillow, in the worker that reads the batch."""
 
-    def __init__(self, files: list[str], channels: int, hw: tuple[int, int], image_size: int):
-        self.files, self.channels, self.hw, self.image_size = files, channels, tuple(hw), image_size
+    def __init__(self, files: list[str], channels: int, hw: tuple[int, int], sizing: Sizing):
+        self.files, self.channels, self.hw, self.sizing = files, channels, tuple(hw), Sizing(*sizing)
 
     def __len__(self) -> int:
         return len(self.files)
@@ -66,7 +67,7 @@ class FolderReader(SampleReader):
         Image = pillow()
         f = self.files[i]
         try:
-            a = _decode(Image, Path(f), self.image_size)
+            a = _decode(Image, Path(f), self.sizing)
         except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
             reason = str(e).splitlines()[0] if str(e) else type(e).__name__
             raise KDError(f"Image '{f}' cannot be read ({reason}); fix or remove it, or set data.skip_unreadable = "
@@ -113,13 +114,13 @@ def load_streamed(cfg, paths: dict[str, str], reason: str, warnings: list[str], 
     vf = 0.0 if "val" in scanned else d.val_fraction
     tf = 0.0 if "test" in scanned else d.test_fraction
     tr, va, te = stratified_split(y, vf, tf, cfg.seed)
-    train_reader = FolderReader(files, channels, hw, d.image_size)
+    train_reader = FolderReader(files, channels, hw, Sizing.of(d))
     for k, cut in (("train", tr), ("val", va), ("test", te)):
         if k != "train" and k in scanned:
             f, lab, cls = scanned[k]
             raw = RawSplit(None, torch.tensor(lab, dtype=torch.long), cls, paths[k])
             ys[k] = _align(raw, names, {"val": "validation", "test": "test"}[k], paths["train"])
-            readers[k], idx[k] = FolderReader(f, channels, hw, d.image_size), np.arange(len(f))
+            readers[k], idx[k] = FolderReader(f, channels, hw, Sizing.of(d)), np.arange(len(f))
         else:
             readers[k], idx[k], ys[k] = train_reader, cut.numpy(), y[cut]
     y_all = [ys["train"], ys["val"], ys["test"]]

@@ -218,7 +218,7 @@ def _stats(reader: ArrayReader, index: np.ndarray) -> tuple[list[float], list[fl
     return mean.float().tolist(), std.float().tolist()
 
 
-def _labels(path: Path, n: int):
+def _labels(path: Path, n: int, npy_names: list[str] | None = None):
     """(labels, class names or None) of one file, checked as the resident reader checks them."""
     if path.suffix.lower() == ".npy":
         ypath = labels_path(path)
@@ -227,7 +227,7 @@ def _labels(path: Path, n: int):
         except (OSError, ValueError, EOFError) as e:
             raise KDError(f"Labels file '{ypath}' cannot be read ({e}); save the labels of '{path.name}' there with "
                           "np.save (one class index per sample).") from None
-        names = None
+        names = npy_names
     else:
         raw = read_npz(path, skip=("x",))
         y, names = raw.get("y"), raw.get("class_names")
@@ -236,8 +236,11 @@ def _labels(path: Path, n: int):
     return check_labels(path, n, torch.as_tensor(np.asarray(y)), names)
 
 
-def load_streamed(cfg, paths: dict[str, str], reason: str, warnings: list[str], cache_dir: Path | None):
-    """The tensors source on the streamed path: a DataBundle whose inputs are StreamedInputs over memory maps."""
+def load_streamed(cfg, paths: dict[str, str], reason: str, warnings: list[str], cache_dir: Path | None,
+                  class_names: dict[str, list[str] | None] | None = None):
+    """The tensors source on the streamed path: a DataBundle whose inputs are StreamedInputs over memory maps
+    (`class_names`: per split, the names of .npy labels that are class numbers of named classes, as a converted
+    CSV has them)."""
     from .bundle import DataBundle, RawSplit, _align, _check_label_ids, check_splits, stratified_split
     d = cfg.data
     readers, labels, notes = {}, {}, []
@@ -257,7 +260,7 @@ def load_streamed(cfg, paths: dict[str, str], reason: str, warnings: list[str], 
         if d.image_size and len(readers[k].sample_shape) != 3:
             raise ConfigError(f"data.image_size = {d.image_size} resizes images, but the inputs from '{path}' have "
                               f"shape {readers[k].sample_shape}; set data.image_size = 0.", key="data.image_size")
-        labels[k] = _labels(path, len(readers[k]))
+        labels[k] = _labels(path, len(readers[k]), (class_names or {}).get(k))
     y, names = labels["train"]
     named = names is not None
     which = {"train": "training", "val": "validation", "test": "test"}

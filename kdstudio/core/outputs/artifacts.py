@@ -140,6 +140,7 @@ def _chosen_weights(rd: RunDir, stage: str, cfg, last: dict) -> dict:
 def evaluate_run(run_dir: str | Path, *, latency_repeats: int | None = None, on_model=None) -> dict:
     """Evaluate every model of a finished run on its test split again; writes evaluation.json and updates
     summary.json. Returns the evaluation (models -> full metrics, the comparison table)."""
+    from . import gain
     from .evaluate import comparison_table, evaluate_all
     run = load_run(run_dir)
     d = run.data
@@ -152,7 +153,7 @@ def evaluate_run(run_dir: str | Path, *, latency_repeats: int | None = None, on_
     summary.student = summary.student or summary_mod.ModelEntry(arch=student_spec(run.cfg)[0])
     if "teacher" not in results:
         summary.teacher = None
-    summary.apply_evaluation(results, comparison_table(results))
+    summary.apply_evaluation(results, comparison_table(results), gain.from_metrics(results))
     detail = write_evaluation(run.rd, results, d.class_names, run.notes)
     summary_mod.write(run.rd.summary, summary)
     return detail

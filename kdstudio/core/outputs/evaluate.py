@@ -111,6 +111,7 @@ def classification_metrics(logits: torch.Tensor, y: torch.Tensor, class_names: l
         out["agreement"] = (reference_logits.float().cpu().argmax(1) == pred).float().mean().item()
     wrong = torch.nonzero(~correct).flatten()
     out["misclassified_count"] = len(wrong)
+    out["misclassified_indices"] = wrong.tolist()  # all of them: the paired KD-gain test needs every one
     out["misclassified"] = [{"index": int(i), "true": int(y[i]), "pred": int(pred[i]),
                              "confidence": round(float(conf[i]), 4)} for i in wrong[:MAX_MISCLASSIFIED]]
     return out

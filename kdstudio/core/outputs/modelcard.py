@@ -12,6 +12,7 @@ from pathlib import Path
 from ..errors import KDError
 from ..store.files import RunDir, atomic_write_bytes, atomic_write_json, atomic_write_text, read_json, read_metrics
 from .charts import GRID, LOSS_SIZE, Canvas, heatmap, line_chart
+from .gain import gain_sentence
 
 MARKDOWN, JSON, LOSS_PNG, CONFUSION_PNG = "MODEL_CARD.md", "model_card.json", "loss_curves.png", "confusion_matrix.png"
 
@@ -154,7 +155,7 @@ def build_card(summary: dict, cfg, images: list[str], notes: list[str], out_dir:
         "method": {"name": d.method, "temperature": d.temperature, "alpha": d.alpha, "epochs": d.epochs,
                    "lr": d.lr, "optimizer": d.optimizer, "params": dict(d.params)},
         "distill": summary.get("distill"), "compression": summary.get("compression"),
-        "kd_gain": summary.get("kd_gain"), "metrics": (summary.get("evaluation") or {}).get("table", []),
+        "kd_gain": summary.get("kd_gain"), "kd_gain_stats": summary.get("kd_gain_stats"), "metrics": (summary.get("evaluation") or {}).get("table", []),
         "variants": (summary.get("compress") or {}).get("variants", []),
         "exports": exports, "export_failed": [f for f in summary.get("export_failed", []) if out_dir is None
                                               or "out" not in f or Path(f["out"]).resolve() == Path(out_dir).resolve()],
@@ -177,7 +178,8 @@ def render_markdown(card: dict) -> str:
              f"- student: `{s.get('arch')}`, {_num(s.get('params'))} parameters, test accuracy {_pct(s.get('accuracy'))}"]
     if b:
         lines.append(f"- baseline (same student from scratch, same budget): test accuracy {_pct(b.get('accuracy'))}"
-                     + (f"; KD gain {card['kd_gain'] * 100:+.2f} points" if card.get("kd_gain") is not None else ""))
+                     + (f"; KD gain {gain_sentence(card.get('kd_gain_stats'), card['kd_gain'])}"
+                        if card.get("kd_gain") is not None else ""))
     lines += ["", "## Method", "", f"`{m['name']}`, temperature {m['temperature']:g}, alpha {m['alpha']:g}, "
               f"{m['epochs']} epochs at lr {m['lr']:g} ({m['optimizer']})"
               + (f", parameters {m['params']}" if m["params"] else "") + ".", ""]

@@ -2,7 +2,7 @@
 
 Curves, the evaluation table, the confusion matrix, the KD gain with its uncertainty, the exports and the model card,
 from the run folder's own files (summary.json, evaluation.json, metrics.jsonl, config.toml): nothing is recomputed
-but the gain's interval. Images are inlined as data: URIs and the style sheet is in the page, so the one file is
+(the gain's paired test is measured from evaluation.json only for a run whose summary.json predates it). Images are inlined as data: URIs and the style sheet is in the page, so the one file is
 the whole report. Torch-free.
 """
 
@@ -10,18 +10,17 @@ from __future__ import annotations
 
 import base64
 import html
-import math
 from pathlib import Path
 
 from .. import config as config_mod
 from ..errors import KDError
 from ..store import summary as summary_mod
 from ..store.files import RunDir, atomic_write_text, read_json
+from . import gain
 from .charts import heatmap
 from .modelcard import build_card, load_snippet, loss_png
 
 REPORT = "report.html"
-Z95 = 1.959964  # two-sided 95% normal quantile
 
 CSS = """
 body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;color:#202124;max-width:1080px;
@@ -39,54 +38,10 @@ font-size:12px}.note{color:#5f6368}.good{color:#137333}.bad{color:#a50e0e}
 """
 
 
-def gain_interval(evaluation: dict | None, summary: dict) -> dict | None:
-    """The KD gain (student − baseline top-1) with a 95% interval and McNemar's exact p-value.
-
-    Paired over the same test samples when evaluation.json lists every misclassified sample of both models (the
-    usual case): only the samples where the two disagree carry information. Otherwise the unpaired normal
-    interval, which is wider. None without a baseline."""
-    models = (evaluation or {}).get("models", {})
-    s, b = models.get("student"), models.get("baseline")
-    if s is None or b is None:
-        gain = summary.get("kd_gain")
-        return None if gain is None else {"gain": gain, "method": "none", "low": None, "high": None, "p": None}
-    n = s["n"]
-    gain = s["top1"] - b["top1"]
-    complete = all(len(m["misclassified"]) == m["misclassified_count"] for m in (s, b))
-    if complete:
-        s_wrong = {m["index"] for m in s["misclassified"]}
-        b_wrong = {m["index"] for m in b["misclassified"]}
-        better, worse = len(b_wrong - s_wrong), len(s_wrong - b_wrong)
-        se = math.sqrt(max(better + worse - (better - worse) ** 2 / n, 0.0)) / n
-        k, m = min(better, worse), better + worse
-        p = min(1.0, 2 * sum(math.comb(m, i) for i in range(k + 1)) / 2 ** m) if m else 1.0
-        out = {"method": "paired", "better": better, "worse": worse, "p": p}
-    else:
-        p1, p2 = s["top1"], b["top1"]
-        se = math.sqrt(p1 * (1 - p1) / n + p2 * (1 - p2) / n)
-        out = {"method": "unpaired", "p": None}
-    return {**out, "gain": gain, "n": n, "se": se, "low": gain - Z95 * se, "high": gain + Z95 * se}
-
-
-def gain_sentence(g: dict | None) -> str:
-    """The gain, its interval and what it means, in one or two sentences."""
-    if g is None:
-        return "No baseline was trained (baseline.enabled = false), so there is no KD gain to report."
-    if g["low"] is None:
-        return f"KD gain {g['gain'] * 100:+.2f} points (run `kdstudio eval RUN_DIR` for its uncertainty)."
-    text = (f"KD gain {g['gain'] * 100:+.2f} points, 95% interval {g['low'] * 100:+.2f} to {g['high'] * 100:+.2f} "
-            f"on {g['n']:,} test samples")
-    if g["method"] == "paired":
-        text += (f" (paired: the student is right where the baseline is wrong on {g['better']} samples, the reverse "
-                 f"on {g['worse']}; McNemar's exact p = {g['p']:.3g})")
-    else:
-        text += " (unpaired normal approximation: evaluation.json does not list every misclassified sample)"
-    if g["low"] > 0:
-        return text + ". The interval excludes zero: distillation helped on this split."
-    if g["high"] < 0:
-        return text + ". The interval excludes zero: the student did worse than its baseline on this split."
-    return text + ". The interval includes zero: on this split the gain cannot be told from chance; more test " \
-                  "samples or several seeds (run.seeds) would tell."
+def run_gain(evaluation: dict | None, summary: dict) -> dict | None:
+    """The KD gain's paired test: the one summary.json carries, else measured from evaluation.json (a run from
+    before summary.json carried it, whose evaluation lists every misclassified sample); None when neither can."""
+    return summary.get("kd_gain_stats") or gain.from_metrics((evaluation or {}).get("models", {}))
 
 
 def build_report(run_dir: str | Path) -> str:
@@ -108,12 +63,16 @@ def build_report(run_dir: str | Path) -> str:
     evaluation = read_json(rd.evaluation)
     card = build_card(summary, cfg, [], [], rd.exports if rd.exports.is_dir() else None)
     t, s = card["teacher"] or {}, card["student"] or {}
-    gain = gain_interval(evaluation, summary)
+    stats = run_gain(evaluation, summary)
+    said = gain.gain_sentence(stats, summary.get("kd_gain"))
+    verdict = {"helped": "good", "hurt": "bad"}.get(gain.verdict(stats) or "", "")
     parts = [f"<h1>{_e(s.get('arch', '?'))} student distilled from {_e(t.get('arch', '?'))}</h1>",
              f"<p class=meta>Run <code>{_e(rd.root.name)}</code> · {_e(summary.get('status', '?'))} · started "
              f"{_e(summary.get('started') or '–')}, finished {_e(summary.get('finished') or '–')} · "
              f"{_e(summary.get('device') or '')} · KD Studio {_e(card['kdstudio_version'])}</p>",
-             _cards(summary, gain), "<h2>KD gain</h2>", f"<p>{_e(gain_sentence(gain))}</p>"]
+             _cards(summary, stats), "<h2>KD gain</h2>",
+             f"<p class={verdict or 'plain'}>KD gain: {_e(said)}.</p>"
+             + (f"<p class=note>{_e(gain.gain_detail(stats))}</p>" if stats else "")]
     parts += ["<h2>Training</h2>", _figure(loss_png(rd), "Loss and validation accuracy per epoch",
                                            "No epoch metrics in metrics.jsonl.")]
     parts += ["<h2>Evaluation (test split)</h2>", _eval_table(card["metrics"]) if card["metrics"] else
@@ -152,13 +111,13 @@ def _pct(v) -> str:
     return "–" if v is None else f"{v:.2%}"
 
 
-def _cards(summary: dict, gain: dict | None) -> str:
+def _cards(summary: dict, stats: dict | None) -> str:
     comp = summary.get("compression") or {}
     items = [(_pct((summary.get(w) or {}).get("accuracy")), f"{w} test accuracy")
              for w in ("teacher", "student", "baseline") if summary.get(w)]
-    if gain is not None:
-        band = "" if gain["low"] is None else f" [{gain['low'] * 100:+.1f}, {gain['high'] * 100:+.1f}]"
-        items.append((f"{gain['gain'] * 100:+.2f}", f"KD gain, points{band}"))
+    if summary.get("kd_gain") is not None:
+        band = "" if not stats else f", 95 % CI {gain.pts(stats['low'])}…{gain.pts(stats['high'])}"
+        items.append((f"{gain.pts(summary['kd_gain'])} pts", f"KD gain{band}"))
     for key, label in (("params_ratio", "fewer parameters"), ("size_ratio", "smaller file"),
                        ("speedup_cpu_b1", "faster, CPU batch 1")):
         if isinstance(comp.get(key), (int, float)):

@@ -175,13 +175,14 @@ class RunResults:
     """Everything the stages returned so far; the summary is built from it alone."""
 
     device: str | None = None
+    data: dict | None = None          # how the inputs were read (summary's "data")
     teacher: TeacherResult | None = None
     student: StudentResult | None = None
     baseline: StudentResult | None = None
     distill_timing: StageTiming | None = None
     compress_steps: list[str] = field(default_factory=list)
     variants: list[Variant] = field(default_factory=list)
-    evaluation: tuple[dict, list] | None = None      # (per-model metrics, comparison table)
+    evaluation: tuple[dict, list, dict | None] | None = None  # (per-model metrics, table, KD gain's paired test)
     exports: list[dict] = field(default_factory=list)
     export_failed: list[dict] = field(default_factory=list)
 
@@ -189,6 +190,7 @@ class RunResults:
         """Fill `base` (status and times set by the engine) from the results."""
         s = base
         s.device = self.device
+        s.data = self.data
         s.teacher = self.teacher.entry if self.teacher else None
         s.student = self.student.entry if self.student else None
         s.baseline = self.baseline.entry if self.baseline else None

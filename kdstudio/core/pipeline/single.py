@@ -303,6 +303,10 @@ def _context(cfg, rd, control, emit, resume, previous, results, member) -> RunCo
     emit(ev.LOG, None, message=f"Data '{bundle.name}': {bundle.sizes()} samples, {bundle.num_classes} classes, "
                                f"input {bundle.input_shape} ({load_s:.1f} s).")
     emit(ev.LOG, None, message=f"Data path {bundle.mode_reason}.")
+    if bundle.inputs:
+        emit(ev.LOG, None, message=bundle.inputs[0].upper() + bundle.inputs[1:] + ".")
+    results.data = {"name": bundle.name, "mode": bundle.mode, "inputs": bundle.inputs or None,
+                    "preprocessing": bundle.preprocessing}
     threads, why = resolve_threads(cfg, bundle)
     if device.type == "cpu" or cfg.run.threads:
         torch.set_num_threads(threads)

@@ -218,9 +218,11 @@ def baseline_stage(ctx: RunContext) -> StudentResult:
 
 # ---- evaluate and export ------------------------------------------------------------------------------------
 
-def evaluate_stage(ctx: RunContext, results: RunResults) -> tuple[dict, list]:
+def evaluate_stage(ctx: RunContext, results: RunResults) -> tuple[dict, list, dict | None]:
     """Every model on the test split: accuracy, top-5, per class, confusion, ECE, agreement, size, FLOPs, latency;
-    evaluation.json gets the detail; returns (per-model metrics, comparison table) for the summary."""
+    evaluation.json gets the detail; returns (per-model metrics, comparison table, the KD gain's paired test) for
+    the summary."""
+    from ..outputs import gain
     from ..outputs.artifacts import flops_parents, write_evaluation
     from ..outputs.evaluate import comparison_table, evaluate_all
     ctx.begin("evaluate")
@@ -252,8 +254,11 @@ def evaluate_stage(ctx: RunContext, results: RunResults) -> tuple[dict, list]:
     ctx.log(f"Test accuracy: teacher {teacher_acc:.2%}, student {student_acc:.2%}"
             + (f", baseline {metrics['baseline']['top1']:.2%}" if "baseline" in metrics else "") + extra
             + f"; student has {params_ratio:.1f}x fewer parameters.")
+    gain_stats = gain.from_metrics(metrics)
+    if gain_stats is not None:
+        ctx.log(f"KD gain: {gain.gain_sentence(gain_stats)}.")
     ctx.finish("evaluate", table=table)
-    return metrics, table
+    return metrics, table, gain_stats
 
 
 def export_stage(ctx: RunContext, results: RunResults, summary_now) -> tuple[list[dict], list[dict]]:

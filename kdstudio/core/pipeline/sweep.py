@@ -18,6 +18,7 @@ from typing import Callable
 
 from .. import config as config_mod
 from ..errors import KDError
+from ..outputs import gain
 from ..store import summary as summary_mod
 from ..store.files import SWEEP_JSON, SWEEP_MD, SWEEP_TOML, RunDir, atomic_write_json, atomic_write_text  # noqa: F401
 from ..store.lock import FolderLock
@@ -77,7 +78,7 @@ def _get(summary: dict, who: str, key: str):
 
 
 def summarize_point(point: dict, runs: list[dict]) -> dict:
-    """One table row from the per-seed summaries of a grid point."""
+    """One table row from the per-seed summaries of a grid point (the KD gain with its paired t-test over seeds)."""
     done = [r for r in runs if r.get("status") == "completed"]
     gains = [_get(r, "student", "accuracy") - _get(r, "baseline", "accuracy") for r in done
              if _get(r, "baseline", "accuracy") is not None]
@@ -87,7 +88,15 @@ def summarize_point(point: dict, runs: list[dict]) -> dict:
             "student": aggregate([_get(r, "student", "accuracy") for r in done]),
             "student_val": aggregate([_get(r, "student", "val_accuracy") for r in done]),
             "baseline": aggregate([_get(r, "baseline", "accuracy") for r in done]),
-            "kd_gain": aggregate(gains)}
+            "kd_gain": aggregate(gains), "kd_gain_stats": _point_gain(done, gains)}
+
+
+def _point_gain(done: list[dict], gains: list[float]) -> dict | None:
+    """A paired t-test over the seeds; with one seed, that run's own paired test over its test samples."""
+    own = [r["kd_gain_stats"] for r in done if isinstance(r.get("kd_gain_stats"), dict)]
+    if len(gains) == 1 and len(own) == 1:
+        return own[0]
+    return gain.seed_test(gains)
 
 
 def mark_best(rows: list[dict]) -> str:
@@ -120,6 +129,10 @@ def format_table(result: dict) -> str:
     lines.append("")
     lines.append(f"Mean ± sample std over seeds {result['seeds']}; best = highest student {result['criterion']} "
                  "accuracy.")
+    for r in result["rows"]:  # the words follow the figures: a paired t-test over the seeds of each point
+        if r["kd_gain"]["mean"] is not None:
+            where = f"{r['label']}: " if keys else ""
+            lines.append(f"- KD gain {where}{gain.gain_sentence(r.get('kd_gain_stats'), r['kd_gain']['mean'])}.")
     return "\n".join(lines) + "\n"
 
 
@@ -199,7 +212,7 @@ def run_sweep(cfg, out_dir: str | Path, *, on_event: Callable | None = None, con
         rows = [summarize_point(p, rs) for p, rs in by_point.values()]
         criterion = mark_best(rows)
         slim = [{k: r.get(k) for k in ("point", "seed", "folder", "status", "error", "teacher", "student", "baseline",
-                                       "kd_gain")} for r in runs]
+                                       "kd_gain", "kd_gain_stats")} for r in runs]
         result = {"status": status, "seeds": list(cfg.run.seeds) or [cfg.seed], "sweep": dict(cfg.run.sweep),
                   "criterion": criterion, "rows": rows, "runs": slim}
         atomic_write_json(out / SWEEP_JSON, result)

@@ -79,21 +79,27 @@ class RunInfo:
         return listed or sorted(p.parent for p in Path(self.path).glob("*/seed-*/config.toml"))
 
     def headline(self) -> dict:
-        """Test accuracy of teacher / student / baseline, KD gain and compression (None where unknown).
-
-        For a sweep: the means of its best point."""
+        """Test accuracy of teacher / student / baseline, KD gain with its test (outputs/gain.py) and compression
+        (None where unknown). For a sweep: the means of its best point and its paired t-test over seeds."""
         s = self.summary
         if self.is_sweep:
             rows = s.get("rows") if isinstance(s.get("rows"), list) else []
             best = next((r for r in rows if isinstance(r, dict) and r.get("best")), None) or {}
             mean = lambda k: best[k].get("mean") if isinstance(best.get(k), dict) else None  # noqa: E731
             return {"teacher": mean("teacher"), "student": mean("student"), "baseline": mean("baseline"),
-                    "kd_gain": mean("kd_gain"), "params_ratio": None, "speedup": None}
+                    "kd_gain": mean("kd_gain"), "kd_gain_stats": _table(best.get("kd_gain_stats")),
+                    "params_ratio": None, "speedup": None}
         acc = lambda k: (s.get(k) or {}).get("accuracy") if isinstance(s.get(k), dict) else None  # noqa: E731
         comp = s.get("compression") or {}
         return {"teacher": acc("teacher"), "student": acc("student"), "baseline": acc("baseline"),
-                "kd_gain": s.get("kd_gain"), "params_ratio": comp.get("params_ratio"),
+                "kd_gain": s.get("kd_gain"), "kd_gain_stats": s.get("kd_gain_stats"),
+                "params_ratio": comp.get("params_ratio"),
                 "speedup": comp.get("speedup_cpu_b1")}
+
+
+def _table(v) -> dict | None:
+    """v when it is a table (sweep.json is read without a schema), else None."""
+    return v if isinstance(v, dict) else None
 
 
 @dataclass

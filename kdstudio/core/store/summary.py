@@ -2,9 +2,11 @@
 
 A run's headline results: status and times, the device, one entry per model (teacher, student, baseline), the
 distillation stage's speed, the compression variants, the evaluation table with the ratios against the teacher
-(computed once, here), the KD gain, the exports — of every export of the run: one entry per file, failures kept per format, weights and folder
-(`merge_exports`, `merge_export_failed`; the entries' shape is unchanged, so schema 2 stays). Torch-free, so the
-window can read every run before torch loads.
+(computed once, here), the KD gain and its paired test (`kd_gain_stats`: interval, p-value; added in schema 2 as
+an optional table, so older readers ignore it and older files read as "not measured"), the exports — of every
+export of the run: one entry per file, failures kept per format, weights and folder (`merge_exports`,
+`merge_export_failed`; the entries' shape is unchanged, so schema 2 stays). Torch-free, so the window can read
+every run before torch loads.
 
 The file is strict JSON: NaN and infinities are written as null. Reading validates types; a damaged or foreign
 file raises SummaryError with one sentence naming the run folder and what is wrong.
@@ -22,6 +24,7 @@ from ..errors import KDError
 
 SCHEMA_VERSION = 2
 STATUSES = ("running", "completed", "stopped", "failed")
+GAIN_NUMBERS = ("n", "gain", "low", "high", "confidence", "p", "better", "worse", "std")
 
 
 class SummaryError(KDError):
@@ -163,6 +166,7 @@ class Summary:
     resumed: str | None = None
     finished: str | None = None
     device: str | None = None
+    data: dict | None = None                # {"name", "mode", "inputs", "preprocessing"}: how the inputs were read
     teacher: ModelEntry | None = None
     student: ModelEntry | None = None
     baseline: ModelEntry | None = None
@@ -171,6 +175,7 @@ class Summary:
     evaluation: dict | None = None          # {"reference", "table", "detail"}
     compression: dict | None = None         # ratios of the student against the teacher (from the table)
     kd_gain: float | None = None            # student accuracy - baseline accuracy
+    kd_gain_stats: dict | None = None       # its paired test over the test samples (outputs/gain.py)
     exports: list[dict] = field(default_factory=list)
     export_failed: list[dict] = field(default_factory=list)
     error: str | None = None
@@ -179,9 +184,10 @@ class Summary:
     MODELS = ("teacher", "student", "baseline")
 
     # ---- derived, computed once ----------------------------------------------------------------------
-    def apply_evaluation(self, results: dict[str, dict], table: list[dict], detail_file: str = "evaluation.json"):
-        """Fold an evaluation (per-model metrics, the comparison table) into the model entries; compute the ratios
-        against the teacher and the KD gain, once, from the table."""
+    def apply_evaluation(self, results: dict[str, dict], table: list[dict], gain_stats: dict | None = None,
+                         detail_file: str = "evaluation.json"):
+        """Fold an evaluation (per-model metrics, the comparison table, the KD gain's paired test) into the model
+        entries; compute the ratios against the teacher and the KD gain, once, from the table."""
         for who in self.MODELS:
             r, entry = results.get(who), getattr(self, who)
             if r is None:
@@ -208,6 +214,7 @@ class Summary:
         self.kd_gain = None
         if self.baseline and self.student and self.baseline.accuracy is not None and self.student.accuracy is not None:
             self.kd_gain = self.student.accuracy - self.baseline.accuracy
+        self.kd_gain_stats = dict(gain_stats) if gain_stats and self.kd_gain is not None else None
 
     # ---- file form -----------------------------------------------------------------------------------
     def to_json(self) -> dict:
@@ -217,7 +224,7 @@ class Summary:
             v = getattr(self, f.name)
             if f.name in self.MODELS or f.name == "distill":
                 out[f.name] = v.to_json() if v is not None else None
-            elif f.name in ("resumed", "export_failed", "error", "compress") and not v:
+            elif f.name in ("resumed", "export_failed", "error", "compress", "data", "kd_gain_stats") and not v:
                 continue
             else:
                 out[f.name] = v
@@ -242,9 +249,14 @@ class Summary:
         for who in cls.MODELS:
             setattr(s, who, ModelEntry.from_json(raw.get(who), f"{where}: '{who}'"))
         s.distill = StageTiming.from_json(raw.get("distill"), f"{where}: 'distill'")
-        for key in ("compress", "evaluation", "compression"):
+        for key in ("data", "compress", "evaluation", "compression", "kd_gain_stats"):
             setattr(s, key, _typed(where, key, raw.get(key), dict))
         s.kd_gain = _typed(where, "kd_gain", raw.get("kd_gain"), _NUM)
+        for key in GAIN_NUMBERS:  # the sentence formats these: a damaged one is said here, not raised there
+            _typed(where, f"kd_gain_stats.{key}", (s.kd_gain_stats or {}).get(key), _NUM)
+        if s.kd_gain_stats and not isinstance(s.kd_gain_stats.get("gain"), _NUM):
+            raise SummaryError(f"{where}: 'kd_gain_stats' has no 'gain'; run `kdstudio eval` on the run to measure "
+                               "it again.")
         s.exports = _list_of_tables(raw.get("exports"), f"{where}: 'exports'")
         s.export_failed = _list_of_tables(raw.get("export_failed"), f"{where}: 'export_failed'")
         return s

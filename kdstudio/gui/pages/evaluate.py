@@ -7,22 +7,26 @@ baseline, and compressed variants as they arrive); everything else in the summar
 from __future__ import annotations
 
 
-from PySide6.QtCore import QSize, Qt
+from PySide6.QtCore import QSize, Qt, Signal
 from PySide6.QtGui import QColor
-from PySide6.QtWidgets import (QBoxLayout, QFrame, QHeaderView, QLabel, QScrollArea, QSplitter, QTableWidget,
-                               QTableWidgetItem, QTreeWidget, QTreeWidgetItem, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (QBoxLayout, QFrame, QHeaderView, QLabel, QPushButton, QScrollArea, QSplitter,
+                               QTableWidget, QTableWidgetItem, QTreeWidget, QTreeWidgetItem, QVBoxLayout, QWidget)
 
+from ...core import config as config_mod
+from ...core.outputs import gain as gain_mod
 from ...core.store.projects import RunInfo
 from ...core.store.files import RunDir, read_json
+from .. import theme
 from ..forms import ConfigForm
 from ..model import ConfigModel
+from ..palette import MODEL_COLORS
 from ..widgets import CardGrid, StatCard, fmt_bytes, fmt_int, fmt_pct, fmt_pts, fmt_ratio_said, ratio_words
 from .base import section_keys
 from .eval_charts import EvalCharts
 
 ORDER = ("teacher", "student", "baseline")
 NAMES = {"teacher": "Teacher", "student": "Student (KD)", "baseline": "Baseline (no KD)"}
-COLORS = {"teacher": "#8e44ad", "student": "#1a56b8", "baseline": "#a0522d"}
+COLORS = MODEL_COLORS  # one palette with the Train page's curves
 
 
 def _ms(v) -> str:
@@ -91,12 +95,16 @@ class EvaluatePage(QScrollArea):
     """The comparison of the selected (or latest) finished run. It scrolls when the window is smaller than its
     content needs, and its lower part stacks when narrow, so nothing is cut off or squeezed at 800×600."""
 
-    def __init__(self, model: ConfigModel, parent=None):
+    seeds_started = Signal()  # "Run 3 seeds" started a run (the window shows its progress)
+
+    def __init__(self, model: ConfigModel, run_ctl=None, parent=None):
         super().__init__(parent)
         self.model = model
+        self.run_ctl = run_ctl  # the window's RunController: "Run 3 seeds" starts through it
         self.setWidgetResizable(True)
         self.setFrameShape(QFrame.NoFrame)
         self.run: RunInfo | None = None
+        theme.notifier.changed.connect(self._on_scheme)
         title = QLabel("Evaluate")
         title.setObjectName("pageTitle")
         self.subtitle = QLabel("Finish a run to compare the teacher, the distilled student and the baseline.")
@@ -106,6 +114,12 @@ class EvaluatePage(QScrollArea):
         self.gain = StatCard(RUN_CAPTIONS[1])
         self.smaller = StatCard(RUN_CAPTIONS[2])
         self.faster = StatCard(RUN_CAPTIONS[3])
+        self.seeds_btn = QPushButton("Run 3 seeds")
+        self.seeds_btn.clicked.connect(self._run_seeds)
+        self.seeds_btn.hide()  # shown when a run's gain is within noise
+        self.gain.layout().addWidget(self.seeds_btn, 0, Qt.AlignLeft)
+        if run_ctl is not None:
+            run_ctl.state_changed.connect(lambda _s: self._update_seeds_btn())
         self.table = QTableWidget(0, 1)
         self.table.hide()  # shown once there is a run to compare (an empty table showed a stray "1" header)
         self.table.verticalHeader().hide()
@@ -143,6 +157,7 @@ class EvaluatePage(QScrollArea):
         col.addWidget(self.lower, 1)
         self.setWidget(inner)
         self.mode = ""
+        self._seed_config = None  # the config "Run 3 seeds" starts (None: the button is hidden)
         self._arrange("wide")
         if model.cfg is not None:  # built when first shown, after the project was opened
             self.form.load(model.cfg)
@@ -156,7 +171,7 @@ class EvaluatePage(QScrollArea):
         wide = mode == "wide"
         self.lower.setOrientation(Qt.Horizontal if wide else Qt.Vertical)
         self.side_box.setDirection(QBoxLayout.LeftToRight if mode == "middle" else QBoxLayout.TopToBottom)
-        self.charts.setMinimumHeight(260 if wide else 340)  # a readable confusion matrix; the page scrolls
+        self.charts.set_floor_height(260 if wide else 340)  # more when the matrix needs it; the page scrolls
         self.tree.setMinimumHeight(100 if wide else 200)
         self.side_box.setStretch(1, 1 if mode == "middle" else 0)  # summary | settings: half each
         self.lower.setSizes([640, 360] if wide else [420, 300])
@@ -169,6 +184,10 @@ class EvaluatePage(QScrollArea):
         need = self.side.heightForWidth(width - 36) if self.mode != "wide" else 0
         self.side.setMinimumHeight(max(need, 0))
 
+    def _on_scheme(self, _scheme: str) -> None:
+        """The table's model colours and the charts are drawn in the scheme's colours: draw them again."""
+        self.show_run(self.run)
+
     def show_run(self, run: RunInfo | None) -> None:
         """Show a run's results (None or a run without results: an explanation)."""
         self.run = run
@@ -177,6 +196,9 @@ class EvaluatePage(QScrollArea):
         self.charts.show_results([], None)
         self.charts.gallery.set_run(None, None)
         self.tree.clear()
+        self.gain.setToolTip("")
+        self._seed_config = None
+        self._update_seeds_btn()
         sweep = run is not None and run.is_sweep
         for card, caption in zip((self.kept, self.gain, self.smaller, self.faster),
                                  SWEEP_CAPTIONS if sweep else RUN_CAPTIONS):
@@ -201,8 +223,12 @@ class EvaluatePage(QScrollArea):
         self.kept.set(fmt_pts(comp.get("accuracy_kept")),
                       f"student {fmt_pct(st.get('accuracy'))} vs teacher {fmt_pct(t.get('accuracy'))}")
         if s.get("kd_gain") is not None:
-            verdict = "distillation helped" if s["kd_gain"] > 0 else "no gain over training on labels alone"
-            self.gain.set(fmt_pts(s["kd_gain"]), f"vs baseline {fmt_pct(b.get('accuracy'))}: {verdict}")
+            stats = s.get("kd_gain_stats")
+            self.gain.set(fmt_pts(s["kd_gain"]), f"vs baseline {fmt_pct(b.get('accuracy'))}: "
+                          + _unbroken(gain_mod.gain_sentence(stats, s["kd_gain"], lead=False)))
+            self.gain.setToolTip(gain_mod.gain_detail(stats))
+            if gain_mod.verdict(stats) == "noise":
+                self._offer_seeds(run)
         else:
             self.gain.set("–", "baseline disabled")
         # a student bigger or slower than its teacher is said so ("1.25× larger"), never "0.8× smaller"
@@ -223,7 +249,7 @@ class EvaluatePage(QScrollArea):
         for r, (key, m) in enumerate(rows):
             name = QTableWidgetItem(NAMES.get(key, key))
             if key in COLORS:
-                name.setForeground(QColor(COLORS[key]))
+                name.setForeground(QColor(theme.readable(COLORS[key])))
             self.table.setItem(r, 0, name)
             for c, (_, fn) in enumerate(cols, start=1):
                 text = fn(m, t)
@@ -256,7 +282,12 @@ class EvaluatePage(QScrollArea):
                               f"best = highest student {s.get('criterion', 'validation')} accuracy.")
         label = (lambda r: ", ".join(f"{k} = {r['point'][k]:g}" for k in keys) or "config")
         self.kept.set(label(best) if best else "–", "best point")
-        self.gain.set(pm((best or {}).get("kd_gain"), True) + " pts" if best else "–", "KD gain at the best point")
+        best_gain = (best or {}).get("kd_gain") or {}
+        self.gain.set(pm(best_gain, True) + " pts" if best else "–",
+                      f"over {best_gain.get('n')} seeds: " + _unbroken(
+                          gain_mod.gain_sentence(best.get("kd_gain_stats"), best_gain.get("mean"), lead=False))
+                      if best and best_gain.get("mean") is not None else "KD gain at the best point")
+        self.gain.setToolTip(gain_mod.gain_detail(gain_mod.usable((best or {}).get("kd_gain_stats"))))
         self.smaller.set(pm((best or {}).get("student")) + " %" if best else "–", "student test accuracy")
         self.faster.set(str(len(s.get("runs") or [])), "runs in this sweep")
         head = keys + ["Seeds", "Student %", "Baseline %", "KD gain (pts)", "Teacher %", "Student val %", "Best"]
@@ -271,10 +302,34 @@ class EvaluatePage(QScrollArea):
             for c, text in enumerate(cells):
                 item = QTableWidgetItem(text)
                 item.setTextAlignment(Qt.AlignRight | Qt.AlignVCenter)
+                if head[c] == "KD gain (pts)" and (row.get("kd_gain") or {}).get("mean") is not None:
+                    item.setToolTip(gain_mod.gain_sentence(row.get("kd_gain_stats"), row["kd_gain"]["mean"]))
                 self.table.setItem(r, c, item)
         self._fit_table()
         bars = [(label(row), {"accuracy": (row.get("student") or {}).get("mean")}) for row in rows]
         self.charts.show_results(bars, None)
+
+    # ---- "Run 3 seeds" --------------------------------------------------------------------------------
+    def _offer_seeds(self, run: RunInfo) -> None:
+        """A gain within noise: offer the run's own config again over three seeds (when its config reads)."""
+        try:
+            cfg = config_mod.load(RunDir(run.path).config)
+        except config_mod.ConfigError:
+            return
+        cfg.run.seeds, cfg.run.sweep = [cfg.seed + i for i in range(3)], {}
+        self._seed_config = cfg
+        self.seeds_btn.setToolTip(f"Start this run's config again with run.seeds = {cfg.run.seeds}: the paired "
+                                  "t-test over three seeds tells whether distillation helps.")
+        self._update_seeds_btn()
+
+    def _update_seeds_btn(self) -> None:
+        self.seeds_btn.setVisible(self._seed_config is not None and self.run_ctl is not None)
+        self.seeds_btn.setEnabled(self.run_ctl is not None and not self.run_ctl.running)
+
+    def _run_seeds(self) -> None:
+        if self._seed_config is not None and self.run_ctl is not None \
+                and self.run_ctl.start(config=self._seed_config.copy()):
+            self.seeds_started.emit()
 
     def _fill_tree(self, summary: dict) -> None:
         def add(parent, key, value):
@@ -288,6 +343,11 @@ class EvaluatePage(QScrollArea):
             parent.addChild(node) if parent is not None else self.tree.addTopLevelItem(node)
         for k, v in (summary or {}).items():
             add(None, k, v)
+
+
+def _unbroken(text: str) -> str:
+    """An interval ('+0.0…+1.9') kept on one line when a card's words wrap (word joiners around the ellipsis)."""
+    return text.replace("…", "\u2060…\u2060")
 
 
 def _short(v) -> str:

@@ -10,6 +10,7 @@ from PySide6.QtWidgets import QHeaderView, QTableWidget, QTableWidgetItem
 
 from ...core.outputs import parity
 from ...core.store import summary as summary_mod
+from .. import theme
 from ..widgets import fmt_bytes
 
 COLUMNS = ["Format", "File", "Folder", "Size", "Max |diff|", "Top-1 agreement", "CPU latency (b=1)", "Check"]
@@ -61,7 +62,7 @@ class ExportsTable(QTableWidget):
                 if c in NUMBERS:
                     item.setTextAlignment(Qt.AlignRight | Qt.AlignVCenter)
                 if c == CHECK:
-                    item.setForeground(Qt.darkGreen if ok else Qt.red)
+                    item.setForeground(theme.qcolor("ok" if ok else "error"))
                     rule = parity.check(e)
                     item.setToolTip(f"needs max |diff| ≤ {rule['max']:.0e}" if "max" in rule else
                                     f"needs top-1 agreement ≥ {rule['min']:.0%} on {e.get('checked_on', '?')} "

@@ -12,6 +12,7 @@ from PySide6.QtWidgets import (QAbstractItemView, QHBoxLayout, QHeaderView, QLab
                                QStyleOptionButton, QTreeWidget, QTreeWidgetItem, QVBoxLayout, QWidget)
 
 from ...core.errors import KDError
+from ...core.outputs.gain import gain_sentence, verdict
 from ...core.store.projects import Project, RunInfo
 from ...core.store.files import RunDir
 from ..widgets import STATUS_COLORS, dot_icon, fmt_pct, fmt_pts, fmt_ratio_said
@@ -22,6 +23,14 @@ BUTTON_ICONS = (QStyle.SP_MediaPlay, QStyle.SP_DirOpenIcon, QStyle.SP_TrashIcon)
 
 
 _STAMP = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d ")
+
+
+def gain_cell(kd_gain: float | None, stats: dict | None) -> str:
+    """'+2.1 pts · helped', '+0.3 pts · within noise', '+0.3 pts' (not tested); the sentence is the tooltip."""
+    if kd_gain is None:
+        return "–"
+    said = {"helped": "helped", "hurt": "hurt", "noise": "within noise"}.get(verdict(stats) or "")
+    return fmt_pts(kd_gain) + (f" · {said}" if said else "")
 
 
 def clean_log(text: str) -> str:
@@ -131,7 +140,7 @@ class RunHistory(QWidget):
                 status = self.live[1]
             h = run.headline()
             values = [_when(run.started) or run.name, status, fmt_pct(h["teacher"]), fmt_pct(h["student"]),
-                      fmt_pct(h["baseline"]), fmt_pts(h["kd_gain"]) if h["kd_gain"] is not None else "–",
+                      fmt_pct(h["baseline"]), gain_cell(h["kd_gain"], h.get("kd_gain_stats")),
                       fmt_ratio_said(h["params_ratio"], "smaller", "larger"),
                       fmt_ratio_said(h["speedup"], "faster", "slower")]
             item = QTreeWidgetItem(values)
@@ -140,6 +149,8 @@ class RunHistory(QWidget):
             item.setToolTip(0, str(run.path))
             if run.summary.get("error"):
                 item.setToolTip(1, run.summary["error"])
+            if h["kd_gain"] is not None:
+                item.setToolTip(COLUMNS.index("KD gain"), gain_sentence(h.get("kd_gain_stats"), h["kd_gain"]))
             for c in range(2, len(COLUMNS)):
                 item.setTextAlignment(c, Qt.AlignRight | Qt.AlignVCenter)
             self.tree.addTopLevelItem(item)

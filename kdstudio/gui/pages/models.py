@@ -6,6 +6,7 @@ from pathlib import Path
 
 from PySide6.QtWidgets import QInputDialog
 
+from .. import theme
 from ..info import InfoHub, trained_note
 from ..model import ConfigModel
 from ..widgets import DropZone, FileDrop, StatCard, card_row, file_suffix, fmt_int, ratio_words
@@ -46,7 +47,8 @@ class DataPage(FormPage):
         source = ["data.source", "data.path", "data.val_path", "data.test_path", "data.label_column",
                   "data.skip_unreadable", "data.class_names"]
         splits = ["seed", "data.val_fraction", "data.test_fraction"]
-        inputs = ["data.batch_size", "data.augment", "data.image_size", "data.normalize", "data.mean", "data.std"]
+        inputs = ["data.batch_size", "data.augment", "data.preprocess", "data.image_size", "data.resize",
+                  "data.interpolation", "data.normalize", "data.mean", "data.std"]
         synthetic = [k for k in rest_of("data", []) if k.startswith("data.synthetic_")]
         f.add_group("Source", source)
         f.add_group("Splits", splits)
@@ -162,8 +164,12 @@ class _ModelPage(FormPage):
         other_role = "student" if self.role == "teacher" else "teacher"
         err = info.get("errors", {})
         trained = lambda role: trained_note(self.model.project, self.model.cfg, role)  # noqa: E731
-        self.params_card.detail.setText(err.get(self.role) or info.get(f"{self.role}_note") or trained(self.role)
-                                        or "built for this data, not yet trained")
+        detail = err.get(self.role) or info.get(f"{self.role}_note") or trained(self.role) or \
+            "built for this data, not yet trained"
+        preview = info.get("preview") or {}
+        if self.role == "teacher" and preview.get("inputs_from_teacher"):  # its own preprocessing sizes the data
+            detail += "\n" + preview["inputs"]
+        self.params_card.detail.setText(detail)
         self.other_card.detail.setText(err.get(other_role) or info.get(f"{other_role}_note") or trained(other_role)
                                        or "")
 
@@ -176,7 +182,7 @@ class _ModelPage(FormPage):
         self._card_details(info)
         for card, role in ((self.params_card, self.role), (self.other_card, other_role)):  # a load error in red
             bad = bool(err.get(role)) and not err[role].startswith("ONNX teacher")
-            card.detail.setStyleSheet("color: #d93025;" if bad else "")
+            card.detail.setStyleSheet(f"color: {theme.color('error')};" if bad else "")
         ratio = info.get("ratio")
         number, word = ratio_words(ratio, "smaller", "larger")
         self.ratio_card.set(number, f"the student is that many times {word}" if word else "")
@@ -202,7 +208,7 @@ class TeacherPage(_ModelPage):
         self.body.addWidget(self.drop)
         f = self.form
         model = ["teacher.source", "teacher.arch", "teacher.width", "teacher.depth", "teacher.path",
-                 "teacher.trust_pickle"]
+                 "teacher.pretrained", "teacher.trust_pickle"]
         train = ["teacher.epochs", "teacher.lr"]
         tune = ["teacher.finetune_layers", "teacher.finetune_epochs", "teacher.skip_sanity_check"]
         f.add_group("Model", model, **{"teacher.arch": {"editable_choices": True, "choices": []}})
@@ -212,7 +218,7 @@ class TeacherPage(_ModelPage):
         if rest:
             f.add_group("More teacher settings", rest)
         from_file = lambda c: c.teacher.source == "file"  # noqa: E731
-        for k in ("teacher.path", "teacher.trust_pickle", *tune):
+        for k in ("teacher.path", "teacher.pretrained", "teacher.trust_pickle", *tune):
             f.visible_when[k] = from_file
         f.visible_when["teacher.epochs"] = lambda c: not from_file(c)
 
