@@ -14,6 +14,7 @@ from PySide6.QtCore import Qt  # noqa: E402
 from PySide6.QtWidgets import QMessageBox, QToolButton  # noqa: E402
 
 from kdstudio.core.store.files import read_json, read_metrics  # noqa: E402
+from kdstudio.gui.pages.export_table import CHECK  # noqa: E402
 from tests.helpers import tiny_config  # noqa: E402
 
 RUN_TIMEOUT_MS = 120_000
@@ -165,7 +166,7 @@ def test_export_writes_files_that_load_and_match(window, qtbot, tmp_path, monkey
     assert set(files) >= {"student.torchscript.pt", "student.state_dict.pt"}
     for r in page.results:
         assert r["max_abs_diff"] <= 1e-4 and r["bytes"] == Path(r["path"]).stat().st_size
-    assert page.table.item(0, 6).text() == "✓ matches"
+    assert all(page.table.item(r, CHECK).text() == "✓ matches" for r in range(page.table.rowCount()))
     asked = []
     monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: asked.append(a[2]) or QMessageBox.No)
     assert page.export() is None and "already holds" in asked[0]  # never overwrites without asking

@@ -239,7 +239,7 @@ class EvaluatePage(QScrollArea):
                          + (f"; file {file}" if file != "–" else ""))
         number, word = ratio_words(comp.get("speedup_cpu_b1"), "faster", "slower")
         self.faster.caption.setText(f"{word.capitalize()} (CPU, batch 1)" if word else RUN_CAPTIONS[3])
-        self.faster.set(number, f"{st.get('latency_ms_cpu_b1', 0):.3f} ms vs {t.get('latency_ms_cpu_b1', 0):.3f} ms")
+        self.faster.set(number, f"{_ms(st.get('latency_ms_cpu_b1'))} vs {_ms(t.get('latency_ms_cpu_b1'))}")
         table_rows = {r.get("model"): r for r in ((s.get("evaluation") or {}).get("table") or []) if isinstance(r, dict)}
         rows = [(key, {**m, "_key": key, "_table_row": table_rows.get(key)}) for key, m in model_rows(s)]
         cols = [(title, fn) for title, fn in COLUMNS if any(fn(m, t) != "–" for _, m in rows)]

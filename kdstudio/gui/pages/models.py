@@ -219,7 +219,7 @@ class TeacherPage(_ModelPage):
     def build(self) -> None:
         super().build()
         self.drop = DropZone("Drop a teacher file (" + ", ".join(TEACHER_FILES) + ") or a Hugging Face model "
-                             "folder anywhere on this page, or choose source \"file\" and use Browse… or Folder… "
+                             "folder anywhere on this page, or choose source \"file\" and use File… or Folder… "
                              "next to the path.")
         self.body.addWidget(self.drop)
         f = self.form
