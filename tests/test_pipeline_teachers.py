@@ -42,6 +42,10 @@ def test_fine_tune_changes_only_the_last_layer(tmp_path, teacher_file):
     original = torch.load(teacher_file, weights_only=True)
     changed = {k for k, v in original.items() if not torch.equal(v, tuned["model." + k].cpu())}
     assert changed and all(k.startswith("classifier") for k in changed), changed
+    from kdstudio.core.outputs.artifacts import load_run
+    loaded = load_run(tmp_path)  # `kdstudio eval` of the folder: the fine-tuned teacher, not the file's
+    assert not [n for n in loaded.notes if "teacher" in n], loaded.notes
+    assert torch.equal(loaded.models["teacher"].state_dict()["classifier.weight"], tuned["model.classifier.weight"])
 
 
 def test_near_chance_teacher_stops_with_a_pointer_to_preprocessing(tmp_path):

@@ -84,7 +84,10 @@ def _teacher(cfg, data, rd: RunDir, notes: list[str]) -> nn.Module | None:
             from ..models.teacher_io import load_teacher
             teacher = load_teacher(cfg, data, torch.device("cpu"))
         if state and "model" in state:
-            teacher.load_state_dict(state["model"])
+            sd = state["model"]
+            if cfg.teacher.source == "file" and sd and all(k.startswith("model.") for k in sd):
+                sd = {k[len("model."):]: v for k, v in sd.items()}  # a fine-tune saves its FinetuneModel wrapper
+            teacher.load_state_dict(sd)
     except KDError as e:
         notes.append(f"teacher not loaded: {e}")
         return None
