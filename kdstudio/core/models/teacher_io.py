@@ -31,6 +31,7 @@ from .teacher_formats import (OnnxTeacher, detect_format, detect_probabilities, 
                               read_safetensors)
 
 STATE_DICT_KEYS = ("state_dict", "model_state_dict", "model", "net", "weights", "teacher")
+BUFFERS = ("num_batches_tracked", "running_mean", "running_var")
 NORMS = ("BatchNorm1d", "BatchNorm2d", "BatchNorm3d", "LayerNorm", "GroupNorm", "InstanceNorm2d", "SyncBatchNorm")
 
 _INFO: "weakref.WeakKeyDictionary[nn.Module, dict]" = weakref.WeakKeyDictionary()
@@ -70,15 +71,21 @@ def _strip_prefixes(sd: dict) -> dict:
     return sd
 
 
-def _key_mismatch(missing: list[str], unexpected: list[str], own: int, sd: dict) -> str:
-    """'the file lacks 3 of its 62 keys (a, b, c) and has 2 it does not (x, y)', the file's top-level names."""
-    def few(keys):
+def _key_mismatch(missing: list[str], unexpected: list[str], own: dict, sd: dict) -> str:
+    """'the file lacks 3 of its 62 keys (a, b, c) and has 2 it does not have (x, y); ...' plus what the file's
+    top-level names say about its architecture."""
+    def few(keys):  # weights first: a list of num_batches_tracked buffers says little
+        keys = [k for k in keys if not k.endswith(BUFFERS)] + [k for k in keys if k.endswith(BUFFERS)]
         return ", ".join(keys[:3]) + (", …" if len(keys) > 3 else "")
-    parts = ([f"the file lacks {len(missing)} of its {own} keys ({few(missing)})"] if missing else []) + \
-            ([f"has {len(unexpected)} it does not have ({few(unexpected)})"] if unexpected else [])
+    parts = ([f"the file lacks {len(missing)} of its {len(own)} keys ({few(missing)})"] if missing else []) + \
+            ([f"{'has' if missing else 'the file has'} {len(unexpected)} keys it does not have ({few(unexpected)})"]
+             if unexpected else [])
     tops = list(dict.fromkeys(k.split(".", 1)[0] for k in sd))
-    return (" and ".join(parts) + f"; the file's top-level names are {', '.join(tops[:6])}"
-            + (", …" if len(tops) > 6 else ""))
+    if set(tops) <= {k.split(".", 1)[0] for k in own}:
+        return " and ".join(parts) + "; its top-level names match, so the file is probably this family at another " \
+                                     "depth or width"
+    return " and ".join(parts) + f"; the file's top-level names are {', '.join(tops[:6])}" + \
+        (", …" if len(tops) > 6 else "")
 
 
 def _into_arch(sd: dict, cfg, bundle, path: Path, warn) -> nn.Module:
@@ -98,7 +105,7 @@ def _into_arch(sd: dict, cfg, bundle, path: Path, warn) -> nn.Module:
     missing = [k for k in own if k not in sd]
     unexpected = [k for k in sd if k not in own]
     if missing or unexpected:
-        raise KDError(f"The weights in '{path}' do not fit {where}: {_key_mismatch(missing, unexpected, len(own), sd)}"
+        raise KDError(f"The weights in '{path}' do not fit {where}: {_key_mismatch(missing, unexpected, own, sd)}"
                       "; check teacher.arch, teacher.width and teacher.depth.")
     bad = [k for k in own if tuple(own[k].shape) != tuple(sd[k].shape)]
     if bad:
