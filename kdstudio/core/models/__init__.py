@@ -92,7 +92,8 @@ def shrink_spec(arch: str, width_mult: float = 1.0, depth_mult: float = 1.0, wid
 
 def _shrink_hub(arch: str, width_mult: float, depth_mult: float, width: int) -> tuple[str, int, int]:
     """A torchvision/timm model's width is a percentage of the library's (hub.py); none has a depth knob."""
-    from .hub_width import check_width_knob, depth_problem
+    from .hub import check_width_knob
+    from .hub_width import depth_problem
     if depth_mult != 1.0:
         raise ConfigError(depth_problem(arch, f"depth_mult = {depth_mult:g}"))
     if width_mult <= 0:

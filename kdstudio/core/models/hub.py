@@ -16,7 +16,7 @@ from torch import nn
 
 from ..errors import ConfigError
 from ..registry import close_names
-from .hub_width import depth_problem, width_kwargs
+from .hub_width import depth_problem, has_width_knob, width_kwargs, width_problem
 
 PREFIXES = ("torchvision", "timm")
 INSTALL = 'pip install "kdstudio[vision]"'
@@ -120,10 +120,17 @@ def build_hub(arch: str, num_classes: int, input_shape: tuple, width: int = 0, d
     try:
         model = _create(prefix, name, pkg, num_classes, input_shape)
         if width and width != 100:
-            kwargs = width_kwargs(prefix, name, model, width / 100)  # ConfigError when the model has no knob
+            kwargs = width_kwargs(prefix, name, model, width / 100, names(prefix))  # ConfigError: no knob
             model = _create(prefix, name, pkg, num_classes, input_shape, **kwargs)
         return model
     except ConfigError:
         raise
     except Exception as e:  # noqa: BLE001
         raise ConfigError(f"Could not build '{arch}': {_first_line(e)}.") from None
+
+
+def check_width_knob(arch: str) -> None:
+    """ConfigError (naming what to do instead) when the hub model `arch` has no width knob."""
+    prefix, name, _ = split_name(arch)
+    if not has_width_knob(prefix, name):
+        raise ConfigError(width_problem(prefix, name, names(prefix)))

@@ -44,26 +44,20 @@ def has_width_knob(prefix: str, name: str, model: nn.Module | None = None) -> bo
     return any(base in timm.list_models(module=m) for m in TIMM_MODULES)
 
 
-def check_width_knob(arch: str) -> None:
-    """ConfigError (naming what to do instead) when the hub model `arch` has no width knob."""
-    from .hub import split_name
-    prefix, name, _ = split_name(arch)
-    if not has_width_knob(prefix, name):
-        raise ConfigError(width_problem(prefix, name))
 
 
-def _siblings(prefix: str, name: str) -> list[str]:
-    """timm models named by width (mobilenetv3_small_050/_075/_100): the other widths of `name`."""
-    from .hub import names
+def _siblings(name: str, known: tuple[str, ...]) -> list[str]:
+    """timm models named by width (mobilenetv3_small_050/_075/_100): the other widths of `name` in `known`."""
     m = re.fullmatch(r"(.+_)(\d{3})", name.split(".", 1)[0])
     if not m:
         return []
-    return [n for n in names(prefix) if re.fullmatch(re.escape(m.group(1)) + r"\d{3}", n) and n != m.group(0)]
+    return [n for n in known if re.fullmatch(re.escape(m.group(1)) + r"\d{3}", n) and n != m.group(0)]
 
 
-def width_problem(prefix: str, name: str) -> str:
-    """The sentence for a width asked of a hub model without a width knob, with what to do instead."""
-    siblings = _siblings(prefix, name)
+def width_problem(prefix: str, name: str, known: tuple[str, ...] = ()) -> str:
+    """The sentence for a width asked of a hub model without a width knob (`known`: the library's model names),
+    with what to do instead."""
+    siblings = _siblings(name, known) if prefix == "timm" else []
     if siblings:
         instead = (f"timm names its other widths instead: set student.arch to one of "
                    f"{', '.join(f'timm:{s}' for s in siblings[:4])}")
@@ -82,13 +76,13 @@ def depth_problem(arch: str, what: str) -> str:
             "by name (e.g. resnet18 instead of resnet50) and set the depth multiplier to 1 and depth to 0.")
 
 
-def width_kwargs(prefix: str, name: str, model: nn.Module, mult: float) -> dict:
+def width_kwargs(prefix: str, name: str, model: nn.Module, mult: float, known: tuple[str, ...] = ()) -> dict:
     """Keyword arguments that build `name` at `mult` times its width; ConfigError when it has no width knob."""
     if not has_width_knob(prefix, name, model):
-        raise ConfigError(width_problem(prefix, name))
+        raise ConfigError(width_problem(prefix, name, known))
     if prefix == "torchvision":
         return {"width_mult": mult}
     widths = _timm_stage_widths(model)
     if not widths:
-        raise ConfigError(width_problem(prefix, name))
+        raise ConfigError(width_problem(prefix, name, known))
     return {TIMM_STAGE_WIDTHS[type(model).__name__]: tuple(max(1, round(w * mult)) for w in widths)}
