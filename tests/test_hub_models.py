@@ -232,3 +232,36 @@ def test_unknown_model_name_gives_the_closest_names(arch, near):
     with pytest.raises(ConfigError, match="has no (image-classification )?model named") as e:
         models.build(arch, CLASSES, (3, 32, 32))
     assert near in str(e.value) and "list_models() lists them all" in str(e.value)
+
+
+def test_method_page_lists_the_module_paths_of_a_torchvision_teacher(window, qtbot, tmp_path):
+    pytest.importorskip("pytestqt")
+    from PySide6.QtCore import Qt
+    from PySide6.QtWidgets import QAbstractItemView
+    path = _save(_library("torchvision:resnet18"), tmp_path / "resnet18.pt")
+    window.panel.new_project("Hub layers")
+    window.model.replace(_cfg(**{"teacher.arch": "torchvision:resnet18", "teacher.path": str(path),
+                                 "student.arch": "torchvision:mobilenet_v3_small",
+                                 "distill.feature_method": "fitnet"}))
+    window.model.save_now()
+    window.hub.load_catalog()
+    qtbot.waitUntil(lambda: window.hub.info is not None, timeout=120_000)
+    window.show_page("Method")
+    page = window.pages["Method"]
+    teacher, student = page.pickers["teacher"], page.pickers["student"]
+    qtbot.waitUntil(lambda: teacher.isEnabled() and student.isEnabled(), timeout=10_000)
+    assert {"layer1", "layer3", "layer4.1.conv2", "avgpool"} <= set(teacher.names())
+    assert "layer4.1.relu" not in teacher.names()  # runs twice per block: ambiguous, so not offered
+    assert {"features.6", "features.12", "classifier.0"} <= set(student.names())
+    i = teacher.findData("layer3")
+    assert "256×2×2" in teacher.itemText(i)
+    page.ensureWidgetVisible(teacher)
+    qtbot.mouseClick(teacher, Qt.LeftButton)  # opens the list; then the user clicks 'layer3' in it
+    view = teacher.view()
+    qtbot.waitUntil(view.isVisible, timeout=5_000)
+    view.scrollTo(teacher.model().index(i, 0), QAbstractItemView.PositionAtCenter)
+    qtbot.wait(700)  # a combo box ignores a release within its double-click interval after opening
+    qtbot.mouseClick(view.viewport(), Qt.LeftButton, pos=view.visualRect(teacher.model().index(i, 0)).center())
+    qtbot.waitUntil(lambda: window.model.cfg.distill.teacher_layers == ["layer3"], timeout=5_000)
+    assert page.form.fields["distill.teacher_layers"].editor.text() == '["layer3"]'
+    assert teacher.currentIndex() == 0  # ready for the next layer
