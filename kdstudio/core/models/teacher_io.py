@@ -77,9 +77,11 @@ def _key_mismatch(missing: list[str], unexpected: list[str], own: dict, sd: dict
     def few(keys):  # weights first: a list of num_batches_tracked buffers says little
         keys = [k for k in keys if not k.endswith(BUFFERS)] + [k for k in keys if k.endswith(BUFFERS)]
         return ", ".join(keys[:3]) + (", …" if len(keys) > 3 else "")
-    parts = ([f"the file lacks {len(missing)} of its {len(own)} keys ({few(missing)})"] if missing else []) + \
-            ([f"{'has' if missing else 'the file has'} {len(unexpected)} keys it does not have ({few(unexpected)})"]
-             if unexpected else [])
+    lacks = (f"none of the model's {len(own)} keys is in the file ({few(missing)})" if len(missing) == len(own)
+             else f"the file lacks {len(missing)} of the model's {len(own)} keys ({few(missing)})")
+    parts = ([lacks] if missing else []) + \
+            ([f"{'it has' if missing else 'the file has'} {len(unexpected)} keys the model does not have "
+              f"({few(unexpected)})"] if unexpected else [])
     tops = list(dict.fromkeys(k.split(".", 1)[0] for k in sd))
     if set(tops) <= {k.split(".", 1)[0] for k in own}:
         return " and ".join(parts) + "; its top-level names match, so the file is probably this family at another " \
