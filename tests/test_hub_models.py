@@ -143,6 +143,10 @@ def test_a_width_asked_of_a_model_without_a_knob_is_one_sentence(arch, says):
     cfg.student.width_mult, cfg.student.depth_mult = 1.0, 0.5
     with pytest.raises(ConfigError, match="has no depth knob here, so depth_mult = 0.5 cannot be applied"):
         models.build_student(cfg, CLASSES, (3, 32, 32))
+    with pytest.raises(ConfigError, match=re.escape(f"Architecture '{arch}' has no width knob")):
+        models.build(arch, CLASSES, (3, 32, 32), 50)  # teacher.width = 50 on such a model
+    with pytest.raises(ConfigError, match="has no depth knob here, so a depth of 2 cannot be applied"):
+        models.build(arch, CLASSES, (3, 32, 32), 0, 2)
 
 
 def test_feature_hooks_capture_named_layers_of_hub_models():
