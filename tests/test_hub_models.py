@@ -134,7 +134,9 @@ def test_student_is_the_teacher_family_at_half_width(teacher, library_kwargs):
     ("torchvision:resnet18", "one of torchvision's models with a width knob (mobilenet_v2"),
     ("timm:mobilenetv3_small_100", "timm names its other widths instead: set student.arch to one of "
                                    "timm:mobilenetv3_small_050, timm:mobilenetv3_small_075"),
-    ("timm:efficientnet_b0", "a timm ResNet or ConvNeXt, which take a width")])
+    ("timm:efficientnet_b0", "a timm ResNet or ConvNeXt, which take a width"),
+    ("torchvision:shufflenet_v2_x1_0", "torchvision names its other widths instead: set student.arch to one of "
+                                       "torchvision:shufflenet_v2_x0_5, torchvision:shufflenet_v2_x1_5")])
 def test_a_width_asked_of_a_model_without_a_knob_is_one_sentence(arch, says):
     cfg = _cfg(**{"teacher.arch": arch, "student.arch": "teacher", "student.width_mult": 0.5})
     with pytest.raises(ConfigError, match=re.escape(f"Architecture '{arch}' has no width knob")) as e:

@@ -46,21 +46,26 @@ def has_width_knob(prefix: str, name: str, model: nn.Module | None = None) -> bo
 
 
 
-def _siblings(name: str, known: tuple[str, ...]) -> list[str]:
-    """timm models named by width (mobilenetv3_small_050/_075/_100): the other widths of `name` in `known`."""
-    m = re.fullmatch(r"(.+_)(\d{3})", name.split(".", 1)[0])
+WIDTH_SUFFIX = {"timm": r"_\d{3}", "torchvision": r"\d_\d+"}  # mobilenetv3_small_050; mnasnet0_5, shufflenet_v2_x0_5
+
+
+def _siblings(prefix: str, name: str, known: tuple[str, ...]) -> list[str]:
+    """Models the library names by width (timm's mobilenetv3_small_050/_075/_100, torchvision's mnasnet0_5/1_0):
+    the other widths of `name` in `known`."""
+    suffix = WIDTH_SUFFIX[prefix]
+    m = re.fullmatch(rf"(.+?)({suffix})", name.split(".", 1)[0])
     if not m:
         return []
-    return [n for n in known if re.fullmatch(re.escape(m.group(1)) + r"\d{3}", n) and n != m.group(0)]
+    return [n for n in known if re.fullmatch(re.escape(m.group(1)) + suffix, n) and n != m.group(0)]
 
 
 def width_problem(prefix: str, name: str, known: tuple[str, ...] = ()) -> str:
     """The sentence for a width asked of a hub model without a width knob (`known`: the library's model names),
     with what to do instead."""
-    siblings = _siblings(name, known) if prefix == "timm" else []
+    siblings = _siblings(prefix, name, known)
     if siblings:
-        instead = (f"timm names its other widths instead: set student.arch to one of "
-                   f"{', '.join(f'timm:{s}' for s in siblings[:4])}")
+        instead = (f"{prefix} names its other widths instead: set student.arch to one of "
+                   f"{', '.join(f'{prefix}:{s}' for s in siblings[:4])}")
     elif prefix == "torchvision":
         instead = (f"pick a smaller model by name, or one of torchvision's models with a width knob "
                    f"({', '.join(TORCHVISION_WIDTH_MULT)})")
