@@ -72,8 +72,8 @@ def _strip_prefixes(sd: dict) -> dict:
 
 
 def _key_mismatch(missing: list[str], unexpected: list[str], own: dict, sd: dict) -> str:
-    """'the file lacks 3 of its 62 keys (a, b, c) and has 2 it does not have (x, y); ...' plus what the file's
-    top-level names say about its architecture."""
+    """'the file lacks 3 of the model's 62 keys (a, b, c) and it has 2 keys the model does not have (x, y)', then
+    what the file's top-level names say about its architecture."""
     def few(keys):  # weights first: a list of num_batches_tracked buffers says little
         keys = [k for k in keys if not k.endswith(BUFFERS)] + [k for k in keys if k.endswith(BUFFERS)]
         return ", ".join(keys[:3]) + (", …" if len(keys) > 3 else "")
