@@ -61,9 +61,11 @@ def test_shrink_keeps_the_family_and_rounds_depth():
     assert models.shrink_spec("cnn", 1.0, 1.0, 8, 2) == ("cnn", 8, 2)
 
 
-def test_shrink_refuses_archs_without_knobs():
+def test_shrink_refuses_archs_without_knobs(tmp_path):
+    f = tmp_path / "net.py"
+    f.write_text("import torch\ndef make(num_classes, input_shape):\n    return torch.nn.Linear(4, num_classes)\n")
     with pytest.raises(ConfigError, match="no width/depth knobs"):
-        models.shrink_spec("torchvision:resnet18", 0.5)
+        models.shrink_spec(f"{f}:make", 0.5)
 
 
 def test_student_teacher_family_at_a_multiplier():
@@ -100,10 +102,10 @@ def test_misspelt_hub_model_names_the_nearest(monkeypatch):
     hub.names.cache_clear()
     monkeypatch.setattr(hub, "_package", lambda name: FakeTorchvision)
     try:
-        with pytest.raises(ConfigError, match=re.escape("torchvision has no model named 'resnet19'. Did you mean "
-                                                        "'torchvision:resnet18'?")):
+        with pytest.raises(ConfigError, match=re.escape("torchvision has no image-classification model named "
+                                                        "'resnet19'; the closest are 'torchvision:resnet18'")):
             models.build("torchvision:resnet19", 10, (3, 32, 32))
-        with pytest.raises(ConfigError, match=re.escape("no model named 'vit'. torchvision.models.list_models() "
+        with pytest.raises(ConfigError, match=re.escape("model named 'vit'; torchvision.models.list_models() "
                                                         "lists its models.")):
             models.build("torchvision:vit", 10, (3, 32, 32))
     finally:

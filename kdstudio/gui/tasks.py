@@ -268,12 +268,30 @@ def gallery(run_dir: Path, model: str, limit: int) -> list[dict]:
 
 
 def _summary(models, model, shape) -> dict | None:
-    """The zoo's layer summary (name, type, output shape, parameters), or None when unavailable."""
+    """The zoo's layer summary (name, type, output shape, parameters) plus `feature_layers`, the layers a feature
+    method can match (for the Method page's pickers); None when unavailable."""
     fn = getattr(models, "summary", None)
     try:
-        return fn(model, shape) if fn else None
+        info = fn(model, shape) if fn else None
     except Exception:  # noqa: BLE001 - a missing table must not hide the parameter counts
         return None
+    if info is not None:
+        info["feature_layers"] = _feature_layers(model, shape)
+    return info
+
+
+def _feature_layers(model, shape) -> list[dict]:
+    """[{name, type, shape}] of the modules that return one tensor and run once per forward pass, in order."""
+    import torch
+
+    from ..core.losses import matching
+    try:
+        device = next(model.parameters()).device
+        rows = matching.describe_layers(model, torch.zeros((2, *shape), device=device))
+    except Exception:  # noqa: BLE001 - TorchScript/ONNX teachers take no hooks: nothing to pick
+        return []
+    return [{"name": r["name"], "type": r["type"], "shape": list(r["shape"])} for r in rows
+            if r["shape"] is not None and r["calls"] == 1]
 
 
 def export_run(run_dir: Path, formats: list[str], out_dir: Path, quantize: str = "none", model: str = "auto",

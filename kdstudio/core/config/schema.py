@@ -124,7 +124,8 @@ class StudentConfig:
     width: int = opt(0, "architecture width knob (0 = the arch's default)", min=0)
     depth: int = opt(0, "architecture depth knob (0 = the arch's default)", min=0)
     width_mult: float = opt(1.0, "multiplies the width (student.width, else the arch's default) of a built-in arch, "
-                                 "e.g. 0.5 with arch \"teacher\" for the teacher's family at half width",
+                                 "e.g. 0.5 with arch \"teacher\" for the teacher's family at half width (also "
+                                 "torchvision's mobilenets and timm's ResNets and ConvNeXts)",
                             min=0.0, min_open=True)
     depth_mult: float = opt(1.0, "multiplies the depth the same way, rounded to a depth the arch can build (e.g. "
                                  "ResNet's block counts)", min=0.0, min_open=True)

@@ -77,6 +77,9 @@ def shrink_spec(arch: str, width_mult: float = 1.0, depth_mult: float = 1.0, wid
     """(arch, width, depth) of the same family at a width/depth multiplier (depth rounded to a valid value)."""
     if width_mult == 1.0 and depth_mult == 1.0:
         return arch, width, depth
+    from .hub import is_hub_name
+    if is_hub_name(arch):
+        return _shrink_hub(arch, width_mult, depth_mult, width)
     meta = ARCHS.meta(arch) if arch in ARCHS else {}
     if not meta.get("depth_rule"):
         raise ConfigError(f"Architecture '{arch}' has no width/depth knobs to shrink; pick a built-in "
@@ -85,6 +88,18 @@ def shrink_spec(arch: str, width_mult: float = 1.0, depth_mult: float = 1.0, wid
         raise ConfigError(f"Width and depth multipliers must be above 0 (got {width_mult:g}, {depth_mult:g}).")
     dw, dd, rule = meta["width"], meta["depth"], meta["depth_rule"]
     return arch, max(1, round((width or dw) * width_mult)), rule(max(1, round((depth or dd) * depth_mult)))
+
+
+def _shrink_hub(arch: str, width_mult: float, depth_mult: float, width: int) -> tuple[str, int, int]:
+    """A torchvision/timm model's width is a percentage of the library's (hub.py); none has a depth knob."""
+    from .hub import check_width_knob
+    from .hub_width import depth_problem
+    if depth_mult != 1.0:
+        raise ConfigError(depth_problem(arch, f"depth_mult = {depth_mult:g}"))
+    if width_mult <= 0:
+        raise ConfigError(f"Width multipliers must be above 0 (got {width_mult:g}).")
+    check_width_knob(arch)
+    return arch, max(1, round((width or 100) * width_mult)), 0  # build_hub refuses it if the model has no knob
 
 
 def student_spec(cfg) -> tuple[str, int, int]:

@@ -26,10 +26,12 @@ from torch import nn
 from .. import models, trust
 from ..errors import ConfigError, KDError
 from ..data.stream import iter_batches
+from .heads import head_name, head_outputs, replace_head
 from .teacher_formats import (OnnxTeacher, detect_format, detect_probabilities, load_onnx,  # noqa: F401
                               read_safetensors)
 
 STATE_DICT_KEYS = ("state_dict", "model_state_dict", "model", "net", "weights", "teacher")
+BUFFERS = ("num_batches_tracked", "running_mean", "running_var")
 NORMS = ("BatchNorm1d", "BatchNorm2d", "BatchNorm3d", "LayerNorm", "GroupNorm", "InstanceNorm2d", "SyncBatchNorm")
 
 _INFO: "weakref.WeakKeyDictionary[nn.Module, dict]" = weakref.WeakKeyDictionary()
@@ -69,9 +71,23 @@ def _strip_prefixes(sd: dict) -> dict:
     return sd
 
 
-def _last_linear(model: nn.Module) -> str | None:
-    names = [n for n, m in model.named_modules() if isinstance(m, nn.Linear)]
-    return names[-1] if names else None
+def _key_mismatch(missing: list[str], unexpected: list[str], own: dict, sd: dict) -> str:
+    """'the file lacks 3 of the model's 62 keys (a, b, c) and it has 2 keys the model does not have (x, y)', then
+    what the file's top-level names say about its architecture."""
+    def few(keys):  # weights first: a list of num_batches_tracked buffers says little
+        keys = [k for k in keys if not k.endswith(BUFFERS)] + [k for k in keys if k.endswith(BUFFERS)]
+        return ", ".join(keys[:3]) + (", …" if len(keys) > 3 else "")
+    lacks = (f"none of the model's {len(own)} keys is in the file ({few(missing)})" if len(missing) == len(own)
+             else f"the file lacks {len(missing)} of the model's {len(own)} keys ({few(missing)})")
+    parts = ([lacks] if missing else []) + \
+            ([f"{'it has' if missing else 'the file has'} {len(unexpected)} keys the model does not have "
+              f"({few(unexpected)})"] if unexpected else [])
+    tops = list(dict.fromkeys(k.split(".", 1)[0] for k in sd))
+    if set(tops) <= {k.split(".", 1)[0] for k in own}:
+        return " and ".join(parts) + "; its top-level names match, so the file is probably this family at another " \
+                                     "depth or width"
+    return " and ".join(parts) + f"; the file's top-level names are {', '.join(tops[:6])}" + \
+        (", …" if len(tops) > 6 else "")
 
 
 def _into_arch(sd: dict, cfg, bundle, path: Path, warn) -> nn.Module:
@@ -80,8 +96,7 @@ def _into_arch(sd: dict, cfg, bundle, path: Path, warn) -> nn.Module:
     where = f"architecture '{t.arch}'" + (f" (width {t.width}, depth {t.depth})" if t.width or t.depth else "")
     num_classes = bundle.num_classes
     model = models.build(t.arch, num_classes, bundle.input_shape, t.width, t.depth)
-    head = _last_linear(model)
-    file_out = sd.get(f"{head}.weight").shape[0] if head and f"{head}.weight" in sd else num_classes
+    file_out = head_outputs(sd, head_name(model)) or num_classes
     if file_out != num_classes:
         if not t.finetune_layers:
             raise KDError(f"The teacher in '{path}' has {file_out} outputs but the data has {num_classes} classes; "
@@ -92,12 +107,8 @@ def _into_arch(sd: dict, cfg, bundle, path: Path, warn) -> nn.Module:
     missing = [k for k in own if k not in sd]
     unexpected = [k for k in sd if k not in own]
     if missing or unexpected:
-        def few(keys):
-            return ", ".join(keys[:3]) + (f" (and {len(keys) - 3} more)" if len(keys) > 3 else "")
-        parts = ([f"missing keys {few(missing)}"] if missing else []) + \
-                ([f"unexpected keys {few(unexpected)}"] if unexpected else [])
-        raise KDError(f"The weights in '{path}' do not fit {where}: {'; '.join(parts)}; check teacher.arch, "
-                      "teacher.width and teacher.depth.")
+        raise KDError(f"The weights in '{path}' do not fit {where}: {_key_mismatch(missing, unexpected, own, sd)}"
+                      "; check teacher.arch, teacher.width and teacher.depth.")
     bad = [k for k in own if tuple(own[k].shape) != tuple(sd[k].shape)]
     if bad:
         k = bad[0]
@@ -136,16 +147,6 @@ def _load_torch(path: Path, cfg, bundle, warn) -> tuple[nn.Module, str]:
         raise KDError(f"Teacher file '{path}' could not be read as a PyTorch file ({_first_line(e)}); it may be "
                       "corrupt or truncated.") from None
     return _into_arch(_find_state_dict(obj, path), cfg, bundle, path, warn), "state_dict"
-
-
-def _replace_head(model: nn.Module, num_classes: int) -> str | None:
-    name = _last_linear(model)
-    if name is None or isinstance(model, torch.jit.ScriptModule):
-        return None
-    old = model.get_submodule(name)
-    parent = model.get_submodule(name.rpartition(".")[0]) if "." in name else model
-    setattr(parent, name.rpartition(".")[2], nn.Linear(old.in_features, num_classes, bias=old.bias is not None))
-    return name
 
 
 def load_teacher(cfg, bundle, device, warn: Callable[[str], None] | None = None) -> nn.Module:
@@ -201,7 +202,7 @@ def load_teacher(cfg, bundle, device, warn: Callable[[str], None] | None = None)
     model.eval()  # frozen for good by the teacher stage (models.frozen.FrozenTeacher)
     out = check_model(model, bundle, device, role="teacher", where=str(path), allow_other_classes=True)
     if out != bundle.num_classes:
-        name = _replace_head(model, bundle.num_classes) if t.finetune_layers else None
+        name = replace_head(model, bundle.num_classes) if t.finetune_layers else None
         if name is None:
             raise KDError(f"The teacher in '{path}' outputs {out} values per sample but the data has "
                           f"{bundle.num_classes} classes; set data.class_names to the teacher's classes in its "

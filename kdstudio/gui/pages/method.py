@@ -13,6 +13,7 @@ from ..forms import format_value
 from ..info import InfoHub
 from ..model import ConfigModel
 from .base import FormPage, rest_of, section_keys
+from .layer_picker import LayerPicker
 
 SHARED = {"temperature": "distill.temperature", "alpha": "distill.alpha"}  # params that are config fields
 
@@ -88,8 +89,12 @@ class MethodPage(FormPage):
         super().__init__(model, parent)
         hub.catalog_ready.connect(self._fill_methods)
         model.problems_changed.connect(self._mark_params)
+        hub.info_ready.connect(self._show_layers)
+        hub.info_failed.connect(lambda m: self._show_layers(None, m))
         if hub.catalog is not None:  # loaded before this page was built
             self._fill_methods(hub.catalog)
+        if hub.info is not None:
+            self._show_layers(hub.info)
 
     def build(self) -> None:
         self.doc = QLabel("Loading the method library…")
@@ -104,6 +109,9 @@ class MethodPage(FormPage):
         f.layout_.addWidget(self.params_box)
         feature = ["distill.feature_method", "distill.student_layers", "distill.teacher_layers"]
         f.add_group("Feature matching (optional)", feature, **{"distill.feature_method": {"choices": [""]}})
+        self.pickers = {role: LayerPicker(role, self.model) for role in ("student", "teacher")}
+        for role, picker in self.pickers.items():  # beside the list's text field, in the same row
+            f.fields[f"distill.{role}_layers"].layout().itemAt(0).layout().addWidget(picker)
         self.feature_box = ParamsEditor("Feature method parameters", "distill.feature_params", self.model)
         self.feature_box.hide()
         f.layout_.addWidget(self.feature_box)
@@ -155,6 +163,15 @@ class MethodPage(FormPage):
             else:
                 self.feature_box.hide()
         self._mark_params()
+
+    def _show_layers(self, info: dict | None, failure: str = "") -> None:
+        """Fill the layer pickers from the counted models (info["<role>_summary"]["feature_layers"])."""
+        for role, picker in self.pickers.items():
+            summary = (info or {}).get(f"{role}_summary") or {}
+            error = (info or {}).get("errors", {}).get(role) or failure
+            reason = (f"No {role} layers to list: {error}" if error else
+                      f"This {role} gives no layers to hook (TorchScript or ONNX give logits only).")
+            picker.show_layers(summary.get("feature_layers"), reason)
 
     def _drop_unknown(self, dict_key: str, known: dict) -> None:
         """After a method change, keep only the parameters the new method has (so the config stays valid)."""
