@@ -122,8 +122,11 @@ class DistillConfig:
                             "and pkt match features", choices=None)
     temperature: float = opt(4.0, "divides teacher and student logits before the softmax, so a higher T shows more of "
                                   "how the teacher ranks the wrong classes; 2–4 is usual; try lower if a much smaller "
-                                  "student does worse than its baseline", min=0.0, min_open=True)
-    alpha: float = opt(0.9, "weight of the distillation term (1 - alpha weights cross-entropy)", min=0.0, max=1.0)
+                                  "student does worse than its baseline; left out, the method's default applies (4; "
+                                  "soft_mse 1)", min=0.0, min_open=True)
+    alpha: float = opt(0.9, "what the method weighs with it: kd, soft_mse, logit_mse = the distillation term (1 − "
+                            "alpha weights cross-entropy, between 0 and 1); dkd = the TCKD term (cross-entropy keeps "
+                            "weight 1); left out, the method's default applies (0.9; dkd 1.0)", min=0.0)
     epochs: int = opt(30, "distillation epochs (the baseline gets the same budget)", min=1)
     lr: float = opt(2e-3, "step size of the optimizer for the student and the baseline; 1e-3–1e-2 suits adamw (the "
                           "demo uses 1e-2), 0.05–0.1 sgd; lower it if the loss diverges", min=0.0, min_open=True)
