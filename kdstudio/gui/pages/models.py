@@ -16,6 +16,8 @@ from .preview import DataPreview, LayerTable
 NEEDS_PATH = ("tensors", "folder", "csv")
 TEACHER_FILES = (".pt", ".pth", ".ts", ".safetensors", ".onnx", ".pkl", ".ckpt", ".bin")  # what load_teacher reads
 SPLITS = ("train", "val", "test")
+# [data] settings that change how batches are fed, not which samples there are: the preview and counts stay
+FEEDING = ("data.batch_size", "data.workers", "data.prefetch", "data.augment", "data.memory_budget_gb")
 
 
 class DataPage(FormPage):
@@ -31,6 +33,7 @@ class DataPage(FormPage):
         hub.info_ready.connect(self._show_info)
         hub.info_failed.connect(lambda m: self.card.set("–", m))
         hub.busy.connect(lambda b: b and self.card.detail.setText("Reading the data…"))
+        hub.info_stale.connect(self._stale)
         if hub.info is not None:  # counted before this page was built
             self._show_info(hub.info)
         elif hub.failure:
@@ -62,6 +65,15 @@ class DataPage(FormPage):
         f.visible_when["data.skip_unreadable"] = lambda c: src(c) == "folder"
         for k in synthetic:
             f.visible_when[k] = lambda c: src(c) == "synthetic"
+
+    def _stale(self, key: str) -> None:
+        """Another source (or split, or path): the old numbers and pictures go at once, before the new ones come."""
+        if key and (key in FEEDING or not (key.startswith("data.") or key == "seed")):
+            return
+        self.card.set("…", "Reading the data…")
+        self.split_card.set("…", "")
+        self.preview.show_preview(None)
+        self.preview.image.setText("Reading the data…")
 
     def _show_info(self, info: dict) -> None:
         shape = "×".join(str(d) for d in info["input_shape"])
