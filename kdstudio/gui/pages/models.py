@@ -74,6 +74,7 @@ class DataPage(FormPage):
         self.split_card.set("…", "")
         self.preview.show_preview(None)
         self.preview.image.setText("Reading the data…")
+        self.preview.chart.hide()  # its axes would still count the old classes
 
     def _show_info(self, info: dict) -> None:
         shape = "×".join(str(d) for d in info["input_shape"])
@@ -84,6 +85,7 @@ class DataPage(FormPage):
         order = [k for k in ("train", "val", "test") if k in sizes] + [k for k in sizes if k not in SPLITS]
         self.split_card.set(f"{sum(sizes.values()):,}", " · ".join(f"{k} {sizes[k]:,}" for k in order))
         self.preview.show_preview(info.get("preview"))
+        self.preview.chart.show()
 
 
 class _ModelPage(FormPage):
