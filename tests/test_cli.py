@@ -123,3 +123,20 @@ def test_ctrl_c_saves_a_checkpoint_and_exits_130(tmp_path):
     assert json.loads((out / "summary.json").read_text())["status"] == "stopped"
     assert (out / "checkpoints" / "teacher.pt").is_file()
     assert b"Traceback" not in err
+
+
+def test_dkd_runs_at_its_own_alpha_and_a_larger_student_is_warned_of_before_training(capsys, tmp_path):
+    cfg_path = tmp_path / "c.toml"
+    config.save(tiny_config(**{"distill.epochs": 1, "teacher.skip_sanity_check": True}), cfg_path)  # kd, alpha 0.9
+    out = tmp_path / "run"
+    assert main(["run", str(cfg_path), "--out", str(out), "--set", "distill.method=dkd", "--set",
+                 "student.width=512", "--set", "baseline.enabled=false", "--set", 'export.formats=["state_dict"]',
+                 "--set", "evaluate.latency_repeats=0"]) == 0
+    captured = capsys.readouterr()
+    assert config.load(out / "config.toml").distill.alpha == 1.0  # dkd's default, not kd's 0.9
+    assert "`dkd`, temperature 4, alpha 1," in (out / "exports" / "MODEL_CARD.md").read_text()
+    log = (out / "log.txt").read_text()
+    warning = log.index("more parameters than its teacher")
+    assert warning < log.index("[teacher]")  # before the first teacher epoch
+    assert "more parameters than its teacher" in captured.err
+    assert "× more parameters)" in captured.out and "fewer parameters" not in captured.out
