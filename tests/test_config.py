@@ -158,3 +158,4 @@ def test_a_file_edited_to_dkd_stays_trimmed_and_reads_back_the_same():
     cfg.set("distill.method", "dkd")
     out = toml_edit.update(text, cfg)
     assert "alpha" not in out and config.loads(out).distill.alpha == 1.0
+
