@@ -105,6 +105,30 @@ def test_a_csv_without_its_label_column_disables_start_on_that_field(window, qtb
     assert not field.has_problem
 
 
+def test_an_unreadable_image_disables_start_until_it_is_skipped(window, qtbot, tmp_path):
+    np = pytest.importorskip("numpy")
+    image = pytest.importorskip("PIL.Image")
+    for c in ("cat", "dog"):
+        (tmp_path / "imgs" / c).mkdir(parents=True)
+        for i in range(12):
+            image.fromarray((np.random.default_rng(i).random((8, 8)) * 255).astype("uint8")).save(
+                tmp_path / "imgs" / c / f"{i}.png")
+    (tmp_path / "imgs" / "cat" / "broken.png").write_bytes(b"not a png")
+    cfg = tiny_config(**{"data.source": "folder", "data.path": str(tmp_path / "imgs"), "data.batch_size": 4})
+    _open(window, qtbot, cfg)
+    qtbot.waitUntil(lambda: not window.run.start_act.isEnabled(), timeout=WAIT_MS)
+    window.show_page("Data")
+    page = window.pages["Data"]
+    path = page.form.fields["data.path"]
+    assert path.has_problem and "broken.png' cannot be read" in path.problem.text()
+    skip = page.form.fields["data.skip_unreadable"].editor
+    skip.setFocus()
+    qtbot.keyClick(skip, Qt.Key_Space)  # tick "skip unreadable images"
+    assert window.model.cfg.data.skip_unreadable is True
+    qtbot.waitUntil(window.run.start_act.isEnabled, timeout=WAIT_MS)
+    assert not path.has_problem
+
+
 def test_a_student_larger_than_its_teacher_is_warned_of_but_may_run(window, qtbot):
     _open(window, qtbot, tiny_config(**{"student.width": 512}))
     window.show_page("Train")
