@@ -52,6 +52,9 @@ _CHECKS = {
 }
 
 
+_BOUNDS = {TEMPERATURE: "above 0", UNIT: "between 0 and 1", NONNEG: "at least 0", NUMBER: "a number"}
+
+
 def _method(name: str, target: str, kind: str, doc: str, *, min_batch: int = 1, **params: tuple) -> None:
     """Register a method: `target` is "module:Class" under kdstudio.core.losses; params are name=(default, check)."""
     METHODS.register_lazy(name, f"kdstudio.core.losses.{target}", kind=kind, doc=doc, min_batch=min_batch,
@@ -162,12 +165,15 @@ def problems(cfg) -> list[tuple[str, str]]:
     meta = METHODS.meta(d.method)
     for name in SHARED:  # distill.alpha/temperature checked as the method checks them (dkd's alpha may pass 1)
         if name in meta["params"]:
+            check, value = meta["checks"][name], getattr(d, name)
             try:
-                _CHECKS[meta["checks"][name]](f"distill.{name}", getattr(d, name))
-            except ConfigError as e:
-                out.append((f"distill.{name}", f"{str(e).rstrip('.')} for method '{d.method}'."))
+                _CHECKS[check](f"distill.{name}", value)
+            except ConfigError:
+                side = "too large" if check == UNIT and value > 1 else "too small"
+                out.append((f"distill.{name}", f"'distill.{name}' = {value:g} is {side} for method '{d.method}'; "
+                            f"it must be {_BOUNDS[check]}."))
             except (TypeError, ValueError):
-                out.append((f"distill.{name}", f"distill.{name} must be a number."))
+                out.append((f"distill.{name}", f"'distill.{name}' must be a number, not {value!r}."))
     fm = getattr(d, "feature_method", "") or ""
     specs = [("distill.params", d.method, d.params)]
     if fm:
