@@ -164,6 +164,7 @@ def _pair_config(name: str, batch: int, steps: int, cache: bool):
     cfg = demo_config()
     if name != "digits":
         cfg.data.source, cfg.data.synthetic_classes, cfg.data.synthetic_size = "synthetic", 100, 32
+        cfg.data.synthetic_channels, cfg.data.synthetic_shift = 3, 0  # CIFAR-100-shaped, as measured before
         # On a GPU a real epoch; on the CPU (a smoke run) just enough for a few steps.
         cfg.data.synthetic_samples = max(4 * batch, 2048) if torch.cuda.is_available() else 3 * batch
         cfg.teacher.arch, cfg.teacher.width, cfg.teacher.depth = "resnet32x4", 0, 0

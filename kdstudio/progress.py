@@ -11,6 +11,7 @@ from tqdm import tqdm
 
 from .core import events as ev
 from .core.outputs.gain import gain_sentence
+from .core.store.summary import ratio_said
 
 
 class ProgressPrinter:
@@ -79,7 +80,8 @@ class ProgressPrinter:
         lines = [f"Run completed on {summary['device']}. Folder: {out}",
                  f"  teacher   {t['params']:>10,} params   test accuracy {t['accuracy']:.2%}",
                  f"  student   {s['params']:>10,} params   test accuracy {s['accuracy']:.2%}"
-                 f"   ({summary['compression']['params_ratio']:.1f}x fewer parameters)"]
+                 + (f"   ({said})" if (said := ratio_said(summary['compression']['params_ratio'],
+                                                      'fewer parameters', 'more parameters')) else "")]
         if b:
             lines.append(f"  baseline  {b['params']:>10,} params   test accuracy {b['accuracy']:.2%}"
                          "   (same student from scratch)")

@@ -123,3 +123,48 @@ def test_ctrl_c_saves_a_checkpoint_and_exits_130(tmp_path):
     assert json.loads((out / "summary.json").read_text())["status"] == "stopped"
     assert (out / "checkpoints" / "teacher.pt").is_file()
     assert b"Traceback" not in err
+
+
+def test_dkd_runs_at_its_own_alpha_and_a_larger_student_is_warned_of_before_training(capsys, tmp_path):
+    cfg_path = tmp_path / "c.toml"
+    config.save(tiny_config(**{"distill.epochs": 1, "teacher.skip_sanity_check": True}), cfg_path)  # kd, alpha 0.9
+    out = tmp_path / "run"
+    assert main(["run", str(cfg_path), "--out", str(out), "--set", "distill.method=dkd", "--set",
+                 "student.width=512", "--set", "baseline.enabled=false", "--set", 'export.formats=["state_dict"]',
+                 "--set", "evaluate.latency_repeats=0"]) == 0
+    captured = capsys.readouterr()
+    assert config.load(out / "config.toml").distill.alpha == 1.0  # dkd's default, not kd's 0.9
+    assert "`dkd`, temperature 4, alpha 1," in (out / "exports" / "MODEL_CARD.md").read_text()
+    log = (out / "log.txt").read_text()
+    warning = log.index("more parameters than its teacher")
+    assert warning < log.index("[teacher]")  # before the first teacher epoch
+    assert "more parameters than its teacher" in captured.err
+    assert "× more parameters)" in captured.out and "fewer parameters" not in captured.out
+
+
+def test_the_quick_try_distils_into_a_smaller_student_and_ratios_are_said_the_right_way_round():
+    from kdstudio.core import models
+    from kdstudio.core.config.templates import demo_config
+    from kdstudio.core.store.summary import larger_student_warning, ratio_said
+    cfg = demo_config()  # what `kdstudio init` writes
+    cfg.set("data.source", "synthetic")  # the README's quick try
+    d = cfg.data
+    teacher, student = models.planned_counts(cfg, d.synthetic_classes, (d.synthetic_channels, d.synthetic_size,
+                                                                        d.synthetic_size))
+    assert teacher > 4 * student and larger_student_warning(teacher, student) is None
+    assert ratio_said(teacher / student, "fewer parameters", "more parameters").endswith("× fewer parameters")
+    assert ratio_said(0.48, "fewer parameters", "more parameters") == "2.1× more parameters"  # never "0.5× fewer"
+    assert ratio_said(None, "fewer", "more") == ""
+
+
+def test_synthetic_images_are_shifted_and_noisy_as_configured():
+    from kdstudio.core.data.synthetic import load_synthetic
+    cfg = config.Config()
+    cfg.data.source, cfg.data.synthetic_samples, cfg.data.batch_size = "synthetic", 64, 8
+    a = load_synthetic(cfg)
+    assert tuple(a.input_shape) == (1, 16, 16) and a.num_classes == 10
+    cfg.data.synthetic_shift, cfg.data.synthetic_noise = 0, 0.0
+    plain = load_synthetic(cfg)
+    cfg.data.synthetic_shift = 3
+    moved = load_synthetic(cfg)
+    assert not plain.x_train.equal(moved.x_train)  # the same patterns, moved

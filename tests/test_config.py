@@ -115,3 +115,47 @@ def test_std_needs_a_matching_mean():
     cfg.data.std = [0.5]
     with pytest.raises(ConfigError, match="data.mean"):
         config.validate(cfg)
+
+
+# ---- method defaults of the shared [distill] fields (issue 16 §4) ------------------------------------------
+
+def test_a_method_takes_its_own_alpha_and_temperature_unless_the_config_sets_them():
+    assert config.loads('[distill]\nmethod = "dkd"\n').distill.alpha == 1.0  # dkd's default, not kd's 0.9
+    assert config.loads('[distill]\nmethod = "soft_mse"\n').distill.temperature == 1.0
+    assert config.loads('[distill]\nmethod = "dkd"\nalpha = 0.9\n').distill.alpha == 0.9  # set: kept
+    cfg = Config()  # kd: 0.9 and 4
+    cfg.set("distill.method", "dkd")  # --set distill.method=dkd, or the Method page's combo box
+    assert (cfg.distill.alpha, cfg.distill.temperature) == (1.0, 4.0)
+    cfg.set("distill.method", "kd")
+    assert cfg.distill.alpha == 0.9
+    cfg.set("distill.alpha", 0.5)
+    cfg.set("distill.method", "dkd")
+    assert cfg.distill.alpha == 0.5  # a value the user chose follows no method
+
+
+def test_alpha_is_checked_as_the_method_checks_it():
+    cfg = Config()
+    cfg.set("distill.method", "dkd")
+    cfg.set("distill.alpha", 2.0)  # dkd: CE keeps weight 1, alpha weights TCKD and may pass 1
+    assert config.problems(cfg) == []
+    cfg.set("distill.method", "kd")
+    [(key, message)] = config.problems(cfg)
+    assert key == "distill.alpha" and "between 0 and 1" in message and "'kd'" in message
+
+
+def test_alpha_help_says_what_it_weighs_per_method():
+    from kdstudio.core.config import methods
+    assert "1 − alpha weights cross-entropy" in methods.alpha_help("kd")
+    dkd = methods.alpha_help("dkd")
+    assert "TCKD" in dkd and "cross-entropy keeps weight 1" in dkd and dkd.endswith("(its default 1)")
+    assert methods.alpha_help("dist") == "not used by dist"
+
+
+def test_a_file_edited_to_dkd_stays_trimmed_and_reads_back_the_same():
+    from kdstudio.core.config import toml_edit
+    text = '[distill]\nmethod = "kd"\n'
+    cfg = config.loads(text)
+    cfg.set("distill.method", "dkd")
+    out = toml_edit.update(text, cfg)
+    assert "alpha" not in out and config.loads(out).distill.alpha == 1.0
+

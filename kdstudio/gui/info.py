@@ -80,10 +80,32 @@ def trained_note(project, cfg, role: str) -> str | None:
     return None
 
 
+def run_problems(info: dict, cfg) -> list[tuple[str, str]]:
+    """What building the models found, as (dotted key, sentence): an arch name that builds nothing, a teacher file
+    that cannot be loaded. A file waiting for trust is not one (the window asks), nor an ONNX teacher's count."""
+    waiting = {u["role"] for u in info.get("untrusted", [])}
+    out = []
+    for role in ("teacher", "student"):
+        message = info.get("errors", {}).get(role)
+        if not message or role in waiting or message.startswith("ONNX teacher"):
+            continue
+        default = "teacher.path" if role == "teacher" and cfg.teacher.source == "file" else f"{role}.arch"
+        out.append((info.get("error_keys", {}).get(role) or default, message))
+    return out
+
+
+def data_key(cfg) -> str:
+    """The field a data error outlines when the error names none."""
+    from ..core.config import SOURCES
+    d = cfg.data
+    return "data.path" if d.source in SOURCES and SOURCES.meta(d.source)["needs_path"] else "data.source"
+
+
 class InfoHub(QObject):
     """Loads the catalog once and keeps the model info (parameter counts) of the current config fresh."""
 
     catalog_ready = Signal(dict)
+    info_stale = Signal(str)  # the key whose change makes the shown info out of date (a new count is coming)
     info_ready = Signal(dict)
     info_failed = Signal(str)
     busy = Signal(bool)
@@ -126,6 +148,7 @@ class InfoHub(QObject):
         if key == "" or key.split(".")[0] in AFFECTS_MODELS:
             self._generation += 1
             self.info = self.failure = None
+            self.info_stale.emit(key)
             self._recount()
 
     def _compute_now(self) -> None:
@@ -138,9 +161,10 @@ class InfoHub(QObject):
         if self._running:
             self._pending = True
             return
-        blocking = [(k, m) for k, m in self.model.problems if k.split(".")[0] in AFFECTS_MODELS]
+        blocking = [(k, m) for k, m in self.model.config_problems if k.split(".")[0] in AFFECTS_MODELS]
         if blocking:  # building models from an invalid config only produces a raw PyTorch error
             self.info = None
+            self.model.set_run_problems([])  # the config's own problems block Start already
             self._fail(f"Fix {blocking[0][0]} first: {blocking[0][1]}")
             return
         self._running, self._pending = True, False
@@ -148,7 +172,7 @@ class InfoHub(QObject):
         self.busy.emit(True)
         self.task = tasks.start_task(tasks.model_info, self.model.cfg.copy(), owner=self,
                                      on_done=lambda info: self._done(generation, info),
-                                     on_error=lambda m, d: self._failed(generation, m))
+                                     on_error=lambda m, d: self._failed(generation, m, self.task))
 
     def _finish(self) -> bool:
         self._running = False
@@ -161,8 +185,16 @@ class InfoHub(QObject):
     def _done(self, generation: int, info: dict) -> None:
         if self._finish() and generation == self._generation:
             self.info = info
+            from ..core.store.summary import larger_student_warning
+            larger = larger_student_warning(info.get("teacher"), info.get("student"))
+            self.model.set_run_problems(run_problems(info, self.model.cfg), [larger] if larger else [])
             self.info_ready.emit(info)
 
-    def _failed(self, generation: int, message: str) -> None:
+    def _failed(self, generation: int, message: str, task=None) -> None:
         if self._finish() and generation == self._generation:
+            # the data could not be read (a CSV without its label column, an unreadable image): the run would
+            # fail the same way, so Start waits for the fix; a bug of this check (not a KDError) blocks nothing
+            user_error = task is not None and task.user_error
+            key = (task.error_key if user_error else None) or data_key(self.model.cfg)
+            self.model.set_run_problems([(key, message)] if user_error else [])
             self._fail(message)

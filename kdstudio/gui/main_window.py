@@ -78,8 +78,9 @@ class MainWindow(QMainWindow):
         self.pages = Pages(self.slots)
         self.tabs = QTabWidget()
         self.tabs.setDocumentMode(True)
-        # When the tabs do not fit, their names shorten ("4 Me…") before scroll arrows appear: all stay reachable.
-        self.tabs.setElideMode(Qt.ElideRight)
+        # When the tabs do not fit, scroll arrows appear and every tab keeps its whole name: shortened to "2 T…"
+        # (beside an open TOML dock in a small window) no tab could be read.
+        self.tabs.setElideMode(Qt.ElideNone)
         self.tabs.setUsesScrollButtons(True)
         self.tabs.tabBar().setIconSize(QSize(10, 10))
         for i, name in enumerate(PAGES):

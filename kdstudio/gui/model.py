@@ -34,6 +34,11 @@ class ConfigModel(QObject):
         self.project: Project | None = None
         self.cfg: Config | None = None
         self.problems: list[tuple[str, str]] = []
+        self.config_problems: list[tuple[str, str]] = []  # what config.problems and the forms' text found
+        # Found only by building the models and reading the data (info.py, in the background): they block Start
+        # and outline their field like a config problem; `warnings` (a student larger than its teacher) do not.
+        self.run_problems: list[tuple[str, str]] = []
+        self.warnings: list[str] = []
         self.local_errors: dict[str, str] = {}
         self.read_only: str | None = None  # why this window may not save the project (another one holds it)
         self._lock: FolderLock | None = None
@@ -62,6 +67,7 @@ class ConfigModel(QObject):
         self._take_lock(project)
         self._watch(project)
         self.local_errors.clear()
+        self.run_problems, self.warnings = [], []  # the other project's checks say nothing about this one
         self.project_changed.emit(project)
         self.validate()
         self.config_changed.emit("")
@@ -192,9 +198,20 @@ class ConfigModel(QObject):
             except Exception as e:  # noqa: BLE001 - a check that crashes must not take the window down
                 found = [("", f"A configuration check failed unexpectedly: {e!r}")]
         found = list(self.local_errors.items()) + [(k, m) for k, m in found if k not in self.local_errors]
+        self.config_problems = list(found)
+        keys = {k for k, _ in found}
+        found += [(k, m) for k, m in self.run_problems if k not in keys]
         self.problems = found
         self.problems_changed.emit(found)
         return found
+
+    def set_run_problems(self, problems: list[tuple[str, str]], warnings: list[str] = ()) -> None:
+        """The background checks' findings for the current config (see `run_problems`); announced as problems."""
+        problems, warnings = list(problems), list(warnings)
+        if problems == self.run_problems and warnings == self.warnings:
+            return
+        self.run_problems, self.warnings = problems, warnings
+        self.validate()
 
     @property
     def valid(self) -> bool:

@@ -34,6 +34,8 @@ class Task(QObject):
         super().__init__(owner)
         self.on_done, self.on_error = on_done, on_error
         self.result = self.error = None
+        self.error_key: str | None = None  # the config key a ConfigError named (the field to outline)
+        self.user_error = False  # the job failed with a KDError: a mistake the user can fix, not a bug
         self.worker = create_worker(fn, *args, _connect={"returned": self._returned, "errored": self._errored})
 
     @Slot(object)
@@ -46,6 +48,8 @@ class Task(QObject):
     @Slot(object)
     def _errored(self, exc: BaseException) -> None:
         self.error = (error_sentence(exc), "".join(traceback.format_exception(exc)))
+        self.user_error = isinstance(exc, KDError)
+        self.error_key = getattr(exc, "key", None) if self.user_error else None
         if self.on_error is not None:
             self.on_error(*self.error)
         self._end()
@@ -175,7 +179,7 @@ def model_info(cfg) -> dict:
     shape, classes, sizes, name, warnings, preview = _data_shape(cfg)
     out: dict = {"input_shape": shape, "num_classes": classes, "sizes": sizes, "data_name": name,
                  "warnings": warnings, "preview": preview, "teacher": None, "student": None, "errors": {},
-                 "untrusted": []}
+                 "error_keys": {}, "untrusted": []}
     t = cfg.teacher
     try:
         if t.source == "train":
@@ -189,6 +193,7 @@ def model_info(cfg) -> dict:
         out["untrusted"].append(_untrusted(e, "teacher"))
     except KDError as e:
         out["errors"]["teacher"] = str(e)
+        out["error_keys"]["teacher"] = getattr(e, "key", None)
     try:
         build_student = getattr(models, "build_student", None)
         s = cfg.student
@@ -201,6 +206,7 @@ def model_info(cfg) -> dict:
         out["untrusted"].append(_untrusted(e, "student"))
     except KDError as e:
         out["errors"]["student"] = str(e)
+        out["error_keys"]["student"] = getattr(e, "key", None)
     if out["teacher"] and out["student"]:
         out["ratio"] = out["teacher"] / out["student"]
     return out

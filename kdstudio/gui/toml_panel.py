@@ -107,15 +107,24 @@ class CodeEditor(QPlainTextEdit):
             marks.append(mark)
         self.setExtraSelections(marks)
 
-    def goto_line(self, line: int) -> bool:
-        """Put the cursor at the start of a 1-based line, scroll it into view and focus the editor."""
+    def goto_line(self, line: int, focus: bool = True) -> bool:
+        """Put the cursor at the start of a 1-based line, scroll it into view and (with `focus`) focus the editor."""
         block = self.document().findBlockByNumber(line - 1)
         if not block.isValid():
             return False
         self.setTextCursor(QTextCursor(block))
         self.centerCursor()
-        self.setFocus(Qt.OtherFocusReason)
+        if focus:
+            self.setFocus(Qt.OtherFocusReason)
         return True
+
+    def line_visible(self, line: int) -> bool:
+        """True when the 1-based line is inside the viewport."""
+        block = self.document().findBlockByNumber(line - 1)
+        if not block.isValid():
+            return False
+        rect = self.blockBoundingGeometry(block).translated(self.contentOffset())
+        return rect.top() >= 0 and rect.bottom() <= self.viewport().height()
 
     def marked_line(self) -> int | None:
         """The highlighted 1-based line, or None."""
@@ -225,6 +234,8 @@ class TomlPanel(QWidget):
         """The message, with a link to the line it is about (that line is highlighted)."""
         line = error_line(self.editor.toPlainText(), message, key)
         self.editor.mark_line(line)
+        if line:  # the marked line is on screen, however long the file (the user's focus stays where it is)
+            self.editor.goto_line(line, focus=False)
         body = html.escape(text, quote=False)
         if color:
             body = theme.span(body, "error")

@@ -78,6 +78,11 @@ class Config:
                     setattr(section, skey, _coerce(dotted, sfields[skey], svalue))
             else:
                 setattr(cfg, key, _coerce(key, f, value))
+        given = raw.get("distill", {})
+        for name in _methods.SHARED:  # not set: the method's own default, as the loss class would take it
+            default = _methods.shared_default(cfg.distill.method, name)
+            if name not in given and default is not None:
+                setattr(cfg.distill, name, float(default))
         return cfg
 
     def get(self, dotted: str) -> Any:
@@ -92,7 +97,19 @@ class Config:
         f, owner, name = _field_for(self, dotted)
         if isinstance(value, str) and (f.type not in ("str", str) or value[:1] in "\"'" and len(value) > 1):
             value = parse_value(value)  # numbers, lists, booleans, and quoted strings as TOML writes them
+        before = self.distill.method
         setattr(owner, name, _coerce(dotted, f, value))
+        if dotted == "distill.method" and self.distill.method != before:
+            self._follow_method(before)
+
+    def _follow_method(self, before: str) -> None:
+        """After a method change, temperature/alpha left at the old method's default take the new one's."""
+        for name in _methods.SHARED:
+            old = _methods.shared_default(before, name)
+            old = field_info(f"distill.{name}").default if old is None else old
+            new = _methods.shared_default(self.distill.method, name)
+            if new is not None and getattr(self.distill, name) == old:
+                setattr(self.distill, name, float(new))
 
     def copy(self) -> "Config":
         """A deep copy."""
@@ -249,7 +266,9 @@ def problems(cfg: Config) -> list[tuple[str, str]]:
         out.append(("export.model", f"export.model = \"{wanted}\" but that compression step is off; turn it on "
                                     "in [compress] or use export.model = \"auto\"."))
     # Called directly, never registered on import, so the result does not depend on what was imported before.
-    out += _methods.problems(cfg)
+    seen = {k for k, _ in out}  # a temperature the schema refuses is not said twice by the method's own check
+    out += [(k, m) for k, m in _methods.problems(cfg) if k not in seen or k not in ("distill.temperature",
+                                                                                   "distill.alpha")]
     out += _runs.problems(cfg, field_info=field_info, config_problems=problems)
     return out
 

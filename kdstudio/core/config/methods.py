@@ -52,6 +52,9 @@ _CHECKS = {
 }
 
 
+_BOUNDS = {TEMPERATURE: "above 0", UNIT: "between 0 and 1", NONNEG: "at least 0", NUMBER: "a number"}
+
+
 def _method(name: str, target: str, kind: str, doc: str, *, min_batch: int = 1, **params: tuple) -> None:
     """Register a method: `target` is "module:Class" under kdstudio.core.losses; params are name=(default, check)."""
     METHODS.register_lazy(name, f"kdstudio.core.losses.{target}", kind=kind, doc=doc, min_batch=min_batch,
@@ -93,6 +96,36 @@ _method("pkt", "feature:PKT", "feature",
         weight=(30000.0, NONNEG), eps=(1e-7, NUMBER))
 
 
+# [distill] fields that a method may take as its own parameter: a config that does not set one gets the method's
+# default (dkd's alpha is 1.0, soft_mse's temperature 1.0), not the schema's, which is kd's.
+SHARED = ("temperature", "alpha")
+
+# What distill.alpha weighs, per method that takes it (the form and the schema help say it).
+ALPHA_MEANING = {
+    "kd": "weight of the distillation term; 1 − alpha weights cross-entropy",
+    "soft_mse": "weight of the soft-MSE term; 1 − alpha weights cross-entropy",
+    "logit_mse": "weight of the logit-MSE term; 1 − alpha weights cross-entropy",
+    "dkd": "weight of TCKD, the target-vs-rest KL (beta weights NCKD); cross-entropy keeps weight 1, so alpha may "
+           "exceed 1",
+}
+
+
+def shared_default(method: str, name: str):
+    """The default `method` gives the [distill] field `name` (temperature, alpha); None when it takes none."""
+    if method not in METHODS:
+        return None
+    return METHODS.meta(method)["params"].get(name)
+
+
+def alpha_help(method: str) -> str:
+    """What distill.alpha means for `method`, with its default; or that the method does not use it."""
+    default = shared_default(method, "alpha")
+    if default is None:
+        return f"not used by {method}" if method in METHODS else ""
+    meaning = ALPHA_MEANING.get(method, "weight of the method's distillation term")
+    return f"{method}: {meaning} (its default {default:g})"
+
+
 def logit_methods() -> list[str]:
     """Names of the methods that work on logits."""
     return METHODS.names(kind="logit")
@@ -129,6 +162,18 @@ def problems(cfg) -> list[tuple[str, str]]:
     if d.method not in METHODS:
         return [("distill.method", str(METHODS.unknown(d.method)))]
     kind = METHODS.meta(d.method)["kind"]
+    meta = METHODS.meta(d.method)
+    for name in SHARED:  # distill.alpha/temperature checked as the method checks them (dkd's alpha may pass 1)
+        if name in meta["params"]:
+            check, value = meta["checks"][name], getattr(d, name)
+            try:
+                _CHECKS[check](f"distill.{name}", value)
+            except ConfigError:
+                side = "too large" if check == UNIT and value > 1 else "too small"
+                out.append((f"distill.{name}", f"'distill.{name}' = {value:g} is {side} for method '{d.method}'; "
+                            f"it must be {_BOUNDS[check]}."))
+            except (TypeError, ValueError):
+                out.append((f"distill.{name}", f"'distill.{name}' must be a number, not {value!r}."))
     fm = getattr(d, "feature_method", "") or ""
     specs = [("distill.params", d.method, d.params)]
     if fm:

@@ -90,8 +90,14 @@ class DataConfig:
     synthetic_samples: int = opt(2048, "synthetic: images generated in all, before the validation and test splits are "
                                        "cut from them", min=16)
     synthetic_classes: int = opt(10, "synthetic: classes, each a smooth random pattern under heavy noise", min=2)
-    synthetic_channels: int = opt(3, "synthetic: channels per image (3 like colour photos, 1 like grey scans)", min=1)
-    synthetic_size: int = opt(32, "synthetic: height and width in pixels; larger images make every step slower", min=4)
+    synthetic_channels: int = opt(1, "synthetic: channels per image (3 like colour photos, 1 like grey scans)", min=1)
+    synthetic_noise: float = opt(1.5, "synthetic: standard deviation of the noise over each class's pattern (the "
+                                      "patterns' own is about 1); more noise makes the classes harder to tell apart",
+                                 min=0.0)
+    synthetic_shift: int = opt(1, "synthetic: each image's pattern moves by up to this many pixels (wrapping "
+                                  "round), as objects move in photos: convolutional nets cope, an MLP must learn "
+                                  "every position", min=0)
+    synthetic_size: int = opt(16, "synthetic: height and width in pixels; larger images make every step slower", min=4)
 
 
 @dataclass
@@ -138,8 +144,11 @@ class DistillConfig:
                             "and pkt match features", choices=None)
     temperature: float = opt(4.0, "divides teacher and student logits before the softmax, so a higher T shows more of "
                                   "how the teacher ranks the wrong classes; 2–4 is usual; try lower if a much smaller "
-                                  "student does worse than its baseline", min=0.0, min_open=True)
-    alpha: float = opt(0.9, "weight of the distillation term (1 - alpha weights cross-entropy)", min=0.0, max=1.0)
+                                  "student does worse than its baseline; left out, the method's default applies (4; "
+                                  "soft_mse 1)", min=0.0, min_open=True)
+    alpha: float = opt(0.9, "what the method weighs with it: kd, soft_mse, logit_mse = the distillation term (1 − "
+                            "alpha weights cross-entropy, between 0 and 1); dkd = the TCKD term (cross-entropy keeps "
+                            "weight 1); left out, the method's default applies (0.9; dkd 1.0)", min=0.0)
     epochs: int = opt(30, "distillation epochs (the baseline gets the same budget)", min=1)
     lr: float = opt(2e-3, "step size of the optimizer for the student and the baseline; 1e-3–1e-2 suits adamw (the "
                           "demo uses 1e-2), 0.05–0.1 sgd; lower it if the loss diverges", min=0.0, min_open=True)

@@ -119,7 +119,8 @@ def update(text: str, cfg) -> str:
         old = tomllib.loads(text)
     except (TOMLKitError, tomllib.TOMLDecodeError):  # the caller checked the text; tomlkit may still differ
         return dumps(cfg)
-    values, defaults = cfg.to_dict(), type(cfg)().to_dict()
+    # what a missing key would read back as: the method's own temperature/alpha, not kd's
+    values, defaults = cfg.to_dict(), type(cfg).from_dict({"distill": {"method": cfg.distill.method}}).to_dict()
     for section, section_fields in _schema(type(cfg)):
         have = old if section is None else old.get(section, {})
         want = values if section is None else values[section]

@@ -16,5 +16,18 @@ def load_synthetic(cfg):
     templates = torch.nn.functional.interpolate(templates, size=(s, s), mode="bilinear", align_corners=False)
     y = torch.arange(n) % k
     y = y[torch.randperm(n, generator=g)]
-    x = templates[y] + 1.5 * torch.randn(n, c, s, s, generator=g)
+    x = _shifted(templates[y], d.synthetic_shift, g) + d.synthetic_noise * torch.randn(n, c, s, s, generator=g)
     return from_arrays(x, y, [f"class_{i}" for i in range(k)], cfg, name="synthetic")
+
+
+def _shifted(images: torch.Tensor, most: int, g: torch.Generator) -> torch.Tensor:
+    """Each image moved circularly by its own random offset of up to `most` pixels in each direction."""
+    if most <= 0:
+        return images
+    n, c, h, w = images.shape
+    dy = torch.randint(-most, most + 1, (n,), generator=g)
+    dx = torch.randint(-most, most + 1, (n,), generator=g)
+    rows = (torch.arange(h)[None, :] - dy[:, None]) % h
+    cols = (torch.arange(w)[None, :] - dx[:, None]) % w
+    return images[torch.arange(n)[:, None, None, None], torch.arange(c)[None, :, None, None],
+                  rows[:, None, :, None], cols[:, None, None, :]]

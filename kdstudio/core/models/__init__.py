@@ -117,6 +117,23 @@ def build_student(cfg, num_classes: int, input_shape: tuple) -> nn.Module:
     return build(arch, num_classes, input_shape, width, depth)
 
 
+def planned_counts(cfg, num_classes: int, input_shape: tuple) -> tuple[int, int] | None:
+    """(teacher, student) parameter counts of the models a run will train, built on the meta device (no memory,
+    no weights); None when the teacher comes from a file or a model cannot be built without running user code."""
+    import torch
+    from .custom import is_custom_name
+    t = cfg.teacher
+    if t.source != "train" or is_custom_name(t.arch) or is_custom_name(student_spec(cfg)[0]):
+        return None  # a file.py arch runs its file: only the run itself does that, after its trust check
+    try:
+        with torch.device("meta"):
+            teacher = build(t.arch, num_classes, input_shape, t.width, t.depth)
+            student = build_student(cfg, num_classes, input_shape)
+    except Exception:  # noqa: BLE001 - the stages report a model that cannot be built, with its sentence
+        return None
+    return count_params(teacher), count_params(student)
+
+
 def count_params(model: nn.Module) -> int:
     """Number of parameters (trainable or not)."""
     return sum(p.numel() for p in model.parameters())

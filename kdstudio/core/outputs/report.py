@@ -118,10 +118,13 @@ def _cards(summary: dict, stats: dict | None) -> str:
     if summary.get("kd_gain") is not None:
         band = "" if not stats else f", 95 % CI {gain.pts(stats['low'])}…{gain.pts(stats['high'])}"
         items.append((f"{gain.pts(summary['kd_gain'])} pts", f"KD gain{band}"))
-    for key, label in (("params_ratio", "fewer parameters"), ("size_ratio", "smaller file"),
-                       ("speedup_cpu_b1", "faster, CPU batch 1")):
-        if isinstance(comp.get(key), (int, float)):
-            items.append((f"{comp[key]:.1f}×", label))
+    for key, more, less in (("params_ratio", "fewer parameters", "more parameters"),
+                            ("size_ratio", "smaller file", "larger file"),
+                            ("speedup_cpu_b1", "faster, CPU batch 1", "slower, CPU batch 1")):
+        said = summary_mod.ratio_said(comp.get(key), more, less)  # a bigger student is "2.1× more", never "0.5× fewer"
+        if said:
+            number, _, label = said.partition(" ")
+            items.append((number, label))
     return "<div class=cards>" + "".join(f"<div class=card><b>{_e(v)}</b><span>{_e(k)}</span></div>"
                                          for v, k in items) + "</div>"
 

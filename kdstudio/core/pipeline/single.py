@@ -307,6 +307,11 @@ def _context(cfg, rd, control, emit, resume, previous, results, member) -> RunCo
         emit(ev.LOG, None, message=bundle.inputs[0].upper() + bundle.inputs[1:] + ".")
     results.data = {"name": bundle.name, "mode": bundle.mode, "inputs": bundle.inputs or None,
                     "preprocessing": bundle.preprocessing}
+    from .. import models
+    counts = models.planned_counts(cfg, bundle.num_classes, tuple(bundle.input_shape))
+    larger = summary_mod.larger_student_warning(*counts) if counts else None
+    if larger:  # said before any training, so a mistaken config costs no teacher epochs
+        emit(ev.WARNING, None, message=larger)
     threads, why = resolve_threads(cfg, bundle)
     if device.type == "cpu" or cfg.run.threads:
         torch.set_num_threads(threads)

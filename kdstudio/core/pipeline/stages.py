@@ -12,7 +12,7 @@ from ..errors import RunStopped
 from ..models import teacher_io
 from ..models.frozen import FrozenTeacher
 from ..outputs.evaluate import accuracy
-from ..store.summary import ModelEntry, StageTiming
+from ..store.summary import ModelEntry, StageTiming, ratio_said
 from ..train.checkpoints import damaged, read_checkpoint
 from ..train.hooks import student_hooks
 from ..train.loop import CrossEntropy
@@ -253,7 +253,7 @@ def evaluate_stage(ctx: RunContext, results: RunResults) -> tuple[dict, list, di
     extra = "".join(f", {k} {r['top1']:.2%}" for k, r in metrics.items() if k not in ("teacher", "student", "baseline"))
     ctx.log(f"Test accuracy: teacher {teacher_acc:.2%}, student {student_acc:.2%}"
             + (f", baseline {metrics['baseline']['top1']:.2%}" if "baseline" in metrics else "") + extra
-            + f"; student has {params_ratio:.1f}x fewer parameters.")
+            + f"; student has {ratio_said(params_ratio, 'fewer parameters', 'more parameters')}.")
     gain_stats = gain.from_metrics(metrics)
     if gain_stats is not None:
         ctx.log(f"KD gain: {gain.gain_sentence(gain_stats)}.")

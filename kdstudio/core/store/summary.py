@@ -51,6 +51,27 @@ def ratio(reference, value) -> float | None:
     return float(reference) / float(value)
 
 
+def ratio_said(x, more: str, less: str) -> str:
+    """A teacher/student ratio said the right way round: 10.5 → '10.5× fewer parameters' (more = "fewer
+    parameters"), 0.48 → '2.1× more parameters' (less), never '0.5× fewer'; '' when there is no ratio."""
+    if not isinstance(x, (int, float)) or not math.isfinite(x) or x <= 0:
+        return ""
+    if x >= 0.995:  # what rounds to 1.0× reads as `more`, not as "1.0× more"
+        return f"{x:.1f}× {more}"
+    return f"{1 / x:.1f}× {less}"
+
+
+def larger_student_warning(teacher_params, student_params) -> str | None:
+    """The warning for a student with more parameters than its teacher (distillation then compresses nothing);
+    None otherwise."""
+    if not (isinstance(teacher_params, int) and isinstance(student_params, int)) or teacher_params <= 0 \
+            or student_params <= teacher_params:
+        return None
+    return (f"The student has {ratio_said(teacher_params / student_params, '', 'more parameters')} than its teacher "
+            f"({student_params:,} vs {teacher_params:,}), so distillation makes no smaller model; choose a smaller "
+            "student (student.width, student.depth or another student.arch) or a larger teacher.")
+
+
 _NUM = (int, float)
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 from PySide6.QtWidgets import QCheckBox, QFormLayout, QGroupBox, QLabel, QLineEdit
 
 from ...core import config as config_mod
+from ...core.config import methods as method_catalog
 from ..forms import format_value
 from ..info import InfoHub
 from ..model import ConfigModel
@@ -152,6 +153,7 @@ class MethodPage(FormPage):
             for name, dotted in SHARED.items():
                 form, _ = self.form.rows[dotted]
                 form.setRowVisible(self.form.fields[dotted], name in m["params"])
+            self.form.fields["distill.alpha"].help.setText(method_catalog.alpha_help(cfg.distill.method))
         elif m is None and key in ("", "distill.method"):
             self.doc.setText(f"Method '{cfg.distill.method}' is not in this version's library.")
         fm = getattr(cfg.distill, "feature_method", "")

@@ -24,6 +24,8 @@ def is_hf_folder(path: str) -> bool:
     p = Path(path).expanduser()
     return p.is_dir() and (p / HF_CONFIG).is_file()
 SPLITS = ("train", "val", "test")
+# [data] settings that change how batches are fed, not which samples there are: the preview and counts stay
+FEEDING = ("data.batch_size", "data.workers", "data.prefetch", "data.augment", "data.memory_budget_gb")
 
 
 class DataPage(FormPage):
@@ -42,6 +44,7 @@ class DataPage(FormPage):
         hub.info_ready.connect(self._show_info)
         hub.info_failed.connect(lambda m: self.card.set("–", m))
         hub.busy.connect(lambda b: b and self.card.detail.setText("Reading the data…"))
+        hub.info_stale.connect(self._stale)
         if hub.info is not None:  # counted before this page was built
             self._show_info(hub.info)
         elif hub.failure:
@@ -80,6 +83,16 @@ class DataPage(FormPage):
         self.preview.fill_note.setText(line)
         self.preview.fill_note.setVisible(bool(line))
 
+    def _stale(self, key: str) -> None:
+        """Another source (or split, or path): the old numbers and pictures go at once, before the new ones come."""
+        if key and (key in FEEDING or not (key.startswith("data.") or key == "seed")):
+            return
+        self.card.set("…", "Reading the data…")
+        self.split_card.set("…", "")
+        self.preview.show_preview(None)
+        self.preview.image.setText("Reading the data…")
+        self.preview.chart.hide()  # its axes would still count the old classes
+
     def _show_info(self, info: dict) -> None:
         shape = "×".join(str(d) for d in info["input_shape"])
         sizes = info["sizes"]
@@ -89,6 +102,7 @@ class DataPage(FormPage):
         order = [k for k in ("train", "val", "test") if k in sizes] + [k for k in sizes if k not in SPLITS]
         self.split_card.set(f"{sum(sizes.values()):,}", " · ".join(f"{k} {sizes[k]:,}" for k in order))
         self.preview.show_preview(info.get("preview"))
+        self.preview.chart.show()
 
 
 class _ModelPage(FormPage):

@@ -184,6 +184,7 @@ class TrainPage(QWidget):
 
     def _update_hint(self) -> None:
         self.controls.set_hint(self.controller.blocker())
+        self.controls.set_warning(" ".join(self.model.warnings) if not self.controller.running else "")
 
     def _on_project(self, project) -> None:
         if not self.controller.running:  # another project: the ended run's view goes

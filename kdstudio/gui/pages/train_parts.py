@@ -59,17 +59,27 @@ class RunControls(QWidget):
         self.hint.setObjectName("problem")
         self.hint.setWordWrap(True)
         self.hint.hide()
+        self.warning = QLabel()  # what Start does not wait for but the user should know (a larger student)
+        self.warning.setObjectName("warning")
+        self.warning.setWordWrap(True)
+        self.warning.hide()
         col = QVBoxLayout(self)
         col.setContentsMargins(0, 0, 0, 0)
         col.setSpacing(4)
         col.addLayout(self.row)
         col.addWidget(self.hint)
+        col.addWidget(self.warning)
         self._full_width = 0  # what the row needs with the device label shown
 
     def set_hint(self, text: str) -> None:
         """Show the hint under the buttons ("" hides it)."""
         self.hint.setText(text)
         self.hint.setVisible(bool(text))
+
+    def set_warning(self, text: str) -> None:
+        """Show a warning under the hint ("" hides it)."""
+        self.warning.setText(f"⚠ {text}" if text else "")
+        self.warning.setVisible(bool(text))
 
     def set_device(self, device: str) -> None:
         self.device_label.setText(f"device: {device}")
