@@ -175,3 +175,13 @@ def test_load_settings_puts_a_runs_config_back_and_undo_restores_it(window, qtbo
     qtbot.mouseClick(history.load_btn, Qt.LeftButton)  # an edit after a load: nothing left to undo
     window.model.set("distill.alpha", 0.3)
     assert not window.loader.undo_btn.isVisible()
+
+
+def test_cli_label_names_a_run_and_prints_it(tmp_path, capsys):
+    from kdstudio.cli import main
+    assert main(["label", str(tmp_path), "--name", "T=2", "--note", "cooler"]) == 0
+    assert read_label(tmp_path) == {"name": "T=2", "note": "cooler"}
+    assert main(["label", str(tmp_path)]) == 0
+    assert "name: T=2" in capsys.readouterr().out
+    assert main(["label", str(tmp_path / "nope"), "--name", "x"]) == 2
+    assert "is not a run folder" in capsys.readouterr().err

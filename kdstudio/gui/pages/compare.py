@@ -94,7 +94,8 @@ class CompareDialog(QDialog):
         self.same.setWordWrap(True)
         self._fill_settings(a, b)
         intro = QLabel(f"A: <b>{_html(name_a)}</b> ({a.status}){_note(a)}<br>B: <b>{_html(name_b)}</b> "
-                       f"({b.status}){_note(b)}<br>Test split figures; “B vs A” is B’s difference (points) or B / A.")
+                       f"({b.status}){_note(b)}<br>Figures on each run's test split; “B vs A” is B’s difference "
+                       "(in points) or B / A.")
         intro.setWordWrap(True)
         box = QDialogButtonBox(QDialogButtonBox.Close)
         box.rejected.connect(self.close)

@@ -4,13 +4,12 @@ overlay their curves, two to compare them side by side (pages/compare.py), one t
 
 from __future__ import annotations
 
-import datetime as _dt
 import re
 from pathlib import Path
 
 from PySide6.QtCore import QSize, Qt, QUrl, Signal
 from PySide6.QtGui import QAction, QDesktopServices, QIcon
-from PySide6.QtWidgets import (QAbstractItemView, QHBoxLayout, QHeaderView, QInputDialog, QLabel, QLineEdit,
+from PySide6.QtWidgets import (QAbstractItemView, QHBoxLayout, QHeaderView, QInputDialog, QLabel,
                                QMessageBox, QPushButton, QStyle, QStyleOptionButton, QTreeWidget, QTreeWidgetItem,
                                QVBoxLayout, QWidget)
 
@@ -19,16 +18,16 @@ from ...core.errors import KDError
 from ...core.outputs.gain import gain_sentence, verdict
 from ...core.store.projects import Project, RunInfo
 from ...core.store.files import RunDir
-from ...core.store.run_labels import read_label, write_label
+from ...core.store.run_labels import write_label
 from ..widgets import STATUS_COLORS, dot_icon, fmt_pct, fmt_pts, fmt_ratio_said
 from .compare import CompareDialog, run_config
+from .run_rows import SORT_KEY, RunItem, name_of, note_dialog, tip_name
 
 # The first columns are fixed (the settings that differ follow them): the metrics stay in view without scrolling.
 COLUMNS = ["Run", "Status", "Teacher", "Student", "Baseline", "KD gain", "Smaller", "Faster"]
 BUTTON_TEXTS = ("Compare", "Load settings", "Resume run", "Open folder", "Delete…")  # narrow: icons + tooltips
 BUTTON_ICONS = (QStyle.SP_FileDialogDetailedView, QStyle.SP_ArrowBack, QStyle.SP_MediaPlay, QStyle.SP_DirOpenIcon,
                 QStyle.SP_TrashIcon)
-SORT_KEY = Qt.UserRole + 1  # per column: the value the column sorts by (numbers as numbers, not as text)
 
 
 _STAMP = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d ")
@@ -54,30 +53,6 @@ def clean_log(text: str) -> str:
         elif not skipping:
             out.append(line)
     return "\n".join(out)
-
-
-class RunItem(QTreeWidgetItem):
-    """A row that sorts by each column's value (SORT_KEY): 9.0× before 10.5×, an unknown value below every number."""
-
-    def __lt__(self, other: QTreeWidgetItem) -> bool:
-        column = self.treeWidget().sortColumn() if self.treeWidget() is not None else 0
-        return _order(self.data(column, SORT_KEY)) < _order(other.data(column, SORT_KEY))
-
-
-def _order(value) -> tuple:
-    """Numbers by value, then texts; None (unknown, not set in that run) first, so it sorts below every value."""
-    if isinstance(value, bool):
-        return (1, float(value), "")
-    if isinstance(value, (int, float)) and value == value:
-        return (1, float(value), "")
-    return (0, 0.0, "") if value is None else (2, 0.0, str(value))
-
-
-def _when(iso: str) -> str:
-    try:
-        return _dt.datetime.fromisoformat(iso).strftime("%d %b %H:%M")
-    except (TypeError, ValueError):
-        return iso or ""
 
 
 class RunHistory(QWidget):
@@ -203,7 +178,7 @@ class RunHistory(QWidget):
         if self.live and Path(self.live[0]) == Path(run.path):
             status = self.live[1]
         h = run.headline()
-        values = [self._name_of(run), status, fmt_pct(h["teacher"]), fmt_pct(h["student"]),
+        values = [name_of(run), status, fmt_pct(h["teacher"]), fmt_pct(h["student"]),
                   fmt_pct(h["baseline"]), gain_cell(h["kd_gain"], h.get("kd_gain_stats")),
                   fmt_ratio_said(h["params_ratio"], "smaller", "larger"),
                   fmt_ratio_said(h["speedup"], "faster", "slower")]
@@ -220,7 +195,7 @@ class RunHistory(QWidget):
         item.setFlags(item.flags() | Qt.ItemIsEditable)
         item.setIcon(1, dot_icon(STATUS_COLORS.get(status, "#9aa0a6")))
         item.setData(0, Qt.UserRole, run)
-        self._tip_name(item, run)
+        tip_name(item, run)
         if run.summary.get("error"):
             item.setToolTip(1, run.summary["error"])
         if h["kd_gain"] is not None:
@@ -231,17 +206,6 @@ class RunHistory(QWidget):
         for c in range(2, len(values)):
             item.setTextAlignment(c, Qt.AlignRight | Qt.AlignVCenter)
         return item
-
-    @staticmethod
-    def _name_of(run: RunInfo) -> str:
-        """The name the person gave the run, else when it started (else its folder's name)."""
-        return read_label(run.path)["name"] or _when(run.started) or run.name
-
-    @staticmethod
-    def _tip_name(item: QTreeWidgetItem, run: RunInfo) -> None:
-        label = read_label(run.path)
-        lines = [str(run.path)] + ([f"started {_when(run.started)}"] if label["name"] and run.started else [])
-        item.setToolTip(0, "\n".join(lines + ([f"\nNote: {label['note']}"] if label["note"] else [])))
 
     def selected(self) -> list[RunInfo]:
         """The selected runs, newest first."""
@@ -301,15 +265,15 @@ class RunHistory(QWidget):
         run = item.data(0, Qt.UserRole)
         if column != 0 or run is None:
             return
-        typed, shown = item.text(0).strip(), self._name_of(run)
+        typed, shown = item.text(0).strip(), name_of(run)
         if typed != shown:
             try:
                 write_label(run.path, name=typed)
             except KDError as e:
                 QMessageBox.warning(self, "Rename run", str(e))
         self.tree.blockSignals(True)
-        item.setText(0, self._name_of(run))
-        self._tip_name(item, run)
+        item.setText(0, name_of(run))
+        tip_name(item, run)
         self.tree.blockSignals(False)
 
     def edit_note(self) -> QInputDialog | None:
@@ -318,13 +282,8 @@ class RunHistory(QWidget):
         if item is None:
             return None
         run = item.data(0, Qt.UserRole)
-        dialog = QInputDialog(self)
-        dialog.setWindowTitle("Run note")
-        dialog.setLabelText(f"A note on run {self._name_of(run)} (what you tried, what you saw):")
-        dialog.setOption(QInputDialog.UsePlainTextEditForTextInput)
-        dialog.setTextValue(read_label(run.path)["note"])
+        dialog = note_dialog(self, run, name_of(run))
         dialog.textValueSelected.connect(lambda text: self._set_note(item, run, text))
-        dialog.setAttribute(Qt.WA_DeleteOnClose)
         dialog.open()
         self.note_dialog = dialog
         return dialog
@@ -336,7 +295,7 @@ class RunHistory(QWidget):
             QMessageBox.warning(self, "Run note", str(e))
             return
         self.tree.blockSignals(True)
-        self._tip_name(item, run)
+        tip_name(item, run)
         self.tree.blockSignals(False)
 
     # ---- compare and load -----------------------------------------------------------------------------
@@ -348,7 +307,7 @@ class RunHistory(QWidget):
         older, newer = sorted(sel, key=lambda r: (r.started, r.name))
         if self.compare_dialog is not None:
             self.compare_dialog.close()
-        self.compare_dialog = CompareDialog(older, newer, self._name_of(older), self._name_of(newer), self)
+        self.compare_dialog = CompareDialog(older, newer, name_of(older), name_of(newer), self)
         self.compare_dialog.show()
         return self.compare_dialog
 
