@@ -172,6 +172,14 @@ def test_load_settings_puts_a_runs_config_back_and_undo_restores_it(window, qtbo
     window.model.save_now()
     assert config_mod.load(project.file).to_dict() == before
 
+    qtbot.mouseClick(history.load_btn, Qt.LeftButton)
+    assert window.model.cfg.distill.temperature == 10.0
+    window.activateWindow()
+    qtbot.waitUntil(lambda: QApplication.activeWindow() is window, timeout=5000)
+    history.tree.setFocus()
+    qtbot.keyClick(history.tree, Qt.Key_Z, Qt.ControlModifier)  # Ctrl+Z undoes the load too
+    qtbot.waitUntil(lambda: window.model.cfg.to_dict() == before, timeout=3000)  # a shortcut "animates" the click
+
     qtbot.mouseClick(history.load_btn, Qt.LeftButton)  # an edit after a load: nothing left to undo
     window.model.set("distill.alpha", 0.3)
     assert not window.loader.undo_btn.isVisible()

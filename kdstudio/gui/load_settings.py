@@ -4,6 +4,7 @@ window's status bar (the window has no undo stack; this one step is what a perso
 from __future__ import annotations
 
 from PySide6.QtCore import QObject
+from PySide6.QtGui import QKeySequence
 from PySide6.QtWidgets import QMessageBox, QPushButton, QStatusBar
 
 from ..core.config import ConfigError
@@ -22,7 +23,9 @@ class SettingsLoader(QObject):
         self.previous = None  # the project's config before the last load (None: nothing to undo)
         self._loading = False
         self.undo_btn = QPushButton("Undo load")
-        self.undo_btn.setToolTip("Put back the project's settings as they were before the run's were loaded")
+        self.undo_btn.setToolTip("Put back the project's settings as they were before the run's were loaded "
+                                 "(Ctrl+Z)")
+        self.undo_btn.setShortcut(QKeySequence.Undo)  # a text field being edited keeps its own Ctrl+Z
         self.undo_btn.clicked.connect(self.undo)
         self.undo_btn.hide()
         status.addPermanentWidget(self.undo_btn)
