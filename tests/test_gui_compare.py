@@ -96,6 +96,10 @@ def test_the_table_shows_the_differing_settings_and_sorts_numbers_as_numbers(win
     tree = history.tree
     assert history.setting_keys == ["seed", "distill.temperature"]
     assert [tree.headerItem().text(c) for c in range(len(COLUMNS))] == COLUMNS  # the metrics come first
+    window.resize(1280, 800)
+    _settle()
+    metrics = sum(tree.columnWidth(c) for c in range(len(COLUMNS)))
+    assert metrics <= tree.viewport().width()  # every metric in view at 1280 px; only the settings scroll sideways
     col = _column(tree, "distill.temperature")
     _click_header(qtbot, tree, col)
     values = [r.text(col) for r in _rows(tree)]
@@ -130,6 +134,7 @@ def test_rename_by_double_click_and_typing_shows_the_name_and_writes_run_json(wi
     qtbot.mouseClick(dialog.findChild(QDialogButtonBox).button(QDialogButtonBox.Ok), Qt.LeftButton)
     assert read_label(folders[1]) == {"name": "", "note": "cooler teacher"}
     assert "cooler teacher" in item.toolTip(0)
+    assert not item.icon(0).isNull()  # a note shows at a glance
 
 
 def test_compare_two_selected_runs_shows_the_setting_that_differs(window, qtbot):

@@ -161,6 +161,8 @@ class RunHistory(QWidget):
         configs = {str(r.path): run_config(r.path) for r in self.runs}
         self.setting_keys = diff_mod.differing_keys(list(configs.values()))
         self.tree.setHeaderLabels(COLUMNS + self.setting_keys)
+        self.tree.headerItem().setToolTip(0, "The run's name (double-click it to rename the run), else when it "
+                                          "started; sorted by start time")
         for c, key in enumerate(self.setting_keys, start=len(COLUMNS)):
             self.tree.headerItem().setToolTip(c, f"{key}: differs between these runs")
         for run in self.runs:

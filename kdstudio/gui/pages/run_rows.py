@@ -6,7 +6,8 @@ from __future__ import annotations
 import datetime as _dt
 
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QInputDialog, QTreeWidgetItem, QWidget
+from PySide6.QtGui import QIcon
+from PySide6.QtWidgets import QApplication, QInputDialog, QStyle, QTreeWidgetItem, QWidget
 
 from ...core.store.projects import RunInfo
 from ...core.store.run_labels import read_label
@@ -48,6 +49,13 @@ def tip_name(item: QTreeWidgetItem, run: RunInfo) -> None:
     label = read_label(run.path)
     lines = [str(run.path)] + ([f"started {_when(run.started)}"] if label["name"] and run.started else [])
     item.setToolTip(0, "\n".join(lines + ([f"\nNote: {label['note']}"] if label["note"] else [])))
+    # a run with a note says so at a glance; the note itself is in the tooltip
+    item.setIcon(0, _note_icon() if label["note"] else QIcon())
+
+
+def _note_icon() -> QIcon:
+    app = QApplication.instance()
+    return app.style().standardIcon(QStyle.SP_FileDialogInfoView) if app is not None else QIcon()
 
 
 def note_dialog(parent: QWidget, run: RunInfo, name: str) -> QInputDialog:
