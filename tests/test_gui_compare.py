@@ -158,7 +158,18 @@ def test_compare_two_selected_runs_shows_the_setting_that_differs(window, qtbot)
     student = dialog.figures.topLevelItem(0)
     assert (student.text(1), student.text(2), student.text(3)) == ("97.1%", "95.3%", "−1.8 pts")
     dialog.grab().save("/tmp/compare-dialog-test.png")
-    dialog.close()
+
+    (folders[2] / "config.toml").unlink()  # a run whose config is gone: said in one sentence, no settings table
+    history.reload()
+    by_path = {r.data(0, Qt.UserRole).path: r for r in _rows(tree)}
+    _click_row(qtbot, tree, by_path[folders[2]])
+    _click_row(qtbot, tree, by_path[folders[0]], Qt.ControlModifier)
+    qtbot.mouseClick(history.compare_btn, Qt.LeftButton)
+    assert history.compare_dialog is not dialog and not dialog.isVisible()
+    again = history.compare_dialog
+    assert again.differing_settings() == [] and "cannot be read" in again.same.text()
+    assert again.same.text().count(".") == 1 and folders[2].name in again.same.text()
+    again.close()
 
 
 def test_load_settings_puts_a_runs_config_back_and_undo_restores_it(window, qtbot):

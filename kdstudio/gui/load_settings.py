@@ -36,6 +36,9 @@ class SettingsLoader(QObject):
         """Replace the project's config by the run's (saved a moment later, as an edit is); True when loaded."""
         if self.model.cfg is None:
             return False
+        if self.model.read_only:  # another window edits this project: nothing here would be saved
+            QMessageBox.warning(self.status.window(), "Load settings", self.model.read_only)
+            return False
         try:
             cfg = load_run_config(run.path)
         except ConfigError as e:

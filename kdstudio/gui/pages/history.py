@@ -307,8 +307,9 @@ class RunHistory(QWidget):
         if len(sel) != 2:
             return None
         older, newer = sorted(sel, key=lambda r: (r.started, r.name))
-        if self.compare_dialog is not None:
+        if self.compare_dialog is not None:  # one comparison at a time: the previous one goes
             self.compare_dialog.close()
+            self.compare_dialog.deleteLater()
         self.compare_dialog = CompareDialog(older, newer, name_of(older), name_of(newer), self)
         self.compare_dialog.show()
         return self.compare_dialog
