@@ -93,20 +93,20 @@ class CompareDialog(QDialog):
         self.same = QLabel()
         self.same.setWordWrap(True)
         self._fill_settings(a, b)
-        intro = QLabel(f"A: <b>{_html(name_a)}</b> ({a.status}){_note(a)}<br>B: <b>{_html(name_b)}</b> "
-                       f"({b.status}){_note(b)}<br>Figures on each run's test split; “B vs A” is B’s difference "
-                       "(in points) or B / A.")
+        intro = QLabel(f"A: <b>{_html(name_a)}</b> ({_html(a.path.name)}, {a.status}){_note(a)}<br>"
+                       f"B: <b>{_html(name_b)}</b> ({_html(b.path.name)}, {b.status}){_note(b)}<br>"
+                       "Figures on each run's test split; “B vs A” is B’s difference (in points) or B / A.")
         intro.setWordWrap(True)
         box = QDialogButtonBox(QDialogButtonBox.Close)
         box.rejected.connect(self.close)
         col = QVBoxLayout(self)
         col.addWidget(intro)
-        col.addWidget(self.figures, 3)
+        col.addWidget(self.figures, 4)
         title = QLabel("Settings that differ")
         title.setObjectName("sectionTitle")
         col.addWidget(title)
         col.addWidget(self.same)
-        col.addWidget(self.settings, 2)
+        col.addWidget(self.settings, 1)
         col.addWidget(box)
         self.resize(760, 600)
 
