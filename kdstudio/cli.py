@@ -24,6 +24,11 @@ def _parser() -> argparse.ArgumentParser:
                                 "Without a command it opens the desktop app.")
     p.add_argument("--version", action="version", version=f"kdstudio {__version__}")
     p.add_argument("--debug", action="store_true", help="show tracebacks")
+    entry = p.add_mutually_exclusive_group()
+    entry.add_argument("--install-desktop-entry", action="store_true",
+                       help="add KD Studio to this user's application menu (XDG .desktop file and icon)")
+    entry.add_argument("--uninstall-desktop-entry", action="store_true",
+                       help="remove what --install-desktop-entry added")
     sub = p.add_subparsers(dest="command")
 
     r = sub.add_parser("run", help="run a distillation from a TOML config")
@@ -90,6 +95,8 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument("--autorun", action="store_true", help="start the run at once")
     g.add_argument("--quit-when-done", action="store_true", help="quit when the run ends")
     g.add_argument("--screenshot", metavar="PATH", help="save a PNG of the window when the run ends")
+    g.add_argument("--theme", choices=("auto", "light", "dark"),
+                   help="colours: follow the OS (auto, the default), or force light or dark")
     g.add_argument("--debug", action="store_true", help="show tracebacks")
     return p
 
@@ -98,6 +105,8 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of the console script; returns the exit code."""
     args = _parser().parse_args(argv)
     try:
+        if args.install_desktop_entry or args.uninstall_desktop_entry:
+            return _desktop_entry(install=args.install_desktop_entry)
         if args.command in (None, "gui"):
             return _gui(args)
         if args.command == "init":
@@ -151,6 +160,20 @@ def _display_problem() -> str | None:
     return ("Qt cannot open a window on this X display; it needs the libxcb-cursor0 library (Debian/Ubuntu: "
             "`sudo apt install libxcb-cursor0`). Until then use the command line (`kdstudio demo`, `kdstudio run "
             "CONFIG`).")
+
+
+def _desktop_entry(install: bool) -> int:
+    from . import desktop_entry
+    if install:
+        for path in desktop_entry.install():
+            print(f"kdstudio: installed {path}")
+        return 0
+    removed = desktop_entry.uninstall()
+    for path in removed:
+        print(f"kdstudio: removed {path}")
+    if not removed:
+        print(f"kdstudio: no desktop entry to remove ({desktop_entry.desktop_file()} is not there)")
+    return 0
 
 
 def _gui(args) -> int:

@@ -110,6 +110,9 @@ def test_int8_and_fp16_exports_reload_and_agree(run, tmp_path):
     products = [n for n in graph.node if n.op_type == "MatMulInteger"]
     assert products and all(weights[n.input[1]] == onnx.TensorProto.UINT8 for n in products)
     assert by_format["onnx"]["top1_agreement"] >= 0.97
+    # each entry records the rule it is judged by: the torch int8 files identical, the ONNX file by agreement
+    assert by_format["onnx"]["parity"] == {"metric": "top1_agreement", "min": 0.97, "ok": True}
+    assert by_format["state_dict"]["parity"] == {"metric": "top1_agreement", "min": 1.0, "ok": True}
     fp16 = artifacts.export_run(out, ["safetensors", "torchscript"], quantize="fp16", out=tmp_path,
                                 latency_repeats=2)
     assert [e["top1_agreement"] for e in fp16["exports"]] == [1.0, 1.0]

@@ -115,14 +115,114 @@ def test_log_axis_labels_are_plain_numbers_thinned_to_fit(panel):
     assert [s for s in axis.logTickStrings(values, 1.0, 1.0) if s] == ["0.1", "1"]
 
 
-def test_legends_can_be_hidden_and_shown(panel):
+def test_legends_can_be_hidden_and_shown(panel, qtbot):
+    from PySide6.QtCore import Qt
     panel.show_series([_series(3)])
-    legends = [w.getPlotItem().legend for w in panel.plots.values()]
-    assert all(leg.isVisible() for leg in legends)
-    panel.legends.setChecked(False)
-    assert not any(leg.isVisible() for leg in legends)
-    panel.legends.setChecked(True)
-    assert all(leg.isVisible() for leg in legends)
+    strips = [box.legend for box in panel.boxes.values()]
+    assert all("student CE" in panel.legend_names("loss") for _ in strips)
+    assert all(strip.entries and "━━" in strip.text() for strip in strips)
+    qtbot.mouseClick(panel.legends, Qt.LeftButton)
+    assert not any("━━" in strip.text() for strip in strips) and "Loss" in strips[0].text()  # titles stay
+    qtbot.mouseClick(panel.legends, Qt.LeftButton)
+    assert all("━━" in strip.text() for strip in strips)
+
+
+def _dkd_fitnet_records():
+    """A run whose loss plot is crowded: teacher, dkd with fitnet (six distillation curves), baseline."""
+    out = []
+    for e in (1, 2, 3):
+        for k in (1, 2):
+            base = {"kind": "step", "epoch": e, "epochs": 3, "step": k, "steps": 2, "lr": 0.01 / e}
+            out.append({**base, "stage": "teacher", "ce": 1.0 / e, "total": 1.0 / e})
+            out.append({**base, "stage": "distill", "total": 1.0 / e, "ce": 0.5 / e, "tckd": 0.4 / e, "nckd": 0.3 / e,
+                        "fitnet": 0.2 / e, "teacher_ce": 0.1})
+            out.append({**base, "stage": "baseline", "ce": 0.9 / e, "total": 0.9 / e})
+        for stage in ("teacher", "distill", "baseline"):
+            out.append({"kind": "epoch", "stage": stage, "epoch": e, "epochs": 3, "val_acc": 0.5 + e / 10})
+    return out
+
+
+def test_legends_sit_above_the_plots_inside_the_panel_at_800x600(panel, qtbot):
+    from PySide6.QtCore import QPoint, QRect
+    from kdstudio.gui.series import RunSeries
+    panel.resize(800, 600)
+    panel.show_series([RunSeries("crowded").extend(_dkd_fitnet_records())])
+    qtbot.wait(50)
+    assert len(panel.legend_names("loss")) == 8  # teacher, baseline, total, ce, tckd, nckd, fitnet, teacher_ce
+    bounds = panel.rect()
+    for name, box in panel.boxes.items():
+        strip = box.legend
+        rect = QRect(strip.mapTo(panel, QPoint(0, 0)), strip.size())
+        assert bounds.contains(rect), (name, rect, bounds)
+        assert strip.height() >= strip.heightForWidth(strip.width()), name  # every line shown, none clipped
+        view = panel.plots[name].getPlotItem().getViewBox()
+        scene = view.mapRectToScene(view.boundingRect())
+        top_left = panel.plots[name].mapFromScene(scene.topLeft())
+        view_rect = QRect(panel.plots[name].mapTo(panel, top_left), scene.size().toSize())
+        assert not rect.intersects(view_rect), (name, rect, view_rect)  # the legend covers no curve
+
+
+def test_plots_wait_with_a_sentence_then_fit_their_first_points(panel, qtbot):
+    from PySide6.QtCore import Qt
+    from kdstudio.gui.series import RunSeries
+    s = RunSeries("live")
+    panel.show_series([s])
+    assert all(box.waiting for box in panel.boxes.values())
+    assert "waiting for the first step" in panel.boxes["loss"].placeholder.text()
+    s.add({"kind": "step", "stage": "distill", "epoch": 1, "epochs": 5, "step": 1, "steps": 20, "lr": 0.0002,
+           "total": 2.3, "ce": 2.0, "kd": 0.3})
+    panel.refresh()
+    assert not panel.boxes["loss"].waiting and not panel.boxes["lr"].waiting
+    assert panel.boxes["acc"].waiting  # no validation accuracy before the first epoch ends: no empty axes
+    (x0, x1), (y0, y1) = panel.plots["lr"].getPlotItem().getViewBox().viewRange()
+    assert x0 >= 0 and 0 < y0 < 0.0002 < y1  # around the point: no negative epoch or learning rate
+    qtbot.mouseClick(panel.auto_btn, Qt.LeftButton)
+    assert 0 < panel.plots["lr"].getPlotItem().getViewBox().viewRange()[1][0] < 0.0002  # Auto-range keeps it
+    s.add({"kind": "step", "stage": "distill", "epoch": 1, "epochs": 5, "step": 2, "steps": 20, "lr": 0.0004,
+           "total": 2.1, "ce": 1.9, "kd": 0.2})
+    panel.refresh()
+    assert panel.plots["lr"].getPlotItem().getViewBox().autoRangeEnabled()[1]  # auto-range again with a spread
+
+
+def _kd_run(label):
+    from kdstudio.gui.series import RunSeries
+    return RunSeries(label).extend(_records(1, 3))
+
+
+def _dkd_run(label):
+    from kdstudio.gui.series import RunSeries
+    return RunSeries(label).extend(_dkd_fitnet_records())
+
+
+def test_an_overlay_compares_one_term_across_methods_named_by_its_caller(panel, qtbot):
+    from PySide6.QtCore import Qt
+    panel.show_series([_kd_run("20260101-000000"), _dkd_run("20260102-000000")], ["kd run", ""])
+    assert panel.compare.isVisible()
+    terms = [panel.compare.itemData(i) for i in range(panel.compare.count())]
+    assert terms == ["total", "ce", "teacher_ce"]  # only the terms both runs report
+    assert panel.compare.currentData() == "ce"     # different methods: their totals add up different things
+    assert panel.legend_names("loss") == ["kd run", "20260102-000000"]  # the caller's label, else the folder
+    loss_keys = sorted(k for k in panel._items if k[0] == "loss")
+    assert loss_keys == [("loss", 0, "ce", "step"), ("loss", 1, "ce", "step")]
+    colours = [e[1] for e in panel.boxes["loss"].legend.entries]
+    assert len(set(colours)) == 2
+    panel.compare.setFocus()
+    qtbot.keyClick(panel.compare, Qt.Key_Up)  # the user picks "total"
+    assert panel.compare.currentData() == "total"
+    assert sorted(k for k in panel._items if k[0] == "loss") == [("loss", 0, "total", "step"),
+                                                                  ("loss", 1, "total", "step")]
+    # runs of one method (a sweep's seeds) compare their totals; one run hides the chooser
+    panel.show_series([_kd_run("seed-0"), _kd_run("seed-1")])
+    assert panel.compare.currentData() == "total"
+    panel.show_series([_kd_run("one")])
+    assert not panel.compare.isVisible()
+    # a run stopped before distilling has no loss to compare: the others are still compared
+    from kdstudio.gui.series import RunSeries
+    stopped = RunSeries("stopped").extend(r for r in _dkd_fitnet_records() if r["stage"] == "teacher")
+    panel.show_series([stopped, _kd_run("kd"), _dkd_run("dkd")])
+    assert panel.compare.currentData() == "ce" and panel.legend_names("loss") == ["kd", "dkd"]
+    panel.show_series([stopped, RunSeries("not started")])
+    assert panel.boxes["loss"].waiting and "None of these runs" in panel.boxes["loss"].placeholder.text()
 
 
 def test_smoothing_is_tensorboards_ema_for_dense_points_and_leaves_epoch_spaced_points_alone():

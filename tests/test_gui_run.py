@@ -14,6 +14,7 @@ from PySide6.QtCore import Qt  # noqa: E402
 from PySide6.QtWidgets import QMessageBox, QToolButton  # noqa: E402
 
 from kdstudio.core.store.files import read_json, read_metrics  # noqa: E402
+from kdstudio.gui.pages.export_table import CHECK  # noqa: E402
 from tests.helpers import tiny_config  # noqa: E402
 
 RUN_TIMEOUT_MS = 120_000
@@ -165,7 +166,7 @@ def test_export_writes_files_that_load_and_match(window, qtbot, tmp_path, monkey
     assert set(files) >= {"student.torchscript.pt", "student.state_dict.pt"}
     for r in page.results:
         assert r["max_abs_diff"] <= 1e-4 and r["bytes"] == Path(r["path"]).stat().st_size
-    assert page.table.item(0, 6).text() == "✓ matches"
+    assert all(page.table.item(r, CHECK).text() == "✓ matches" for r in range(page.table.rowCount()))
     asked = []
     monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: asked.append(a[2]) or QMessageBox.No)
     assert page.export() is None and "already holds" in asked[0]  # never overwrites without asking
@@ -246,6 +247,11 @@ def test_seeds_sweep_runs_each_seed_and_shows_the_table(window, qtbot):
     window.train.history.select_paths([run.path])
     assert [s.label for s in window.train.plots.series] == ["seed-0", "seed-1"] or \
         len(window.train.plots.series) == 2
+    # a sweep folder has no log of its own: the log pane shows each member's, under its name
+    log = window.train.past_log.toPlainText()
+    assert window.train.logs.currentWidget() is window.train.past_log and "no log" not in log
+    assert all(f"{p.relative_to(run.path)} ────" in log for p in run.sub_runs())
+    assert "Run 2/2 of the sweep" in log
     ev = window.pages["Evaluate"]
     assert ev.table.rowCount() == 1 and ev.table.item(0, ev.table.columnCount() - 1).text() == "best"
     # the headline cards say what a sweep shows, not the single-run captions

@@ -26,6 +26,40 @@ def test_data_page_says_the_path_and_previews_a_streamed_folder_from_a_sample(qt
     page = DataPreview()
     qtbot.addWidget(page)
     page.show_preview(preview)
-    assert page.path_note.text() == f"Data path — {preview['data_path']}."
+    assert page.path_note.text() == f"Data path — {preview['data_path']}.\nInputs: 12×12 as read, ImageNet mean/std."
     page.show_preview(None)
     assert page.path_note.text() == ""
+
+
+def test_the_cache_fill_shows_on_the_train_bar_and_the_data_page(qtbot):
+    from PySide6.QtCore import QObject, Signal
+    from kdstudio.core import events as ev
+    from kdstudio.core.config import Config
+    from kdstudio.gui.model import ConfigModel
+    from kdstudio.gui.pages.live import LiveRun
+    from kdstudio.gui.pages.models import DataPage
+    from kdstudio.gui.info import InfoHub
+
+    class Run(QObject):  # the run controller's two signals the page follows, and its live state
+        events = Signal(list)
+        state_changed = Signal(str)
+        live = None
+
+    live = LiveRun(Config(), "/tmp/run")
+    fill = lambda done: ev.Event(ev.CACHE_FILL, "distill", {"done": done, "total": 1000, "path": "/x/c.fp16",  # noqa
+                                                              "bytes": done * 20})
+    live.ingest([fill(250)])
+    assert live.cache_line() == "Filling the teacher-output cache: 250/1,000 rows (25%), 0.0 MiB on disk"
+    assert live.bar(False)[2] == live.cache_line()
+    run = Run()
+    run.live = live
+    model = ConfigModel()
+    model.replace(Config())
+    page = DataPage(model, InfoHub(model), run)
+    qtbot.addWidget(page)
+    page.show()
+    run.events.emit([])
+    assert page.preview.fill_note.isVisible() and "250/1,000" in page.preview.fill_note.text()
+    live.ingest([fill(1000)])
+    run.events.emit([])
+    assert not page.preview.fill_note.isVisible() and live.cache_line() == ""

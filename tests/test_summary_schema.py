@@ -86,3 +86,31 @@ def test_the_project_list_shows_a_damaged_summary_as_one_damaged_run(tmp_path):
     runs = {r.path.name: r for r in project.runs()}
     assert runs[good.name].status == "completed"
     assert runs[bad.name].status == "damaged" and "'student' must be a table" in runs[bad.name].summary["error"]
+
+
+def test_an_export_again_replaces_its_entries_and_keeps_failures_of_other_exports(tmp_path):
+    old = [{"format": "onnx", "path": str(tmp_path / "a" / "student.onnx"), "bytes": 1},
+           {"format": "onnx", "path": str(tmp_path / "a" / "x" / ".." / "student.onnx"), "bytes": 2}]
+    new = [{"format": "onnx", "path": str(tmp_path / "a" / "student.onnx"), "bytes": 3}]
+    assert summary_mod.merge_exports(old, new) == new  # one entry per file, however its path was spelled
+    failed = [{"format": "onnx", "error": "e1", "quantize": "int8", "out": str(tmp_path / "a")},
+              {"format": "onnx", "error": "e2", "quantize": "none", "out": str(tmp_path / "a")},
+              {"format": "safetensors", "error": "e3"}]  # an older entry: no weights or folder recorded
+    merged = summary_mod.merge_export_failed(failed, ["onnx", "safetensors"], "none", tmp_path / "b", [])
+    assert [f["error"] for f in merged] == ["e1", "e2"]  # only the folder-less entry counts as this export's
+    merged = summary_mod.merge_export_failed(failed, ["onnx"], "int8", tmp_path / "a" / ".", [
+        {"format": "onnx", "error": "e4", "quantize": "int8", "out": str(tmp_path / "a")}])
+    assert [f["error"] for f in merged] == ["e2", "e3", "e4"]
+
+
+def test_each_export_is_judged_by_its_own_parity_rule():
+    from kdstudio.core.outputs import parity
+    assert parity.verdict({"format": "onnx", "quantize": "int8", "max_abs_diff": 0.03,
+                           "top1_agreement": 0.994}) == (True, "✓ agrees 99.4%")
+    assert parity.verdict({"format": "onnx", "quantize": "int8", "top1_agreement": 0.95})[1] == \
+        "✗ agrees only 95.0% (needs 97%)"
+    assert parity.verdict({"format": "state_dict", "quantize": "int8", "top1_agreement": 0.994})[0] is False
+    assert parity.verdict({"format": "torchscript", "quantize": "none", "max_abs_diff": 2e-7}) == (True, "✓ matches")
+    assert parity.verdict({"format": "torchscript", "quantize": "fp16", "max_abs_diff": 0.5})[1].startswith(
+        "✗ differs")
+    assert parity.verdict({"format": "onnx"}) == (False, "✗ not checked")

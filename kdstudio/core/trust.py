@@ -1,4 +1,5 @@
-"""Per-file trust for files that are programs: TorchScript, pickled full models and `file.py:factory` architectures.
+"""Per-file trust for files that are programs: TorchScript, pickled full models, `file.py:factory` architectures
+and the .py files of a Hugging Face model folder (trust_remote_code).
 
 Loading one of these runs code saved in it, with the user's rights. Such a file loads only after an explicit trust
 for *that file*: its resolved path and the SHA-256 of its content, so an edited or swapped file is asked about
@@ -25,12 +26,16 @@ KINDS = {
     "torchscript": ("a TorchScript program", "loading it runs the code saved in it"),
     "pickle": ("a pickled full model", "unpickling it runs code named in it"),
     "python": ("a Python file", "using it as an architecture runs it"),
+    "remote_code": ("Python code shipped with a Hugging Face model (its config.json's auto_map names it)",
+                    "loading that model imports and runs it (transformers' trust_remote_code)"),
 }
 CAN_DO = "which can read, change or delete any file your account can and reach the network"
 SAFE_INSTEAD = {
     "torchscript": "a state_dict, .safetensors or .onnx file loads without running code",
     "pickle": "a state_dict, .safetensors or .onnx file loads without running code",
     "python": "a zoo architecture runs no code from outside KD Studio",
+    "remote_code": "a model type that transformers itself ships (config.json without auto_map) loads without "
+                   "running code from its folder",
 }
 
 _lock = threading.Lock()

@@ -2,7 +2,8 @@
 
 Torch is not imported here: the window is shown first and PyTorch loads in a background thread.
 `kdstudio gui --demo --autorun --quit-when-done --screenshot PATH` opens (or creates) the Digits demo project,
-runs it, saves a PNG of the window when it ends (PATH may contain `{page}` for one PNG per page) and quits.
+runs it, saves a PNG of the window when it ends (PATH may contain `{page}` for one PNG per page) and quits;
+`--theme dark|light|auto` forces the colours (as $KDSTUDIO_THEME does).
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ from PySide6.QtGui import QIcon
 from PySide6.QtWidgets import QApplication, QMessageBox
 
 from ..core.resources import resources_dir
-from . import gcguard, refguard, tasks
+from ..core.store.settings import Settings
+from . import gcguard, refguard, tasks, theme
 
 
 def app_icon() -> QIcon:
@@ -29,12 +31,10 @@ def app_icon() -> QIcon:
     return icon
 
 
-def apply_style(app: QApplication) -> None:
-    """Fusion style plus the KD Studio stylesheet."""
+def apply_style(app: QApplication, mode: str | None = None) -> str:
+    """Fusion style plus the KD Studio palette and stylesheet in the light or dark scheme (theme.py); returns it."""
     app.setStyle("Fusion")
-    qss = resources_dir() / "style" / "kdstudio.qss"
-    if qss.is_file():
-        app.setStyleSheet(qss.read_text(encoding="utf-8"))
+    return theme.apply(app, mode, settings_value=Settings().get("theme"))
 
 
 def make_app() -> QApplication:
@@ -45,6 +45,7 @@ def make_app() -> QApplication:
         return app
     app.setApplicationName("KD Studio")
     app.setOrganizationName("kdstudio")
+    app.setDesktopFileName("kdstudio")  # matches the entry `kdstudio --install-desktop-entry` writes (Wayland app id)
     app.setWindowIcon(app_icon())
     apply_style(app)  # a stylesheet set again re-polishes every widget alive: once is enough
     app.setProperty("kdstudio_styled", True)
@@ -91,6 +92,8 @@ def main(args=None) -> int:
     debug = bool(getattr(args, "debug", False))
 
     app = make_app()
+    if getattr(args, "theme", None):
+        theme.apply(app, args.theme)
     from .main_window import MainWindow
     window = MainWindow()
     window.restore_state()

@@ -2,7 +2,8 @@
 
 A `Field` edits one dotted key. Its editor comes from the field's type and metadata (bool → check box, choices →
 combo box with not-yet-available choices disabled, numbers → text with live parsing, lists with choices → check
-boxes, paths → text + Browse). A problem is shown under the editor in red, and the editor is outlined.
+boxes, paths → text + Browse, or File… and Folder… for keys that take either). A problem is shown under the
+editor in red, and the editor is outlined.
 A `ConfigForm` gives all its groups one label column (`LabelColumn`), so their fields start at the same x.
 """
 
@@ -13,13 +14,16 @@ from typing import Callable
 
 import shiboken6
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QFormLayout, QGroupBox, QHBoxLayout, QLabel,
-                               QLineEdit, QPushButton, QSizePolicy, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QFormLayout, QGridLayout, QGroupBox, QHBoxLayout,
+                               QLabel, QLineEdit, QPushButton, QSizePolicy, QVBoxLayout, QWidget)
 
 from ..core import config as config_mod
 
 FOLDER_KEYS = {"data.path", "data.val_path", "data.test_path"}  # may be a folder (image folders) or a file
+# A path key that may also be a folder gets File… and Folder… buttons: image folders, a Hugging Face model folder.
+FOLDER_BUTTON_KEYS = {"teacher.path": "Choose a Hugging Face model folder (with config.json)"}
 NUMBER_TYPES = ("int", "float")
+CHECKS_PER_ROW = 4  # check boxes of a list field (export.formats has 7)
 
 
 LABELS = {"lr": "Learning rate", "val_fraction": "Validation fraction", "test_fraction": "Test fraction",
@@ -78,17 +82,17 @@ class Field(QWidget):
             self.editor.toggled.connect(lambda v: self._emit(bool(v)))
         elif self.kind == "list" and choices:
             self.editor = QWidget()
-            box = QHBoxLayout(self.editor)
+            box = QGridLayout(self.editor)
             box.setContentsMargins(0, 0, 0, 0)
-            for c in choices:
+            for i, c in enumerate(choices):
                 cb = QCheckBox(c)
                 if available and c not in available:
                     cb.setEnabled(False)
                     cb.setToolTip("not available yet in this version")
                 cb.toggled.connect(lambda _=False: self._emit([c for c, b in self.checks.items() if b.isChecked()]))
-                box.addWidget(cb)
+                box.addWidget(cb, *divmod(i, CHECKS_PER_ROW))  # rows of a few: the form fits an 800 px window
                 self.checks[c] = cb
-            box.addStretch(1)
+            box.setColumnStretch(CHECKS_PER_ROW, 1)
         elif self.kind == "str" and (choices is not None or editable_choices):
             self.editor = QComboBox()
             # a list of short words ("last", "best") needs no 200 px: the form then fits a narrow page
@@ -114,10 +118,18 @@ class Field(QWidget):
             else:
                 self.editor.textEdited.connect(lambda t: self._emit(t))
         row.addWidget(self.editor, 1 if self.kind in ("str", "list", "dict") else 0)
+        self.browse_buttons: dict[str, QPushButton] = {}
         if key.endswith("path"):
-            browse = QPushButton("Browse…")
-            browse.clicked.connect(self._browse)
-            row.addWidget(browse)
+            # a key that takes a folder or a file gets a button for each: one click opens one dialog
+            kinds = ("file", "folder") if key in FOLDER_KEYS or key in FOLDER_BUTTON_KEYS else ("file",)
+            for kind in kinds:
+                button = QPushButton("Browse…" if len(kinds) == 1 else f"{kind.capitalize()}…")
+                button.setToolTip(FOLDER_BUTTON_KEYS[key] if kind == "folder" and key in FOLDER_BUTTON_KEYS
+                                  else f"Choose a {kind} for {key}")
+                button.clicked.connect(lambda _=False, k=kind: self._browse(k))
+                row.addWidget(button)
+                self.browse_buttons[kind] = button
+        self.folder_button = self.browse_buttons.get("folder")
         if self.kind in NUMBER_TYPES or self.kind == "bool" or isinstance(self.editor, QComboBox):
             row.addStretch(1)
         col = QVBoxLayout(self)
@@ -226,14 +238,14 @@ class Field(QWidget):
             return
         self._emit(value)
 
-    def _browse(self) -> None:
+    def _browse(self, kind: str) -> None:
+        """One dialog for a file or a folder; cancelling it changes nothing."""
         current = self.editor.text() if isinstance(self.editor, QLineEdit) else ""
-        if self.key in FOLDER_KEYS:
-            path = QFileDialog.getExistingDirectory(self, f"Choose {self.key}", current)
-            if not path:
-                path, _ = QFileDialog.getOpenFileName(self, f"…or a file for {self.key}", current)
+        if kind == "folder":
+            path = QFileDialog.getExistingDirectory(self, FOLDER_BUTTON_KEYS.get(self.key, f"Choose a folder for "
+                                                                                           f"{self.key}"), current)
         else:
-            path, _ = QFileDialog.getOpenFileName(self, f"Choose {self.key}", current)
+            path, _ = QFileDialog.getOpenFileName(self, f"Choose a file for {self.key}", current)
         if path and isinstance(self.editor, QLineEdit):
             self.editor.setText(path)
             self._emit(path)

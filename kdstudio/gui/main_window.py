@@ -16,8 +16,10 @@ from PySide6.QtWidgets import (QApplication, QDockWidget, QHBoxLayout, QLabel, Q
 from .. import __version__
 from ..core.store.projects import ProjectStore, RunInfo
 from ..core.store.settings import Settings
-from . import refguard
+from . import refguard, theme
+from .desktop import DesktopExtras
 from .disk_prompt import ask_changed_on_disk
+from .help import guide_action
 from .info import InfoHub
 from .load_settings import SettingsLoader
 from .trust_prompt import TrustPrompt
@@ -132,6 +134,7 @@ class MainWindow(QMainWindow):
         self.save_label = QLabel("")
         self.statusBar().addPermanentWidget(self.save_label)
         self.statusBar().addPermanentWidget(self.torch_label)
+        self.desktop = DesktopExtras(self)  # title progress, run-end notice, Space, colours, GPU label
         self.loader = SettingsLoader(self.model, self.statusBar(), self)  # a run's settings back, with undo
         self._build_menus()
         self._connect()
@@ -169,12 +172,14 @@ class MainWindow(QMainWindow):
         self.toml_act.setText("Config as TOML")
         self.toml_act.setShortcut(QKeySequence("Ctrl+T"))
         m.addAction(self.toml_act)
+        m.addMenu(self.desktop.colours_menu())
         self.toml_btn.toggled.connect(self.toml_dock.setVisible)
         self.toml_dock.visibilityChanged.connect(self.toml_btn.setChecked)
         for i, name in enumerate(PAGES):
             m.addAction(QAction(f"{name} page", self, shortcut=QKeySequence(f"Ctrl+{i + 1}"),
                                 triggered=lambda _=False, n=name: self.show_page(n)))
         m = self.menuBar().addMenu("&Help")
+        m.addAction(guide_action(self))
         m.addAction(QAction("About KD Studio", self, triggered=self._about))
 
     def _connect(self) -> None:
@@ -186,7 +191,7 @@ class MainWindow(QMainWindow):
         self.model.problems_changed.connect(self._mark_tabs)
         self.model.saved.connect(lambda msg: self.save_label.setText(msg))
         self.model.changed_on_disk.connect(lambda: ask_changed_on_disk(self, self.model))
-        self.model.save_failed.connect(lambda msg: self.save_label.setText(f"<span style='color:#d93025'>{msg}</span>"))
+        self.model.save_failed.connect(lambda msg: self.save_label.setText(theme.span(msg, "error")))
         self.hub.catalog_ready.connect(lambda c: self.torch_label.setText(f"PyTorch {c['torch'].split('+')[0]} · "
                                                                           f"{c['device']}"))
         self.hub.info_failed.connect(lambda m: self.statusBar().showMessage(m, 8000))
@@ -287,7 +292,7 @@ class MainWindow(QMainWindow):
         bad = {k for k, _ in problems}
         for i, name in enumerate(PAGES):
             hit = bool(page_keys(name) & bad)
-            self.tabs.setTabIcon(i, dot_icon("#d93025", 10) if hit else dot_icon("#00000000", 10))
+            self.tabs.setTabIcon(i, dot_icon(theme.color("error"), 10) if hit else dot_icon("#00000000", 10))
         self.statusBar().showMessage(f"{len(problems)} problem(s) in the config" if problems else "", 0)
 
     def _on_runs_selected(self, runs: list) -> None:

@@ -40,7 +40,7 @@ def page_keys(name: str) -> set[str]:
 
 def page_factories(model, hub, run) -> dict[str, Callable[[], QWidget]]:
     """name → a function that builds that page for this window's model, info hub and run controller."""
-    return {"Data": lambda: DataPage(model, hub), "Teacher": lambda: TeacherPage(model, hub),
+    return {"Data": lambda: DataPage(model, hub, run), "Teacher": lambda: TeacherPage(model, hub),
             "Student": lambda: StudentPage(model, hub), "Method": lambda: MethodPage(model, hub, extra_sections()),
             "Train": lambda: TrainPage(model, run), "Evaluate": lambda: EvaluatePage(model, run),
             "Export": lambda: ExportPage(model)}

@@ -1,58 +1,41 @@
-"""Live pyqtgraph plots of one run (every loss term, accuracy, learning rate) or an overlay of several runs.
+"""Live pyqtgraph plots of one run (every loss term, accuracy, learning rate) or an overlay of several runs (one
+loss term that they all report, chosen in the loss plot's header, and their accuracy and learning rate).
 
 Curves are updated with `setData` on downsampled, clip-to-view items, a few times a second during a run (the
-Train page's redraw timer; the three plots are painted in separate event-loop turns). Step curves are smoothed with TensorBoard's debiased EMA (the slider); the raw values stay faint
-behind them. Any loss term a method reports gets its own curve, so new methods need no GUI change.
+Train page's redraw timer; the three plots are painted in separate event-loop turns). Step curves are smoothed
+with TensorBoard's debiased EMA (the slider); the raw values stay faint behind them. Any loss term a method
+reports gets its own curve and colour (plot_specs.py, palette.py), so new methods need no GUI change. Titles and
+legends sit above the plots (plot_legend.py), never over the curves.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import pyqtgraph as pg
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QColor, QPen
-from PySide6.QtWidgets import (QCheckBox, QFileDialog, QHBoxLayout, QLabel, QPushButton, QSlider, QSplitter,
-                               QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QHBoxLayout, QLabel, QPushButton, QSlider,
+                               QSplitter, QVBoxLayout, QWidget)
 
+from . import theme
+from .palette import STAGE_COLORS
+from .plot_legend import PlotBox
+from .plot_specs import Spec, comparable_terms, default_term, overlay_specs, pen, single_specs, term_name
 from .series import RunSeries
 
-pg.setConfigOptions(antialias=True, background="w", foreground="#3c4043")
+pg.setConfigOptions(antialias=True, background=theme.color("surface"), foreground=theme.color("text_body"))
 
 # A repaint of one plot costs ~5-15 ms on a 2-core machine during a run; painting the three in one event-loop turn
 # stalled the window for 50+ ms, so live updates paint them this far apart.
 STAGGER_MS = 80
-
-TERM_COLORS = {"total": "#1a56b8", "kd": "#e8710a", "ce": "#188038", "teacher_ce": "#7f7f7f"}
-STAGE_COLORS = {"teacher": "#8e44ad", "distill": "#1a56b8", "baseline": "#a0522d", "finetune": "#00897b"}
-PALETTE = ["#1a56b8", "#e8710a", "#188038", "#d93025", "#8e44ad", "#00897b", "#c2185b", "#5f6368", "#f9ab00",
-           "#3949ab"]
-STAGE_NAMES = {"teacher": "teacher (training)", "distill": "student (KD)", "baseline": "baseline (from scratch)"}
-STAGE_LOSS_NAMES = {"teacher": "teacher training", "baseline": "baseline"}
-TERM_NAMES = {"total": "total", "kd": "KD term", "ce": "student CE", "teacher_ce": "teacher CE (reference)"}
-
-
-def _color(name: str, table: dict) -> str:
-    if name in table:
-        return table[name]
-    return PALETTE[sum(map(ord, name)) % len(PALETTE)]
-
-
-def _pen(color: str, style=Qt.SolidLine, width: float = 2.0, alpha: int = 255) -> QPen:
-    c = QColor(color)
-    c.setAlpha(alpha)
-    pen = pg.mkPen(c, width=width)
-    pen.setStyle(style)
-    return pen
-
 
 # Which multiples of a decade get a label on a log axis, by pixels per decade (8 pt labels need ~13 px).
 LOG_LABELS = ((300, {1, 2, 3, 4, 5, 6, 7, 8, 9}), (120, {1, 2, 3, 5}), (50, {1, 2, 5}), (30, {1, 3}), (0, {1}))
 
 
 class GridAxis(pg.AxisItem):
-    """An axis whose grid lines are opaque colours pre-blended onto the white background, drawn under the curves.
+    """An axis whose grid lines are opaque colours pre-blended onto the plot background, drawn under the curves.
 
     Qt's raster engine draws pyqtgraph's translucent grid lines about five times slower than opaque ones (~20 ms
     per plot per repaint here, the main cause of the window's event-loop stalls during a run); blending the colour
@@ -93,24 +76,11 @@ class GridAxis(pg.AxisItem):
             return pen
         key = (c.rgb(), c.alpha(), pen.widthF())
         if key not in self._pens:
-            a = c.alphaF()
-            blended = QColor(*(round(v * a + 255 * (1 - a)) for v in (c.red(), c.green(), c.blue())))
+            a, bg = c.alphaF(), theme.qcolor("surface")  # the plot's background (theme.restyle_plot clears the cache)
+            blended = QColor(*(round(v * a + b * (1 - a)) for v, b in ((c.red(), bg.red()), (c.green(), bg.green()),
+                                                                        (c.blue(), bg.blue()))))
             self._pens[key] = pg.mkPen(blended, width=pen.widthF())
         return self._pens[key]
-
-
-@dataclass
-class Spec:
-    """One curve to draw: where, what data, how it looks."""
-
-    key: tuple
-    plot: str          # "loss" | "acc" | "lr"
-    curve: object      # series.Curve
-    pen: QPen
-    name: str | None   # legend entry (None = no entry)
-    smooth: bool = False
-    symbol: str | None = None
-    scale: float = 1.0
 
 
 class PlotPanel(QWidget):
@@ -121,9 +91,11 @@ class PlotPanel(QWidget):
     def __init__(self, parent=None):
         super().__init__(parent)
         self.series: list[RunSeries] = []
+        self.labels: list[str] = []   # one display name per series (its caller's, else the series' own)
         self._items: dict[tuple, pg.PlotDataItem] = {}
         self._drawn: dict[tuple, tuple] = {}
         self._ref_line: pg.InfiniteLine | None = None
+        self._pinned: set[str] = set()   # plots held at a range around their first points (_fit_first_points)
 
         self.smoothing = QSlider(Qt.Horizontal)
         self.smoothing.setRange(0, 99)
@@ -143,10 +115,17 @@ class PlotPanel(QWidget):
         bar = QHBoxLayout()
         self.legends = QCheckBox("Legends")
         self.legends.setChecked(True)
-        self.legends.setToolTip("Show the plot legends (drag a legend to move it off the curves)")
+        self.legends.setToolTip("Show the curves' names above each plot")
+        self.compare_label = QLabel("<b>Loss:</b>")
+        self.compare = QComboBox()
+        self.compare.setSizeAdjustPolicy(QComboBox.AdjustToContents)
+        self.compare.setToolTip("The loss term drawn for every overlaid run: runs of different methods share "
+                                "only some terms, and their totals add up different things")
         for w in (QLabel("Smoothing"), self.smoothing, self.smoothing_label, self.epoch_means, self.log_y,
                   self.legends):
             bar.addWidget(w)
+        self.compare_label.hide()
+        self.compare.hide()
         bar.addStretch(1)
         bar.addWidget(self.auto_btn)
         bar.addWidget(self.save_btn)
@@ -154,9 +133,12 @@ class PlotPanel(QWidget):
         self.plots = {name: pg.PlotWidget(axisItems={"left": GridAxis("left"), "bottom": GridAxis("bottom")})
                       for name in ("loss", "acc", "lr")}
         titles = {"loss": ("Loss", "loss"), "acc": ("Validation accuracy", "%"), "lr": ("Learning rate", "lr")}
+        waiting = {"loss": "Loss: waiting for the first step…",
+                   "acc": "Validation accuracy: measured at the end of each epoch, waiting for the first…",
+                   "lr": "Learning rate: waiting for the first step…"}
+        self.boxes: dict[str, PlotBox] = {}
         for name, w in self.plots.items():
             item = w.getPlotItem()
-            item.setTitle(titles[name][0], size="10pt")
             item.setLabel("bottom", "epoch")
             item.setLabel("left", titles[name][1])
             item.showGrid(x=True, y=True, alpha=0.15)
@@ -165,21 +147,18 @@ class PlotPanel(QWidget):
             item.getAxis("left").enableAutoSIPrefix(False)  # "0.005", not "5" with "(x0.001)" in the label
             item.setDownsampling(auto=True, mode="peak")
             item.setClipToView(True)
-            # A mostly opaque box keeps the 8 pt labels readable over curves and grid; the user can drag a legend
-            # aside or hide them all ("Legends").
-            legend = item.addLegend(offset=(-8, -8) if name == "acc" else (-8, 8), labelTextSize="8pt",
-                                    labelTextColor="#202124", brush=pg.mkBrush(255, 255, 255, 200),
-                                    pen=pg.mkPen("#dadce0"))
-            legend.setColumnCount(2 if name == "loss" else 1)
-            w.setMinimumHeight(150)
+            item.getViewBox().setLimits(xMin=0)  # epochs: the first points do not float in a made-up negative range
+            w.setMinimumHeight(130)
+            lead = [self.compare_label, self.compare] if name == "loss" else []
+            self.boxes[name] = PlotBox(w, titles[name][0], waiting[name], lead)
         self.plots["acc"].getPlotItem().getViewBox().setLimits(yMin=-5, yMax=105)
 
         lower = QSplitter(Qt.Horizontal)
-        lower.addWidget(self.plots["acc"])
-        lower.addWidget(self.plots["lr"])
+        lower.addWidget(self.boxes["acc"])
+        lower.addWidget(self.boxes["lr"])
         lower.setSizes([600, 400])
         split = QSplitter(Qt.Vertical)
-        split.addWidget(self.plots["loss"])
+        split.addWidget(self.boxes["loss"])
         split.addWidget(lower)
         split.setSizes([360, 240])
         layout = QVBoxLayout(self)
@@ -200,7 +179,8 @@ class PlotPanel(QWidget):
         self.log_y.toggled.connect(lambda on: self.plots["loss"].getPlotItem().setLogMode(y=on))
         self.auto_btn.clicked.connect(self.auto_range)
         self.save_btn.clicked.connect(self._ask_save)
-        self.legends.toggled.connect(lambda on: [w.getPlotItem().legend.setVisible(on) for w in self.plots.values()])
+        self.legends.toggled.connect(lambda on: [b.legend.show_entries(on) for b in self.boxes.values()])
+        self.compare.currentIndexChanged.connect(self._on_compare_changed)
         self._on_style_changed()
         self.log_y.setChecked(True)
 
@@ -210,12 +190,16 @@ class PlotPanel(QWidget):
         """The EMA smoothing weight in [0, 0.99]."""
         return self.smoothing.value() / 100.0
 
-    def show_series(self, series: list[RunSeries]) -> None:
-        """Show one run (every curve) or several (overlay of their headline curves); redraws from scratch."""
+    def show_series(self, series: list[RunSeries], labels: list[str] | None = None) -> None:
+        """Show one run (every curve) or several (an overlay of one loss term, accuracy and lr), each named by
+        `labels` (default: the series' own label, its folder name); redraws from scratch."""
         self.series = list(series)
+        self.labels = [lb or s.label or f"run {i + 1}" for i, (s, lb) in
+                       enumerate(zip(self.series, list(labels or []) + [""] * len(self.series)))]
+        self._fill_compare()
         self.clear()
-        self.refresh()
         self.auto_range()
+        self.refresh()
 
     def clear(self) -> None:
         """Remove every curve."""
@@ -223,16 +207,19 @@ class PlotPanel(QWidget):
             self.plots[key[0]].getPlotItem().removeItem(item)
         self._items.clear()
         self._drawn.clear()
+        self._pinned.clear()
         if self._ref_line is not None:
             self.plots["acc"].getPlotItem().removeItem(self._ref_line)
             self._ref_line = None
-        for w in self.plots.values():
-            w.getPlotItem().legend.clear()
+        for box in self.boxes.values():
+            box.legend.set_entries([])
+            box.set_has_data(False)
 
     def refresh(self, plot: str | None = None) -> None:
         """Bring the curves up to date with their series (only changed curves are touched); `plot` limits it to one."""
         changed: set[str] = set()
-        for spec in self._specs():
+        specs = self._specs()
+        for spec in specs:
             if len(spec.curve) == 0 or plot not in (None, spec.plot):
                 continue
             item = self._items.get(spec.key)
@@ -251,11 +238,15 @@ class PlotPanel(QWidget):
                 if spec.scale != 1.0:
                     y = [v * spec.scale for v in y]
                 item.setData(spec.curve.x, y)
+                if spec.symbol is None and len(y) <= 2:  # a line of one point draws nothing: a dot until two
+                    item.setSymbol("o" if len(y) == 1 else None)
                 self._drawn[spec.key] = state
                 changed.add(spec.plot)
         if plot in (None, "acc"):
             self._update_reference()
+        self._update_legends(specs, plot)
         for name in changed:
+            self._fit_first_points(name)
             # pyqtgraph defers auto-range to paint time, and the new range then asks for a second paint;
             # settling it now makes one paint per update.
             self.plots[name].getPlotItem().getViewBox().prepareForPaint()
@@ -269,8 +260,10 @@ class PlotPanel(QWidget):
 
     def auto_range(self) -> None:
         """Fit every plot to its data again (after mouse zooming)."""
-        for w in self.plots.values():
+        self._pinned.clear()
+        for name, w in self.plots.items():
             w.getPlotItem().enableAutoRange()
+            self._fit_first_points(name)
 
     def save_png(self, path: str) -> bool:
         """Save the three plots as one PNG; True on success."""
@@ -278,6 +271,10 @@ class PlotPanel(QWidget):
         if ok:
             self.saved.emit(str(path))
         return ok
+
+    def legend_names(self, plot: str) -> list[str]:
+        """The names listed above a plot, in order (for tests)."""
+        return [name for name, _, _ in self.boxes[plot].legend.entries]
 
     def curve_count(self) -> int:
         """Number of curves drawn with data (for tests and the status line)."""
@@ -297,60 +294,72 @@ class PlotPanel(QWidget):
             self._drawn.pop(key, None)
         self.refresh()
 
+    def _fill_compare(self) -> None:
+        """The loss terms an overlay can compare: those every shown run reports; keeps the choice when it still
+        applies, else starts from default_term."""
+        overlay = len(self.series) > 1
+        terms = comparable_terms(self.series) if overlay else []
+        keep = self.compare.currentData()
+        self.compare.blockSignals(True)
+        self.compare.clear()
+        for t in terms:
+            self.compare.addItem(term_name(t), t)
+        want = keep if keep in terms else default_term(self.series) if overlay else None
+        if want in terms:
+            self.compare.setCurrentIndex(terms.index(want))
+        self.compare.blockSignals(False)
+        self.compare.setVisible(overlay and bool(terms))
+        self.compare_label.setVisible(overlay and bool(terms))
+
+    def _on_compare_changed(self, _index: int) -> None:
+        self.clear()
+        self.refresh()
+        self.plots["loss"].getPlotItem().enableAutoRange()
+
+    def _fit_first_points(self, name: str) -> None:
+        """A plot whose curves have no spread yet (one point each) gets a small range around its points: pyqtgraph
+        would show ±0.5 around them (a negative learning rate, epoch −0.5). Auto-range returns with the spread."""
+        xs, ys = [], []
+        for key, item in self._items.items():
+            x, y = item.getData() if key[0] == name else (None, None)  # display coordinates (log10 on a log axis)
+            if x is not None and len(x):
+                xs += [float(min(x)), float(max(x))]
+                ys += [float(min(y)), float(max(y))]
+        if not xs:
+            return
+        item = self.plots[name].getPlotItem()
+        flat_x, flat_y = max(xs) <= min(xs), max(ys) <= min(ys)
+        if flat_x or flat_y:
+            x_range = (0.0, max(1.0, max(xs))) if flat_x else (min(xs), max(xs))
+            c = ys[0]
+            half = 0.5 if name == "loss" and self.log_y.isChecked() else max(abs(c) * 0.5, 1e-12)
+            item.getViewBox().setRange(xRange=x_range, yRange=(c - half, c + half) if flat_y else (min(ys), max(ys)))
+            self._pinned.add(name)
+        elif name in self._pinned:
+            self._pinned.discard(name)
+            item.enableAutoRange()
+
+    def _update_legends(self, specs: list[Spec], plot: str | None) -> None:
+        """Each plot's legend entries and title, and the plot itself once it has a point (else its sentence)."""
+        for name, box in self.boxes.items():
+            if plot not in (None, name):
+                continue
+            drawn = [s for s in specs if s.plot == name and len(s.curve) and s.key in self._items]
+            box.legend.set_entries([(s.name, s.pen.color().name(), s.pen.style()) for s in drawn if s.name])
+            overlay = len(self.series) > 1
+            if name == "loss":
+                # an overlay names its term in the chooser before the legend
+                box.legend.set_title("" if overlay and self.compare.count() else
+                                     "Loss (no term common to these runs)" if overlay else "Loss")
+            elif name == "acc":
+                box.legend.set_title("Validation accuracy (━━ student, ╍╍ baseline)" if overlay
+                                     else "Validation accuracy")
+            box.set_has_data(bool(drawn), "None of these runs has logged this curve." if overlay else None)
+
     def _specs(self) -> list[Spec]:
         if len(self.series) == 1:
-            return self._single_specs(self.series[0])
-        return self._overlay_specs()
-
-    def _single_specs(self, s: RunSeries) -> list[Spec]:
-        out: list[Spec] = []
-        smooth = self.weight > 0
-        for stage, term in s.loss_keys():
-            if stage != "distill" and term == "total" and (stage, "ce") in s.step:
-                continue  # plain CE stages: total is ce
-            if stage == "distill":
-                color = _color(term, TERM_COLORS)
-                style = Qt.DashLine if term == "teacher_ce" else Qt.SolidLine
-                name = TERM_NAMES.get(term, term)
-            else:
-                color = _color(stage, STAGE_COLORS)
-                style = Qt.DashDotLine if stage == "teacher" else Qt.DotLine
-                name = f"{STAGE_LOSS_NAMES.get(stage, stage)} {'CE' if term == 'ce' else term}"
-            curve = s.step[(stage, term)]
-            if smooth:
-                out.append(Spec(("loss", stage, term, "raw"), "loss", curve, _pen(color, style, 1, 50), None))
-            out.append(Spec(("loss", stage, term, "step"), "loss", curve, _pen(color, style), name, smooth))
-            if self.epoch_means.isChecked() and (stage, term) in s.epoch:
-                out.append(Spec(("loss", stage, term, "epoch"), "loss", s.epoch[(stage, term)],
-                                _pen(color), None, symbol="o"))
-        for stage, curve in s.val_acc.items():
-            color = _color(stage, STAGE_COLORS)
-            style = Qt.DashDotLine if stage == "teacher" else Qt.SolidLine
-            out.append(Spec(("acc", stage, "val_acc", "line"), "acc", curve, _pen(color, style),
-                            STAGE_NAMES.get(stage, stage), scale=100.0, symbol=None))
-        for stage, curve in s.lr.items():
-            # distill and baseline share a schedule: the baseline dashed on top keeps both visible
-            style = {"teacher": Qt.DashDotLine, "baseline": Qt.DashLine}.get(stage, Qt.SolidLine)
-            out.append(Spec(("lr", stage, "lr", "line"), "lr", curve, _pen(_color(stage, STAGE_COLORS), style),
-                            stage))
-        return out
-
-    def _overlay_specs(self) -> list[Spec]:
-        out: list[Spec] = []
-        for i, s in enumerate(self.series):
-            color = PALETTE[i % len(PALETTE)]
-            label = s.label or f"run {i + 1}"
-            total = s.step.get(("distill", "total"))
-            if total is not None:
-                out.append(Spec(("loss", i, "total", "step"), "loss", total, _pen(color), f"{label} total",
-                                self.weight > 0))
-            for stage, style, what in (("distill", Qt.SolidLine, "student"), ("baseline", Qt.DashLine, "baseline")):
-                if stage in s.val_acc:
-                    out.append(Spec(("acc", i, stage, "line"), "acc", s.val_acc[stage], _pen(color, style),
-                                    f"{label} {what}", scale=100.0))
-            if "distill" in s.lr:
-                out.append(Spec(("lr", i, "lr", "line"), "lr", s.lr["distill"], _pen(color), label))
-        return out
+            return single_specs(self.series[0], self.weight, self.epoch_means.isChecked())
+        return overlay_specs(self.series, self.labels, self.compare.currentData(), self.weight)
 
     def _update_reference(self) -> None:
         ref = self.series[0].teacher_reference() if len(self.series) == 1 else None
@@ -361,9 +370,11 @@ class PlotPanel(QWidget):
                 self._ref_line = None
             return
         if self._ref_line is None:
-            self._ref_line = pg.InfiniteLine(angle=0, movable=False, pen=_pen("#8e44ad", Qt.DashLine, 1.5),
+            self._ref_line = pg.InfiniteLine(angle=0, movable=False,
+                                             pen=pen(STAGE_COLORS["teacher"], Qt.DashLine, 1.5),
                                              label="teacher {value:.1f}%",
-                                             labelOpts={"position": 0.02, "color": "#8e44ad", "fill": "#ffffffcc",
-                                                        "anchors": [(0, 0), (0, 0)]})
+                                             labelOpts={"position": 0.02,
+                                                        "color": theme.readable(STAGE_COLORS["teacher"]),
+                                                        "fill": theme.color("legend_bg"), "anchors": [(0, 0), (0, 0)]})
             item.addItem(self._ref_line)
         self._ref_line.setValue(ref * 100.0)

@@ -15,6 +15,7 @@ from ..core.errors import KDError
 from ..core.store.projects import Project, ProjectStore, sanitize_name
 from ..core.config.templates import demo_config, pretrained_to_mobilenet_config
 from .widgets import STATUS_COLORS, dot_icon
+from . import theme
 
 TEMPLATES = {"Blank project": Config, "Digits demo": demo_config,
              "Pretrained teacher → MobileNet (your image folder)": pretrained_to_mobilenet_config}
@@ -79,7 +80,7 @@ class NameDialog(QDialog):
         message, ok = self.check(text) if text.strip() else ("", False)
         self.hint.setText(message)
         self.hint.setObjectName("help" if ok else "problem")
-        self.hint.setStyleSheet("color: #5f6368;" if ok else "color: #d93025;")
+        self.hint.setStyleSheet(f"color: {theme.color('muted' if ok else 'error')};")
         self.buttons.button(QDialogButtonBox.Ok).setEnabled(ok)
 
     def name(self) -> str | None:
@@ -208,7 +209,7 @@ class ProjectPanel(QWidget):
         if live:
             return f"{count} · {live[1]}", STATUS_COLORS.get(live[1], STATUS_COLORS["running"])
         if not runs:
-            return count, "#dadce0"
+            return count, theme.color("input_border")
         last = runs[0]
         acc = (last.summary.get("student") or {}).get("accuracy")
         line = f"{count} · student {acc:.1%}" if acc is not None else f"{count} · last {last.status}"

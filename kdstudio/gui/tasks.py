@@ -216,8 +216,9 @@ def _file_teacher(cfg, models, shape, out: dict) -> None:
     from ..core.models.teacher_io import load_teacher
     t = cfg.teacher
     path = Path(t.path).expanduser() if t.path else None
-    try:
-        stamp = (path.stat().st_mtime_ns, path.stat().st_size) if path else None
+    try:  # a Hugging Face model folder changes when a file in it does, not the folder itself
+        files = sorted(path.iterdir()) if path and path.is_dir() else [path] if path else []
+        stamp = tuple((f.name, f.stat().st_mtime_ns, f.stat().st_size) for f in files) or None
     except OSError:
         stamp = None
     from ..core import trust
@@ -279,5 +280,10 @@ def export_run(run_dir: Path, formats: list[str], out_dir: Path, quantize: str =
                force: bool = False) -> dict:
     """Export a finished run's student with the core's run-level export; {"exports", "failed", "model", "out"}."""
     from ..core.outputs.artifacts import export_run as core_export_run
-    return core_export_run(Path(run_dir), list(formats), quantize=quantize, out=Path(out_dir), force=force,
-                           model=model)
+    from ..core.outputs.export import ExportExistsError
+    try:
+        return core_export_run(Path(run_dir), list(formats), quantize=quantize, out=Path(out_dir), force=force,
+                               model=model)
+    except ExportExistsError as e:  # the core's sentence speaks to the CLI ("add --force"); the window asks
+        raise KDError(f"'{e.path.name}' appeared in {e.path.parent} after the question was asked; press Export "
+                      "again to be asked about it, or choose another folder.") from None

@@ -6,10 +6,11 @@ import html
 import re
 
 from PySide6.QtCore import QRect, QSize, Qt
-from PySide6.QtGui import QColor, QFontDatabase, QPainter, QTextCursor, QTextFormat
+from PySide6.QtGui import QFontDatabase, QPainter, QTextCursor, QTextFormat
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QPlainTextEdit, QPushButton, QTextEdit, QVBoxLayout, QWidget
 
 from ..core.errors import KDError
+from . import theme
 from .model import ConfigModel
 
 
@@ -81,9 +82,9 @@ class CodeEditor(QPlainTextEdit):
 
     def paint_gutter(self, area: QRect) -> None:
         p = QPainter(self.gutter)
-        p.fillRect(area, QColor("#f1f3f4"))
+        p.fillRect(area, theme.qcolor("surface_alt"))
         p.setFont(self.font())
-        p.setPen(QColor("#9aa0a6"))
+        p.setPen(theme.qcolor("dim"))
         block = self.firstVisibleBlock()
         top = round(self.blockBoundingGeometry(block).translated(self.contentOffset()).top())
         width, height = self.gutter.width() - 6, self.fontMetrics().height()
@@ -100,7 +101,7 @@ class CodeEditor(QPlainTextEdit):
         marks = []
         if block is not None and block.isValid():
             mark = QTextEdit.ExtraSelection()
-            mark.format.setBackground(QColor("#fce8e6"))
+            mark.format.setBackground(theme.qcolor("error_bg"))
             mark.format.setProperty(QTextFormat.FullWidthSelection, True)
             mark.cursor = QTextCursor(block)
             marks.append(mark)
@@ -214,7 +215,7 @@ class TomlPanel(QWidget):
             self._show_error(f"Not saved: {e}", str(e), getattr(e, "key", None), color=True)
             return False
         except OSError as e:
-            self.status.setText(f"<span style='color:#d93025'>Not saved: {e.strerror or e}</span>")
+            self.status.setText(theme.span(f"Not saved: {e.strerror or e}", "error"))
             return False
         self.revert()
         self.status.setText(f"Saved {p.file}")
@@ -226,5 +227,5 @@ class TomlPanel(QWidget):
         self.editor.mark_line(line)
         body = html.escape(text, quote=False)
         if color:
-            body = f"<span style='color:#d93025'>{body}</span>"
+            body = theme.span(body, "error")
         self.status.setText(body + (f" <a href='line:{line}'>Go to line {line}</a>" if line else ""))

@@ -10,6 +10,8 @@ from PySide6.QtCore import QEvent, QObject, QSize, Qt, Signal
 from PySide6.QtGui import QColor, QIcon, QPainter, QPixmap
 from PySide6.QtWidgets import QFrame, QGridLayout, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
 
+from . import theme
+
 STATUS_COLORS = {"completed": "#188038", "running": "#1a56b8", "stopped": "#f9ab00", "failed": "#d93025",
                  "incomplete": "#9aa0a6", "damaged": "#d93025", "paused": "#f9ab00"}
 
@@ -248,8 +250,8 @@ class DropZone(QFrame):
     def __init__(self, hint: str, parent=None):
         super().__init__(parent)
         self.setObjectName("dropZone")
-        self.setStyleSheet("QFrame#dropZone { border: 1px dashed #9aa0a6; border-radius: 6px; background: #f8f9fa; }"
-                           "QFrame#dropZone QLabel { border: none; background: transparent; }")
+        self._restyle()
+        theme.notifier.changed.connect(self._restyle)
         self.hint = QLabel(hint)
         self.hint.setObjectName("help")
         self.hint.setWordWrap(True)
@@ -263,10 +265,15 @@ class DropZone(QFrame):
         col.addWidget(self.hint)
         col.addWidget(self.message)
 
+    def _restyle(self, _scheme: str = "") -> None:
+        self.setStyleSheet(f"QFrame#dropZone {{ border: 1px dashed {theme.color('dim')}; border-radius: 6px; "
+                           f"background: {theme.color('drop_bg')}; }}"
+                           "QFrame#dropZone QLabel { border: none; background: transparent; }")
+
     def say(self, text: str, problem: bool = False) -> None:
         """Show one line: a problem in red, otherwise in the normal text colour."""
         self.message.setObjectName("problem" if problem else "")
-        self.message.setStyleSheet("color: #d93025;" if problem else "color: #188038;")
+        self.message.setStyleSheet(f"color: {theme.color('error' if problem else 'ok')};")
         self.message.setText(text)
         self.message.setVisible(bool(text))
 

@@ -227,6 +227,9 @@ def problems(cfg: Config) -> list[tuple[str, str]]:
     reads_path = d.source in SOURCES and SOURCES.meta(d.source)["needs_path"]
     if reads_path and not d.path:
         out.append(("data.path", f"data.source = \"{d.source}\" needs data.path; set it to your data."))
+    if cfg.teacher.arch == "hf" and cfg.teacher.source == "train":
+        out.append(("teacher.arch", "teacher.arch = \"hf\" loads a Hugging Face model folder; set teacher.source = "
+                    "\"file\" and teacher.path to the folder, or pick an architecture to train here."))
     if cfg.teacher.source == "file" and not cfg.teacher.path:
         out.append(("teacher.path", "teacher.source = \"file\" needs teacher.path; choose the teacher file."))
     # Files that must exist are checked here, so the window marks the field and nothing starts (no failed run).

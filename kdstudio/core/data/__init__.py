@@ -32,7 +32,7 @@ def load_data(cfg, cache_dir=None) -> DataBundle:
     if len(bundle.input_shape) == 3:
         d = cfg.data
         bundle.inputs = recipe.describe() if recipe else \
-            f"inputs: {preprocess.describe_inputs(d.image_size, d.resize, d.interpolation, bundle.mean, bundle.std)}"
+            f"inputs: {preprocess.describe_inputs(d.image_size, d.resize, d.interpolation, bundle.mean, bundle.std, bundle.input_shape)}"
         bundle.preprocessing = recipe.to_dict() if recipe else None
     if not bundle.mode_reason:
         n = sum(bundle.sizes().values())

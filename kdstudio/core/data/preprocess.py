@@ -61,9 +61,10 @@ class Preprocessing:
         return d
 
 
-def describe_inputs(size: int, resize: int, interpolation: str, mean, std) -> str:
-    """"224×224, bicubic, crop 0.875, ImageNet mean/std" for any sizing and normalisation."""
-    parts = [f"{size}×{size}" if size else "size as read"]
+def describe_inputs(size: int, resize: int, interpolation: str, mean, std, shape: tuple = ()) -> str:
+    """"224×224, bicubic, crop 0.875, ImageNet mean/std" for any sizing and normalisation (`shape`: the (C, H, W)
+    the images have when size is 0, "as read")."""
+    parts = [f"{size}×{size}" if size else f"{shape[1]}×{shape[2]} as read" if len(shape) == 3 else "size as read"]
     if size:
         parts.append(interpolation)
     if resize and size:
@@ -145,9 +146,52 @@ def from_timm(name: str, tag: str, warnings: list[str]) -> Preprocessing:
 
 
 def is_hf_folder(path: str | Path) -> bool:
-    """Whether `path` is a folder that holds a Hugging Face config.json."""
+    """Whether `path` is a folder with a config.json (a save_pretrained folder)."""
     p = Path(path).expanduser()
     return p.is_dir() and (p / HF_CONFIG).is_file()
+
+
+def read_hf_config(folder: str | Path) -> dict:
+    """config.json of a model folder as a dict; KDError (naming the folder) when it is missing or not JSON."""
+    folder = Path(folder).expanduser()
+    if folder.exists() and not folder.is_dir():
+        raise KDError(f"Teacher path '{folder}' is a file, not a Hugging Face model folder; choose the folder that "
+                      "holds config.json (Folder… in the app), or set teacher.arch to the architecture of that file.")
+    if not folder.is_dir():
+        raise KDError(f"Teacher folder '{folder}' does not exist; check teacher.path.")
+    file = folder / HF_CONFIG
+    if not file.is_file():
+        raise KDError(f"Teacher folder '{folder}' has no config.json, so it is not a Hugging Face model folder; "
+                      "save the model there with save_pretrained, or choose a model file.")
+    try:
+        data = json.loads(file.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as e:
+        raise KDError(f"The config.json in teacher folder '{folder}' is not valid JSON ({type(e).__name__}: "
+                      f"{str(e).splitlines()[0][:120] if str(e) else ''}); save the model again with "
+                      "save_pretrained.") from None
+    if not isinstance(data, dict):
+        raise KDError(f"The config.json in teacher folder '{folder}' holds a {type(data).__name__}, not a model "
+                      "configuration; save the model again with save_pretrained.")
+    return data
+
+
+def hf_class_names(folder: str | Path) -> list[str]:
+    """The classes in output order from config.json's id2label; [] when absent, unreadable or only the default
+    names LABEL_0, LABEL_1, … that transformers writes when none were given."""
+    try:
+        labels = read_hf_config(folder).get("id2label")
+    except KDError:
+        return []
+    if not isinstance(labels, dict) or not labels:
+        return []
+    try:
+        by_index = {int(k): str(v) for k, v in labels.items()}
+    except (TypeError, ValueError):
+        return []
+    if sorted(by_index) != list(range(len(by_index))):
+        return []
+    names = [by_index[i] for i in range(len(by_index))]
+    return [] if names == [f"LABEL_{i}" for i in range(len(names))] else names
 
 
 def _read_json(path: Path) -> dict:
@@ -160,17 +204,6 @@ def _read_json(path: Path) -> dict:
         raise KDError(f"'{path}' holds a {type(data).__name__}, not a JSON object; save the folder again with "
                       "save_pretrained.")
     return data
-
-
-def hf_class_names(folder: str | Path) -> list[str]:
-    """The folder's config.id2label in output order ([] for the default LABEL_0… names or none)."""
-    cfg = _read_json(Path(folder).expanduser() / HF_CONFIG)
-    labels = cfg.get("id2label") or {}
-    try:
-        names = [str(labels[k]) for k in sorted(labels, key=lambda k: int(k))]
-    except (TypeError, ValueError):
-        return []
-    return [] if all(n == f"LABEL_{i}" for i, n in enumerate(names)) else names
 
 
 def from_hf(folder: str | Path, warnings: list[str]) -> Preprocessing | None:

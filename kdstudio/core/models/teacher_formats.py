@@ -19,11 +19,15 @@ TORCH_SUFFIXES = (".pt", ".pth", ".ts", ".tar", ".ckpt", ".bin", ".pkl")
 
 
 def detect_format(path: Path) -> str:
-    """"torchscript", "torch" (state_dict or pickle), "safetensors" or "onnx"; KDError when missing or unknown."""
+    """"torchscript", "torch" (state_dict or pickle), "safetensors", "onnx" or "hf" (a Hugging Face model folder,
+    one with a config.json); KDError when missing or unknown."""
     if not path.exists():
         raise KDError(f"Teacher file '{path}' does not exist; check teacher.path.")
     if path.is_dir():
-        raise KDError(f"Teacher path '{path}' is a folder; choose the model file inside it.")
+        if (path / "config.json").is_file():
+            return "hf"
+        raise KDError(f"Teacher path '{path}' is a folder without a config.json; choose the model file inside it, "
+                      "or a Hugging Face model folder (saved with save_pretrained).")
     if not stat.S_ISREG(path.stat().st_mode):  # a FIFO or device would block the read below for ever
         raise KDError(f"Teacher path '{path}' is not a regular file (a pipe or device); choose the model file.")
     suffix = path.suffix.lower()

@@ -1,7 +1,7 @@
 """Teachers from files: TorchScript, weights (safetensors / state_dict) into a zoo architecture, ONNX (logits only),
-and a pickled full model only with `teacher.trust_pickle`; TorchScript and pickles also only after a trust for that
-file (core/trust.py: its path and content hash). Then: checks against the data, fine-tuning of the last
-N layers, and a sanity check on the validation split.
+a Hugging Face model folder (hf.py), and a pickled full model only with `teacher.trust_pickle`; TorchScript and
+pickles also only after a trust for that file (core/trust.py: its path and content hash). Then: checks against the
+data, fine-tuning of the last N layers, and a sanity check on the validation split.
 
 Files from elsewhere are untrusted: state dicts are read with `torch.load(weights_only=True)`, safetensors with the
 `safetensors` package (no code runs, the file is memory-mapped), ONNX with onnxruntime (optional); TorchScript
@@ -157,10 +157,14 @@ def load_teacher(cfg, bundle, device, warn: Callable[[str], None] | None = None)
     if not t.path:
         raise ConfigError("teacher.source = \"file\" needs teacher.path; choose the teacher file.", key="teacher.path")
     path = Path(t.path).expanduser()
-    fmt = detect_format(path)
+    fmt = "hf" if t.arch == "hf" else detect_format(path)
     record = {"format": fmt, "path": str(path), "arch": None, "logits_only": False, "logits_only_reason": "",
               "new_head": None}
-    if fmt == "onnx":
+    if fmt == "hf":  # a Hugging Face model folder (models/hf.py)
+        from .hf import load_folder
+        model, more = load_folder(path, bundle.num_classes, finetune=bool(t.finetune_layers), warn=warn)
+        record.update(more)
+    elif fmt == "onnx":
         model: nn.Module = load_onnx(path, bundle, device)
         record.update(logits_only=True, logits_only_reason="an ONNX teacher gives logits only")
         x = next((t for t in (bundle.x_val, bundle.x_train) if len(t)), bundle.x_train)

@@ -249,11 +249,10 @@ def export_run(run_dir: str | Path, formats: list[str], *, quantize: str = "none
                         threads=run.cfg.evaluate.cpu_threads if threads is None else threads)
     for e in result["exports"]:
         e["model"] = name
-    kept = [e for e in run.summary.exports if e.get("path") not in {x["path"] for x in result["exports"]}]
-    run.summary.exports = kept + result["exports"]
-    tried = set(formats)  # this export's outcome replaces earlier failures of the same formats (a success clears)
-    run.summary.export_failed = [f for f in (run.summary.export_failed or []) if f.get("format") not in tried] \
-        + result["failed"]
+    run.summary.exports = summary_mod.merge_exports(run.summary.exports, result["exports"])
+    # this export's outcome replaces earlier failures of the same format, weights and folder (a success clears)
+    run.summary.export_failed = summary_mod.merge_export_failed(run.summary.export_failed or [], list(formats),
+                                                                quantize, out_dir, result["failed"])
     notes = []
     try:
         summary_mod.write(run.rd.summary, run.summary)

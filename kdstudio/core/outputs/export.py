@@ -16,11 +16,21 @@ from torch import nn
 
 from ..errors import KDError
 from ..store.files import atomic_write_json, read_json
+from . import parity
 from .evaluate import cpu_threads, input_dtype, median_ms
 from .export_formats import (EXPORT_FORMATS, EXTENSIONS, ExportContext, ExportFormat, FormatError,  # noqa: F401
                              arch_file_name, available_formats, export_format, file_name, opset_version)
 
 QUANTIZE = ("none", "int8", "fp16", "bf16")
+
+
+class ExportExistsError(KDError):
+    """A file the export would write is already there and overwriting was not allowed; `path` names it (the CLI
+    says "add --force", the window asks before it exports)."""
+
+    def __init__(self, path: Path):
+        super().__init__(f"'{path}' already exists; add --force to overwrite it or choose another --out.")
+        self.path = Path(path)
 
 
 # ---- the check ------------------------------------------------------------------------------------------
@@ -76,7 +86,7 @@ def export_all(model: nn.Module, model_factory, arch_info: dict, formats: list[s
             json.dumps({**arch_info, "quantize": quantize}))
         existing = [p for p in [*targets.values()] + ([] if same_config else [config_path]) if p.exists()]
         if existing:
-            raise KDError(f"'{existing[0]}' already exists; add --force to overwrite it or choose another --out.")
+            raise ExportExistsError(existing[0])
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
         atomic_write_json(config_path, {**arch_info, "quantize": quantize})
@@ -120,6 +130,7 @@ def export_all(model: nn.Module, model_factory, arch_info: dict, formats: list[s
                  "runtime": form.runtime, "quantize": quantize, "checked_on": len(x_check),
                  "config": str(config_path),
                  "latency_ms": {}, **extra}
+        entry["parity"] = parity.check(entry)  # the rule this file is judged by (parity.py), and whether it passes
         if latency_repeats > 0:
             with cpu_threads(threads) as n:
                 entry["latency_ms"] = {"cpu_b1": time_callable(reloaded, x_check[:1], latency_repeats),

@@ -3,8 +3,10 @@
 A run's headline results: status and times, the device, one entry per model (teacher, student, baseline), the
 distillation stage's speed, the compression variants, the evaluation table with the ratios against the teacher
 (computed once, here), the KD gain and its paired test (`kd_gain_stats`: interval, p-value; added in schema 2 as
-an optional table, so older readers ignore it and older files read as "not measured"), the exports. Torch-free,
-so the window can read every run before torch loads.
+an optional table, so older readers ignore it and older files read as "not measured"), the exports — of every
+export of the run: one entry per file, failures kept per format, weights and folder (`merge_exports`,
+`merge_export_failed`; the entries' shape is unchanged, so schema 2 stays). Torch-free, so the window can read
+every run before torch loads.
 
 The file is strict JSON: NaN and infinities are written as null. Reading validates types; a damaged or foreign
 file raises SummaryError with one sentence naming the run folder and what is wrong.
@@ -258,6 +260,38 @@ class Summary:
         s.exports = _list_of_tables(raw.get("exports"), f"{where}: 'exports'")
         s.export_failed = _list_of_tables(raw.get("export_failed"), f"{where}: 'export_failed'")
         return s
+
+
+# ---- exports recorded across several exports -------------------------------------------------------------
+
+def _resolved(path) -> str:
+    """One spelling of a path (relative, `..` and symlinks resolved) so that the same file is one entry."""
+    try:
+        return str(Path(path).expanduser().resolve())
+    except (OSError, RuntimeError, TypeError, ValueError):
+        return str(path)
+
+
+def merge_exports(old: list[dict], new: list[dict]) -> list[dict]:
+    """The files of every export so far, one entry per file: a file exported again replaces its entry."""
+    by_path: dict[str, dict] = {}
+    for e in [*old, *new]:
+        key = _resolved(e.get("path", ""))
+        by_path.pop(key, None)  # re-inserted last: the newest export of a file is listed last
+        by_path[key] = e
+    return list(by_path.values())
+
+
+def merge_export_failed(old: list[dict], formats: list[str], quantize: str, out, failed: list[dict]) -> list[dict]:
+    """The failures of every export so far, one per (format, weights, folder): this export's outcome replaces
+    only the failures of the same format, weights and folder (an older entry without weights or folder counts
+    as any), so a failure elsewhere stays listed."""
+    here = _resolved(out)
+
+    def replaced(f: dict) -> bool:
+        return (f.get("format") in formats and f.get("quantize", quantize) == quantize
+                and ("out" not in f or _resolved(f["out"]) == here))
+    return [f for f in old if not replaced(f)] + list(failed)
 
 
 def dumps(summary: Summary) -> str:

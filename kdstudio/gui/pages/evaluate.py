@@ -16,15 +16,17 @@ from ...core import config as config_mod
 from ...core.outputs import gain as gain_mod
 from ...core.store.projects import RunInfo
 from ...core.store.files import RunDir, read_json
+from .. import theme
 from ..forms import ConfigForm
 from ..model import ConfigModel
+from ..palette import MODEL_COLORS
 from ..widgets import CardGrid, StatCard, fmt_bytes, fmt_int, fmt_pct, fmt_pts, fmt_ratio_said, ratio_words
 from .base import section_keys
 from .eval_charts import EvalCharts
 
 ORDER = ("teacher", "student", "baseline")
 NAMES = {"teacher": "Teacher", "student": "Student (KD)", "baseline": "Baseline (no KD)"}
-COLORS = {"teacher": "#8e44ad", "student": "#1a56b8", "baseline": "#a0522d"}
+COLORS = MODEL_COLORS  # one palette with the Train page's curves
 
 
 def _ms(v) -> str:
@@ -102,6 +104,7 @@ class EvaluatePage(QScrollArea):
         self.setWidgetResizable(True)
         self.setFrameShape(QFrame.NoFrame)
         self.run: RunInfo | None = None
+        theme.notifier.changed.connect(self._on_scheme)
         title = QLabel("Evaluate")
         title.setObjectName("pageTitle")
         self.subtitle = QLabel("Finish a run to compare the teacher, the distilled student and the baseline.")
@@ -168,7 +171,7 @@ class EvaluatePage(QScrollArea):
         wide = mode == "wide"
         self.lower.setOrientation(Qt.Horizontal if wide else Qt.Vertical)
         self.side_box.setDirection(QBoxLayout.LeftToRight if mode == "middle" else QBoxLayout.TopToBottom)
-        self.charts.setMinimumHeight(260 if wide else 340)  # a readable confusion matrix; the page scrolls
+        self.charts.set_floor_height(260 if wide else 340)  # more when the matrix needs it; the page scrolls
         self.tree.setMinimumHeight(100 if wide else 200)
         self.side_box.setStretch(1, 1 if mode == "middle" else 0)  # summary | settings: half each
         self.lower.setSizes([640, 360] if wide else [420, 300])
@@ -180,6 +183,10 @@ class EvaluatePage(QScrollArea):
         # stacked, the summary and settings get the height their wrapped help text needs at this width
         need = self.side.heightForWidth(width - 36) if self.mode != "wide" else 0
         self.side.setMinimumHeight(max(need, 0))
+
+    def _on_scheme(self, _scheme: str) -> None:
+        """The table's model colours and the charts are drawn in the scheme's colours: draw them again."""
+        self.show_run(self.run)
 
     def show_run(self, run: RunInfo | None) -> None:
         """Show a run's results (None or a run without results: an explanation)."""
@@ -232,7 +239,7 @@ class EvaluatePage(QScrollArea):
                          + (f"; file {file}" if file != "–" else ""))
         number, word = ratio_words(comp.get("speedup_cpu_b1"), "faster", "slower")
         self.faster.caption.setText(f"{word.capitalize()} (CPU, batch 1)" if word else RUN_CAPTIONS[3])
-        self.faster.set(number, f"{st.get('latency_ms_cpu_b1', 0):.3f} ms vs {t.get('latency_ms_cpu_b1', 0):.3f} ms")
+        self.faster.set(number, f"{_ms(st.get('latency_ms_cpu_b1'))} vs {_ms(t.get('latency_ms_cpu_b1'))}")
         table_rows = {r.get("model"): r for r in ((s.get("evaluation") or {}).get("table") or []) if isinstance(r, dict)}
         rows = [(key, {**m, "_key": key, "_table_row": table_rows.get(key)}) for key, m in model_rows(s)]
         cols = [(title, fn) for title, fn in COLUMNS if any(fn(m, t) != "–" for _, m in rows)]
@@ -242,7 +249,7 @@ class EvaluatePage(QScrollArea):
         for r, (key, m) in enumerate(rows):
             name = QTableWidgetItem(NAMES.get(key, key))
             if key in COLORS:
-                name.setForeground(QColor(COLORS[key]))
+                name.setForeground(QColor(theme.readable(COLORS[key])))
             self.table.setItem(r, 0, name)
             for c, (_, fn) in enumerate(cols, start=1):
                 text = fn(m, t)

@@ -1,31 +1,32 @@
 """Export page: formats (and compression) for runs, and exporting a finished run's student to a chosen folder.
 
 A sweep (seeds or a grid) is one entry in the run list; its seeds / grid points are picked in a second list, each
-with its test accuracy, and the chosen one is exported like a single run. Every exported file is reloaded and
-compared with the live student (max abs difference, top-1 agreement); the results table shows those numbers with
-the file sizes.
+with its test accuracy, and the chosen one is exported like a single run, in the formats and weights ticked for
+this export (they start as the project's and never change its settings). Every exported file is reloaded and
+compared with the live student (max abs difference, top-1 agreement); the results table (export_table.py) shows
+those numbers with the file sizes and the verdict of each format's parity rule.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6.QtCore import Qt, QUrl, Signal
+from PySide6.QtCore import QUrl, Signal
 from PySide6.QtGui import QDesktopServices
-from PySide6.QtWidgets import (QComboBox, QFileDialog, QGridLayout, QGroupBox, QHBoxLayout, QHeaderView, QLabel,
-                               QLineEdit, QMessageBox, QPushButton, QTableWidget, QTableWidgetItem, QVBoxLayout)
+from PySide6.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QGridLayout, QGroupBox, QHBoxLayout, QLabel,
+                               QLineEdit, QMessageBox, QPushButton, QVBoxLayout, QWidget)
 
+from ...core import config as config_mod
 from ...core.store.projects import RunInfo
 from ...core.store import summary as summary_mod
 from ...core.store.files import RunDir
 from .. import tasks
+from ..forms import CHECKS_PER_ROW
 from ..model import ConfigModel
-from ..widgets import Banner, fmt_bytes, fmt_pct, fmt_pts
+from ..widgets import Banner, fmt_pct, fmt_pts
 from . import export_plan
 from .base import FormPage, rest_of, section_keys
-
-PARITY_TOL = {"none": 1e-4, "fp16": 1e-2, "bf16": 5e-2, "int8": None}  # int8: identical top-1 predictions
-COLUMNS = ["Format", "File", "Size", "Max |diff|", "Top-1 agreement", "CPU latency (b=1)", "Check"]
+from .export_table import ExportsTable
 
 
 class ExportPage(FormPage):
@@ -69,18 +70,21 @@ class ExportPage(FormPage):
         self._show_sub_row(False)
         self.folder = QLineEdit()
         self.folder.setPlaceholderText("the run's exports/ folder")
-        browse = QPushButton("Choose folder…")
-        browse.clicked.connect(self._browse)
+        self.folder.textChanged.connect(lambda _t: self._update_buttons())
+        self.browse_btn = QPushButton("Choose folder…")
+        self.browse_btn.clicked.connect(lambda: self._browse())  # no signal argument reaches a parameter
         grid.addWidget(QLabel("Output folder"), 2, 0)
         grid.addWidget(self.folder, 2, 1)
-        grid.addWidget(browse, 2, 2)
+        grid.addWidget(self.browse_btn, 2, 2)
+        self._build_choices(grid, 3)
         col.addLayout(grid)
         row = QHBoxLayout()
         self.export_btn = QPushButton("Export")
         self.export_btn.setObjectName("primary")
-        self.export_btn.clicked.connect(self.export)
+        self.export_btn.clicked.connect(lambda: self.export())  # clicked(bool) must not become `overwrite`
         self.open_btn = QPushButton("Open folder")
-        self.open_btn.clicked.connect(self._open)
+        self.open_btn.setToolTip("The output folder, or the folder of the file selected in the table")
+        self.open_btn.clicked.connect(lambda: self._open(self.table.selected_folder() or self.out_dir()))
         self.card_btn = QPushButton("Model card")
         self.card_btn.setToolTip("MODEL_CARD.md: data, models, metrics, how to load each file")
         self.card_btn.clicked.connect(lambda: self._open(self.out_dir() / "MODEL_CARD.md"))
@@ -93,13 +97,7 @@ class ExportPage(FormPage):
         col.addLayout(row)
         self.banner = Banner("error")
         col.addWidget(self.banner)
-        self.table = QTableWidget(0, len(COLUMNS))
-        self.table.setHorizontalHeaderLabels(COLUMNS)
-        self.table.verticalHeader().hide()
-        self.table.setEditTriggers(QTableWidget.NoEditTriggers)
-        self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeToContents)
-        self.table.horizontalHeader().setStretchLastSection(True)
-        self.table.setMinimumHeight(150)
+        self.table = ExportsTable()
         col.addWidget(self.table)
         self.body.addWidget(box)
         if section_keys("compress"):
@@ -107,6 +105,50 @@ class ExportPage(FormPage):
             extra.add_group("Compression after distillation (variants are evaluated and can be exported)",
                             section_keys("compress"))
             self.body.addWidget(extra)
+
+    def _build_choices(self, grid: QGridLayout, row: int) -> None:
+        """Formats and weights of this export: they start as the project's, and ticking them changes no setting."""
+        self.format_checks: dict[str, QCheckBox] = {}
+        boxes = QWidget()
+        line = QGridLayout(boxes)
+        line.setContentsMargins(0, 0, 0, 0)
+        for i, name in enumerate(config_mod.field_info("export.formats").metadata.get("choices", ())):
+            cb = QCheckBox(name)
+            line.addWidget(cb, *divmod(i, CHECKS_PER_ROW))  # laid out as the project's formats above
+            self.format_checks[name] = cb
+        line.setColumnStretch(CHECKS_PER_ROW, 1)
+        boxes.setToolTip("The files this export writes; the project's own formats (above) stay as they are")
+        grid.addWidget(QLabel("Formats"), row, 0)
+        grid.addWidget(boxes, row, 1, 1, 2)
+        self.quantize_combo = QComboBox()
+        for q in config_mod.field_info("export.quantize").metadata.get("choices", ()):
+            self.quantize_combo.addItem("float32 (none)" if q == "none" else q, q)
+        self.quantize_combo.setToolTip("Weights of this export's files (export.quantize explains each)")
+        weights = QHBoxLayout()
+        weights.addWidget(self.quantize_combo)
+        weights.addStretch(1)
+        grid.addWidget(QLabel("Weights"), row + 1, 0)
+        grid.addLayout(weights, row + 1, 1, 1, 2)
+
+    def config_changed(self, key: str) -> None:
+        """The project's export settings changed (or another project opened): this export starts from them."""
+        if key in ("", "export.formats", "export.quantize") and self.model.cfg is not None:
+            self.set_choices(list(self.model.cfg.export.formats), self.model.cfg.export.quantize)
+
+    def set_choices(self, formats: list[str], quantize: str) -> None:
+        """Tick `formats` and choose `quantize` for the next export (the project's settings are not touched)."""
+        for name, cb in self.format_checks.items():
+            cb.setChecked(name in formats)
+        i = self.quantize_combo.findData(quantize)
+        self.quantize_combo.setCurrentIndex(max(i, 0))
+
+    def chosen_formats(self) -> list[str]:
+        """The formats ticked for this export."""
+        return [name for name, cb in self.format_checks.items() if cb.isChecked()]
+
+    def chosen_quantize(self) -> str:
+        """The weights chosen for this export."""
+        return self.quantize_combo.currentData() or "none"
 
     # ---- runs -------------------------------------------------------------------------------------------
     def reload_runs(self, select: Path | None = None) -> None:
@@ -205,6 +247,8 @@ class ExportPage(FormPage):
             self.show_results([], note="No finished run yet: results appear here after a run completes.")
 
     def _update_buttons(self) -> None:
+        if not hasattr(self, "card_btn"):  # the form loads (and ticks the formats) while build() runs
+            return
         folder = self.export_dir()
         self.export_btn.setEnabled(folder is not None and self.task is None)
         self.open_btn.setEnabled(folder is not None)
@@ -223,29 +267,29 @@ class ExportPage(FormPage):
         if path:
             self.folder.setText(path)
 
-    def _open(self, path: Path | None = None) -> None:
-        target = path or self.out_dir()
+    def _open(self, target: Path | None) -> None:
         if target is not None and target.exists():
             QDesktopServices.openUrl(QUrl.fromLocalFile(str(target)))
 
     def export(self, overwrite: bool | None = None) -> tasks.Task | None:
-        """Export the chosen run's student (for a sweep: the chosen seed / grid point) as the settings above say;
-        asks before replacing files, naming every one (model card and plots included)."""
+        """Export the chosen run's student (for a sweep: the chosen seed / grid point) in the formats and weights
+        ticked for this export; asks before replacing files, naming every one (model card and plots included).
+        `overwrite` None asks; True / False answer for the user."""
         folder, out, cfg = self.export_dir(), self.out_dir(), self.model.cfg
         self.banner.clear()
         if folder is None or out is None or cfg is None:
             return None
-        formats, quantize = list(cfg.export.formats), cfg.export.quantize
+        formats, quantize = self.chosen_formats(), self.chosen_quantize()
         if not formats:
-            self.banner.show_message("Tick at least one format above, then export.")
+            self.banner.show_message("Tick at least one format for this export, then export.")
             return None
         existing = export_plan.files_replaced(out, folder, formats, quantize)
         if existing and overwrite is None:
             answer = QMessageBox.question(self, "Replace files?", self.overwrite_question(out, existing),
                                           QMessageBox.Yes | QMessageBox.No, QMessageBox.No)
             overwrite = answer == QMessageBox.Yes
-            if not overwrite:
-                return None
+        if existing and not overwrite:
+            return None
         self.export_btn.setEnabled(False)
         self.status.setText(f"Exporting {', '.join(formats)} of {self._where()} to {out}…")
         self.task = tasks.start_task(tasks.export_run, folder, formats, out, quantize, cfg.export.model,
@@ -262,8 +306,9 @@ class ExportPage(FormPage):
     def _done(self, result: dict) -> None:
         self.task = None
         exports, failed = result.get("exports", []), result.get("failed", [])
-        self.show_results(exports, note=f"Exported {result.get('model', 'student')} of {self._where()} to "
-                                        f"{result.get('out')}.")
+        # every file of this run so far, a file exported again in its old row's place
+        self.show_results(summary_mod.merge_exports(self.results, exports),
+                          note=f"Exported {result.get('model', 'student')} of {self._where()} to {result.get('out')}.")
         if failed:
             self.banner.show_message("<b>Not exported:</b> " + "; ".join(f"{f['format']}: {f['error']}"
                                                                         for f in failed))
@@ -288,27 +333,7 @@ class ExportPage(FormPage):
         self._update_buttons()
 
     def show_results(self, results: list, note: str = "") -> None:
-        """Fill the results table: size, parity (max abs diff) and top-1 agreement per file."""
-        self.results = list(results)
-        self.table.setRowCount(len(results))
-        for r, e in enumerate(results):
-            diff, agree = e.get("max_abs_diff"), e.get("top1_agreement")
-            tol = PARITY_TOL.get(e.get("quantize") or "none")
-            ok = isinstance(diff, (int, float)) and (diff <= tol if tol is not None else agree == 1.0)
-            lat = (e.get("latency_ms") or {}).get("cpu_b1") if isinstance(e.get("latency_ms"), dict) else None
-            cells = [e.get("format", "") + (f" ({e['quantize']})" if e.get("quantize") not in (None, "none") else ""),
-                     Path(str(e.get("path", ""))).name, fmt_bytes(e.get("bytes")),
-                     f"{diff:.2e}" if isinstance(diff, (int, float)) else "–",
-                     f"{agree:.2%}" if isinstance(agree, (int, float)) else "–",
-                     f"{lat:.3f} ms" if isinstance(lat, (int, float)) else "–",
-                     "✓ matches" if ok else "✗ differs"]
-            for c, text in enumerate(cells):
-                item = QTableWidgetItem(text)
-                if c == 1:
-                    item.setToolTip(str(e.get("path", "")))
-                if c in (2, 3, 4, 5):
-                    item.setTextAlignment(Qt.AlignRight | Qt.AlignVCenter)
-                if c == 6:
-                    item.setForeground(Qt.darkGreen if ok else Qt.red)
-                self.table.setItem(r, c, item)
+        """Fill the results table, one row per file: folder, size, parity and the format's parity verdict."""
+        self.table.show_exports(list(results))
+        self.results = list(self.table.entries)
         self.status.setText(note)

@@ -24,6 +24,7 @@ class LiveRun:
         self.progress = Progress({})  # replaced by the engine's plan when the run starts
         self.cache: tuple[bool, str] | None = None  # (teacher cache on?, why) once the engine said so
         self.new_series = False                     # set when a sweep moved on to its next run
+        self.cache_fill: dict | None = None         # the disk teacher cache's fill while it runs (done, total, bytes)
 
     # the events the log pane shows, with their style
     LOGGED = {ev.EPOCH: {"quiet": True}, ev.STAGE_STARTED: {"bold": True}, ev.LOG: {}, ev.WARNING: {"warn": True},
@@ -47,6 +48,9 @@ class LiveRun:
             elif e.kind == ev.STAGE_FINISHED:
                 self.progress.stage_finished(e.stage)
                 continue  # the stage's own log lines said what it did
+            elif e.kind == ev.CACHE_FILL:
+                done, total = int(e.data.get("done", 0)), int(e.data.get("total", 0))
+                self.cache_fill = dict(e.data) if done < total else None
             elif e.kind == ev.LOG and "teacher_cache" in e.data:
                 self.cache = (bool(e.data["teacher_cache"]), str(e.data.get("message", "")))
             if e.kind in self.LOGGED:
@@ -79,6 +83,15 @@ class LiveRun:
         lines.append((f"Run {self.sub_index}/{d['total']} of the sweep: {where.name} ({where.parent.name}) on "
                       f"{d.get('device')}.", None, {"bold": True}))
 
+    def cache_line(self) -> str:
+        """"Filling the teacher-output cache: 12,800/100,000 rows (13 %), 24.4 MiB on disk" while it fills, else ""."""
+        f = self.cache_fill
+        if not f:
+            return ""
+        done, total = int(f.get("done", 0)), max(int(f.get("total", 0)), 1)
+        return (f"Filling the teacher-output cache: {done:,}/{total:,} rows ({done / total:.0%}), "
+                f"{float(f.get('bytes', 0)) / 2**20:.1f} MiB on disk")
+
     def bar(self, paused: bool) -> tuple[int, str, str]:
         """(value 0..1000, text on the bar, detail line) for the progress bar."""
         p = self.progress
@@ -94,6 +107,8 @@ class LiveRun:
         else:
             text = f"{prefix}{p.stage or 'starting'}…"
             detail = "measuring the models" if p.stage == "evaluate" else ""
+        if self.cache_fill:  # the one pass before the first distill epoch: its own progress, not the ETA's
+            detail = self.cache_line()
         fraction = p.fraction()
         if self.sweep_total:
             fraction = (max(self.sub_index, 1) - 1 + fraction) / self.sweep_total

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from PySide6.QtWidgets import QInputDialog
 
+from .. import theme
 from ..info import InfoHub, trained_note
 from ..model import ConfigModel
 from ..widgets import DropZone, FileDrop, StatCard, card_row, file_suffix, fmt_int, ratio_words
@@ -15,6 +16,13 @@ from .preview import DataPreview, LayerTable
 
 NEEDS_PATH = ("tensors", "folder", "csv")
 TEACHER_FILES = (".pt", ".pth", ".ts", ".safetensors", ".onnx", ".pkl", ".ckpt", ".bin")  # what load_teacher reads
+HF_CONFIG = "config.json"  # a folder with it is a Hugging Face model (core/models/hf.py; not imported: torch)
+
+
+def is_hf_folder(path: str) -> bool:
+    """Whether `path` is a Hugging Face model folder (save_pretrained's, with a config.json)."""
+    p = Path(path).expanduser()
+    return p.is_dir() and (p / HF_CONFIG).is_file()
 SPLITS = ("train", "val", "test")
 
 
@@ -25,9 +33,12 @@ class DataPage(FormPage):
     intro = ("The data set the teacher was (or will be) trained on. Validation and test splits are cut with a fixed "
              "seed, so every run of this project sees the same examples.")
 
-    def __init__(self, model: ConfigModel, hub: InfoHub, parent=None):
+    def __init__(self, model: ConfigModel, hub: InfoHub, run=None, parent=None):
         self.hub = hub
         super().__init__(model, parent)
+        if run is not None:  # while a run fills its disk teacher cache, the page says how far it is
+            run.events.connect(lambda _batch: self._show_fill(run.live))
+            run.state_changed.connect(lambda state: state == "idle" and self._show_fill(None))
         hub.info_ready.connect(self._show_info)
         hub.info_failed.connect(lambda m: self.card.set("–", m))
         hub.busy.connect(lambda b: b and self.card.detail.setText("Reading the data…"))
@@ -63,6 +74,11 @@ class DataPage(FormPage):
         f.visible_when["data.skip_unreadable"] = lambda c: src(c) == "folder"
         for k in synthetic:
             f.visible_when[k] = lambda c: src(c) == "synthetic"
+
+    def _show_fill(self, live) -> None:
+        line = live.cache_line() if live is not None else ""
+        self.preview.fill_note.setText(line)
+        self.preview.fill_note.setVisible(bool(line))
 
     def _show_info(self, info: dict) -> None:
         shape = "×".join(str(d) for d in info["input_shape"])
@@ -181,7 +197,7 @@ class _ModelPage(FormPage):
         self._card_details(info)
         for card, role in ((self.params_card, self.role), (self.other_card, other_role)):  # a load error in red
             bad = bool(err.get(role)) and not err[role].startswith("ONNX teacher")
-            card.detail.setStyleSheet("color: #d93025;" if bad else "")
+            card.detail.setStyleSheet(f"color: {theme.color('error')};" if bad else "")
         ratio = info.get("ratio")
         number, word = ratio_words(ratio, "smaller", "larger")
         self.ratio_card.set(number, f"the student is that many times {word}" if word else "")
@@ -193,7 +209,7 @@ class TeacherPage(_ModelPage):
 
     title = "Teacher"
     intro = ("The model whose knowledge is distilled. Train it here on the project's data, or load a model you "
-             "trust from a file (TorchScript, state_dict, safetensors, ONNX).")
+             "trust from a file (TorchScript, state_dict, safetensors, ONNX) or a Hugging Face model folder.")
     role = "teacher"
 
     def __init__(self, model: ConfigModel, hub: InfoHub, parent=None):
@@ -202,8 +218,9 @@ class TeacherPage(_ModelPage):
 
     def build(self) -> None:
         super().build()
-        self.drop = DropZone("Drop a teacher file anywhere on this page (" + ", ".join(TEACHER_FILES) + "), or "
-                             "choose source \"file\" and use Browse… next to the path.")
+        self.drop = DropZone("Drop a teacher file (" + ", ".join(TEACHER_FILES) + ") or a Hugging Face model "
+                             "folder anywhere on this page, or choose source \"file\" and use File… or Folder… "
+                             "next to the path.")
         self.body.addWidget(self.drop)
         f = self.form
         model = ["teacher.source", "teacher.arch", "teacher.width", "teacher.depth", "teacher.path",
@@ -220,6 +237,11 @@ class TeacherPage(_ModelPage):
         for k in ("teacher.path", "teacher.pretrained", "teacher.trust_pickle", *tune):
             f.visible_when[k] = from_file
         f.visible_when["teacher.epochs"] = lambda c: not from_file(c)
+        for k in ("teacher.width", "teacher.depth"):  # a Hugging Face folder brings its own sizes
+            f.visible_when[k] = lambda c: c.teacher.arch != "hf"
+
+    def arch_choices(self, catalog: dict) -> list[str]:
+        return super().arch_choices(catalog) + ["hf"]  # teacher.path is a Hugging Face model folder
 
     def drop_files(self, paths: list[str]) -> None:
         """A drop: a model file becomes the teacher (source "file"); anything else gets one sentence why not."""
@@ -227,13 +249,19 @@ class TeacherPage(_ModelPage):
         if path is None:
             return
         name = Path(path).name or path
-        if file_suffix(path) not in TEACHER_FILES:
+        folder = is_hf_folder(path)
+        if Path(path).is_dir() and not folder:
+            self.drop.say(f"'{name}' is a folder without a config.json, so not a Hugging Face model folder; drop "
+                          "the model file inside it, or a folder saved with save_pretrained.", problem=True)
+            return
+        if not folder and file_suffix(path) not in TEACHER_FILES:
             self.drop.say(f"'{name}' is not a model file KD Studio can load as a teacher; drop a "
-                          + ", ".join(TEACHER_FILES[:-1]) + f" or {TEACHER_FILES[-1]} file.", problem=True)
+                          + ", ".join(TEACHER_FILES[:-1]) + f" or {TEACHER_FILES[-1]} file, or a Hugging Face "
+                          "model folder.", problem=True)
             return
         self.model.set("teacher.source", "file")
         self.model.set("teacher.path", path)
-        self.drop.say(f"Teacher file: {path}")
+        self.drop.say(f"Hugging Face teacher folder: {path}" if folder else f"Teacher file: {path}")
 
 
 class StudentPage(_ModelPage):

@@ -5,9 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt
-from PySide6.QtGui import QColor, QImage, QPainter, QPixmap
+from PySide6.QtGui import QImage, QPainter, QPixmap
 from PySide6.QtWidgets import (QGroupBox, QHBoxLayout, QHeaderView, QLabel, QTreeWidget, QTreeWidgetItem,
                                QVBoxLayout)
+
+from .. import theme
 
 SPLIT_COLORS = {"train": "#1a56b8", "val": "#f9ab00", "test": "#188038"}
 TILE_PX = 32  # each sample is drawn about this big
@@ -23,10 +25,10 @@ def mosaic_pixmap(mosaic: np.ndarray, names: list[str]) -> QPixmap:
     big = img.scaled(w * factor, h * factor, Qt.IgnoreAspectRatio, Qt.FastTransformation)
     margin = 8 + 7 * max((len(n) for n in names), default=1)
     pm = QPixmap(big.width() + margin, big.height())
-    pm.fill(QColor("#ffffff"))
+    pm.fill(theme.qcolor("surface"))
     p = QPainter(pm)
     p.drawImage(margin, 0, big)
-    p.setPen(QColor("#5f6368"))
+    p.setPen(theme.qcolor("muted"))
     row_h = big.height() / rows
     for i, n in enumerate(names):
         p.drawText(0, int(i * row_h), margin - 6, int(row_h), Qt.AlignRight | Qt.AlignVCenter, n)
@@ -46,6 +48,8 @@ class DataPreview(QGroupBox):
         self.chart.setMinimumHeight(200)
         self.chart.setMaximumHeight(340)
         self.chart.getPlotItem().setTitle("Samples per class", size="9pt")
+        self._shown: dict | None = None
+        theme.notifier.changed.connect(self._on_scheme)
         self.chart.getPlotItem().setMouseEnabled(x=False, y=False)
         self.chart.getPlotItem().hideButtons()
         self.legend = self.chart.getPlotItem().addLegend(offset=(-6, 6), labelTextSize="8pt")
@@ -53,9 +57,13 @@ class DataPreview(QGroupBox):
         self.path_note = QLabel("")
         self.path_note.setObjectName("help")
         self.path_note.setWordWrap(True)
+        self.fill_note = QLabel("")  # the running run's teacher-cache fill (DataPage._show_fill)
+        self.fill_note.setWordWrap(True)
+        self.fill_note.hide()
         row = QHBoxLayout(self)
         left = QVBoxLayout()
         left.addWidget(self.path_note)
+        left.addWidget(self.fill_note)
         samples = QHBoxLayout()
         samples.addWidget(self.image)
         samples.addStretch(1)
@@ -64,8 +72,13 @@ class DataPreview(QGroupBox):
         row.addLayout(left, 1)
         row.addWidget(self.chart, 1)
 
+    def _on_scheme(self, _scheme: str) -> None:
+        if self._shown is not None:
+            self.show_preview(self._shown)  # the mosaic's margin is painted in the scheme's colours
+
     def show_preview(self, preview: dict | None) -> None:
         """Draw the mosaic and the class balance (None: explain that there is no preview)."""
+        self._shown = preview
         item = self.chart.getPlotItem()
         item.clear()
         self.legend.clear()

@@ -31,6 +31,11 @@ from .train_parts import NO_RUN_TEXT, LogPane, PlotArea, RunControls
 PLOT_REFRESH_MS = 250
 
 
+def run_label(run: RunInfo) -> str:
+    """The name a run has in the plots' legends and the log's title: its folder name (a timestamp)."""
+    return run.name
+
+
 class TrainPage(QWidget):
     """Shows the window's run live (progress, curves, log) and the project's run history."""
 
@@ -300,12 +305,17 @@ class TrainPage(QWidget):
         self._update_hint()
 
     # ---- history / plots --------------------------------------------------------------------------------
-    def _series_for(self, run: RunInfo) -> list[RunSeries]:
+    def _series_for(self, run: RunInfo, prefix: bool) -> list[tuple[RunSeries, str]]:
+        """A run's curves with the name each has in an overlay; a sweep's members are named by their point and
+        seed (after the sweep's own name when `prefix`, i.e. other runs are shown beside it)."""
+        label = run_label(run)
         if self.controller.running and self.controller.run_dir and Path(run.path) == Path(self.controller.run_dir):
-            return [self.live_series]
+            return [(self.live_series, label)]
         if run.is_sweep:
-            return [self._load_series(p, str(p.relative_to(run.path))) for p in run.sub_runs()]
-        return [self._load_series(Path(run.path), run.name)]
+            return [(self._load_series(p, str(p.relative_to(run.path))),
+                     f"{label}/{p.relative_to(run.path)}" if prefix else str(p.relative_to(run.path)))
+                    for p in run.sub_runs()]
+        return [(self._load_series(Path(run.path), run.name), label)]
 
     def _load_series(self, folder: Path, label: str) -> RunSeries:
         path = RunDir(folder).metrics
@@ -317,12 +327,14 @@ class TrainPage(QWidget):
         return cached[1]
 
     def _on_history_selection(self, runs: list) -> None:
-        self.plots.show_series([s for r in runs for s in self._series_for(r)])
+        shown = [pair for r in runs for pair in self._series_for(r, prefix=len(runs) > 1)]
+        self.plots.show_series([s for s, _ in shown], [label for _, label in shown])
         self._sync_placeholder()
         live = self.controller.running and len(runs) == 1 and Path(runs[0].path) == Path(self.controller.run_dir)
         if len(runs) == 1 and not live and not (self.live_series and self.live_series.label == runs[0].name
                                                  and self.live_log.toPlainText()):
-            self.log_pane.show_past(runs[0].path, runs[0].name)
+            members = runs[0].sub_runs() if runs[0].is_sweep else None  # a sweep has no log of its own
+            self.log_pane.show_past(runs[0].path, run_label(runs[0]), members)
         else:
             self.log_pane.show_live()
         self.runs_selected.emit(runs)

@@ -14,6 +14,7 @@ from PySide6.QtWidgets import (QHBoxLayout, QLabel, QPlainTextEdit, QStackedLayo
 
 from ...core.store.files import RunDir
 
+from .. import theme
 from .history import clean_log
 
 NO_RUN_TEXT = "No run yet — press Start (Ctrl+R) to train the teacher and distil the student."
@@ -136,26 +137,41 @@ class LogPane(QWidget):
                quiet=False, at: float | None = None) -> None:
         """One line in this session's log, stamped with the time `at` it was said (else now), scrolled into view."""
         stamp = (_dt.datetime.fromtimestamp(at) if at is not None else _dt.datetime.now()).strftime("%H:%M:%S")
-        color = "#d93025" if error else "#b06000" if warn else "#5f6368" if quiet else "#202124"
+        # Plain lines take the palette's text colour, so they follow a scheme switch; marked ones keep theirs.
+        color = theme.color("error" if error else "warn" if warn else "muted")
         body = html.escape(text)
         if bold:
             body = f"<b>{body}</b>"
         prefix = f"[{stage}] " if stage and not bold else ""
-        self.live.appendHtml(f"<span style='color:#9aa0a6'>{stamp}</span> "
-                             f"<span style='color:{color}'>{html.escape(prefix)}{body}</span>")
+        self.live.appendHtml(f"<span style='color:{theme.color('dim')}'>{stamp}</span> "
+                             + (f"<span style='color:{color}'>{html.escape(prefix)}{body}</span>"
+                                if error or warn or quiet else f"{html.escape(prefix)}{body}"))
         bar = self.live.verticalScrollBar()
         bar.setValue(bar.maximum())
 
-    def show_past(self, folder: Path, name: str) -> None:
-        """The log.txt of a finished run."""
-        try:
-            self.past.setPlainText(clean_log(RunDir(folder).log.read_text(encoding="utf-8")))
-        except OSError:
-            self.past.setPlainText("(this run has no log)")
+    def show_past(self, folder: Path, name: str, members: list[Path] | None = None) -> None:
+        """The log.txt of a finished run; for a sweep (which has no log of its own), each member's log under a
+        heading that names it."""
+        if members:
+            parts = []
+            for m in members:
+                where = Path(m).relative_to(folder) if Path(m).is_relative_to(folder) else Path(m).name
+                parts.append(f"──── {where} ────\n{_read_log(Path(m))}")
+            self.past.setPlainText("\n\n".join(parts))
+        else:
+            self.past.setPlainText(_read_log(Path(folder)))
         self.stack.setCurrentWidget(self.past)
-        self.title.setText(f"Log — {name}")
+        self.title.setText(f"Log — {name}" + (f" ({len(members)} runs)" if members else ""))
 
     def show_live(self) -> None:
         """This session's messages."""
         self.stack.setCurrentWidget(self.live)
         self.title.setText("Log — this session")
+
+
+def _read_log(folder: Path) -> str:
+    """A run folder's log.txt, cleaned, or a sentence saying there is none."""
+    try:
+        return clean_log(RunDir(folder).log.read_text(encoding="utf-8"))
+    except OSError:
+        return "(this run has no log)"
