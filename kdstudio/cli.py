@@ -83,6 +83,13 @@ def _parser() -> argparse.ArgumentParser:
     rp.add_argument("--out", help="where to write it (default: RUN_DIR/report.html)")
     rp.add_argument("--debug", action="store_true", help="show tracebacks")
 
+    lb = sub.add_parser("label", help="name a run and note what it tried (run.json; the window's runs table shows "
+                        "them); without --name or --note, print them")
+    lb.add_argument("run_dir", help="the run folder")
+    lb.add_argument("--name", help="the run's name (\"\" clears it: the start time shows again)")
+    lb.add_argument("--note", help="a note on the run (\"\" clears it)")
+    lb.add_argument("--debug", action="store_true", help="show tracebacks")
+
     g = sub.add_parser("gui", help="open the desktop app")
     g.add_argument("--demo", action="store_true", help="open (or create) the Digits demo project")
     g.add_argument("--autorun", action="store_true", help="start the run at once")
@@ -110,6 +117,8 @@ def main(argv: list[str] | None = None) -> int:
             return _export(args)
         if args.command == "report":
             return _report(args)
+        if args.command == "label":
+            return _label(args)
         return _run(args)
     except KDError as e:
         if args.debug:
@@ -225,6 +234,17 @@ def _eval(args) -> int:
     for note in detail.get("notes", []):
         print(f"note: {note}", file=sys.stderr)
     print(f"Wrote {Path(args.run_dir) / 'evaluation.json'} and updated summary.json.")
+    return 0
+
+
+def _label(args) -> int:
+    from .core.store.run_labels import read_label, write_label
+    if not Path(args.run_dir).is_dir():
+        raise KDError(f"'{args.run_dir}' is not a run folder; give the folder a run wrote (e.g. kdstudio_runs/...).")
+    label = read_label(args.run_dir) if args.name is None and args.note is None else \
+        write_label(args.run_dir, name=args.name, note=args.note)
+    print(f"name: {label['name'] or '(none: the start time shows)'}")
+    print(f"note: {label['note'] or '(none)'}")
     return 0
 
 

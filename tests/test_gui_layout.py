@@ -50,10 +50,10 @@ def test_at_800_px_every_tab_and_every_train_button_is_whole(window):
     assert len(buttons) == 5 and all(b.isVisible() for b in buttons)
     for b in buttons:  # no text cut off: every button got the width its text needs
         assert b.width() >= b.sizeHint().width(), b.text()
-    # the plots keep their width: above runs and log instead of beside them
-    assert window.train.split.orientation() == Qt.Vertical
+    # the plots keep their width: the log goes beside the runs below them, not beside the plots
+    assert window.train.log_pane.parent() is window.train.side
     _settle(window, 1440, 900)
-    assert window.train.split.orientation() == Qt.Horizontal
+    assert window.train.log_pane.parent() is window.train.top
 
 
 def test_project_list_folds_in_a_narrow_window_and_comes_back(window):

@@ -21,6 +21,7 @@ from .desktop import DesktopExtras
 from .disk_prompt import ask_changed_on_disk
 from .help import guide_action
 from .info import InfoHub
+from .load_settings import SettingsLoader
 from .trust_prompt import TrustPrompt
 from .model import ConfigModel
 from .page_slots import PAGES, Pages, PageSlot, page_factories, page_keys
@@ -135,6 +136,7 @@ class MainWindow(QMainWindow):
         self.statusBar().addPermanentWidget(self.save_label)
         self.statusBar().addPermanentWidget(self.torch_label)
         self.desktop = DesktopExtras(self)  # title progress, run-end notice, Space, colours, GPU label
+        self.loader = SettingsLoader(self.model, self.statusBar(), self)  # a run's settings back, with undo
         self._build_menus()
         self._connect()
 
@@ -202,6 +204,7 @@ class MainWindow(QMainWindow):
         if name == "Train":
             page.goto_problem.connect(self.goto_key)
             page.runs_selected.connect(self._on_runs_selected)
+            page.history.load_requested.connect(self.loader.load)
         elif name == "Evaluate":
             page.seeds_started.connect(lambda: self.show_page("Train"))  # "Run 3 seeds": watch it run
             page.show_run(self._evaluate_run)

@@ -171,6 +171,7 @@ class RunDir:
     checkpoints = property(lambda self: self.root / "checkpoints")
     exports = property(lambda self: self.root / "exports")
     evaluation = property(lambda self: self.root / "evaluation.json")
+    label = property(lambda self: self.root / "run.json")  # the person's name and note (store/run_labels.py)
 
     def has_checkpoints(self) -> bool:
         """True when any stage left a checkpoint (a run that can be resumed)."""

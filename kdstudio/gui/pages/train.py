@@ -99,14 +99,16 @@ class TrainPage(QWidget):
         self.log_pane = LogPane()
         self.live_log, self.past_log, self.logs = self.log_pane.live, self.log_pane.past, self.log_pane.stack
         self._log = self.log_pane.append
-        self.side = QSplitter(Qt.Vertical)
+        # the runs table spans the page below the plots: its metrics and the settings that differ need the width
+        self.top = QSplitter(Qt.Horizontal)
+        self.top.addWidget(self.plot_area)
+        self.side = QSplitter(Qt.Horizontal)
         self.side.addWidget(self.history)
-        self.side.addWidget(self.log_pane)
-        self.split = QSplitter(Qt.Horizontal)
-        self.split.addWidget(self.plot_area)
+        self.split = QSplitter(Qt.Vertical)
+        self.split.addWidget(self.top)
         self.split.addWidget(self.side)
-        self.split.setStretchFactor(0, 3)
-        self.split.setStretchFactor(1, 2)
+        self.split.setChildrenCollapsible(False)
+        self._wide: bool | None = None
         self._arrange(wide=True)
         scroll = QScrollArea()  # scrolls only when the window is shorter or narrower than plots and runs need
         scroll.setWidgetResizable(True)
@@ -123,20 +125,21 @@ class TrainPage(QWidget):
         col.addWidget(scroll, 1)
 
     def _arrange(self, wide: bool) -> None:
-        """Wide: plots beside the runs and the log (stacked). Narrow: plots above runs | log, so the plots keep
-        the width their controls need."""
-        self.split.setOrientation(Qt.Horizontal if wide else Qt.Vertical)
-        self.side.setOrientation(Qt.Vertical if wide else Qt.Horizontal)
-        self.split.setSizes([760, 520] if wide else [620, 380])
-        self.side.setMinimumHeight(0 if wide else 140)  # a short window scrolls to runs and log, never crushes them
-        self.side.setSizes([260, 300] if wide else [500, 500])
+        """Wide: plots beside the log, the runs below at full width. Narrow: plots at full width (their controls
+        need it), the runs beside the log below them."""
+        if wide == self._wide:
+            return
+        self._wide = wide
+        (self.top if wide else self.side).addWidget(self.log_pane)
+        self.top.setSizes([700, 300])
+        self.side.setSizes([1000] if wide else [500, 300])
+        self.split.setSizes([520, 300] if wide else [420, 300])
+        self.side.setMinimumHeight(140)  # a short window scrolls to runs and log, never crushes them
 
     def resizeEvent(self, event) -> None:  # noqa: N802 - Qt override
         super().resizeEvent(event)
-        need = self.plots.minimumSizeHint().width() + self.history.minimumSizeHint().width() + 60
-        wide = event.size().width() >= need
-        if wide != (self.split.orientation() == Qt.Horizontal):
-            self._arrange(wide)
+        need = self.plots.minimumSizeHint().width() + self.log_pane.minimumSizeHint().width() + 60
+        self._arrange(event.size().width() >= need)
 
     def _on_config(self, _key: str = "") -> None:
         if self.model.cfg is not None:
