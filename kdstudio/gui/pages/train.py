@@ -14,8 +14,9 @@ from PySide6.QtWidgets import (QFrame, QHBoxLayout, QLabel, QMessageBox, QProgre
                                QVBoxLayout, QWidget)
 from superqt.utils import qthrottled
 
-from ...core.store.projects import RunInfo
 from ...core.store.files import RunDir, read_metrics
+from ...core.store.projects import RunInfo
+from ...core.store.run_labels import display_name
 from ..forms import ConfigForm
 from ..model import ConfigModel
 from ..plots import PlotPanel
@@ -32,8 +33,9 @@ PLOT_REFRESH_MS = 250
 
 
 def run_label(run: RunInfo) -> str:
-    """The name a run has in the plots' legends and the log's title: its folder name (a timestamp)."""
-    return run.name
+    """The name a run has in the plots' legends and the log's title: the name the user gave it (run.json), else
+    its folder name (a timestamp)."""
+    return display_name(run.path, run.name)
 
 
 class TrainPage(QWidget):
