@@ -2,6 +2,8 @@
 TrivialAugment when it imports), seeded per (seed, epoch, sample position) so the worker count and a stop + resume
 change nothing; resident data refuses these kinds with one sentence."""
 
+import sys
+
 import numpy as np
 import pytest
 import torch
@@ -92,8 +94,8 @@ def test_auto_mode_streams_for_a_per_sample_kind_and_resident_data_refuses_it(np
     assert "data.augment" not in dict(config.problems(tensors_config(npy, **{"data.augment": "rrc_flip"})))
 
 
-@pytest.mark.skipif(_has_torchvision(), reason="torchvision imports here: the missing-package sentence cannot show")
-def test_randaugment_without_torchvision_is_one_sentence(npy):
+def test_randaugment_without_torchvision_is_one_sentence(npy, monkeypatch):
+    monkeypatch.setitem(sys.modules, "torchvision", None)  # as where it is missing (import raises ImportError)
     for kind in ("randaugment", "trivialaugment"):
         with pytest.raises(ConfigError, match=rf'^data\.augment = "{kind}" needs torchvision, which does not import '
                                               r"here \(.*\); pip install torchvision"):
