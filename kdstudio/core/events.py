@@ -104,10 +104,12 @@ class Checkpoint:
 
 @dataclass
 class Message:
-    """A log line or a warning; `teacher_cache` says whether the stage caches teacher outputs, when it tells."""
+    """A log line or a warning; `teacher_cache` says whether the stage caches teacher outputs, when it tells;
+    `reused_from` names the run whose teacher (or baseline) this run reuses."""
 
     message: str
     teacher_cache: bool | None = None
+    reused_from: str | None = None      # the teacher or baseline was not trained here: the run that trained it
 
 
 @dataclass
