@@ -13,6 +13,7 @@ from ..widgets import DropZone, FileDrop, StatCard, card_row, file_suffix, fmt_i
 from . import custom_arch
 from .base import FormPage, rest_of
 from .preview import DataPreview, LayerTable
+from .teacher_store import StoredTeachers
 
 NEEDS_PATH = ("tensors", "folder", "csv")
 TEACHER_FILES = (".pt", ".pth", ".ts", ".safetensors", ".onnx", ".pkl", ".ckpt", ".bin")  # what load_teacher reads
@@ -239,7 +240,7 @@ class TeacherPage(_ModelPage):
         f = self.form
         model = ["teacher.source", "teacher.arch", "teacher.width", "teacher.depth", "teacher.path",
                  "teacher.pretrained", "teacher.trust_pickle"]
-        train = ["teacher.epochs", "teacher.lr"]
+        train = ["teacher.epochs", "teacher.lr", "teacher.reuse"]
         tune = ["teacher.finetune_layers", "teacher.finetune_epochs", "teacher.skip_sanity_check"]
         f.add_group("Model", model, **{"teacher.arch": {"editable_choices": True, "choices": []}})
         f.add_group("Training", train)
@@ -253,9 +254,19 @@ class TeacherPage(_ModelPage):
         f.visible_when["teacher.epochs"] = lambda c: not from_file(c)
         for k in ("teacher.width", "teacher.depth"):  # a Hugging Face folder brings its own sizes
             f.visible_when[k] = lambda c: c.teacher.arch != "hf"
+        f.visible_when["teacher.reuse"] = lambda c: not from_file(c)
 
     def arch_choices(self, catalog: dict) -> list[str]:
         return super().arch_choices(catalog) + ["hf"]  # teacher.path is a Hugging Face model folder
+
+    def after_form(self) -> None:
+        self.stored = StoredTeachers(self.model)  # the project's trained teachers, reused by later runs
+        self.body.addWidget(self.stored)
+        super().after_form()
+
+    def config_changed(self, key: str) -> None:
+        super().config_changed(key)
+        self.stored.setVisible(self.model.cfg is not None and self.model.cfg.teacher.source == "train")
 
     def drop_files(self, paths: list[str]) -> None:
         """A drop: a model file becomes the teacher (source "file"); anything else gets one sentence why not."""

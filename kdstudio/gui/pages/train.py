@@ -88,8 +88,12 @@ class TrainPage(QWidget):
         self.cache_chip = QLabel()
         self.cache_chip.setObjectName("chip")
         self.cache_chip.hide()
+        self.reuse_chip = QLabel()  # "teacher: reused from run 20261201-200111"
+        self.reuse_chip.setObjectName("chip")
+        self.reuse_chip.hide()
         srow = QHBoxLayout()
         srow.addWidget(self.status, 1)
+        srow.addWidget(self.reuse_chip)
         srow.addWidget(self.cache_chip)
         self.banner = Banner("error")
         self.banner.action.connect(self.show_error_details)
@@ -174,6 +178,7 @@ class TrainPage(QWidget):
         self.banner.clear()
         self.live_log.clear()
         self.cache_chip.hide()
+        self.reuse_chip.hide()
         self.history.reload(self.controller.project, live=(out, "running"))
         self.history.select_paths([out])
 
@@ -218,6 +223,11 @@ class TrainPage(QWidget):
             self.cache_chip.setText(f"teacher-output cache: {'on' if live.cache[0] else 'off'}")
             self.cache_chip.setToolTip(live.cache[1])
             self.cache_chip.show()
+        self.reuse_chip.setVisible(bool(live.reused))
+        if live.reused:
+            self.reuse_chip.setText(" · ".join(f"{stage}: reused from run {run}" for stage, run in live.reused.items()))
+            self.reuse_chip.setToolTip("Not trained again: a stored model with the same settings, data and seed was "
+                                       "reused (teacher.reuse on the Teacher page).")
         if live.new_series:  # a sweep's next run: fresh curves, shown at once when the sweep is on screen
             live.new_series = False
             if self._showing_live():
