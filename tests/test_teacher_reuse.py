@@ -162,8 +162,10 @@ def test_the_teacher_page_lists_the_stored_teacher_and_picks_it(window, qtbot, m
     qtbot.waitUntil(lambda: listing.tree.topLevelItemCount() == 1, timeout=10_000)
     item = listing.tree.topLevelItem(0)
     stored = TeacherStore(project.path / "teachers").list()[0]
-    assert item.text(0) == stored.id and item.text(3) == run.name and item.text(4) == "1 run"
-    assert item.text(2).endswith("%") and "cnn (width 8, depth 2)" in item.text(1)
+    assert item.text(0) == stored.id and item.text(2) == run.name and item.text(3) == "1 run"
+    assert item.text(1).endswith("%") and "cnn (width 8, depth 2)" in item.text(5)
+    reuse_box = page.form.fields["teacher.reuse"].editor
+    assert [reuse_box.itemData(i) for i in range(reuse_box.count())] == ["auto", "never", stored.id]
     rect = listing.tree.visualItemRect(item)
     qtbot.mouseClick(listing.tree.viewport(), Qt.LeftButton, pos=rect.center())
     qtbot.mouseClick(listing.use_btn, Qt.LeftButton)

@@ -27,6 +27,7 @@ def is_hf_folder(path: str) -> bool:
 SPLITS = ("train", "val", "test")
 # [data] settings that change how batches are fed, not which samples there are: the preview and counts stay
 FEEDING = ("data.batch_size", "data.workers", "data.prefetch", "data.augment", "data.memory_budget_gb")
+REUSE_CHOICES = ["auto", "never"]
 
 
 class DataPage(FormPage):
@@ -237,13 +238,16 @@ class TeacherPage(_ModelPage):
                              "folder anywhere on this page, or choose source \"file\" and use File… or Folder… "
                              "next to the path.")
         self.body.addWidget(self.drop)
+        self.stored = StoredTeachers(self.model)  # the project's trained teachers, reused by later runs
+        self.stored.listed.connect(self._reuse_choices)
+        self.body.addWidget(self.stored)
         f = self.form
         model = ["teacher.source", "teacher.arch", "teacher.width", "teacher.depth", "teacher.path",
                  "teacher.pretrained", "teacher.trust_pickle"]
         train = ["teacher.epochs", "teacher.lr", "teacher.reuse"]
         tune = ["teacher.finetune_layers", "teacher.finetune_epochs", "teacher.skip_sanity_check"]
         f.add_group("Model", model, **{"teacher.arch": {"editable_choices": True, "choices": []}})
-        f.add_group("Training", train)
+        f.add_group("Training", train, **{"teacher.reuse": {"editable_choices": True, "choices": REUSE_CHOICES}})
         f.add_group("Loaded teacher", tune)
         rest = rest_of("teacher", model + train + tune)
         if rest:
@@ -259,10 +263,13 @@ class TeacherPage(_ModelPage):
     def arch_choices(self, catalog: dict) -> list[str]:
         return super().arch_choices(catalog) + ["hf"]  # teacher.path is a Hugging Face model folder
 
-    def after_form(self) -> None:
-        self.stored = StoredTeachers(self.model)  # the project's trained teachers, reused by later runs
-        self.body.addWidget(self.stored)
-        super().after_form()
+    def _reuse_choices(self, teachers: list) -> None:
+        """teacher.reuse offers auto, never and the id of every stored teacher."""
+        field = self.form.fields.get("teacher.reuse")
+        if field is not None:
+            field.set_choices(REUSE_CHOICES + [t.id for t in teachers],
+                              docs={t.id: f"{t.description} (trained in run {t.run})" for t in teachers})
+            field.set_value(self.model.cfg.teacher.reuse if self.model.cfg else "auto")
 
     def config_changed(self, key: str) -> None:
         super().config_changed(key)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import datetime as _dt
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QFont
 from PySide6.QtWidgets import (QAbstractItemView, QHBoxLayout, QHeaderView, QLabel, QMessageBox, QPushButton,
                                QTreeWidget, QTreeWidgetItem, QVBoxLayout, QWidget)
@@ -15,7 +15,8 @@ from ...core.store.teachers import TEACHERS, StoredTeacher, TeacherStore
 from ..model import ConfigModel
 from ..widgets import fmt_pct
 
-COLUMNS = ["Teacher", "Trained with", "Test acc.", "Trained in run", "Used by", "Stored"]
+COLUMNS = ["Teacher", "Test acc.", "Trained in run", "Used by", "Stored", "Trained with"]
+WITH = COLUMNS.index("Trained with")
 
 
 def _when(iso) -> str:
@@ -29,6 +30,8 @@ class StoredTeachers(QWidget):
     """The project's stored teachers; "Use this teacher" sets teacher.reuse to its id, "Reuse automatically" back
     to auto, "Delete teacher…" removes it (refused while teacher.reuse picks it)."""
 
+    listed = Signal(list)   # [StoredTeacher] after every reload
+
     def __init__(self, model: ConfigModel, parent=None):
         super().__init__(parent)
         self.model = model
@@ -41,12 +44,12 @@ class StoredTeachers(QWidget):
         self.tree = QTreeWidget()
         self.tree.setHeaderLabels(COLUMNS)
         self.tree.setRootIsDecorated(False)
-        self.tree.setUniformRowHeights(True)
+        self.tree.setWordWrap(True)  # "Trained with" wraps instead of being cut
         self.tree.setAlternatingRowColors(True)
         self.tree.setSelectionMode(QAbstractItemView.SingleSelection)
         self.tree.header().setSectionResizeMode(QHeaderView.ResizeToContents)
-        self.tree.header().setSectionResizeMode(1, QHeaderView.Stretch)
-        self.tree.setMaximumHeight(170)
+        self.tree.header().setSectionResizeMode(WITH, QHeaderView.Stretch)
+        self.tree.header().setStretchLastSection(True)
         self.tree.itemSelectionChanged.connect(self._update_buttons)
         self.use_btn = QPushButton("Use this teacher")
         self.use_btn.setToolTip("The next runs use the selected teacher (teacher.reuse = its id) instead of training one")
@@ -91,12 +94,12 @@ class StoredTeachers(QWidget):
         bold.setBold(True)
         for t in self.teachers:
             users = store.users(t.id, runs)
-            values = [t.id + ("  (picked)" if t.id == picked else ""), t.description, fmt_pct(t.accuracy), t.run,
-                      f"{len(users)} run{'s' if len(users) != 1 else ''}", _when(t.meta.get("created"))]
+            values = [t.id + ("  (picked)" if t.id == picked else ""), fmt_pct(t.accuracy), t.run,
+                      f"{len(users)} run{'s' if len(users) != 1 else ''}", _when(t.meta.get("created")), t.description]
             item = QTreeWidgetItem(values)
             item.setData(0, Qt.UserRole, t)
-            item.setToolTip(1, t.description)
-            item.setToolTip(4, ", ".join(users) or "no run of this project names it (its runs were deleted)")
+            item.setToolTip(WITH, t.description)
+            item.setToolTip(COLUMNS.index("Used by"), ", ".join(users) or "no run of this project names it (its runs were deleted)")
             if t.id == picked:
                 for c in range(len(COLUMNS)):
                     item.setFont(c, bold)
@@ -114,7 +117,16 @@ class StoredTeachers(QWidget):
                               "listed here" + (" (teacher.reuse = \"never\": every run trains its own)."
                                                if picked == "never" else "; pick one to use it regardless."))
         self.tree.setVisible(bool(self.teachers))
+        self._fit_height()
         self._update_buttons()
+        self.listed.emit(self.teachers)
+
+    def _fit_height(self) -> None:
+        """As tall as its rows (at most about six), so a short list leaves no empty box on the page."""
+        rows = min(self.tree.topLevelItemCount(), 6)
+        row = max(self.tree.sizeHintForRow(0), self.tree.fontMetrics().height() + 6) if rows else 0
+        header = self.tree.header().sizeHint().height()
+        self.tree.setFixedHeight(header + rows * row + 2 * self.tree.frameWidth() + 4)
 
     def selected(self) -> StoredTeacher | None:
         """The selected teacher."""
