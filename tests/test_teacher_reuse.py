@@ -54,6 +54,7 @@ def test_a_second_run_with_the_same_settings_trains_no_teacher_and_gives_the_sam
     assert b["teacher"]["reused_from"] == "a" and b["teacher"]["stored_id"] == stored.id
     assert b["teacher"]["accuracy"] == a["teacher"]["accuracy"]
     assert "Teacher: reused from run a" in (root / "b" / "log.txt").read_text()
+    assert [e.data.get("reused_from") for e in seen_b if e.kind == events.LOG and e.stage == "teacher"] == ["a"]
     plan = next(e for e in seen_b if e.kind == events.RUN_STARTED).data["plan"]
     assert [(s["name"], s["done"]) for s in plan["runs"][0]["stages"][:2]] == [("teacher", True), ("distill", False)]
     wa = torch.load(root / "a" / "checkpoints" / "distill.pt", weights_only=True)["model"]
@@ -183,3 +184,13 @@ def test_the_teacher_page_lists_the_stored_teacher_and_picks_it(window, qtbot, m
     listing.tree.topLevelItem(0).setSelected(True)
     qtbot.mouseClick(listing.delete_btn, Qt.LeftButton)
     assert TeacherStore(project.path / "teachers").list() == [] and listing.tree.topLevelItemCount() == 0
+
+
+def test_the_live_view_names_the_run_a_teacher_was_reused_from(tmp_path):
+    from kdstudio.gui.pages.live import LiveRun
+    live, seen = LiveRun(_config(), tmp_path), []
+    emit = events.Emitter(seen.append)
+    emit(events.LOG, "teacher", message="Teacher: reused from run a (stored teacher 0123456789ab).", reused_from="a")
+    emit(events.LOG, "distill", message="Teacher-output cache on.", teacher_cache=True)
+    lines = live.ingest(seen)
+    assert live.reused == {"teacher": "a"} and lines[0][0].startswith("Teacher: reused from run a")
