@@ -194,3 +194,10 @@ def test_the_live_view_names_the_run_a_teacher_was_reused_from(tmp_path):
     emit(events.LOG, "distill", message="Teacher-output cache on.", teacher_cache=True)
     lines = live.ingest(seen)
     assert live.reused == {"teacher": "a"} and lines[0][0].startswith("Teacher: reused from run a")
+
+
+def test_a_teacher_that_cannot_be_stored_is_a_warning_and_the_run_goes_on(tmp_path):
+    (tmp_path / "teachers").write_text("a file where the teachers/ folder would be")
+    summary, seen = _run(_config(), tmp_path / "run")
+    assert summary["status"] == "completed" and summary["teacher"].get("stored_id") is None
+    assert any(e.kind == events.WARNING and "not stored for later runs" in e.data["message"] for e in seen)
