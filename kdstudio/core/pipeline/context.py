@@ -76,6 +76,7 @@ class RunContext:
     teachers: object = None             # store.teachers.TeacherStore: where trained teachers are kept (None: not kept)
     reused_teacher: object = None       # store.teachers.StoredTeacher this run uses instead of training one
     baseline_from: object = None        # (folder, name) of an earlier sweep run whose baseline this run takes
+    teacher_key: tuple | None = None    # pipeline.reuse.teacher_key(cfg), computed once (it walks data folders)
 
     def begin(self, name: str, **info) -> None:
         """A stage starts."""

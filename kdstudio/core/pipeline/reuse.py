@@ -116,15 +116,15 @@ def baseline_key(cfg) -> str:
     return _key_id(inputs)
 
 
-def reusable_teacher(cfg, store: TeacherStore | None) -> StoredTeacher | None:
+def reusable_teacher(cfg, store: TeacherStore | None, key: tuple[str, dict] | None = None) -> StoredTeacher | None:
     """The stored teacher this run uses instead of training one: the one teacher.reuse names, else (auto) the one
-    stored under this config's key; None when it trains its own."""
+    stored under this config's key (`key`: teacher_key(cfg), when known); None when it trains its own."""
     from ..errors import KDError
     t = cfg.teacher
     if t.source != "train" or t.reuse == "never" or store is None:
         return None
     if t.reuse == "auto":
-        return store.get(teacher_key(cfg)[0])
+        return store.get((key or teacher_key(cfg))[0])
     found = store.get(t.reuse)
     if found is None:
         raise KDError(f"teacher.reuse = \"{t.reuse}\" but no stored teacher has that id in '{store.root}'; pick "
@@ -173,9 +173,11 @@ def adopt_teacher(stored: StoredTeacher, rd: RunDir, device) -> dict:
     return read_checkpoint(dest, device, need=("model",))
 
 
-def store_teacher(store: TeacherStore, cfg, module: torch.nn.Module, entry, rd: RunDir, data) -> StoredTeacher:
-    """Keep a teacher trained in this run in the store (kept as it is when its key is stored already)."""
-    teacher_id, inputs = teacher_key(cfg)
+def store_teacher(store: TeacherStore, cfg, module: torch.nn.Module, entry, rd: RunDir, data,
+                  key: tuple[str, dict] | None = None) -> StoredTeacher:
+    """Keep a teacher trained in this run in the store (kept as it is when its key is stored already); `key`:
+    teacher_key(cfg) when the run has it already (it walks the data folders)."""
+    teacher_id, inputs = key or teacher_key(cfg)
     state = {"model": {k: v.detach().cpu() for k, v in module.state_dict().items()}, "complete": True,
              "stage": "teacher"}
     t = cfg.teacher

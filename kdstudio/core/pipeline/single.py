@@ -290,7 +290,7 @@ def run_single(cfg: Config | None, out_dir: str | Path, *, on_event: Callable[[e
 def _context(cfg, rd, control, emit, resume, previous, results, member, store, baseline_from) -> RunContext:
     """Device, data on the device, the teacher (and baseline) reused from earlier runs, and the plan; announces the
     run (RUN_STARTED or MEMBER_STARTED)."""
-    from .reuse import reusable_teacher
+    from .reuse import reusable_teacher, teacher_key
     from ..data import load_data
     device = resolve_device(cfg.device)
     amp_dtype, amp_note = resolve_amp(cfg.distill.amp, device)
@@ -300,7 +300,8 @@ def _context(cfg, rd, control, emit, resume, previous, results, member, store, b
     bundle = load_data(cfg, cache_dir=rd.root / "cache")
     load_s = time.perf_counter() - t0
     done = _done_stages(rd, resume)
-    reused = reusable_teacher(cfg, store) if "teacher" not in done else None
+    key = teacher_key(cfg) if cfg.teacher.source == "train" else None
+    reused = reusable_teacher(cfg, store, key) if "teacher" not in done else None
     if reused is not None:
         done.add("teacher")
     if baseline_from is not None and cfg.baseline.enabled:
@@ -330,5 +331,6 @@ def _context(cfg, rd, control, emit, resume, previous, results, member, store, b
         torch.set_num_threads(threads)
         emit(ev.LOG, None, message=f"CPU threads: {threads} ({why}).")
     return RunContext(cfg, rd, device, amp_dtype, DeviceData.to_device(bundle, device), control, emit, resume,
-                      previous, teachers=store, reused_teacher=reused, baseline_from=baseline_from)
+                      previous, teachers=store, reused_teacher=reused, baseline_from=baseline_from,
+                      teacher_key=key)
 

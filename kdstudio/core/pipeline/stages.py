@@ -112,7 +112,7 @@ def _keep_teacher(ctx: RunContext, module, entry: ModelEntry, reused_from: str |
     if ctx.reused_teacher is not None:
         return ctx.reused_teacher.id
     try:
-        stored = reuse.store_teacher(ctx.teachers, ctx.cfg, module, entry, ctx.rd, ctx.data)
+        stored = reuse.store_teacher(ctx.teachers, ctx.cfg, module, entry, ctx.rd, ctx.data, ctx.teacher_key)
     except (KDError, OSError) as e:
         ctx.warn(f"The teacher was not stored for later runs ({e}); this run goes on.")
         return None
@@ -124,7 +124,7 @@ def _keep_teacher(ctx: RunContext, module, entry: ModelEntry, reused_from: str |
 def _check_picked(ctx: RunContext, stored) -> None:
     """A teacher picked by id may come from other data or another split: say so (it may have seen test samples)."""
     key = stored.meta.get("key") or {}
-    mine = reuse.teacher_key(ctx.cfg)[1]
+    mine = (ctx.teacher_key or reuse.teacher_key(ctx.cfg))[1]
     if ctx.cfg.teacher.reuse != "auto" and (key.get("data") != mine["data"] or key.get("seed") != mine["seed"]):
         ctx.warn(f"Stored teacher {stored.id} was trained on other data or another split (seed {key.get('seed')}); "
                  "it may have seen this run's test samples, so the accuracies here may be optimistic.")
