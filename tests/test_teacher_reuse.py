@@ -61,6 +61,15 @@ def test_a_second_run_with_the_same_settings_trains_no_teacher_and_gives_the_sam
     wb = torch.load(root / "b" / "checkpoints" / "distill.pt", weights_only=True)["model"]
     assert all(torch.equal(wa[k], wb[k]) for k in wa)  # the same teacher distils the same student
     assert (root / "b" / "checkpoints" / "teacher.pt").is_file()  # its own copy: eval/export read it there
+    from kdstudio.core.outputs import artifacts
+    loaded = artifacts.load_run(root / "b", variants=False)
+    assert "teacher" in loaded.models and not [n for n in loaded.notes if "teacher" in n]
+
+
+def test_teachers_live_in_the_project_or_beside_a_project_less_run(tmp_path):
+    project = ProjectStore(tmp_path / "projects").create("Where")
+    assert store_root(project.new_run_dir()) == project.path / "teachers"
+    assert store_root(tmp_path / "runs" / "a") == (tmp_path / "runs" / "teachers").resolve()
 
 
 def test_a_changed_teacher_setting_or_reuse_never_trains_a_new_one(first):
