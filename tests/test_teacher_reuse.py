@@ -88,7 +88,7 @@ def test_a_sweep_over_temperature_and_two_seeds_trains_two_teachers_and_two_base
     seen = []
     result = engine.run(cfg, tmp_path / "sweep", on_event=seen.append)
     assert result["status"] == "completed" and len(result["runs"]) == 4
-    assert _epochs(seen, "teacher") == 4 and _epochs(seen, "baseline") == 2  # two teachers (2 epochs), two baselines (1)
+    assert _epochs(seen, "teacher") == 4 and _epochs(seen, "baseline") == 2  # 2 teachers × 2 epochs, 2 baselines × 1
     later = [json.loads(Path(r["folder"], "summary.json").read_text()) for r in result["runs"][2:]]
     assert [s["teacher"]["reused_from"] for s in later] == ["sweep/temperature-2/seed-0", "sweep/temperature-2/seed-1"]
     assert [s["baseline"]["reused_from"] for s in later] == ["sweep/temperature-2/seed-0", "sweep/temperature-2/seed-1"]

@@ -52,7 +52,8 @@ class StoredTeachers(QWidget):
         self.tree.header().setStretchLastSection(True)
         self.tree.itemSelectionChanged.connect(self._update_buttons)
         self.use_btn = QPushButton("Use this teacher")
-        self.use_btn.setToolTip("The next runs use the selected teacher (teacher.reuse = its id) instead of training one")
+        self.use_btn.setToolTip("The next runs use the selected teacher (teacher.reuse = its id) instead of "
+                                "training one")
         self.auto_btn = QPushButton("Reuse automatically")
         self.auto_btn.setToolTip("teacher.reuse = \"auto\": a run reuses the stored teacher of exactly its settings, "
                                  "data and seed, and trains (and stores) one when there is none")
@@ -99,7 +100,8 @@ class StoredTeachers(QWidget):
             item = QTreeWidgetItem(values)
             item.setData(0, Qt.UserRole, t)
             item.setToolTip(WITH, t.description)
-            item.setToolTip(COLUMNS.index("Used by"), ", ".join(users) or "no run of this project names it (its runs were deleted)")
+            item.setToolTip(COLUMNS.index("Used by"),
+                            ", ".join(users) or "no run of this project names it (its runs were deleted)")
             if t.id == picked:
                 for c in range(len(COLUMNS)):
                     item.setFont(c, bold)
@@ -110,8 +112,8 @@ class StoredTeachers(QWidget):
             self.note.setText("None yet. A run that trains its teacher here stores it; later runs and sweep points "
                               "with the same teacher settings, data and seed reuse it instead of training it again.")
         elif picked not in ("auto", "never"):
-            self.note.setText(f"The next runs use teacher {picked} (teacher.reuse); “Reuse automatically” goes back "
-                              "to reusing the teacher of exactly these settings, data and seed.")
+            self.note.setText(f"The next runs use teacher {picked} (teacher.reuse); “Reuse automatically” goes "
+                              "back to reusing the teacher of exactly these settings, data and seed.")
         else:
             self.note.setText("A run reuses the teacher of exactly its teacher settings, data and seed, when it is "
                               "listed here" + (" (teacher.reuse = \"never\": every run trains its own)."

@@ -225,7 +225,8 @@ class TrainPage(QWidget):
             self.cache_chip.show()
         self.reuse_chip.setVisible(bool(live.reused))
         if live.reused:
-            self.reuse_chip.setText(" · ".join(f"{stage}: reused from run {run}" for stage, run in live.reused.items()))
+            self.reuse_chip.setText(" · ".join(f"{stage}: reused from run {run}"
+                                               for stage, run in live.reused.items()))
             self.reuse_chip.setToolTip("Not trained again: a stored model with the same settings, data and seed was "
                                        "reused (teacher.reuse on the Teacher page).")
         if live.new_series:  # a sweep's next run: fresh curves, shown at once when the sweep is on screen
