@@ -210,3 +210,19 @@ def test_a_teacher_that_cannot_be_stored_is_a_warning_and_the_run_goes_on(tmp_pa
     summary, seen = _run(_config(), tmp_path / "run")
     assert summary["status"] == "completed" and summary["teacher"].get("stored_id") is None
     assert any(e.kind == events.WARNING and "not stored for later runs" in e.data["message"] for e in seen)
+
+
+def test_the_key_follows_what_changes_the_teacher_and_nothing_else(tmp_path):
+    from kdstudio.core.pipeline.reuse import baseline_key, teacher_key
+    base = _config()
+    same = [{"data.workers": 3, "data.mode": "resident"}, {"distill.temperature": 2.0, "distill.method": "dkd"},
+            {"device": "cpu", "export.formats": ["onnx"]}]
+    other = [{"teacher.epochs": 3}, {"data.val_fraction": 0.1}, {"seed": 1}, {"distill.optimizer": "sgd"},
+             {"data.augment": "shift"}, {"teacher.width": 16}]
+    for change in same:
+        assert teacher_key(_config(**change))[0] == teacher_key(base)[0], change
+    for change in other:
+        assert teacher_key(_config(**change))[0] != teacher_key(base)[0], change
+    assert baseline_key(_config(**{"distill.temperature": 2.0, "distill.alpha": 0.5})) == baseline_key(base)
+    assert baseline_key(_config(**{"distill.lr": 0.01})) != baseline_key(base)
+    assert baseline_key(_config(**{"student.width": 32})) != baseline_key(base)

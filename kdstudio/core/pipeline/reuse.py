@@ -78,8 +78,15 @@ def _fingerprint(path: str) -> dict | None:
         return {"path": str(p), "missing": True}
 
 
+def _changed(section: dict, defaults) -> dict:
+    """The settings of a section that differ from its defaults: a setting added to the schema later (at a default
+    that keeps the old behaviour) leaves the keys of teachers stored before it unchanged."""
+    return {k: v for k, v in section.items() if v != getattr(defaults, k, object())}
+
+
 def _data_part(cfg) -> dict:
-    d = {k: v for k, v in cfg.to_dict()["data"].items() if k not in FEED_ONLY}
+    from ..config import DataConfig
+    d = {k: v for k, v in _changed(cfg.to_dict()["data"], DataConfig()).items() if k not in FEED_ONLY}
     d["files"] = {k: _fingerprint(getattr(cfg.data, k)) for k in ("path", "val_path", "test_path")
                   if getattr(cfg.data, k)}
     return d
@@ -107,7 +114,8 @@ def teacher_key(cfg) -> tuple[str, dict]:
 def baseline_key(cfg) -> str:
     """The id of the baseline this config trains (the same for configs that differ only in distillation)."""
     t, dc = cfg.teacher, cfg.distill
-    student = cfg.to_dict()["student"]
+    from ..config import StudentConfig
+    student = {"arch": cfg.student.arch, **_changed(cfg.to_dict()["student"], StudentConfig())}
     if student["arch"] == "teacher":  # the teacher's family: its arch settings shape the student
         student["teacher"] = {"arch": t.arch, "width": t.width, "depth": t.depth}
     inputs = {"student": student, "budget": {"epochs": dc.epochs, "lr": dc.lr, "ema": dc.ema},

@@ -58,14 +58,14 @@ class StoredTeacher:
 
     @property
     def description(self) -> str:
-        """'cnn (width 8, depth 2) · 2 epochs · lr 0.002 · adamw · digits · seed 0'."""
+        """'cnn (width 8, depth 2) · 2 epochs · lr 0.002 · adamw · <data set> · seed 0'."""
         k = self.meta.get("key") or {}
         t, train, data = k.get("teacher") or {}, k.get("training") or {}, k.get("data") or {}
         shape = ", ".join(f"{n} {t[n]}" for n in ("width", "depth") if t.get(n))
         lr = t.get("lr")
         parts = [f"{t.get('arch', '?')}" + (f" ({shape})" if shape else ""), f"{t.get('epochs', '?')} epochs",
                  f"lr {lr:g}" if isinstance(lr, (int, float)) else "", str(train.get("optimizer") or ""),
-                 str(data.get("source") or ""), f"seed {k.get('seed', '?')}"]
+                 str(self.meta.get("data_name") or data.get("source") or ""), f"seed {k.get('seed', '?')}"]
         return " · ".join(p for p in parts if p)
 
 
