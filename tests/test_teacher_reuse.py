@@ -190,7 +190,8 @@ def test_the_teacher_page_lists_the_stored_teacher_and_picks_it(window, qtbot, m
     assert warned and "in use" in warned[0] and TeacherStore(project.path / "teachers").get(stored.id)
     qtbot.mouseClick(listing.auto_btn, Qt.LeftButton)
     assert window.model.cfg.teacher.reuse == "auto"
-    listing.tree.topLevelItem(0).setSelected(True)
+    rect = listing.tree.visualItemRect(listing.tree.topLevelItem(0))
+    qtbot.mouseClick(listing.tree.viewport(), Qt.LeftButton, pos=rect.center())
     qtbot.mouseClick(listing.delete_btn, Qt.LeftButton)
     assert TeacherStore(project.path / "teachers").list() == [] and listing.tree.topLevelItemCount() == 0
 

@@ -89,7 +89,8 @@ class StoredTeachers(QWidget):
         except OSError:
             runs = []
         picked = cfg.teacher.reuse if cfg is not None else "auto"
-        keep = self.selected().id if self.selected() else picked
+        chosen = self.selected()
+        keep = chosen.id if chosen is not None else picked
         self.tree.clear()
         bold = QFont()
         bold.setBold(True)
@@ -132,7 +133,7 @@ class StoredTeachers(QWidget):
 
     def selected(self) -> StoredTeacher | None:
         """The selected teacher."""
-        items = self.tree.selectedItems() if hasattr(self, "tree") else []
+        items = self.tree.selectedItems()
         return items[0].data(0, Qt.UserRole) if items else None
 
     def _update_buttons(self) -> None:
