@@ -57,6 +57,7 @@ def test_a_second_run_with_the_same_settings_trains_no_teacher_and_gives_the_sam
     assert [e.data.get("reused_from") for e in seen_b if e.kind == events.LOG and e.stage == "teacher"] == ["a"]
     plan = next(e for e in seen_b if e.kind == events.RUN_STARTED).data["plan"]
     assert [(s["name"], s["done"]) for s in plan["runs"][0]["stages"][:2]] == [("teacher", True), ("distill", False)]
+    assert plan["description"] == "distill 1 epoch, then evaluate (teacher done)"
     wa = torch.load(root / "a" / "checkpoints" / "distill.pt", weights_only=True)["model"]
     wb = torch.load(root / "b" / "checkpoints" / "distill.pt", weights_only=True)["model"]
     assert all(torch.equal(wa[k], wb[k]) for k in wa)  # the same teacher distils the same student
