@@ -24,6 +24,7 @@ from torch import nn
 
 from .. import events as ev
 from ..data.augment import augment_batch
+from . import batchnorm
 from .batches import steps_per_epoch
 from ..errors import NumericalError, RunStopped
 from ..outputs.evaluate import accuracy
@@ -241,6 +242,7 @@ class StageRunner:
         first = self.epoch + self.step_in_epoch / max(self.steps_per_epoch, 1)
         while self.epoch < s.epochs:
             samples += self._run_epoch()
+            self._refresh_batchnorm()
             val_acc = accuracy(s.model, self.x_val, self.y_val)
             self._drop_features()  # the validation forward passes were hooked too
             for h in self.hooks:
@@ -260,6 +262,15 @@ class StageRunner:
                 h.apply_to(s.model)
         return StageResult(s.epochs, samples / wall if wall > 0 else 0.0, wall, val_acc, self.cache is not None,
                            timed_epochs=round(s.epochs - first, 3))
+
+    def _refresh_batchnorm(self) -> None:
+        """Recompute batch-norm statistics that this stage's steps so far have not finished (train/batchnorm.py)."""
+        said = batchnorm.refresh_if_stale(self.s.model, (self.epoch + 1) * self.steps_per_epoch, self.x,
+                                          self.s.batch_size, self.device, quiet=getattr(self, "_bn_said", False))
+        if said:
+            self._bn_said = True
+            self.emit(ev.LOG, self.s.name, message=said)
+        self._drop_features()  # the forward passes were hooked too
 
     def _run_epoch(self) -> int:
         s, B = self.s, self.s.batch_size
