@@ -105,9 +105,14 @@ class LiveRun:
             # before the stage's first step report: epoch 1 of the configured count, not "epoch 0/0"
             text = f"{prefix}{p.stage} · epoch {max(p.epoch, 1)}/{p.epochs or p.stage_epochs[p.stage]}"
             sweep_note = " of this run" if self.sweep_total else ""
-            detail = ("measuring the speed for an ETA…" if total_left is None else
-                      f"ETA {format_duration(total_left)}{sweep_note} (this stage {format_duration(stage_left)}) · "
-                      f"{p.samples_per_s:,.0f} samples/s")
+            if stage_left is None:
+                detail = "measuring the speed for an ETA…"
+            elif total_left is None:  # later stages train other models: their speed is measured when they start
+                detail = (f"this stage {format_duration(stage_left)} left; the whole run's ETA once the student "
+                          f"trains · {p.samples_per_s:,.0f} samples/s")
+            else:
+                detail = (f"ETA {format_duration(total_left)}{sweep_note} (this stage {format_duration(stage_left)})"
+                          f" · {p.samples_per_s:,.0f} samples/s")
         else:
             text = f"{prefix}{p.stage or 'starting'}…"
             detail = "measuring the models" if p.stage == "evaluate" else ""

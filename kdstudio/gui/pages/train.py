@@ -186,6 +186,9 @@ class TrainPage(QWidget):
         self._log(line.text, line.stage, at=line.at, **line.style)
 
     def _on_state(self, state: str) -> None:
+        live = self.controller.live
+        if live is not None and state in ("paused", "running"):
+            live.progress.hold()  # a pause is not training time: the ETA's speed leaves it out
         if self.controller.run_dir is not None and state != "idle":
             self.history.reload(live=(self.controller.run_dir, state))
         if state == "paused":
