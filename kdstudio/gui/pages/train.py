@@ -179,8 +179,16 @@ class TrainPage(QWidget):
         self.live_log.clear()
         self.cache_chip.hide()
         self.reuse_chip.hide()
-        self.history.reload(self.controller.project, live=(out, "running"))
-        self.history.select_paths([out])
+        if self._shows_run_project():
+            self.history.reload(self.model.project, live=(out, "running"))
+            self.history.select_paths([out])
+        else:  # a queued run of another project started: this project's runs stay on screen
+            self.history.reload(live=(out, "running"))
+
+    def _shows_run_project(self) -> bool:
+        """True when the project on screen is the one the run (going, or last) belongs to."""
+        shown, ran = self.model.project, self.controller.project
+        return shown is not None and ran is not None and shown.path == ran.path
 
     def _on_logged(self, line: LogLine) -> None:
         self._log(line.text, line.stage, at=line.at, **line.style)
@@ -205,6 +213,8 @@ class TrainPage(QWidget):
             self.banner.clear()
             self.bar.setValue(0)
             self.bar.setFormat("idle")
+        elif self.controller.live is not None:
+            self._show_progress()  # named after its project when another project is shown
         self._show_project(project)
 
     def _show_project(self, project) -> None:
@@ -248,6 +258,8 @@ class TrainPage(QWidget):
 
     def _show_progress(self) -> None:
         value, text, detail = self.controller.live.bar(self.controller.state == "paused")
+        if self.controller.project is not None and not self._shows_run_project():
+            text = f"{self.controller.project.name}: {text}"  # another project's run, going on while this is shown
         self.bar.setValue(value)
         self.bar.setFormat(text)
         self.status.setText(detail)

@@ -1,0 +1,237 @@
+"""The run queue: runs that wait for the one in progress, each a snapshot of a project's config taken when it was
+queued; when a run ends (completed, stopped or failed) the next one starts by itself.
+
+Start reads "Queue" while a run goes (run_controller.py); pressing it saves the open project and queues a copy of
+its config, so later edits do not change what runs. The queue lives in memory only: it is gone when the window
+closes (closing stops the run and says how many queued runs are dropped). Stop asks whether to hold the queue too;
+a held queue waits until "Resume queue". RunQueuePanel shows it in a dock: project, what the config runs, position.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import NamedTuple
+
+from PySide6.QtCore import QObject, Qt, QTimer, Signal
+from PySide6.QtWidgets import (QDockWidget, QHBoxLayout, QLabel, QListWidget, QListWidgetItem, QMainWindow,
+                               QMessageBox, QPushButton, QToolButton, QVBoxLayout, QWidget)
+
+from ..core.config import Config
+from ..core.store.projects import Project
+from .model import ConfigModel
+from .run_controller import RunController
+
+
+@dataclass
+class QueuedRun:
+    """One waiting run: the project it runs in and the config it runs (a copy taken when it was queued)."""
+
+    project: Project
+    cfg: Config
+
+    def describe(self) -> str:
+        """What the run trains, in one line: "Tiny · cnn → mlp · kd · distill 1 epoch · seeds 0, 1"."""
+        c = self.cfg
+        teacher = c.teacher.arch if c.teacher.source == "train" else f"{c.teacher.source} teacher"
+        epochs = f"distill {c.distill.epochs} epoch{'s' if c.distill.epochs != 1 else ''}"
+        parts = [self.project.name, f"{teacher} → {c.student.arch}", c.distill.method, epochs]
+        if len(c.run.seeds) > 1 or c.run.sweep:
+            parts.append("sweep" if c.run.sweep else "seeds " + ", ".join(str(s) for s in c.run.seeds))
+        return " · ".join(parts)
+
+
+class RunQueue(QObject):
+    """The window's waiting runs; starts the next through the RunController when a run ends."""
+
+    changed = Signal()
+    added = Signal(object)  # the QueuedRun just queued
+
+    def __init__(self, model: ConfigModel, controller: RunController, parent=None):
+        super().__init__(parent)
+        self.model, self.controller = model, controller
+        self.items: list[QueuedRun] = []
+        self.held = False  # Stop asked to stop the queue too: nothing starts until resume()
+        controller.queue_requested.connect(self.add_current)
+        controller.finished.connect(lambda _summary: self._on_run_ended())
+        controller.failed.connect(lambda _message, _details: self._on_run_ended())
+        controller.confirm_stop = self.confirm_stop
+
+    def add_current(self) -> QueuedRun | None:
+        """Queue the open project's config as it is now (saved first); None when it cannot run as it is."""
+        p = self.model.project
+        if p is None or p.damaged or not self.model.valid or self.model.cfg is None:
+            return None
+        self.model.save_now()
+        item = QueuedRun(p, self.model.cfg.copy())
+        self.items.append(item)
+        self.controller.log(f"Queued a run of {p.name} (position {len(self.items)}): {item.describe()}.")
+        self.changed.emit()
+        self.added.emit(item)
+        if not self.controller.running:  # the run ended between the click and now
+            self._schedule()
+        return item
+
+    def remove(self, index: int) -> None:
+        """Drop the waiting run at `index`."""
+        if 0 <= index < len(self.items):
+            del self.items[index]
+            self.changed.emit()
+
+    def move_up(self, index: int) -> None:
+        """Swap the waiting run at `index` with the one before it."""
+        if 0 < index < len(self.items):
+            self.items[index - 1], self.items[index] = self.items[index], self.items[index - 1]
+            self.changed.emit()
+
+    def hold(self) -> None:
+        """Start nothing more until resume() (the queued runs stay)."""
+        if not self.held:
+            self.held = True
+            self.changed.emit()
+
+    def resume(self) -> None:
+        """Let the queue go on; the next run starts now if none is going."""
+        if self.held:
+            self.held = False
+            self.changed.emit()
+        self._schedule()
+
+    def projects(self) -> set[str]:
+        """Names of the projects a queued run will write into (they are not renamed or deleted meanwhile)."""
+        return {item.project.name for item in self.items}
+
+    def confirm_stop(self) -> bool:
+        """Before Stop: with runs waiting, ask whether to hold the queue too; False when the user cancels."""
+        if not self.items or self.held:
+            return True
+        n = len(self.items)
+        answer = QMessageBox.question(
+            self.parent() if isinstance(self.parent(), QWidget) else None, "Stop the queue too?",
+            f"{n} queued run{'s wait' if n != 1 else ' waits'} after this one. Yes: stop this run and hold the "
+            "queue (Resume queue starts it again). No: stop this run and start the next one.",
+            QMessageBox.Yes | QMessageBox.No | QMessageBox.Cancel, QMessageBox.Yes)
+        if answer == QMessageBox.Cancel:
+            return False
+        if answer == QMessageBox.Yes:
+            self.hold()
+        return True
+
+    # ---- starting the next ------------------------------------------------------------------------------
+    def _on_run_ended(self) -> None:
+        self._schedule()
+
+    def _schedule(self) -> None:
+        # after every other listener of the ended run (the Train page, the window) has seen it end
+        QTimer.singleShot(0, self, self._start_next)
+
+    def _start_next(self) -> None:
+        if self.held or not self.items or self.controller.running:
+            return
+        item = self.items.pop(0)
+        self.changed.emit()
+        if not item.project.file.is_file():  # deleted or moved outside the window meanwhile
+            self.controller.log(f"Skipped a queued run: project '{item.project.name}' no longer exists.", error=True)
+            self._schedule()
+            return
+        self.controller.start(config=item.cfg, project=item.project)  # failing to start emits failed: the next
+
+
+class RunQueuePanel(QWidget):
+    """The queue in a list (position, project, what it runs) with Move up, Remove and Resume queue."""
+
+    def __init__(self, queue: RunQueue, parent=None):
+        super().__init__(parent)
+        self.queue = queue
+        self.head = QLabel()
+        self.head.setObjectName("help")
+        self.head.setWordWrap(True)
+        self.list = QListWidget()
+        self.list.setObjectName("runQueue")
+        self.up_btn = QPushButton("Move up")
+        self.remove_btn = QPushButton("Remove")
+        self.resume_btn = QPushButton("Resume queue")
+        self.up_btn.clicked.connect(lambda: self._act(queue.move_up, -1))
+        self.remove_btn.clicked.connect(lambda: self._act(queue.remove, 0))
+        self.resume_btn.clicked.connect(lambda: queue.resume())
+        self.list.currentRowChanged.connect(lambda _row: self._update_buttons())
+        buttons = QHBoxLayout()
+        buttons.addWidget(self.up_btn)
+        buttons.addWidget(self.remove_btn)
+        buttons.addStretch(1)
+        buttons.addWidget(self.resume_btn)
+        col = QVBoxLayout(self)
+        col.setContentsMargins(8, 4, 8, 6)
+        col.addWidget(self.head)
+        col.addWidget(self.list, 1)
+        col.addLayout(buttons)
+        queue.changed.connect(self.refresh)
+        queue.controller.state_changed.connect(lambda _s: self.refresh())
+        self.refresh()
+
+    def _act(self, fn, shift: int) -> None:
+        row = self.list.currentRow()
+        fn(row)
+        self.list.setCurrentRow(max(0, min(row + shift, self.list.count() - 1)))
+
+    def refresh(self) -> None:
+        """Re-list the waiting runs, keeping the selected row."""
+        q, c = self.queue, self.queue.controller
+        row = self.list.currentRow()
+        self.list.clear()
+        for i, item in enumerate(q.items, start=1):
+            entry = QListWidgetItem(f"{i}.  {item.describe()}")
+            entry.setToolTip(str(item.project.path))
+            self.list.addItem(entry)
+        self.list.setCurrentRow(min(row, self.list.count() - 1) if self.list.count() else -1)
+        running = f"Running: {c.project.name} · {c.run_dir.name}. " if c.running and c.project and c.run_dir else ""
+        if not q.items:
+            waiting = "No runs queued. While a run goes, Start reads “Queue”: it queues the open project's config."
+        elif q.held:
+            waiting = f"{len(q.items)} queued, held since a Stop: press Resume queue to go on."
+        else:
+            waiting = f"{len(q.items)} queued: the first starts when the run in progress ends."
+        self.head.setText(running + waiting)
+        self.resume_btn.setVisible(q.held)
+        self._update_buttons()
+
+    def _update_buttons(self) -> None:
+        row = self.list.currentRow()
+        self.up_btn.setEnabled(row > 0)
+        self.remove_btn.setEnabled(row >= 0)
+
+    def status_text(self) -> str:
+        """The status-bar button's text: "Queue · 2" (", held")."""
+        q = self.queue
+        return f"Queue · {len(q.items)}" + (", held" if q.held else "")
+
+
+class QueueUi(NamedTuple):
+    """The window's queue and what shows it."""
+
+    queue: RunQueue
+    panel: RunQueuePanel
+    dock: QDockWidget
+    button: QToolButton
+
+
+def install(window: QMainWindow, model: ConfigModel, controller: RunController) -> QueueUi:
+    """Give `window` a run queue: a dock at the bottom (shown when a run is queued) and a status-bar button
+    ("Queue · 2") that shows or hides it."""
+    queue = RunQueue(model, controller, window)
+    panel = RunQueuePanel(queue)
+    dock = QDockWidget("Run queue", window)
+    dock.setObjectName("queueDock")
+    dock.setWidget(panel)
+    window.addDockWidget(Qt.BottomDockWidgetArea, dock)
+    dock.hide()
+    button = QToolButton()
+    button.setObjectName("queueButton")
+    button.setCheckable(True)
+    button.setToolTip("Show or hide the run queue")
+    button.toggled.connect(dock.setVisible)
+    dock.visibilityChanged.connect(button.setChecked)
+    window.statusBar().addPermanentWidget(button)
+    queue.changed.connect(lambda: button.setText(panel.status_text()))
+    queue.added.connect(lambda _item: dock.show())
+    button.setText(panel.status_text())
+    return QueueUi(queue, panel, dock, button)
