@@ -9,7 +9,8 @@ a held queue waits until "Resume queue". RunQueuePanel shows it in a dock: proje
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 from typing import NamedTuple
 
 from PySide6.QtCore import QObject, Qt, QTimer, Signal
@@ -17,9 +18,14 @@ from PySide6.QtWidgets import (QDockWidget, QHBoxLayout, QLabel, QListWidget, QL
                                QMessageBox, QPushButton, QToolButton, QVBoxLayout, QWidget)
 
 from ..core.config import Config
+from ..core.config import diff as diff_mod
 from ..core.store.projects import Project
 from .model import ConfigModel
 from .run_controller import RunController
+
+MAX_KEYS = 3  # differing settings named on a queued run's line (all of them in its tooltip)
+DESCRIBED = {"teacher.source", "teacher.arch", "student.arch", "distill.method", "distill.epochs", "run.seeds",
+             "run.sweep"}  # what QueuedRun.describe says already
 
 
 @dataclass
@@ -28,6 +34,11 @@ class QueuedRun:
 
     project: Project
     cfg: Config
+    queued_at: float = field(default_factory=time.time)
+
+    def flat(self) -> dict:
+        """The config as dotted keys (for what differs between queued runs)."""
+        return diff_mod.flatten(self.cfg.to_dict())
 
     def describe(self) -> str:
         """What the run trains, in one line: "Tiny · cnn → mlp · kd · distill 1 epoch · seeds 0, 1"."""
@@ -136,6 +147,11 @@ class RunQueue(QObject):
         self.controller.start(config=item.cfg, project=item.project)  # failing to start emits failed: the next
 
 
+def differs_all(flat: dict, keys: list[str]) -> list[str]:
+    """ "key = value" for each of `keys` in a flattened config."""
+    return [f"{k} = {diff_mod.show(flat.get(k, diff_mod.MISSING))}" for k in keys]
+
+
 class RunQueuePanel(QWidget):
     """The queue in a list (position, project, what it runs) with Move up, Remove and Resume queue."""
 
@@ -147,6 +163,8 @@ class RunQueuePanel(QWidget):
         self.head.setWordWrap(True)
         self.list = QListWidget()
         self.list.setObjectName("runQueue")
+        # a few rows: the dock stays a strip under the pages, and scrolls for a longer queue
+        self.list.setMaximumHeight(4 * self.list.fontMetrics().lineSpacing() + 12)
         self.up_btn = QPushButton("Move up")
         self.remove_btn = QPushButton("Remove")
         self.resume_btn = QPushButton("Resume queue")
@@ -154,16 +172,18 @@ class RunQueuePanel(QWidget):
         self.remove_btn.clicked.connect(lambda: self._act(queue.remove, 0))
         self.resume_btn.clicked.connect(lambda: queue.resume())
         self.list.currentRowChanged.connect(lambda _row: self._update_buttons())
-        buttons = QHBoxLayout()
-        buttons.addWidget(self.up_btn)
-        buttons.addWidget(self.remove_btn)
-        buttons.addStretch(1)
-        buttons.addWidget(self.resume_btn)
+        self.list.setHorizontalScrollBarPolicy(Qt.ScrollBarAlwaysOff)  # a long line is elided; its tooltip has it all
+        self.list.setTextElideMode(Qt.ElideRight)
+        row = QHBoxLayout()  # one row over the list: what goes on, then the buttons
+        row.addWidget(self.head, 1)
+        row.addWidget(self.up_btn)
+        row.addWidget(self.remove_btn)
+        row.addWidget(self.resume_btn)
         col = QVBoxLayout(self)
-        col.setContentsMargins(8, 4, 8, 6)
-        col.addWidget(self.head)
+        col.setContentsMargins(8, 2, 8, 6)
+        col.setSpacing(4)
+        col.addLayout(row)
         col.addWidget(self.list, 1)
-        col.addLayout(buttons)
         queue.changed.connect(self.refresh)
         queue.controller.state_changed.connect(lambda _s: self.refresh())
         self.refresh()
@@ -178,18 +198,23 @@ class RunQueuePanel(QWidget):
         q, c = self.queue, self.queue.controller
         row = self.list.currentRow()
         self.list.clear()
-        for i, item in enumerate(q.items, start=1):
-            entry = QListWidgetItem(f"{i}.  {item.describe()}")
-            entry.setToolTip(str(item.project.path))
+        flats = [item.flat() for item in q.items]
+        keys = [k for k in diff_mod.differing_keys(flats) if k not in DESCRIBED]  # what tells them apart
+        for i, (item, flat) in enumerate(zip(q.items, flats), start=1):
+            differs = differs_all(flat, keys[:MAX_KEYS])
+            queued = time.strftime("%H:%M", time.localtime(item.queued_at))
+            entry = QListWidgetItem(f"{i}.  {item.describe()}" + "".join(f" · {d}" for d in differs))
+            entry.setToolTip("\n".join([f"{item.describe()}, queued at {queued}", str(item.project.path)]
+                                        + differs_all(flat, keys)))
             self.list.addItem(entry)
         self.list.setCurrentRow(min(row, self.list.count() - 1) if self.list.count() else -1)
         running = f"Running: {c.project.name} · {c.run_dir.name}. " if c.running and c.project and c.run_dir else ""
         if not q.items:
-            waiting = "No runs queued. While a run goes, Start reads “Queue”: it queues the open project's config."
+            waiting = "No runs queued. While a run goes, Start reads “Queue” and queues the open project's config."
         elif q.held:
-            waiting = f"{len(q.items)} queued, held since a Stop: press Resume queue to go on."
+            waiting = f"{len(q.items)} queued, held since a Stop; Resume queue goes on."
         else:
-            waiting = f"{len(q.items)} queued: the first starts when the run in progress ends."
+            waiting = f"{len(q.items)} queued; the first starts when this run ends."
         self.head.setText(running + waiting)
         self.resume_btn.setVisible(q.held)
         self._update_buttons()
