@@ -61,6 +61,7 @@ def _widths(project) -> list[int]:
 
 
 def test_queued_snapshots_run_one_after_the_other(window, qtbot):
+    second = _project(window, "Second", tiny_config(**{**QUICK, "student.width": 8}))
     project = _project(window, "Queue", tiny_config(**{**QUICK, "distill.epochs": 2}))
     start = _button(window, window.run.start_act)
     _start_and_wait_for_steps(window, qtbot)
@@ -70,16 +71,19 @@ def test_queued_snapshots_run_one_after_the_other(window, qtbot):
     window.model.set("student.width", 12)
     _click(qtbot, start)                      # queued with width 12
     window.model.set("student.width", 20)     # an edit after queueing changes no queued run
+    _click_project(window, qtbot, "Second")
+    _click(qtbot, _button(window, window.run.start_act))  # Start reads Queue in every project during a run
     queue, ui = window.queue, window.queue_ui
-    assert [i.cfg.student.width for i in queue.items] == [16, 12]
-    assert ui.dock.isVisible() and ui.panel.list.count() == 2 and ui.button.text() == "Queue · 2"
-    assert ui.panel.list.item(0).text().startswith("1.  Queue · cnn → mlp · kd") and ui.panel.list.item(1).text().startswith("2.")
-    qtbot.waitUntil(lambda: len(project.runs()) == 3 and not window.run.running and not queue.items,
-                    timeout=3 * RUN_TIMEOUT_MS)
-    assert [r.status for r in project.runs()] == ["completed"] * 3, window.run.last_error
-    assert _widths(project) == [16, 16, 12]
-    assert [len(window.train.history.runs), ui.button.text()] == [3, "Queue · 0"]
-    assert start.text().strip().endswith("Start")
+    assert [i.cfg.student.width for i in queue.items] == [16, 12, 8]
+    assert ui.dock.isVisible() and ui.panel.list.count() == 3 and ui.button.text() == "Queue · 3"
+    assert ui.panel.list.item(0).text().startswith("1.  Queue · cnn → mlp · kd · distill 1 epoch")
+    assert ui.panel.list.item(2).text().startswith("3.  Second · ")
+    qtbot.waitUntil(lambda: len(second.runs()) == 1 and not window.run.running and not queue.items,
+                    timeout=4 * RUN_TIMEOUT_MS)
+    assert [r.status for r in project.runs() + second.runs()] == ["completed"] * 4, window.run.last_error
+    assert _widths(project) == [16, 16, 12] and _widths(second) == [8]
+    assert [len(window.train.history.runs), ui.button.text()] == [1, "Queue · 0"]  # Second's run, on screen
+    assert start.text().strip().endswith("Start") and window.model.project.name == "Second"
 
 
 def test_remove_move_up_and_a_stop_that_holds_the_queue(window, qtbot, monkeypatch):
