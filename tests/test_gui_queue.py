@@ -148,3 +148,17 @@ def test_another_project_opens_and_edits_while_the_run_goes_on(window, qtbot):
         _click(qtbot, _button(window, window.run.stop_act))  # nothing queued: no question
     assert run_dir.parent == runner.runs_dir and read_json(run_dir / "summary.json")["status"] == "stopped"
     assert other.runs() == [] and config_mod.load(runner.file).teacher.epochs == 400
+
+
+def test_closing_during_a_run_drops_the_queue_and_starts_nothing(window, qtbot, monkeypatch):
+    project = _project(window, "Closing", tiny_config(**LONG))
+    _start_and_wait_for_steps(window, qtbot)
+    window.model.replace(tiny_config(**QUICK))
+    _click(qtbot, _button(window, window.run.start_act))
+    asked = []
+    monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: asked.append(a[2]) or QMessageBox.Yes)
+    window.close()
+    qtbot.waitUntil(lambda: not window.isVisible(), timeout=RUN_TIMEOUT_MS)
+    assert len(asked) == 1 and asked[0].endswith("The 1 queued run is dropped.")
+    qtbot.wait(200)
+    assert not window.run.running and [r.status for r in project.runs()] == ["stopped"]

@@ -139,6 +139,7 @@ class MainWindow(QMainWindow):
         self.loader = SettingsLoader(self.model, self.statusBar(), self)  # a run's settings back, with undo
         self.queue_ui = run_queue.install(self, self.model, self.run)  # runs waiting for the one in progress
         self.queue = self.queue_ui.queue
+        self.queue.may_start = lambda: not self._closing  # a closing window starts no queued run
         self._build_menus()
         self._connect()
 
@@ -420,6 +421,14 @@ class MainWindow(QMainWindow):
                 self.statusBar().showMessage("Stopping the run cleanly before quitting…")
             event.ignore()
             return
+        if self.queue.items and not self._closing:  # held by a Stop: the queue is not kept across restarts
+            n = len(self.queue.items)
+            answer = QMessageBox.question(self, "Runs are queued", f"Quit and drop the {n} queued run"
+                                          f"{'s' if n != 1 else ''}?", QMessageBox.Yes | QMessageBox.No,
+                                          QMessageBox.No)
+            if answer != QMessageBox.Yes:
+                event.ignore()
+                return
         self.model.save_now()
         self.model.release()  # the project's lock: another window may edit it now
         self.save_state()

@@ -10,6 +10,7 @@ a held queue waits until "Resume queue". RunQueuePanel shows it in a dock: proje
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
@@ -62,10 +63,13 @@ class RunQueue(QObject):
         self.model, self.controller = model, controller
         self.items: list[QueuedRun] = []
         self.held = False  # Stop asked to stop the queue too: nothing starts until resume()
+        self.may_start: Callable[[], bool] = lambda: True  # the window says False while it closes
         controller.queue_requested.connect(self.add_current)
         controller.finished.connect(lambda _summary: self._on_run_ended())
         controller.failed.connect(lambda _message, _details: self._on_run_ended())
         controller.confirm_stop = self.confirm_stop
+        # one pending start however many ends and failures ask for it: the next is started once
+        self._next = QTimer(self, singleShot=True, interval=0, timeout=self._start_next)
 
     def add_current(self) -> QueuedRun | None:
         """Queue the open project's config as it is now (saved first); None when it cannot run as it is."""
@@ -132,11 +136,10 @@ class RunQueue(QObject):
         self._schedule()
 
     def _schedule(self) -> None:
-        # after every other listener of the ended run (the Train page, the window) has seen it end
-        QTimer.singleShot(0, self, self._start_next)
+        self._next.start()  # after every other listener of the ended run (the Train page, the window) has seen it
 
     def _start_next(self) -> None:
-        if self.held or not self.items or self.controller.running:
+        if self.held or not self.items or self.controller.running or not self.may_start():
             return
         item = self.items.pop(0)
         self.changed.emit()
@@ -144,7 +147,8 @@ class RunQueue(QObject):
             self.controller.log(f"Skipped a queued run: project '{item.project.name}' no longer exists.", error=True)
             self._schedule()
             return
-        self.controller.start(config=item.cfg, project=item.project)  # failing to start emits failed: the next
+        if not self.controller.start(config=item.cfg, project=item.project):
+            self._schedule()  # it could not start (its failure, if any, is in the log): the next one
 
 
 def differs_all(flat: dict, keys: list[str]) -> list[str]:
