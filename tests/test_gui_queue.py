@@ -78,12 +78,16 @@ def test_queued_snapshots_run_one_after_the_other(window, qtbot):
     assert ui.dock.isVisible() and ui.panel.list.count() == 3 and ui.button.text() == "Queue · 3"
     assert ui.panel.list.item(0).text().startswith("1.  Queue · cnn → mlp · kd · distill 1 epoch")
     assert ui.panel.list.item(2).text().startswith("3.  Second · ")
+    where = ui.panel.list.visualItemRect(ui.panel.list.item(0)).center()
+    qtbot.mouseClick(ui.panel.list.viewport(), Qt.LeftButton, pos=where)  # a double-click's first press, as a hand
+    qtbot.mouseDClick(ui.panel.list.viewport(), Qt.LeftButton, pos=where)
+    assert window.model.project.name == "Queue"  # a queued run's project opens on a double-click
     qtbot.waitUntil(lambda: len(second.runs()) == 1 and not window.run.running and not queue.items,
                     timeout=4 * RUN_TIMEOUT_MS)
     assert [r.status for r in project.runs() + second.runs()] == ["completed"] * 4, window.run.last_error
     assert _widths(project) == [16, 16, 12] and _widths(second) == [8]
-    assert [len(window.train.history.runs), ui.button.text()] == [1, "Queue · 0"]  # Second's run, on screen
-    assert start.text().strip().endswith("Start") and window.model.project.name == "Second"
+    assert [len(window.train.history.runs), ui.button.text()] == [3, "Queue · 0"]
+    assert start.text().strip().endswith("Start") and window.model.project.name == "Queue"
 
 
 def test_remove_move_up_and_a_stop_that_holds_the_queue(window, qtbot, monkeypatch):

@@ -101,7 +101,7 @@ class RunController(QObject):
         if p is not None and p.damaged:
             return DAMAGED_HINT
         problems = self.model.problems
-        if problems and not self.running:
+        if problems:  # during a run too: they block Queue as they block Start
             return hint_html(*problems[0], more=len(problems) - 1)
         return ""
 

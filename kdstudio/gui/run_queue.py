@@ -157,7 +157,10 @@ def differs_all(flat: dict, keys: list[str]) -> list[str]:
 
 
 class RunQueuePanel(QWidget):
-    """The queue in a list (position, project, what it runs) with Move up, Remove and Resume queue."""
+    """The queue in a list (position, project, what it runs) with Move up, Remove and Resume queue; a queued
+    run's project opens on a double-click."""
+
+    project_requested = Signal(str)  # the name of a queued run's project, double-clicked
 
     def __init__(self, queue: RunQueue, parent=None):
         super().__init__(parent)
@@ -176,6 +179,8 @@ class RunQueuePanel(QWidget):
         self.remove_btn.clicked.connect(lambda: self._act(queue.remove, 0))
         self.resume_btn.clicked.connect(lambda: queue.resume())
         self.list.currentRowChanged.connect(lambda _row: self._update_buttons())
+        self.list.itemDoubleClicked.connect(
+            lambda entry: self.project_requested.emit(queue.items[self.list.row(entry)].project.name))
         self.list.setHorizontalScrollBarPolicy(Qt.ScrollBarAlwaysOff)  # a long line is elided; its tooltip has it all
         self.list.setTextElideMode(Qt.ElideRight)
         row = QHBoxLayout()  # one row over the list: what goes on, then the buttons
@@ -208,7 +213,8 @@ class RunQueuePanel(QWidget):
             differs = differs_all(flat, keys[:MAX_KEYS])
             queued = time.strftime("%H:%M", time.localtime(item.queued_at))
             entry = QListWidgetItem(f"{i}.  {item.describe()}" + "".join(f" · {d}" for d in differs))
-            entry.setToolTip("\n".join([f"{item.describe()}, queued at {queued}", str(item.project.path)]
+            entry.setToolTip("\n".join([f"{item.describe()}, queued at {queued} (double-click: open the project)",
+                                         str(item.project.path)]
                                         + differs_all(flat, keys)))
             self.list.addItem(entry)
         self.list.setCurrentRow(min(row, self.list.count() - 1) if self.list.count() else -1)
@@ -260,6 +266,8 @@ def install(window: QMainWindow, model: ConfigModel, controller: RunController) 
     button.toggled.connect(dock.setVisible)
     dock.visibilityChanged.connect(button.setChecked)
     window.statusBar().addPermanentWidget(button)
+    if hasattr(window, "panel"):  # the project list: a double-clicked queued run opens its project
+        panel.project_requested.connect(window.panel.open)
     queue.changed.connect(lambda: button.setText(panel.status_text()))
     queue.added.connect(lambda _item: dock.show())
     button.setText(panel.status_text())
