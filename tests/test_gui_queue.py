@@ -132,9 +132,14 @@ def test_another_project_opens_and_edits_while_the_run_goes_on(window, qtbot):
     assert window.panel.delete_act.isEnabled()  # no run writes into Other: it may be deleted
     field = window.pages["Teacher"].form.fields["teacher.epochs"]
     assert field.editor.isEnabled()
-    field.editor.setFocus()
-    field.editor.selectAll()
-    qtbot.keyClicks(field.editor, "7")
+    for typed in ("0", "7"):
+        field.editor.setFocus()
+        field.editor.selectAll()
+        qtbot.keyClicks(field.editor, typed)
+        if typed == "0":  # a problem in the shown project blocks Queue and says so
+            assert not window.run.start_act.isEnabled()
+            assert "Queue is disabled until this is fixed" in window.train.controls.hint.text()
+    assert window.run.start_act.isEnabled()
     window.model.save_now()
     assert config_mod.load(other.file).teacher.epochs == 7
     qtbot.waitUntil(lambda: window.windowTitle().split(" · ")[-2:-1] == ["Runner"], timeout=RUN_TIMEOUT_MS)

@@ -102,7 +102,8 @@ class RunController(QObject):
             return DAMAGED_HINT
         problems = self.model.problems
         if problems:  # during a run too: they block Queue as they block Start
-            return hint_html(*problems[0], more=len(problems) - 1)
+            hint = hint_html(*problems[0], more=len(problems) - 1)
+            return hint.replace("Start is", "Queue is", 1) if self.running else hint
         return ""
 
     # ---- control ----------------------------------------------------------------------------------------
