@@ -57,7 +57,8 @@ def _click_project(window, qtbot, name: str) -> None:
 
 def _widths(project) -> list[int]:
     """The student width each run of the project ran with, oldest first."""
-    return [config_mod.load(RunDir(Path(r.path)).config).student.width for r in reversed(project.runs())]
+    return [config_mod.load(RunDir(Path(r.path)).config).student.width for r in reversed(project.runs())
+            if RunDir(Path(r.path)).config.is_file()]  # a run that failed before the engine began has none
 
 
 def test_queued_snapshots_run_one_after_the_other(window, qtbot):
@@ -171,3 +172,28 @@ def test_closing_during_a_run_drops_the_queue_and_starts_nothing(window, qtbot, 
     assert len(asked) == 1 and asked[0].endswith("The 1 queued run is dropped.")
     qtbot.wait(200)
     assert not window.run.running and [r.status for r in project.runs()] == ["stopped"]
+
+
+def test_a_stop_that_goes_on_and_a_failed_run_start_the_next(window, qtbot, monkeypatch):
+    import kdstudio.core.pipeline.engine as engine
+    real_run = engine.run
+
+    def fails_for_width_11(cfg, out_dir, **kw):
+        if cfg is not None and cfg.student.width == 11:
+            raise RuntimeError("boom")
+        return real_run(cfg, out_dir, **kw)
+    project = _project(window, "Goes on", tiny_config(**LONG))
+    _start_and_wait_for_steps(window, qtbot)
+    monkeypatch.setattr(engine, "run", fails_for_width_11)  # the run going already called the real one
+    for width in (11, 12):
+        window.model.replace(tiny_config(**{**QUICK, "student.width": width}))
+        _click(qtbot, _button(window, window.run.start_act))
+    failures = []
+    window.run.failed.connect(lambda message, _details: failures.append(message))
+    monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: QMessageBox.No)  # stop this run only
+    _click(qtbot, _button(window, window.run.stop_act))
+    qtbot.waitUntil(lambda: not window.queue.items and not window.run.running
+                    and window.run.last_summary is not None, timeout=3 * RUN_TIMEOUT_MS)
+    assert window.run.last_summary["status"] == "completed" and _widths(project) == [16, 12]
+    assert len(failures) == 1 and "RuntimeError('boom')" in failures[0]
+    assert [r.status for r in reversed(project.runs())] == ["stopped", "incomplete", "completed"]

@@ -65,8 +65,8 @@ class RunQueue(QObject):
         self.held = False  # Stop asked to stop the queue too: nothing starts until resume()
         self.may_start: Callable[[], bool] = lambda: True  # the window says False while it closes
         controller.queue_requested.connect(self.add_current)
-        controller.finished.connect(lambda _summary: self._on_run_ended())
-        controller.failed.connect(lambda _message, _details: self._on_run_ended())
+        controller.finished.connect(lambda _summary: self._schedule())  # completed or stopped
+        controller.failed.connect(lambda _message, _details: self._schedule())
         controller.confirm_stop = self.confirm_stop
         # one pending start however many ends and failures ask for it: the next is started once
         self._next = QTimer(self, singleShot=True, interval=0, timeout=self._start_next)
@@ -132,9 +132,6 @@ class RunQueue(QObject):
         return True
 
     # ---- starting the next ------------------------------------------------------------------------------
-    def _on_run_ended(self) -> None:
-        self._schedule()
-
     def _schedule(self) -> None:
         self._next.start()  # after every other listener of the ended run (the Train page, the window) has seen it
 
