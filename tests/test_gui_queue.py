@@ -114,6 +114,9 @@ def test_remove_move_up_and_a_stop_that_holds_the_queue(window, qtbot, monkeypat
     qtbot.wait(300)
     assert not window.run.running and len(window.queue.items) == 2 and ui.panel.resume_btn.isVisible()
     assert ui.button.text() == "Queue · 2, held"
+    monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: asked.append(a[1]) or QMessageBox.No)
+    window.close()  # the held queue is not kept across restarts: quitting asks first
+    assert window.isVisible() and asked[-1] == "Runs are queued"
     _click(qtbot, ui.panel.resume_btn)
     qtbot.waitUntil(lambda: window.run.running, timeout=5000)
     assert len(window.queue.items) == 1

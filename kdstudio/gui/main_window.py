@@ -406,11 +406,9 @@ class MainWindow(QMainWindow):
         """Ask before closing during a run; then stop it cleanly (checkpoint) and close when it has ended."""
         if self.run.running:
             if not self._closing:
-                n = len(self.queue.items)
-                dropped = f" The {n} queued run{'s are' if n != 1 else ' is'} dropped." if n else ""
                 answer = QMessageBox.question(
-                    self, "A run is in progress",
-                    "Stop the run and quit? A checkpoint is written first, so the run can be resumed later." + dropped,
+                    self, "A run is in progress", "Stop the run and quit? A checkpoint is written first, so the run "
+                    "can be resumed later." + self.queue.dropped_note(),
                     QMessageBox.Yes | QMessageBox.No, QMessageBox.No)
                 if answer != QMessageBox.Yes:
                     event.ignore()
@@ -421,14 +419,9 @@ class MainWindow(QMainWindow):
                 self.statusBar().showMessage("Stopping the run cleanly before quitting…")
             event.ignore()
             return
-        if self.queue.items and not self._closing:  # held by a Stop: the queue is not kept across restarts
-            n = len(self.queue.items)
-            answer = QMessageBox.question(self, "Runs are queued", f"Quit and drop the {n} queued run"
-                                          f"{'s' if n != 1 else ''}?", QMessageBox.Yes | QMessageBox.No,
-                                          QMessageBox.No)
-            if answer != QMessageBox.Yes:
-                event.ignore()
-                return
+        if not self._closing and not self.queue.confirm_quit():  # a queue held by a Stop is not kept either
+            event.ignore()
+            return
         self.model.save_now()
         self.model.release()  # the project's lock: another window may edit it now
         self.save_state()

@@ -63,7 +63,7 @@ class RunController(QObject):
         self.last_summary: dict | None = None
         self.last_error: tuple[str, str] | None = None
         self.last_stall: dict | None = None
-        # Asked before the Stop action stops a run (the run queue asks whether to stop the queue too); False = keep going
+        # Asked before the Stop action stops a run (the run queue asks whether to hold the queue); False = go on
         self.confirm_stop: Callable[[], bool] | None = None
         self.start_act = QAction("▶  Start", self, shortcut=QKeySequence("Ctrl+R"), triggered=self._on_start_act)
         self.pause_act = QAction("❚❚  Pause", self, triggered=self.pause)

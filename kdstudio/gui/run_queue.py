@@ -131,6 +131,20 @@ class RunQueue(QObject):
             self.hold()
         return True
 
+    def dropped_note(self) -> str:
+        """What quitting does to the queue, as a sentence after the quit question ("" when nothing waits)."""
+        n = len(self.items)
+        return f" The {n} queued run{'s are' if n != 1 else ' is'} dropped." if n else ""
+
+    def confirm_quit(self) -> bool:
+        """Before closing with no run going: with runs still queued (held), ask; False keeps the window open."""
+        if not self.items:
+            return True
+        answer = QMessageBox.question(self.parent() if isinstance(self.parent(), QWidget) else None,
+                                      "Runs are queued", f"Quit?{self.dropped_note()}",
+                                      QMessageBox.Yes | QMessageBox.No, QMessageBox.No)
+        return answer == QMessageBox.Yes
+
     # ---- starting the next ------------------------------------------------------------------------------
     def _schedule(self) -> None:
         self._next.start()  # after every other listener of the ended run (the Train page, the window) has seen it
