@@ -315,7 +315,7 @@ class MainWindow(QMainWindow):
         if mine and summary.get("status") == "completed":
             self._show_on_evaluate(mine[0])
         if (export := self.pages.built("Export")) is not None:
-            export.reload_runs(select=run_dir)
+            export.reload_runs(select=run_dir if mine else None)  # another project's run: the choice stays
         self._refresh_model_pages()
         if self._closing:
             QTimer.singleShot(0, self, self.close)
