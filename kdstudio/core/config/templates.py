@@ -33,8 +33,9 @@ def pretrained_to_mobilenet_config() -> Config:
     teacher.pretrained naming the weights it came from, so its preprocessing applies) distilled into torchvision's
     mobilenet_v3_small at random init, on the user's image folder (data.path).
 
-    Settings from benchmarks/experiment_pretrained_mobilenet.py (see the README section "Distil your own
-    torchvision / timm / Hugging Face model").
+    Settings from benchmarks/experiment_pretrained_mobilenet.py (README, "Distil your own torchvision / timm /
+    Hugging Face model"): kd at T = 4, AdamW; of lr 1e-3, 3e-3 and 1e-2 (8 epochs, digits at 32 px), 3e-3 gave the
+    best student (98.6 %, baseline 97.2 %); without augmentation the teacher runs once per image (its cache).
     """
     cfg = Config()
     cfg.seed = 0
