@@ -26,6 +26,7 @@ from ..outputs import tracking
 from ..store import summary as summary_mod
 from ..store.files import JsonlWriter, RunDir, write_error
 from ..store.lock import FolderLock
+from ..train import distributed
 from ..train.checkpoints import read_checkpoint
 from ..store.summary import Summary
 from .context import DeviceData, RunContext, RunResults
@@ -65,7 +66,7 @@ def resolve_amp(enabled: bool, device: torch.device) -> tuple[torch.dtype | None
 
 def resolve_threads(cfg: Config, bundle) -> tuple[int, str]:
     """PyTorch's intra-op threads for this run, and a sentence saying why (README, "Threads and cores")."""
-    cores = os.cpu_count() or 1
+    cores = max(1, (os.cpu_count() or 1) // distributed.world())  # under DDP the ranks share the machine's cores
     if cfg.run.threads:
         return cfg.run.threads, f"run.threads = {cfg.run.threads}"
     workers = bundle.x_train.workers if bundle.mode == "streamed" else 0
@@ -84,6 +85,16 @@ def seed_everything(seed: int) -> None:
 def device_name(device: torch.device) -> str:
     """'cpu', or 'cuda:0 (NVIDIA H100 ...)'."""
     return str(device) if device.type != "cuda" else f"{device} ({torch.cuda.get_device_name(device)})"
+
+
+class _Silent:
+    """The recorder of a rank other than 0 under DDP: rank 0 alone writes the run folder and speaks."""
+
+    def __call__(self, e: ev.Event) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
 
 
 class _Recorder:
@@ -151,6 +162,28 @@ def prepare(cfg: Config | None, out_dir: str | Path, resume: bool) -> tuple[Conf
     return cfg, rd, resume
 
 
+def prepare_ranks(cfg: Config | None, out_dir: str | Path, resume: bool) -> tuple[Config, RunDir, bool]:
+    """`prepare` alone; under torchrun the ranks join their process group first, rank 0 prepares the folder and
+    every other rank receives its config, its resume decision or its error (so all end with the same sentence)."""
+    if not distributed.requested():
+        return prepare(cfg, out_dir, resume)
+    rd = RunDir(out_dir)
+    seen = cfg if cfg is not None else (config_mod.load(rd.config) if rd.config.is_file() else None)
+    distributed.init_from_env(resolve_device(seen.device if seen is not None else "auto"))
+    if distributed.is_main():
+        try:
+            cfg, rd, resume = prepare(cfg, out_dir, resume)
+        except KDError as e:
+            distributed.share((str(e), None, False))
+            raise
+        distributed.share((None, config_mod.dumps(cfg), resume))
+        return cfg, rd, resume
+    error, text, resume = distributed.share(None)
+    if error:
+        raise KDError(error)
+    return config_mod.loads(text), rd, resume
+
+
 def _same_config(cfg: Config, path: Path) -> bool:
     try:
         return config_mod.dumps(config_mod.load(path)) == config_mod.dumps(cfg)
@@ -214,15 +247,18 @@ def run_single(cfg: Config | None, out_dir: str | Path, *, on_event: Callable[[e
     """One run of the pipeline. Standalone it announces RUN_STARTED (its plan) and RUN_FINISHED; as a sweep member
     (`member` = index, total, point, seed) it announces MEMBER_STARTED / MEMBER_FINISHED instead."""
     asked_resume = resume
-    cfg, rd, resume = prepare(cfg, out_dir, resume)
-    lock = FolderLock(rd.root, "run folder").acquire()  # a second --resume or window is refused, not doubled
+    cfg, rd, resume = prepare_ranks(cfg, out_dir, resume)
+    main = distributed.is_main()  # under DDP the other ranks train and write nothing
+    lock = FolderLock(rd.root, "run folder").acquire() if main else None  # a second --resume or window is refused
     try:
         control = control or ev.RunControl()
-        recorder = _Recorder(rd, on_event)
+        recorder = _Recorder(rd, on_event) if main else _Silent()
     except BaseException:
-        lock.release()
+        if lock:
+            lock.release()
         raise
-    emit = ev.Emitter(tracking.listen(cfg, rd, recorder))  # TensorBoard / MLflow first, when [tracking] asks
+    # TensorBoard / MLflow first, when [tracking] asks
+    emit = ev.Emitter(tracking.listen(cfg, rd, recorder) if main else recorder)
     if asked_resume and not resume:
         emit(ev.WARNING, None, message=RESTART_NOTE.format(old=f"{rd.metrics.name}.before-restart"))
     base = Summary(started=_dt.datetime.now().isoformat(timespec="seconds"))
@@ -266,7 +302,8 @@ def run_single(cfg: Config | None, out_dir: str | Path, *, on_event: Callable[[e
         base.finished = _dt.datetime.now().isoformat(timespec="seconds")
         summary = results.to_summary(base).to_json()
         try:
-            summary_mod.write(rd.summary, results.to_summary(base))
+            if main:
+                summary_mod.write(rd.summary, results.to_summary(base))
         except KDError as write_failed:  # e.g. the disk is full: never hide the error that ended the run
             if base.status != "failed":
                 raise
@@ -278,21 +315,23 @@ def run_single(cfg: Config | None, out_dir: str | Path, *, on_event: Callable[[e
             elif base.status != "failed":
                 emit(ev.RUN_FINISHED, None, summary=summary)
             recorder.close()
-            lock.release()
+            if lock:
+                lock.release()
     return summary
 
 
 def _context(cfg, rd, control, emit, resume, previous, results, member) -> RunContext:
     """Device, data on the device and the plan; announces the run (RUN_STARTED or MEMBER_STARTED)."""
     from ..data import load_data
-    device = resolve_device(cfg.device)
+    device = distributed.init_from_env(resolve_device(cfg.device))  # under DDP: this rank's GPU
     amp_dtype, amp_note = resolve_amp(cfg.distill.amp, device)
     seed_everything(cfg.seed)
-    results.device = device_name(device)
+    results.device = device_name(device) + distributed.describe()
     t0 = time.perf_counter()
-    bundle = load_data(cfg, cache_dir=rd.root / "cache")
+    with distributed.main_first():  # rank 0 fills the data caches (converted CSV, ...) that the others then read
+        bundle = load_data(cfg, cache_dir=rd.root / "cache")
     load_s = time.perf_counter() - t0
-    planned = plan_run(cfg, len(bundle.y_train), _done_stages(rd, resume))
+    planned = plan_run(cfg, distributed.shard_size(len(bundle.y_train)), _done_stages(rd, resume))
     if member is None:
         emit(ev.RUN_STARTED, None, run_dir=str(rd.root), device=results.device, resumed=resume,
              plan=RunPlan([planned]).to_dict(), config=config_mod.dumps(cfg))
