@@ -372,11 +372,15 @@ def _ctrl_c_stops(control):
         print("\nStopping after this step (Ctrl-C again to quit at once)…", file=sys.stderr)
         control.stop()
 
-    previous = signal.signal(signal.SIGINT, on_sigint)
+    from .core.train.distributed import requested
+    # under torchrun a SIGTERM (torchrun forwards its own; or one sent to a rank) stops every rank at one step too
+    signals = (signal.SIGINT, signal.SIGTERM) if requested() else (signal.SIGINT,)
+    previous = {s: signal.signal(s, on_sigint) for s in signals}
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for s, handler in previous.items():
+            signal.signal(s, handler)
 
 
 def _execute(cfg, out: Path, resume: bool) -> int:

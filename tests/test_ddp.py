@@ -3,8 +3,10 @@ as one process with the same global batch, and a checkpoint that loads in one pr
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -21,15 +23,23 @@ ROOT = Path(__file__).resolve().parent.parent
 PER_PROCESS_BATCH = 32  # 2 processes × 32 = the one-process run's 64
 
 
+ENV = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+
+
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory):
+def cfg_path(tmp_path_factory):
+    """The tiny digits config as a file, on the CPU."""
+    path = tmp_path_factory.mktemp("cfg") / "tiny.toml"
+    config.save(tiny_config(device="cpu"), path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory, cfg_path):
     """(DDP run folder, its parent, one-process run folder), the DDP run started by `kdstudio run --nproc 2`."""
-    cfg = tiny_config(device="cpu")
     parent = tmp_path_factory.mktemp("ddp")
-    cfg_path = tmp_path_factory.mktemp("cfg") / "tiny.toml"
-    config.save(cfg, cfg_path)
     out = parent / "run"
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    env = ENV
     done = subprocess.run([sys.executable, "-m", "kdstudio", "run", str(cfg_path), "--out", str(out), "--nproc", "2",
                            "--set", f"data.batch_size={PER_PROCESS_BATCH}"], env=env, capture_output=True,
                           text=True, timeout=240, cwd=parent)
@@ -122,3 +132,47 @@ def test_torchrun_flags_without_nproc_are_one_sentence(capsys, tmp_path):
     assert main(["run", str(path), "--nnodes", "2", "--out", str(tmp_path / "r")]) == 2
     assert "--nnodes only goes with --nproc" in capsys.readouterr().err
     assert not (tmp_path / "r").exists()
+
+
+def _rank_pids(torchrun_pid: int) -> dict[int, int]:
+    """{local rank: pid} of the workers torchrun started (Linux /proc)."""
+    kids = Path(f"/proc/{torchrun_pid}/task/{torchrun_pid}/children").read_text().split()
+    ranks = {}
+    for pid in kids:
+        env = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+        local = [e for e in env if e.startswith(b"LOCAL_RANK=")]
+        if local:
+            ranks[int(local[0].split(b"=")[1])] = int(pid)
+    return ranks
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="finds the ranks through Linux's /proc")
+def test_sigterm_to_rank_0_stops_every_rank_at_one_step(tmp_path, cfg_path, capsys):
+    out = tmp_path / "run"
+    torchrun = subprocess.Popen([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node",
+                                 "2", "-m", "kdstudio", "run", str(cfg_path), "--out", str(out), "--set",
+                                 "distill.epochs=60", "--set", "baseline.enabled=false", "--set",
+                                 "teacher.epochs=1", "--set", "teacher.skip_sanity_check=true"], env=ENV, cwd=tmp_path,
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline and torchrun.poll() is None and '"stage": "distill"' not in (
+                (out / "metrics.jsonl").read_text() if (out / "metrics.jsonl").is_file() else ""):
+            time.sleep(0.2)
+        assert torchrun.poll() is None, torchrun.communicate()[0][-3000:]
+        ranks = _rank_pids(torchrun.pid)
+        assert sorted(ranks) == [0, 1]
+        os.kill(ranks[0], signal.SIGTERM)
+        log = torchrun.communicate(timeout=120)[0]
+    finally:
+        if torchrun.poll() is None:
+            torchrun.kill()
+    # rank 1 stopped at the same step: had it gone on, its next all-reduce would have lost rank 0 (torchrun may
+    # still end it with a SIGTERM on its way out, once rank 0 has exited)
+    assert "lost the other processes" not in log and "exitcode  : 130" in log, log[-3000:]
+    assert _summary(out)["status"] == "stopped"
+    saved = read_checkpoint(out / "checkpoints" / "distill.pt")
+    assert not saved["complete"] and saved["world"] == 2
+    # its positions count two ranks' steps: one process refuses to continue it, in one sentence
+    assert main(["run", "--resume", "--out", str(out)]) == 2
+    assert "in a run on 2 process(es)" in capsys.readouterr().err

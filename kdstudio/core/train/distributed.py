@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import datetime as _dt
 import os
+import re
 
 import torch
 import torch.distributed as dist
@@ -26,6 +27,34 @@ class _State:
 
 
 _state = _State()
+
+
+_LOST = ("gloo", "nccl", "connection", "peer", "timed out", "timeout", "broken pipe", "socket")
+
+
+@contextlib.contextmanager
+def _peers():
+    """A collective whose peers have gone (killed, crashed, silent past the timeout) ends this rank with one
+    sentence instead of the backend's traceback."""
+    try:
+        yield
+    except RuntimeError as e:  # torch.distributed.DistBackendError and gloo/NCCL errors are RuntimeErrors
+        if not active() or not (isinstance(e, getattr(dist, "DistError", ())) or
+                                any(k in str(e).lower() for k in _LOST)):
+            raise  # a fault of this rank's own (shapes, memory): said as it is
+        from ..errors import KDError
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        first = re.sub(r"^\[[^\]]*\]\s*", "", first).split(". ")[0][:100]  # gloo prefixes its source line
+        raise KDError(f"Rank {_state.rank} of this distributed run lost the other processes ({first}): one of "
+                      f"them was killed, failed or stayed silent for {TIMEOUT_S:.0f} s (KDSTUDIO_DIST_TIMEOUT). "
+                      f"The last checkpoint is kept: continue with `kdstudio run --resume --out RUN --nproc "
+                      f"{_state.world}`.") from None
+
+
+def peers():
+    """Around a stretch of training: DDP's own collectives (in forward and backward) that lose their peers end with
+    the same one sentence as ours."""
+    return _peers()
 
 
 def requested() -> bool:
@@ -80,7 +109,8 @@ def leave() -> bool:
     if not active():
         return True
     main = _state.rank == 0
-    dist.barrier()
+    with _peers():
+        dist.barrier()
     dist.destroy_process_group()
     _state.world = 1
     return main
@@ -112,8 +142,9 @@ def sync_buffers(model: nn.Module) -> None:
     forward, so after an epoch's last step each rank holds its own; the epoch's end makes them one model again."""
     if not active():
         return
-    for b in model.buffers():
-        dist.broadcast(b, src=0)
+    with _peers():
+        for b in model.buffers():
+            dist.broadcast(b, src=0)
 
 
 def mean(values: torch.Tensor) -> torch.Tensor:
@@ -121,7 +152,8 @@ def mean(values: torch.Tensor) -> torch.Tensor:
     if not active():
         return values
     out = values.detach().clone()
-    dist.all_reduce(out)
+    with _peers():
+        dist.all_reduce(out)
     return out / _state.world
 
 
@@ -132,7 +164,8 @@ def average_grads(params) -> None:
     grads = [p.grad for p in params if p.grad is not None]
     if grads:
         flat = torch.cat([g.reshape(-1) for g in grads])
-        dist.all_reduce(flat)
+        with _peers():
+            dist.all_reduce(flat)
         flat /= _state.world
         offset = 0
         for g in grads:
@@ -145,7 +178,8 @@ def any_rank(flag: bool, device: torch.device) -> bool:
     if not active():
         return flag
     t = torch.tensor([1.0 if flag else 0.0], device=device)
-    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    with _peers():
+        dist.all_reduce(t, op=dist.ReduceOp.MAX)
     return bool(t.item())
 
 
@@ -154,7 +188,8 @@ def share(obj):
     if not active():
         return obj
     box = [obj if _state.rank == 0 else None]
-    dist.broadcast_object_list(box, src=0)
+    with _peers():
+        dist.broadcast_object_list(box, src=0)
     return box[0]
 
 
@@ -162,12 +197,14 @@ def share(obj):
 def main_first():
     """Rank 0 runs the block before the others (it fills caches that they then read)."""
     if active() and _state.rank != 0:
-        dist.barrier()
+        with _peers():
+            dist.barrier()
     try:
         yield
     finally:
         if active() and _state.rank == 0:
-            dist.barrier()
+            with _peers():
+                dist.barrier()
 
 
 def accuracy(model: nn.Module, x, y: torch.Tensor) -> float:
@@ -182,5 +219,6 @@ def accuracy(model: nn.Module, x, y: torch.Tensor) -> float:
         pred = predict_logits(model, x[idx.to(x.device)]).argmax(1).to(y.device)
         counts[0] = (pred == y[idx.to(y.device)]).sum()
         counts[1] = len(idx)
-    dist.all_reduce(counts)
+    with _peers():
+        dist.all_reduce(counts)
     return float("nan") if counts[1] == 0 else (counts[0] / counts[1]).item()

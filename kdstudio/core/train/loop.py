@@ -203,12 +203,20 @@ class StageRunner:
             "scaler": self.scaler.state_dict() if self.scaler else None,
             "hooks": {h.name: h.state_dict() for h in self.hooks if h.state_dict() is not None},
         }
+        if distributed.active():  # the positions of a mid-stage checkpoint count this many ranks' steps
+            state["world"] = distributed.world()
         atomic_save_buffered(self.ckpt_path, lambda buf: torch.save(state, buf))  # a full disk: one sentence
         self.emit(ev.CHECKPOINT, self.s.name, path=str(self.ckpt_path), epoch=self.epoch,
                   step=self.step_in_epoch, complete=complete)
 
     def load_checkpoint(self, state: dict) -> None:
         """Restore a checkpoint written by save_checkpoint."""
+        saved_world = state.get("world", 1)
+        if saved_world != distributed.world() and not state.get("complete"):
+            from ..errors import KDError
+            raise KDError(f"The {self.s.name} checkpoint stopped mid-stage in a run on {saved_world} process(es); "
+                          f"continue it on as many (`kdstudio run --resume --out RUN --nproc {saved_world}`), since "
+                          f"its batch positions count {saved_world} rank(s).")
         self.s.model.load_state_dict(state["model"])
         self.opt.load_state_dict(state["optimizer"])
         self.sched.load_state_dict(state["scheduler"])
@@ -246,7 +254,8 @@ class StageRunner:
         start, samples, val_acc = time.perf_counter(), 0, float("nan")
         first = self.epoch + self.step_in_epoch / max(self.steps_per_epoch, 1)
         while self.epoch < s.epochs:
-            samples += self._run_epoch()
+            with distributed.peers():  # under DDP a lost rank is one sentence, not the backend's traceback
+                samples += self._run_epoch()
             distributed.sync_buffers(s.model)  # every rank validates and saves the same model
             val_acc = distributed.accuracy(s.model, self.x_val, self.y_val)
             self._drop_features()  # the validation forward passes were hooked too
