@@ -59,9 +59,9 @@ def main() -> None:
             rows.append((n, s["distill"]["samples_per_s"], s["student"]["accuracy"], s["device"]))
     base = rows[0][1]
     print(f"cores {os.cpu_count()}, global batch {args.batch}, distill {args.epochs} epochs on digits")
-    print(f"{'processes':>9}  {'per-process batch':>17}  {'samples/s':>10}  {'efficiency':>10}  {'test acc':>8}  device")
+    print(f"{'processes':>9}  {'batch/process':>13}  {'samples/s':>10}  {'efficiency':>10}  {'test acc':>8}  device")
     for n, sps, acc, device in rows:
-        print(f"{n:>9}  {args.batch // n:>17}  {sps:>10,.0f}  {sps / (n * base):>10.0%}  {acc:>8.2%}  {device}")
+        print(f"{n:>9}  {args.batch // n:>13}  {sps:>10,.0f}  {sps / (n * base):>10.0%}  {acc:>8.2%}  {device}")
 
 
 if __name__ == "__main__":

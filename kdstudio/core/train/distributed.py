@@ -91,6 +91,11 @@ def init_from_env(device: torch.device) -> torch.device:
         local = int(os.environ.get("LOCAL_RANK", "0"))
         backend = "nccl" if device.type == "cuda" else "gloo"
         if device.type == "cuda":
+            if local >= torch.cuda.device_count():  # NCCL needs one GPU per process
+                from ..errors import KDError
+                raise KDError(f"A distributed run on CUDA needs one GPU per process, but process {local} of this "
+                              f"machine has none ({torch.cuda.device_count()} GPU(s) here); use --nproc "
+                              f"{torch.cuda.device_count()}, or device = \"cpu\" (gloo).")
             torch.cuda.set_device(local)
         dist.init_process_group(backend, timeout=_dt.timedelta(seconds=TIMEOUT_S))
         _state.rank, _state.world, _state.local_rank = dist.get_rank(), dist.get_world_size(), local
