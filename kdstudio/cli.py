@@ -132,7 +132,8 @@ def main(argv: list[str] | None = None) -> int:
     except KDError as e:
         if args.debug:
             traceback.print_exc()
-        print(f"kdstudio: error: {e}", file=sys.stderr)
+        if not getattr(e, "said_by_rank_0", False):  # under torchrun: one sentence, not one per process
+            print(f"kdstudio: error: {e}", file=sys.stderr)
         return EXIT_USER_ERROR
     except KeyboardInterrupt:
         print("kdstudio: interrupted.", file=sys.stderr)

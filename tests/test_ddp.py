@@ -176,3 +176,14 @@ def test_sigterm_to_rank_0_stops_every_rank_at_one_step(tmp_path, cfg_path, caps
     # its positions count two ranks' steps: one process refuses to continue it, in one sentence
     assert main(["run", "--resume", "--out", str(out)]) == 2
     assert "in a run on 2 process(es)" in capsys.readouterr().err
+
+
+def test_a_refused_folder_is_one_sentence_from_all_ranks(runs, cfg_path):
+    out, _, _ = runs
+    before = (out / "summary.json").read_bytes()
+    done = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+                           "-m", "kdstudio", "run", str(cfg_path), "--out", str(out)],
+                          env=ENV, capture_output=True, text=True, timeout=120, cwd=out.parent)
+    assert done.returncode != 0
+    assert done.stderr.count("kdstudio: error:") == 1 and "already holds a run" in done.stderr  # rank 0's, once
+    assert (out / "summary.json").read_bytes() == before

@@ -180,7 +180,9 @@ def prepare_ranks(cfg: Config | None, out_dir: str | Path, resume: bool) -> tupl
         return cfg, rd, resume
     error, text, resume = distributed.share(None)
     if error:
-        raise KDError(error)
+        shared = KDError(error)
+        shared.said_by_rank_0 = True  # the CLI prints it once, on rank 0
+        raise shared
     return config_mod.loads(text), rd, resume
 
 
