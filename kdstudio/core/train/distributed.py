@@ -24,6 +24,7 @@ TIMEOUT_S = float(os.environ.get("KDSTUDIO_DIST_TIMEOUT", "300"))  # a rank sile
 
 class _State:
     rank, world, local_rank, backend = 0, 1, 0, None
+    flags = None  # a gloo group for the per-step stop flag (under NCCL: the check never waits for the GPU)
 
 
 _state = _State()
@@ -100,6 +101,7 @@ def init_from_env(device: torch.device) -> torch.device:
         dist.init_process_group(backend, timeout=_dt.timedelta(seconds=TIMEOUT_S))
         _state.rank, _state.world, _state.local_rank = dist.get_rank(), dist.get_world_size(), local
         _state.backend = backend
+        _state.flags = dist.new_group(backend="gloo") if backend == "nccl" else None
     return torch.device("cuda", _state.local_rank) if device.type == "cuda" else device
 
 
@@ -117,7 +119,7 @@ def leave() -> bool:
     with _peers():
         dist.barrier()
     dist.destroy_process_group()
-    _state.world = 1
+    _state.world, _state.flags = 1, None
     return main
 
 
@@ -178,13 +180,13 @@ def average_grads(params) -> None:
             offset += g.numel()
 
 
-def any_rank(flag: bool, device: torch.device) -> bool:
+def any_rank(flag: bool) -> bool:
     """True when `flag` is true on any rank (a stop asked on one rank stops all at the same step)."""
     if not active():
         return flag
-    t = torch.tensor([1.0 if flag else 0.0], device=device)
+    t = torch.tensor([1.0 if flag else 0.0])  # on the CPU, through gloo
     with _peers():
-        dist.all_reduce(t, op=dist.ReduceOp.MAX)
+        dist.all_reduce(t, op=dist.ReduceOp.MAX, group=_state.flags)
     return bool(t.item())
 
 

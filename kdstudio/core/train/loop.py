@@ -295,7 +295,7 @@ class StageRunner:
         window, epoch_steps, samples, window_first = 0, 0, 0, self.step_in_epoch
         last_emit, window_start = 0.0, time.perf_counter()
         for step in range(self.step_in_epoch, self.steps_per_epoch):
-            if distributed.any_rank(self.control.stop_requested, self.device):  # every rank stops at this step
+            if distributed.any_rank(self.control.stop_requested):  # every rank stops at this step
                 self.step_in_epoch = step
                 self.save_checkpoint()
                 raise RunStopped()
