@@ -32,9 +32,11 @@ def menu_action(window, *path):
 @pytest.fixture
 def scheme_restored():
     """Tests that switch the scheme leave the app in the mode it had."""
-    before = theme.mode()
+    before, scheme = theme.mode(), theme.scheme()
     yield
-    theme.apply(QApplication.instance(), before)
+    # the scheme itself, not "auto": a test's stand-in OS scheme may still be patched in while this runs
+    theme.apply(QApplication.instance(), scheme)
+    theme._state["mode"] = before
 
 
 def test_both_schemes_name_every_role_and_their_text_reads_on_their_surfaces():

@@ -29,6 +29,7 @@ CLASSES = 4
 def _cfg(**more):
     """Synthetic 3×32×32 images in CLASSES classes, a hub teacher from a file, one short epoch."""
     base = {"data.source": "synthetic", "data.synthetic_samples": 48, "data.synthetic_classes": CLASSES,
+            "data.synthetic_channels": 3, "data.synthetic_size": 32,
             "data.batch_size": 8, "teacher.source": "file", "teacher.width": 0, "teacher.depth": 0,
             "teacher.skip_sanity_check": True, "student.width": 0, "student.depth": 0, "distill.epochs": 1,
             "baseline.enabled": False, "export.formats": [], "evaluate.latency_repeats": 0}

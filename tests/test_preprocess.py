@@ -167,4 +167,5 @@ def test_hf_recipe_matches_the_image_processor(tmp_path):
     ours = torch.from_numpy(np.asarray(Sizing(r.size, r.resize, r.interpolation).fit(Image, im)).copy())
     ours = (ours.permute(2, 0, 1).float() / 255 - torch.tensor(r.mean).view(3, 1, 1)) / torch.tensor(r.std).view(3, 1, 1)
     assert ours.shape == theirs.shape
-    assert float((ours - theirs).abs().mean()) < 0.02  # transformers resizes in its own float path
+    levels = ((ours - theirs).abs() * torch.tensor(r.std).view(3, 1, 1) * 255).max()
+    assert float(levels) <= 1.0001  # at most one grey level apart: transformers rounds its own resize

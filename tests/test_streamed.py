@@ -240,6 +240,6 @@ def test_a_worker_that_dies_is_one_sentence_not_a_hung_run():
 def test_streamed_mode_for_a_source_that_cannot_stream_is_a_warning():
     bundle = load_data(tiny_config(**{"data.mode": "streamed"}))
     assert bundle.mode == "resident" and bundle.mode_reason.startswith("resident: 1,797 samples × 1×8×8")
-    assert bundle.warnings == ['data.mode = "streamed" applies to image folders and .npy/.npz tensor files only; '
+    assert bundle.warnings == ['data.mode = "streamed" applies to image folders, CSV and .npy/.npz tensor files only; '
                                'the digits source is read '
                                'whole, so this run keeps its data resident.']

@@ -97,7 +97,7 @@ def test_a_pt_file_asked_to_stream_is_read_whole_with_a_warning(tmp_path):
     torch.save({"x": torch.from_numpy(x), "y": torch.from_numpy(y)}, tmp_path / "d.pt")
     bundle = load_data(tensors_config(tmp_path / "d.pt"))
     assert bundle.mode == "resident"
-    assert bundle.warnings == ['data.mode = "streamed" applies to image folders and .npy/.npz tensor files only; '
+    assert bundle.warnings == ['data.mode = "streamed" applies to image folders, CSV and .npy/.npz tensor files only; '
                                '.pt files are read whole, so this run keeps its data resident.']
 
 

@@ -104,10 +104,12 @@ class Checkpoint:
 
 @dataclass
 class Message:
-    """A log line or a warning; `teacher_cache` says whether the stage caches teacher outputs, when it tells."""
+    """A log line or a warning; `teacher_cache` says whether the stage caches teacher outputs, when it tells;
+    `reused_from` names the run whose teacher (or baseline) this run reuses."""
 
     message: str
     teacher_cache: bool | None = None
+    reused_from: str | None = None      # the teacher or baseline was not trained here: the run that trained it
 
 
 @dataclass
@@ -156,7 +158,7 @@ def make_payload(kind: str, data: dict) -> Any:
     if cls is StageInfo:
         return StageInfo(dict(data))
     if cls is Message:
-        return Message(str(data.get("message", "")), data.get("teacher_cache"))
+        return Message(str(data.get("message", "")), data.get("teacher_cache"), data.get("reused_from"))
     return cls(**data)
 
 
@@ -165,8 +167,8 @@ def payload_dict(payload) -> dict[str, Any]:
     if isinstance(payload, StageInfo):
         return dict(payload.info)
     if isinstance(payload, Message):
-        return {"message": payload.message, **({} if payload.teacher_cache is None
-                                               else {"teacher_cache": payload.teacher_cache})}
+        extra = {"teacher_cache": payload.teacher_cache, "reused_from": payload.reused_from}
+        return {"message": payload.message, **{k: v for k, v in extra.items() if v is not None}}
     return {f.name: getattr(payload, f.name) for f in fields(payload)}
 
 

@@ -118,8 +118,10 @@ class DesktopExtras(QObject):
             return
         value, _text, _detail = live.bar(paused=state == "paused")
         self.launcher.set(value / 1000)
+        ran, shown = self.run.project, self.window.model.project
+        other = f"{ran.name} · " if ran is not None and (shown is None or ran.path != shown.path) else ""
         self.window.setWindowTitle(f"{title_progress(value // 10, live.progress.stage, state == 'paused')} · "
-                                   f"{self.base_title()}")
+                                   f"{other}{self.base_title()}")  # the running project, when another is shown
 
     def _on_state(self, state: str) -> None:
         self.space.setEnabled(state in ("running", "paused"))

@@ -76,6 +76,9 @@ def trained_note(project, cfg, role: str) -> str | None:
         if then is not None and any(then.get(k) != cfg.get(k) for k in keys):
             verb = TRAINED_VERB[role]
             return f"not yet {verb} with these settings ({what} {verb} another: {result}{', ' + how if how else ''})"
+        entry = run.summary.get(role) if isinstance(run.summary.get(role), dict) else {}
+        if entry.get("reused_from"):  # that run did not train it: say which one did
+            return f"reused in {what} (trained in run {entry['reused_from']}): {result}"
         return f"{TRAINED_VERB[role]} in {what}: {result}" + (f" ({how})" if how else "")
     return None
 

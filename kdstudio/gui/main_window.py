@@ -16,7 +16,7 @@ from PySide6.QtWidgets import (QApplication, QDockWidget, QHBoxLayout, QLabel, Q
 from .. import __version__
 from ..core.store.projects import ProjectStore, RunInfo
 from ..core.store.settings import Settings
-from . import refguard, theme
+from . import refguard, run_queue, theme
 from .desktop import DesktopExtras
 from .disk_prompt import ask_changed_on_disk
 from .help import guide_action
@@ -137,6 +137,9 @@ class MainWindow(QMainWindow):
         self.statusBar().addPermanentWidget(self.torch_label)
         self.desktop = DesktopExtras(self)  # title progress, run-end notice, Space, colours, GPU label
         self.loader = SettingsLoader(self.model, self.statusBar(), self)  # a run's settings back, with undo
+        self.queue_ui = run_queue.install(self, self.model, self.run)  # runs waiting for the one in progress
+        self.queue = self.queue_ui.queue
+        self.queue.may_start = lambda: not self._closing  # a closing window starts no queued run
         self._build_menus()
         self._connect()
 
@@ -162,6 +165,9 @@ class MainWindow(QMainWindow):
         m = self.menuBar().addMenu("&Run")
         m.addActions([r.start_act, r.pause_act, r.resume_act, r.stop_act])
         m.addSeparator()
+        queue_act = self.queue_ui.dock.toggleViewAction()
+        queue_act.setText("Run queue")
+        m.addAction(queue_act)
         m.addAction(QAction("Save plots as PNG…", self, triggered=lambda: self.train.plots._ask_save()))
         m = self.menuBar().addMenu("&View")
         self.projects_act = QAction("Project list", self, checkable=True, checked=True, iconText="☰",
@@ -199,6 +205,7 @@ class MainWindow(QMainWindow):
         self.run.finished.connect(self._on_run_ended)
         self.run.failed.connect(lambda m, d: self._on_run_ended({}))
         self.run.state_changed.connect(self._on_run_state)
+        self.queue.changed.connect(self._update_busy_projects)
 
     def _on_page_built(self, name: str, page) -> None:
         if name == "Train":
@@ -308,7 +315,7 @@ class MainWindow(QMainWindow):
         if mine and summary.get("status") == "completed":
             self._show_on_evaluate(mine[0])
         if (export := self.pages.built("Export")) is not None:
-            export.reload_runs(select=run_dir)
+            export.reload_runs(select=run_dir if mine else None)  # another project's run: the choice stays
         self._refresh_model_pages()
         if self._closing:
             QTimer.singleShot(0, self, self.close)
@@ -323,13 +330,15 @@ class MainWindow(QMainWindow):
 
     def _on_run_state(self, state: str) -> None:
         self.panel.set_live_run(self.run.run_dir, state)  # "1 run · running" in the project list
-        busy = state != "idle"
-        self.panel.list.setEnabled(not busy)
-        self.panel.list.setToolTip("A run is in progress; switch projects when it has ended." if busy else "")
-        for act in (self.panel.delete_act, self.panel.rename_act, self.panel.duplicate_act):
-            act.setEnabled(not busy and self.panel.current is not None)
-        for act in (self.panel.new_blank_act, self.panel.new_demo_act, self.panel.import_act):
-            act.setEnabled(not busy)  # the run keeps its project open until it has ended
+        self._update_busy_projects()
+
+    def _update_busy_projects(self) -> None:
+        """Other projects can be opened and edited during a run; the run's project and those a queued run will
+        write into are not renamed or deleted meanwhile."""
+        busy = self.queue.projects()
+        if self.run.running and self.run.project is not None:
+            busy.add(self.run.project.name)
+        self.panel.set_busy(busy)
 
     # ---- project list and TOML dock: fold and widen to the window's width --------------------------------
     def set_project_list_visible(self, shown: bool, chosen: bool = False) -> None:
@@ -398,15 +407,19 @@ class MainWindow(QMainWindow):
         if self.run.running:
             if not self._closing:
                 answer = QMessageBox.question(
-                    self, "A run is in progress",
-                    "Stop the run and quit? A checkpoint is written first, so the run can be resumed later.",
+                    self, "A run is in progress", "Stop the run and quit? A checkpoint is written first, so the run "
+                    "can be resumed later." + self.queue.dropped_note(),
                     QMessageBox.Yes | QMessageBox.No, QMessageBox.No)
                 if answer != QMessageBox.Yes:
                     event.ignore()
                     return
                 self._closing = True
+                self.queue.hold()  # nothing queued starts while the window waits for the clean stop
                 self.run.stop()
                 self.statusBar().showMessage("Stopping the run cleanly before quitting…")
+            event.ignore()
+            return
+        if not self._closing and not self.queue.confirm_quit():  # a queue held by a Stop is not kept either
             event.ignore()
             return
         self.model.save_now()

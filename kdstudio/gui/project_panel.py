@@ -101,6 +101,7 @@ class ProjectPanel(QWidget):
         self.store = store
         self.current: str | None = None
         self.live: tuple[Path, str] | None = None  # (run folder, state) of the run in progress, see set_live_run
+        self.busy: set[str] = set()  # projects a run (going or queued) writes into: not renamed or deleted now
         title = QLabel("Projects")
         title.setObjectName("sectionTitle")
         self.filter = QLineEdit()
@@ -248,9 +249,19 @@ class ProjectPanel(QWidget):
         if name != self.current:
             self.open(name)
 
+    def set_busy(self, names: set[str]) -> None:
+        """Name the projects a run in progress or a queued run writes into: Rename and Delete are off for them."""
+        self.busy = set(names)
+        self._update_actions()
+
     def _update_actions(self) -> None:
         for act in self.project_actions():
             act.setEnabled(self.current is not None)
+        busy = self.current in self.busy
+        for act in (self.rename_act, self.delete_act):
+            act.setEnabled(self.current is not None and not busy)
+            act.setToolTip("A run (in progress or queued) writes into this project; rename or delete it when it "
+                           "has ended." if busy else act.text().rstrip("…"))
 
     def _context_menu(self, pos) -> None:
         menu = QMenu(self)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import time
 from collections import deque
+from collections.abc import Callable
 from pathlib import Path
 from typing import NamedTuple
 
@@ -49,6 +50,7 @@ class RunController(QObject):
     state_changed = Signal(str)     # "idle" | "running" | "paused" | "stopping"
     finished = Signal(dict)         # the summary of the run that ended (completed or stopped)
     failed = Signal(str, str)       # message, details: the run failed, or could not start
+    queue_requested = Signal()      # Start pressed while a run goes: queue the open project's config (run_queue.py)
 
     def __init__(self, model: ConfigModel, parent=None):
         super().__init__(parent)
@@ -61,10 +63,12 @@ class RunController(QObject):
         self.last_summary: dict | None = None
         self.last_error: tuple[str, str] | None = None
         self.last_stall: dict | None = None
-        self.start_act = QAction("▶  Start", self, shortcut=QKeySequence("Ctrl+R"), triggered=lambda: self.start())
+        # Asked before the Stop action stops a run (the run queue asks whether to hold the queue); False = go on
+        self.confirm_stop: Callable[[], bool] | None = None
+        self.start_act = QAction("▶  Start", self, shortcut=QKeySequence("Ctrl+R"), triggered=self._on_start_act)
         self.pause_act = QAction("❚❚  Pause", self, triggered=self.pause)
         self.resume_act = QAction("▶  Resume", self, triggered=self.resume)
-        self.stop_act = QAction("■  Stop", self, shortcut=QKeySequence("Ctrl+."), triggered=self.stop)
+        self.stop_act = QAction("■  Stop", self, shortcut=QKeySequence("Ctrl+."), triggered=self._on_stop_act)
         self.stop_act.setToolTip("Stop after this step; a checkpoint is written so the run can resume")
         self.runner.events.connect(self._on_events)
         self.runner.started.connect(lambda folder: self.started.emit(Path(folder)))
@@ -97,15 +101,17 @@ class RunController(QObject):
         if p is not None and p.damaged:
             return DAMAGED_HINT
         problems = self.model.problems
-        if problems and not self.running:
-            return hint_html(*problems[0], more=len(problems) - 1)
+        if problems:  # during a run too: they block Queue as they block Start
+            hint = hint_html(*problems[0], more=len(problems) - 1)
+            return hint.replace("Start is", "Queue is", 1) if self.running else hint
         return ""
 
     # ---- control ----------------------------------------------------------------------------------------
-    def start(self, resume: RunInfo | None = None, config=None) -> bool:
-        """Start a run of the open project's config, or of `config` (a run's config with other seeds) in a new
-        folder of the open project, or resume a stopped run; False when it cannot start."""
-        project = self.model.project
+    def start(self, resume: RunInfo | None = None, config=None, project: Project | None = None) -> bool:
+        """Start a run of the open project's config, or of `config` (a run's config with other seeds, a queued
+        snapshot) in a new folder of the open project (or of `project`), or resume a stopped run; False when it
+        cannot start."""
+        project = project or self.model.project
         if self.running or project is None or project.damaged:
             return False
         self.model.save_now()
@@ -141,6 +147,17 @@ class RunController(QObject):
         self.log(f"{'Resuming' if resume else 'Starting'} {what} {out.name} in {out}")
         self.probe.start()
         return True
+
+    def _on_start_act(self) -> None:
+        """Start, or while a run goes (the action then reads "Queue"), queue the open project's config."""
+        if self.running:
+            self.queue_requested.emit()
+        else:
+            self.start()
+
+    def _on_stop_act(self) -> None:
+        if self.confirm_stop is None or self.confirm_stop():
+            self.stop()
 
     def pause(self) -> None:
         """Ask the engine to wait before its next step."""
@@ -204,8 +221,11 @@ class RunController(QObject):
 
     def _update_actions(self) -> None:
         state, p = self.state, self.model.project
-        self.start_act.setEnabled(p is not None and not p.damaged and self.model.valid and not self.running)
+        self.start_act.setEnabled(p is not None and not p.damaged and self.model.valid)
+        self.start_act.setText("+  Queue" if self.running else "▶  Start")
         self.pause_act.setEnabled(state == "running")
         self.resume_act.setEnabled(state == "paused")
         self.stop_act.setEnabled(state in ("running", "paused"))
-        self.start_act.setToolTip(self.blocker() if self.model.problems else "Run the pipeline (Ctrl+R)")
+        self.start_act.setToolTip(self.blocker() if self.model.problems else
+                                  "Queue this project's config as it is now; it runs when the runs before it have "
+                                  "ended (Ctrl+R)" if self.running else "Run the pipeline (Ctrl+R)")

@@ -126,11 +126,17 @@ def format_duration(seconds: float | None) -> str:
     return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
 
 
+STUDENT_STAGES = ("distill", "baseline", "finetune", "compress")  # stages that train the student: alike in speed
+AFTER_SHARE = 0.05  # of the bar, for the stages after training (evaluate, export): short, but not nothing
+
+
 class Progress:
     """Overall progress and ETA over the run's training stages, from STEP events and the config."""
 
-    def __init__(self, stage_epochs: dict[str, int], clock=time.monotonic):
+    def __init__(self, stage_epochs: dict[str, int], clock=time.monotonic, after: list[str] | None = None):
         self.stage_epochs = dict(stage_epochs)   # training stage -> epochs, in pipeline order
+        self.after = list(after or [])           # stages after training (evaluate, export), counted in the bar
+        self.after_done: set[str] = set()
         self.clock = clock
         self.steps_per_epoch: int | None = None
         self.done: dict[str, int] = {s: 0 for s in stage_epochs}
@@ -145,7 +151,8 @@ class Progress:
         """The training stages of a run's plan (RUN_STARTED / MEMBER_STARTED): only stages that train count, and
         stages finished before a resume count as done."""
         training = [s for s in stages if int(s.get("epochs") or 0) > 0]
-        p = cls({s["name"]: int(s["epochs"]) for s in training}, clock=clock)
+        after = [s["name"] for s in stages if not int(s.get("epochs") or 0) and s["name"] in ("evaluate", "export")]
+        p = cls({s["name"]: int(s["epochs"]) for s in training}, clock=clock, after=after)
         steps = next((int(s["steps"]) for s in training if s.get("steps")), None)
         p.steps_per_epoch = steps
         for s in training:
@@ -159,9 +166,15 @@ class Progress:
         self.epoch, self.epochs = 0, self.stage_epochs.get(stage, 0)
 
     def stage_finished(self, stage: str) -> None:
-        """Mark a training stage complete."""
+        """Mark a stage complete."""
         if stage in self.stage_epochs and self.steps_per_epoch:
             self.done[stage] = self.stage_epochs[stage] * self.steps_per_epoch
+        if stage in self.after:
+            self.after_done.add(stage)
+
+    def hold(self) -> None:
+        """Paused (or resumed): the time until the next step is not a step's time, so it is left out of the rate."""
+        self._last = None
 
     def step(self, d: dict, stage: str, when: float | None = None) -> None:
         """Take a STEP event's data; `when` is the event's own time (events reach the window in batches, so the
@@ -184,14 +197,18 @@ class Progress:
         return self.stage_epochs.get(stage, 0) * (self.steps_per_epoch or 0)
 
     def fraction(self) -> float:
-        """Share of all training steps done, in [0, 1] (stages before the current one count as done)."""
+        """Share of the run done, in [0, 1]: training steps (stages before the current one count as done), then
+        AFTER_SHARE for evaluate and export, so the bar is full only when the run is."""
         total = sum(self._total(s) for s in self.stage_epochs)
-        if not total:
-            return 0.0
         order = list(self.stage_epochs)
+        after_started = self.stage in self.after
         current = order.index(self.stage) if self.stage in order else (len(order) if self.stage else 0)
         done = sum(self._total(s) if i < current else self.done.get(s, 0) for i, s in enumerate(order))
-        return min(1.0, done / total)
+        train = min(1.0, done / total) if total else (1.0 if after_started else 0.0)
+        if not self.after:
+            return train
+        finished = len(self.after_done) + (0.5 if after_started and self.stage not in self.after_done else 0)
+        return (1 - AFTER_SHARE) * train + AFTER_SHARE * min(1.0, finished / len(self.after))
 
     def eta(self) -> tuple[float | None, float | None]:
         """(seconds left in this stage, seconds left in the run); None while unknown."""
@@ -202,6 +219,10 @@ class Progress:
         total_left = stage_left
         order = list(self.stage_epochs)
         for later in order[order.index(s) + 1:]:
-            rate = self.rate.get(later) or self.rate.get("distill") or self.rate[s]
-            total_left += max(0, self._total(later) - self.done.get(later, 0)) / rate
+            left = max(0, self._total(later) - self.done.get(later, 0))
+            rate = self.rate.get(later) or next((self.rate[o] for o in STUDENT_STAGES if later in STUDENT_STAGES
+                                                 and self.rate.get(o)), None)
+            if left and not rate:  # e.g. the teacher's speed says nothing about the student's: unknown, not wrong
+                return stage_left, None
+            total_left += left / rate if left else 0.0
         return stage_left, total_left

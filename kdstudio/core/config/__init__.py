@@ -8,6 +8,7 @@ CLI can print them.
 from __future__ import annotations
 
 import math
+import re
 import sys
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -247,6 +248,13 @@ def problems(cfg: Config) -> list[tuple[str, str]]:
     if cfg.teacher.arch == "hf" and cfg.teacher.source == "train":
         out.append(("teacher.arch", "teacher.arch = \"hf\" loads a Hugging Face model folder; set teacher.source = "
                     "\"file\" and teacher.path to the folder, or pick an architecture to train here."))
+    reuse = cfg.teacher.reuse
+    if reuse not in ("auto", "never") and not re.fullmatch(r"[0-9a-f]{12}", str(reuse)):
+        out.append(("teacher.reuse", f"teacher.reuse = {reuse!r} is not auto, never or a stored teacher's id (12 "
+                                     "letters and digits, listed on the Teacher page)."))
+    elif reuse not in ("auto", "never") and cfg.teacher.source != "train":
+        out.append(("teacher.reuse", "teacher.reuse picks a stored teacher, which needs teacher.source = \"train\"; "
+                                     "set teacher.reuse = \"auto\" to load teacher.path."))
     if cfg.teacher.source == "file" and not cfg.teacher.path:
         out.append(("teacher.path", "teacher.source = \"file\" needs teacher.path; choose the teacher file."))
     # Files that must exist are checked here, so the window marks the field and nothing starts (no failed run).

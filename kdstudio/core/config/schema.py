@@ -115,6 +115,9 @@ class TeacherConfig:
     epochs: int = opt(20, "training epochs when source = \"train\"", min=1)
     lr: float = opt(2e-3, "step size when the teacher is trained or fine-tuned here (optimizer and schedule from "
                           "[distill]); 1e-3–3e-3 suits adamw; lower it if its loss diverges", min=0.0, min_open=True)
+    reuse: str = opt("auto", "auto = a teacher trained before with the same settings, data and seed is reused instead "
+                             "of trained again; never = always train it here; or the id of a stored teacher (listed "
+                             "on the Teacher page) to use that one")
     trust_pickle: bool = opt(False, "load a pickled full model from teacher.path (runs code from that file)")
     finetune_layers: int = opt(0, "fine-tune a loaded teacher: train only its last N layers (0 = off)", min=0)
     finetune_epochs: int = opt(5, "epochs of training a loaded teacher's last finetune_layers layers on this data, at "

@@ -97,7 +97,7 @@ def load_tensors(cfg, cache_dir: Path | None = None):
         if mode == "streamed":
             return load_streamed(cfg, paths, reason, warnings, cache_dir)
     elif d.path and d.mode == "streamed":
-        warnings.append("data.mode = \"streamed\" applies to image folders and .npy/.npz tensor files only; .pt "
+        warnings.append("data.mode = \"streamed\" applies to image folders, CSV and .npy/.npz tensor files only; .pt "
                         "files are read whole, so this run keeps its data resident.")
     bundle = load_splits(cfg, lambda p: read_tensor_file(p, warnings), name=Path(cfg.data.path).stem,
                          warnings=warnings)

@@ -73,6 +73,10 @@ class RunContext:
     resume: bool = False
     previous: Summary | None = None     # summary.json as it was before a resume
     stage: str | None = None            # the stage running now (for messages)
+    teachers: object = None             # store.teachers.TeacherStore: where trained teachers are kept (None: not kept)
+    reused_teacher: object = None       # store.teachers.StoredTeacher this run uses instead of training one
+    baseline_from: object = None        # (folder, name) of an earlier sweep run whose baseline this run takes
+    teacher_key: tuple | None = None    # pipeline.reuse.teacher_key(cfg), computed once (it walks data folders)
 
     def begin(self, name: str, **info) -> None:
         """A stage starts."""

@@ -55,11 +55,17 @@ class RunPlan:
 
     @property
     def description(self) -> str:
-        """'teacher 15 epochs, distill 60, baseline 60, then evaluate, export' (and the sweep's size)."""
+        """'teacher 15 epochs, distill 60, baseline 60, then evaluate, export' (and the sweep's size); a training
+        stage done already (a resume, a reused teacher) is named at the end: '(teacher done)'."""
         first = self.runs[0] if self.runs else PlannedRun([])
-        trains = [f"{s.name} {s.epochs} epoch{'s' if s.epochs != 1 else ''}" for s in first.stages if s.epochs]
+        trains = [f"{s.name} {s.epochs} epoch{'s' if s.epochs != 1 else ''}" for s in first.stages
+                  if s.epochs and not s.done]
         rest = [s.name for s in first.stages if not s.epochs]
-        text = ", ".join(trains) + (f", then {', '.join(rest)}" if rest else "")
+        done = [s.name for s in first.stages if s.epochs and s.done]
+        text = ", ".join(trains)
+        if rest:
+            text = f"{text}, then {', '.join(rest)}" if text else ", ".join(rest)
+        text += f" ({', '.join(done)} done)" if done else ""
         if self.sweep:
             text = f"{len(self.runs)} runs (points × seeds), each: {text}"
         return text

@@ -29,6 +29,7 @@ from ..store.lock import FolderLock
 from ..train import distributed
 from ..train.checkpoints import read_checkpoint
 from ..store.summary import Summary
+from ..store.teachers import TeacherStore, store_root
 from .context import DeviceData, RunContext, RunResults
 from .plan import RunPlan, plan_run
 
@@ -245,9 +246,12 @@ def _done_stages(rd: RunDir, resume: bool) -> set[str]:
 
 
 def run_single(cfg: Config | None, out_dir: str | Path, *, on_event: Callable[[ev.Event], None] | None = None,
-               control: ev.RunControl | None = None, resume: bool = False, member: dict | None = None) -> dict:
+               control: ev.RunControl | None = None, resume: bool = False, member: dict | None = None,
+               teachers: str | Path | None = None, baseline_from: tuple[Path, str] | None = None) -> dict:
     """One run of the pipeline. Standalone it announces RUN_STARTED (its plan) and RUN_FINISHED; as a sweep member
-    (`member` = index, total, point, seed) it announces MEMBER_STARTED / MEMBER_FINISHED instead."""
+    (`member` = index, total, point, seed) it announces MEMBER_STARTED / MEMBER_FINISHED instead. `teachers`: the
+    folder of stored teachers (default: store.teachers.store_root of the run folder); `baseline_from`: (folder,
+    name) of an earlier run whose finished baseline this run takes instead of training one (a sweep's)."""
     asked_resume = resume
     cfg, rd, resume = prepare_ranks(cfg, out_dir, resume)
     main = distributed.is_main()  # under DDP the other ranks train and write nothing
@@ -277,7 +281,10 @@ def run_single(cfg: Config | None, out_dir: str | Path, *, on_event: Callable[[e
     ctx: RunContext | None = None
     stage = None
     try:
-        ctx = _context(cfg, rd, control, emit, resume, previous, results, member)
+        # a distributed run trains its own teacher on every rank: no rank reuses or stores one (not yet shared)
+        store = None if distributed.requested() else TeacherStore(teachers if teachers is not None else
+                                                                  store_root(rd.root))
+        ctx = _context(cfg, rd, control, emit, resume, previous, results, member, store, baseline_from)
         from .stages import run_all
         with compile_caches_in(rd if cfg.distill.compile else None):
             run_all(ctx, results, lambda: results.to_summary(Summary(**{**vars(base), "status": "running"})))
@@ -322,8 +329,10 @@ def run_single(cfg: Config | None, out_dir: str | Path, *, on_event: Callable[[e
     return summary
 
 
-def _context(cfg, rd, control, emit, resume, previous, results, member) -> RunContext:
-    """Device, data on the device and the plan; announces the run (RUN_STARTED or MEMBER_STARTED)."""
+def _context(cfg, rd, control, emit, resume, previous, results, member, store, baseline_from) -> RunContext:
+    """Device, data on the device, the teacher (and baseline) reused from earlier runs, and the plan; announces the
+    run (RUN_STARTED or MEMBER_STARTED)."""
+    from .reuse import reusable_teacher, teacher_key
     from ..data import load_data
     device = distributed.init_from_env(resolve_device(cfg.device))  # under DDP: this rank's GPU
     amp_dtype, amp_note = resolve_amp(cfg.distill.amp, device)
@@ -333,7 +342,14 @@ def _context(cfg, rd, control, emit, resume, previous, results, member) -> RunCo
     with distributed.main_first():  # rank 0 fills the data caches (converted CSV, ...) that the others then read
         bundle = load_data(cfg, cache_dir=rd.root / "cache")
     load_s = time.perf_counter() - t0
-    planned = plan_run(cfg, distributed.shard_size(len(bundle.y_train)), _done_stages(rd, resume))
+    done = _done_stages(rd, resume)
+    key = teacher_key(cfg) if cfg.teacher.source == "train" else None
+    reused = reusable_teacher(cfg, store, key) if "teacher" not in done else None
+    if reused is not None:
+        done.add("teacher")
+    if baseline_from is not None and cfg.baseline.enabled:
+        done.add("baseline")
+    planned = plan_run(cfg, distributed.shard_size(len(bundle.y_train)), done)
     if member is None:
         emit(ev.RUN_STARTED, None, run_dir=str(rd.root), device=results.device, resumed=resume,
              plan=RunPlan([planned]).to_dict(), config=config_mod.dumps(cfg))
@@ -358,5 +374,6 @@ def _context(cfg, rd, control, emit, resume, previous, results, member) -> RunCo
         torch.set_num_threads(threads)
         emit(ev.LOG, None, message=f"CPU threads: {threads} ({why}).")
     return RunContext(cfg, rd, device, amp_dtype, DeviceData.to_device(bundle, device), control, emit, resume,
-                      previous)
+                      previous, teachers=store, reused_teacher=reused, baseline_from=baseline_from,
+                      teacher_key=key)
 

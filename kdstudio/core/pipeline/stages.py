@@ -8,7 +8,7 @@ import time
 import torch
 
 from .. import losses, models
-from ..errors import RunStopped
+from ..errors import KDError, RunStopped
 from ..models import teacher_io
 from ..models.frozen import FrozenTeacher
 from ..outputs.evaluate import accuracy
@@ -17,6 +17,7 @@ from ..train import distributed
 from ..train.checkpoints import damaged, read_checkpoint
 from ..train.hooks import student_hooks
 from ..train.loop import CrossEntropy
+from . import reuse
 from .compress_stage import compress_stage
 from .context import RunContext, RunResults, StudentResult, TeacherResult, clip_hooks, stage_spec
 
@@ -69,7 +70,6 @@ def _load_file_teacher(ctx: RunContext) -> torch.nn.Module:
             one.teacher.path, one.teacher.finetune_layers = path, 0
             extras.append(teacher_io.load_teacher(one, bundle, ctx.device, warn=ctx.warn))
         if t.weights and len(t.weights) != 1 + len(extras):
-            from ..errors import KDError
             raise KDError(f"teacher.weights has {len(t.weights)} entries but there are {1 + len(extras)} teachers; "
                           "give one weight per teacher or leave it empty.")
         teacher = losses.ensemble([teacher, *extras], t.weights or None, cfg.distill.temperature).to(ctx.device)
@@ -77,20 +77,60 @@ def _load_file_teacher(ctx: RunContext) -> torch.nn.Module:
     return teacher
 
 
-def _train_teacher(ctx: RunContext) -> torch.nn.Module:
-    """A zoo teacher trained here on the labels (or loaded from this run's finished checkpoint)."""
+def _train_teacher(ctx: RunContext) -> tuple[torch.nn.Module, str | None]:
+    """A zoo teacher trained here on the labels, or loaded from this run's finished checkpoint, or a stored teacher
+    of an earlier run (reuse). Returns (teacher, the run it was reused from or None)."""
     cfg, t = ctx.cfg, ctx.cfg.teacher
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(cfg.seed)
         teacher = models.build(t.arch, ctx.data.num_classes, ctx.data.input_shape, t.width, t.depth)
     done = ctx.completed_checkpoint("teacher")
+    reused_from = None
     if done:
         teacher.load_state_dict(done["model"])
         teacher.to(ctx.device)
         ctx.log("Teacher already trained in this run folder; loaded its checkpoint.")
+        before = ctx.previous.teacher if ctx.previous else None
+        reused_from = before.reused_from if before else None
+    elif ctx.reused_teacher is not None:
+        stored = ctx.reused_teacher
+        try:
+            teacher.load_state_dict(reuse.adopt_teacher(stored, ctx.rd, ctx.device)["model"])
+        except RuntimeError as e:  # weights of another shape: the data's classes or input changed
+            raise damaged(stored.weights, str(e).splitlines()[0][:120]) from None
+        teacher.to(ctx.device)
+        _check_picked(ctx, stored)
+        reused_from = stored.run
+        acc = stored.accuracy
+        ctx.log(f"Teacher: reused from run {stored.run} (stored teacher {stored.id}"
+                + (f", test accuracy {acc:.2%}" if isinstance(acc, (int, float)) else "") + "); not trained again.",
+                reused_from=reused_from)
     else:
         ctx.train(stage_spec(ctx, "teacher", teacher, CrossEntropy(), t.epochs, t.lr), hooks=clip_hooks(ctx))
-    return teacher
+    return teacher, reused_from
+
+
+def _keep_teacher(ctx: RunContext, module, entry: ModelEntry, reused_from: str | None) -> str | None:
+    """Store a teacher trained here for later runs (a failed write is a warning: the run goes on); its id."""
+    if ctx.reused_teacher is not None:
+        return ctx.reused_teacher.id
+    try:
+        stored = reuse.store_teacher(ctx.teachers, ctx.cfg, module, entry, ctx.rd, ctx.data, ctx.teacher_key)
+    except (KDError, OSError) as e:
+        ctx.warn(f"The teacher was not stored for later runs ({e}); this run goes on.")
+        return None
+    if reused_from is None:
+        ctx.log(f"Teacher stored as {stored.id} in {ctx.teachers.root}; later runs with the same settings reuse it.")
+    return stored.id
+
+
+def _check_picked(ctx: RunContext, stored) -> None:
+    """A teacher picked by id may come from other data or another split: say so (it may have seen test samples)."""
+    key = stored.meta.get("key") or {}
+    mine = (ctx.teacher_key or reuse.teacher_key(ctx.cfg))[1]
+    if ctx.cfg.teacher.reuse != "auto" and (key.get("data") != mine["data"] or key.get("seed") != mine["seed"]):
+        ctx.warn(f"Stored teacher {stored.id} was trained on other data or another split (seed {key.get('seed')}); "
+                 "it may have seen this run's test samples, so the accuracies here may be optimistic.")
 
 
 def teacher_stage(ctx: RunContext) -> TeacherResult:
@@ -110,7 +150,7 @@ def teacher_stage(ctx: RunContext) -> TeacherResult:
                               .to(ctx.device))
         losses.build_objective(cfg.distill, teacher=probe.module, student=student,
                                example_input=data.train.x[:cfg.data.batch_size].to(ctx.device)).remove()
-    module = _train_teacher(ctx) if t.source == "train" else _load_file_teacher(ctx)
+    module, reused_from = _train_teacher(ctx) if t.source == "train" else (_load_file_teacher(ctx), None)
     teacher = FrozenTeacher(module)
     teacher_io.check_method(module, cfg.distill)
     sanity = teacher_io.sanity_check(module, data.bundle, ctx.device, skip=t.skip_sanity_check)
@@ -120,23 +160,32 @@ def teacher_stage(ctx: RunContext) -> TeacherResult:
                        source=t.source, params=models.count_params(module),
                        accuracy=accuracy(module, data.test.x, data.test.y),
                        val_accuracy=accuracy(module, data.val.x, data.val.y), sanity=sanity.to_dict(),
-                       trained_by="teacher" if (t.source == "train" or t.finetune_layers) else None)
-    ctx.finish("teacher", params=entry.params, accuracy=entry.accuracy)
+                       trained_by="teacher" if (t.source == "train" or t.finetune_layers) else None,
+                       reused_from=reused_from)
+    if t.source == "train" and ctx.teachers is not None:
+        entry.stored_id = _keep_teacher(ctx, module, entry, reused_from)
+    ctx.finish("teacher", params=entry.params, accuracy=entry.accuracy, reused_from=reused_from)
     return TeacherResult(teacher, entry)
 
 
 # ---- students ---------------------------------------------------------------------------------------------
 
-def _student_stage(ctx: RunContext, name: str, make_objective, teacher) -> StudentResult:
-    """Train a fresh student with the objective `make_objective(student)` builds (hooks removed afterwards)."""
+def _student_stage(ctx: RunContext, name: str, make_objective, teacher, adopted: bool = False) -> StudentResult:
+    """Train a fresh student with the objective `make_objective(student)` builds (hooks removed afterwards);
+    `adopted`: its finished checkpoint was just taken from another run folder."""
     cfg, d = ctx.cfg, ctx.cfg.distill
     student = build_student(ctx)
     best_path = ctx.rd.checkpoints / f"{name}.best.pt"
-    done = ctx.completed_checkpoint(name)
+    done = read_checkpoint(ctx.rd.checkpoint(name), ctx.device, need=("model",)) if adopted \
+        else ctx.completed_checkpoint(name)
     if done:
-        student.load_state_dict(done["model"])
+        try:
+            student.load_state_dict(done["model"])
+        except RuntimeError as e:  # weights of another architecture
+            raise damaged(ctx.rd.checkpoint(name), str(e).splitlines()[0][:120]) from None
         student.to(ctx.device)
-        ctx.log(f"{name} already finished in this run folder; loaded its checkpoint.", name)
+        if not adopted:
+            ctx.log(f"{name} already finished in this run folder; loaded its checkpoint.", name)
         return StudentResult(student, ModelEntry(arch=cfg.student.arch, trained_by=name), None,
                              _best_model(ctx, best_path))
     student.to(ctx.device)
@@ -207,13 +256,24 @@ def distill_stage(ctx: RunContext, teacher: FrozenTeacher) -> tuple[StudentResul
 def baseline_stage(ctx: RunContext) -> StudentResult:
     """The same student from the same initial weights, trained on labels only with the same budget."""
     ctx.begin("baseline", student=ctx.cfg.student.arch)
-    result = _chosen(ctx, _student_stage(ctx, "baseline", lambda student: CrossEntropy(), None))
+    reused_from, adopted = None, False
+    if ctx.completed_checkpoint("baseline") is not None:  # a resume: finished in this folder (maybe reused then)
+        reused_from = ctx.previous.baseline.reused_from if ctx.previous and ctx.previous.baseline else None
+    elif ctx.baseline_from is not None:
+        folder, label = ctx.baseline_from
+        adopted = reuse.adopt_baseline(folder, ctx.rd)
+        if adopted:
+            reused_from = label
+            ctx.log(f"Baseline: reused from run {label} (same student, data and training settings; a baseline does "
+                    "not depend on the distillation settings); not trained again.", reused_from=label)
+    result = _chosen(ctx, _student_stage(ctx, "baseline", lambda student: CrossEntropy(), None, adopted=adopted))
     e = result.entry
+    e.reused_from = reused_from
     e.accuracy = accuracy(result.model, ctx.data.test.x, ctx.data.test.y)
     e.params = models.count_params(result.model)
     if result.timing is not None:
         e.wall_s = result.timing.wall_s
-    elif ctx.previous and ctx.previous.baseline:
+    elif ctx.previous and ctx.previous.baseline and not reused_from:
         e.wall_s = ctx.previous.baseline.wall_s
     ctx.finish("baseline", accuracy=e.accuracy)
     return result

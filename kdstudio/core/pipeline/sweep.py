@@ -22,6 +22,7 @@ from ..outputs import gain
 from ..store import summary as summary_mod
 from ..store.files import SWEEP_JSON, SWEEP_MD, SWEEP_TOML, RunDir, atomic_write_json, atomic_write_text  # noqa: F401
 from ..store.lock import FolderLock
+from ..store.teachers import TeacherStore, store_root
 
 
 
@@ -136,17 +137,38 @@ def format_table(result: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _plan(members, out: Path, resume: bool):
+def _reused_stages(members, store: TeacherStore) -> list[set[str]]:
+    """Per member, the stages it will not train because the store or an earlier member of the sweep has trained
+    them: the teacher (same teacher key) and the baseline (same baseline key)."""
+    from .reuse import baseline_key, reusable_teacher, teacher_key
+    teachers, baselines, out = set(), set(), []
+    for _point, _seed, one in members:
+        skipped = set()
+        trains = one.teacher.source == "train" and one.teacher.reuse != "never"
+        tkey = teacher_key(one)[0] if trains else None
+        if trains and (tkey in teachers or reusable_teacher(one, store) is not None):
+            skipped.add("teacher")
+        teachers.add(tkey)
+        if one.baseline.enabled:
+            bkey = baseline_key(one)
+            if bkey in baselines:
+                skipped.add("baseline")
+            baselines.add(bkey)
+        out.append(skipped)
+    return out
+
+
+def _plan(members, out: Path, resume: bool, store: TeacherStore):
     """The sweep's plan: every point × seed with its stages (data sizes read once per distinct data config)."""
     from ..data import load_data
     from .plan import PlannedRun, RunPlan, plan_run
     sizes: dict[str, int] = {}
     runs = []
-    for point, seed, one in members:
+    for (point, seed, one), reused in zip(members, _reused_stages(members, store)):
         key = repr(one.data)
         if key not in sizes:
             sizes[key] = len(load_data(one).y_train)
-        planned = plan_run(one, sizes[key])
+        planned = plan_run(one, sizes[key], reused)
         folder = out / point_label(point) / f"seed-{seed}"
         if resume and (summary_mod.read_dict(RunDir(folder).summary) or {}).get("status") == "completed":
             for stage in planned.stages:
@@ -161,6 +183,7 @@ def run_sweep(cfg, out_dir: str | Path, *, on_event: Callable | None = None, con
     member (MEMBER_STARTED/FINISHED); writes sweep.json and sweep.md; returns {"rows", "runs", "seeds",
     "criterion", "status"}. `runner(cfg, out, on_event, control, resume, member)` defaults to run_single."""
     from .. import events as ev
+    from .reuse import baseline_key, run_label
     from .single import run_single
     out = Path(out_dir)
     if resume:
@@ -179,20 +202,24 @@ def run_sweep(cfg, out_dir: str | Path, *, on_event: Callable | None = None, con
     try:
         members = expand(cfg)
         emit = ev.Emitter(on_event or (lambda e: None))
+        store = TeacherStore(store_root(out))  # every point and seed keeps and finds its teacher there
         if runner is None:
-            plan = _plan(members, out, resume)
+            plan = _plan(members, out, resume, store)
             emit(ev.RUN_STARTED, None, run_dir=str(out), device=None, resumed=resume, plan=plan.to_dict(),
                  config=config_mod.dumps(cfg))
 
-        def run_one(c, o, listener, ctrl, again, member):
+        def run_one(c, o, listener, ctrl, again, member, baseline_from):
             if runner is not None:
                 return runner(c, o, listener, ctrl, again, member)
-            return run_single(c, o, on_event=listener, control=ctrl, resume=again, member=member)
+            return run_single(c, o, on_event=listener, control=ctrl, resume=again, member=member,
+                              teachers=store.root, baseline_from=baseline_from)
 
         runs, by_point, status = [], {}, "completed"
+        baselines: dict[str, tuple[Path, str]] = {}  # baseline key -> (folder, name) of the first run that trained it
         for index, (point, seed, one) in enumerate(members, start=1):
             folder = out / point_label(point) / f"seed-{seed}"
             member = {"index": index, "total": len(members), "point": dict(point), "seed": seed}
+            bkey = baseline_key(one) if one.baseline.enabled and runner is None else None
             old = summary_mod.read_dict(RunDir(folder).summary) if resume else None
             if old and old.get("status") == "completed":
                 summary = old
@@ -200,9 +227,12 @@ def run_sweep(cfg, out_dir: str | Path, *, on_event: Callable | None = None, con
                 # a point that stopped before its first checkpoint restarts in its folder (run_single keeps its log)
                 again = resume and (folder / "config.toml").is_file()
                 try:
-                    summary = run_one(None if again else one, folder, on_event, control, again, member)
+                    summary = run_one(None if again else one, folder, on_event, control, again, member,
+                                      baselines.get(bkey))
                 except KDError as e:
                     summary = {"status": "failed", "error": str(e)}
+            if bkey is not None and bkey not in baselines and summary.get("status") == "completed":
+                baselines[bkey] = (folder, run_label(RunDir(folder), store))
             summary = {**summary, "seed": seed, "point": point, "folder": str(folder)}
             runs.append(summary)
             by_point.setdefault(point_label(point), (point, []))[1].append(summary)

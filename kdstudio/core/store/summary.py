@@ -110,10 +110,12 @@ class ModelEntry:
     sanity: dict | None = None         # teacher: the sanity check
     wall_s: float | None = None        # baseline: training time
     trained_by: str | None = None      # the stage that made it ("teacher", "distill", "baseline")
+    reused_from: str | None = None     # teacher, baseline: the run that trained it, when this run reused it
+    stored_id: str | None = None       # teacher: its id in the project's teachers/ store
 
     _TYPES = {"arch": str, "params": int, "accuracy": _NUM, "val_accuracy": _NUM, "top5": _NUM, "ece": _NUM,
               "flops": int, "bytes": int, "teacher_agreement": _NUM, "source": str, "sanity": dict,
-              "wall_s": _NUM, "trained_by": str}
+              "wall_s": _NUM, "trained_by": str, "reused_from": str, "stored_id": str}
 
     def to_json(self) -> dict:
         """The file's form: latency flattened as latency_ms_<key> (the contract since schema 1)."""

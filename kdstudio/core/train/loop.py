@@ -25,6 +25,7 @@ from torch import nn
 from .. import events as ev
 from . import distributed
 from ..data.augment import augment_batch
+from . import batchnorm
 from .batches import steps_per_epoch
 from ..errors import NumericalError, RunStopped
 
@@ -256,7 +257,8 @@ class StageRunner:
         while self.epoch < s.epochs:
             with distributed.peers():  # under DDP a lost rank is one sentence, not the backend's traceback
                 samples += self._run_epoch()
-            distributed.sync_buffers(s.model)  # every rank validates and saves the same model
+            self._refresh_batchnorm()
+            distributed.sync_buffers(s.model)  # every rank validates and saves the same model (rank 0's statistics)
             val_acc = distributed.accuracy(s.model, self.x_val, self.y_val)
             self._drop_features()  # the validation forward passes were hooked too
             for h in self.hooks:
@@ -276,6 +278,15 @@ class StageRunner:
                 h.apply_to(s.model)
         return StageResult(s.epochs, samples / wall if wall > 0 else 0.0, wall, val_acc, self.cache is not None,
                            timed_epochs=round(s.epochs - first, 3))
+
+    def _refresh_batchnorm(self) -> None:
+        """Recompute batch-norm statistics that this stage's steps so far have not finished (train/batchnorm.py)."""
+        said = batchnorm.refresh_if_stale(self.s.model, (self.epoch + 1) * self.steps_per_epoch, self.x,
+                                          self.s.batch_size, self.device, quiet=getattr(self, "_bn_said", False))
+        if said:
+            self._bn_said = True
+            self.emit(ev.LOG, self.s.name, message=said)
+        self._drop_features()  # the forward passes were hooked too
 
     def _run_epoch(self) -> int:
         s, B = self.s, self.s.batch_size

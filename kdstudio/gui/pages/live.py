@@ -25,6 +25,7 @@ class LiveRun:
         self.cache: tuple[bool, str] | None = None  # (teacher cache on?, why) once the engine said so
         self.new_series = False                     # set when a sweep moved on to its next run
         self.cache_fill: dict | None = None         # the disk teacher cache's fill while it runs (done, total, bytes)
+        self.reused: dict[str, str] = {}            # stage -> the run its model was reused from (this run)
 
     # the events the log pane shows, with their style
     LOGGED = {ev.EPOCH: {"quiet": True}, ev.STAGE_STARTED: {"bold": True}, ev.LOG: {}, ev.WARNING: {"warn": True},
@@ -53,6 +54,8 @@ class LiveRun:
                 self.cache_fill = dict(e.data) if done < total else None
             elif e.kind == ev.LOG and "teacher_cache" in e.data:
                 self.cache = (bool(e.data["teacher_cache"]), str(e.data.get("message", "")))
+            elif e.kind == ev.LOG and e.data.get("reused_from"):
+                self.reused[e.stage or "teacher"] = str(e.data["reused_from"])
             if e.kind in self.LOGGED:
                 text = ev.describe(e)  # the same sentence log.txt and the CLI show
                 if text:
@@ -80,6 +83,7 @@ class LiveRun:
             self.series = RunSeries(label)
             self.new_series = True
         self.progress = Progress.from_plan(d.get("stages") or [])
+        self.reused = {}
         lines.append((f"Run {self.sub_index}/{d['total']} of the sweep: {where.name} ({where.parent.name}) on "
                       f"{d.get('device')}.", None, {"bold": True}))
 
@@ -101,9 +105,14 @@ class LiveRun:
             # before the stage's first step report: epoch 1 of the configured count, not "epoch 0/0"
             text = f"{prefix}{p.stage} · epoch {max(p.epoch, 1)}/{p.epochs or p.stage_epochs[p.stage]}"
             sweep_note = " of this run" if self.sweep_total else ""
-            detail = ("measuring the speed for an ETA…" if total_left is None else
-                      f"ETA {format_duration(total_left)}{sweep_note} (this stage {format_duration(stage_left)}) · "
-                      f"{p.samples_per_s:,.0f} samples/s")
+            if stage_left is None:
+                detail = "measuring the speed for an ETA…"
+            elif total_left is None:  # later stages train other models: their speed is measured when they start
+                detail = (f"this stage {format_duration(stage_left)} left; the whole run's ETA once the student "
+                          f"trains · {p.samples_per_s:,.0f} samples/s")
+            else:
+                detail = (f"ETA {format_duration(total_left)}{sweep_note} (this stage {format_duration(stage_left)})"
+                          f" · {p.samples_per_s:,.0f} samples/s")
         else:
             text = f"{prefix}{p.stage or 'starting'}…"
             detail = "measuring the models" if p.stage == "evaluate" else ""

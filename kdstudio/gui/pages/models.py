@@ -13,6 +13,7 @@ from ..widgets import DropZone, FileDrop, StatCard, card_row, file_suffix, fmt_i
 from . import custom_arch
 from .base import FormPage, rest_of
 from .preview import DataPreview, LayerTable
+from .teacher_store import StoredTeachers
 
 NEEDS_PATH = ("tensors", "folder", "csv")
 TEACHER_FILES = (".pt", ".pth", ".ts", ".safetensors", ".onnx", ".pkl", ".ckpt", ".bin")  # what load_teacher reads
@@ -26,6 +27,7 @@ def is_hf_folder(path: str) -> bool:
 SPLITS = ("train", "val", "test")
 # [data] settings that change how batches are fed, not which samples there are: the preview and counts stay
 FEEDING = ("data.batch_size", "data.workers", "data.prefetch", "data.augment", "data.memory_budget_gb")
+REUSE_CHOICES = ["auto", "never"]
 
 
 class DataPage(FormPage):
@@ -236,13 +238,16 @@ class TeacherPage(_ModelPage):
                              "folder anywhere on this page, or choose source \"file\" and use File… or Folder… "
                              "next to the path.")
         self.body.addWidget(self.drop)
+        self.stored = StoredTeachers(self.model)  # the project's trained teachers, reused by later runs
+        self.stored.listed.connect(self._reuse_choices)
+        self.body.addWidget(self.stored)
         f = self.form
         model = ["teacher.source", "teacher.arch", "teacher.width", "teacher.depth", "teacher.path",
                  "teacher.pretrained", "teacher.trust_pickle"]
-        train = ["teacher.epochs", "teacher.lr"]
+        train = ["teacher.epochs", "teacher.lr", "teacher.reuse"]
         tune = ["teacher.finetune_layers", "teacher.finetune_epochs", "teacher.skip_sanity_check"]
         f.add_group("Model", model, **{"teacher.arch": {"editable_choices": True, "choices": []}})
-        f.add_group("Training", train)
+        f.add_group("Training", train, **{"teacher.reuse": {"editable_choices": True, "choices": REUSE_CHOICES}})
         f.add_group("Loaded teacher", tune)
         rest = rest_of("teacher", model + train + tune)
         if rest:
@@ -253,9 +258,22 @@ class TeacherPage(_ModelPage):
         f.visible_when["teacher.epochs"] = lambda c: not from_file(c)
         for k in ("teacher.width", "teacher.depth"):  # a Hugging Face folder brings its own sizes
             f.visible_when[k] = lambda c: c.teacher.arch != "hf"
+        f.visible_when["teacher.reuse"] = lambda c: not from_file(c)
 
     def arch_choices(self, catalog: dict) -> list[str]:
         return super().arch_choices(catalog) + ["hf"]  # teacher.path is a Hugging Face model folder
+
+    def _reuse_choices(self, teachers: list) -> None:
+        """teacher.reuse offers auto, never and the id of every stored teacher."""
+        field = self.form.fields.get("teacher.reuse")
+        if field is not None:
+            field.set_choices(REUSE_CHOICES + [t.id for t in teachers],
+                              docs={t.id: f"{t.description} (trained in run {t.run})" for t in teachers})
+            field.set_value(self.model.cfg.teacher.reuse if self.model.cfg else "auto")
+
+    def config_changed(self, key: str) -> None:
+        super().config_changed(key)
+        self.stored.setVisible(self.model.cfg is not None and self.model.cfg.teacher.source == "train")
 
     def drop_files(self, paths: list[str]) -> None:
         """A drop: a model file becomes the teacher (source "file"); anything else gets one sentence why not."""

@@ -88,8 +88,12 @@ class TrainPage(QWidget):
         self.cache_chip = QLabel()
         self.cache_chip.setObjectName("chip")
         self.cache_chip.hide()
+        self.reuse_chip = QLabel()  # "teacher: reused from run 20261201-200111"
+        self.reuse_chip.setObjectName("chip")
+        self.reuse_chip.hide()
         srow = QHBoxLayout()
         srow.addWidget(self.status, 1)
+        srow.addWidget(self.reuse_chip)
         srow.addWidget(self.cache_chip)
         self.banner = Banner("error")
         self.banner.action.connect(self.show_error_details)
@@ -174,13 +178,30 @@ class TrainPage(QWidget):
         self.banner.clear()
         self.live_log.clear()
         self.cache_chip.hide()
-        self.history.reload(self.controller.project, live=(out, "running"))
-        self.history.select_paths([out])
+        self.reuse_chip.hide()
+        if self._shows_run_project():
+            self.history.reload(self.model.project, live=(out, "running"))
+            self.history.select_paths([out])
+        else:  # a queued run of another project started: this project's runs stay on screen
+            self.history.reload(live=(out, "running"))
+
+    def _shows_run_project(self) -> bool:
+        """True when the project on screen is the one the run (going, or last) belongs to."""
+        shown, ran = self.model.project, self.controller.project
+        return shown is not None and ran is not None and shown.path == ran.path
+
+    def _named(self, text: str) -> str:
+        """The bar's text, after the run's project name when another project is on screen."""
+        ran = self.controller.project
+        return f"{ran.name}: {text}" if ran is not None and not self._shows_run_project() else text
 
     def _on_logged(self, line: LogLine) -> None:
         self._log(line.text, line.stage, at=line.at, **line.style)
 
     def _on_state(self, state: str) -> None:
+        live = self.controller.live
+        if live is not None and state in ("paused", "running"):
+            live.progress.hold()  # a pause is not training time: the ETA's speed leaves it out
         if self.controller.run_dir is not None and state != "idle":
             self.history.reload(live=(self.controller.run_dir, state))
         if state == "paused":
@@ -197,6 +218,8 @@ class TrainPage(QWidget):
             self.banner.clear()
             self.bar.setValue(0)
             self.bar.setFormat("idle")
+        elif self.controller.live is not None:
+            self._show_progress()  # named after its project when another project is shown
         self._show_project(project)
 
     def _show_project(self, project) -> None:
@@ -218,6 +241,12 @@ class TrainPage(QWidget):
             self.cache_chip.setText(f"teacher-output cache: {'on' if live.cache[0] else 'off'}")
             self.cache_chip.setToolTip(live.cache[1])
             self.cache_chip.show()
+        self.reuse_chip.setVisible(bool(live.reused))
+        if live.reused:
+            self.reuse_chip.setText(" · ".join(f"{stage}: reused from run {run}"
+                                               for stage, run in live.reused.items()))
+            self.reuse_chip.setToolTip("Not trained again: a stored model with the same settings, data and seed was "
+                                       "reused (teacher.reuse on the Teacher page).")
         if live.new_series:  # a sweep's next run: fresh curves, shown at once when the sweep is on screen
             live.new_series = False
             if self._showing_live():
@@ -235,7 +264,7 @@ class TrainPage(QWidget):
     def _show_progress(self) -> None:
         value, text, detail = self.controller.live.bar(self.controller.state == "paused")
         self.bar.setValue(value)
-        self.bar.setFormat(text)
+        self.bar.setFormat(self._named(text))
         self.status.setText(detail)
 
     def _flush_live_view(self) -> None:
@@ -263,7 +292,7 @@ class TrainPage(QWidget):
         status = summary.get("status")
         if status == "completed" and "rows" in summary:
             self.bar.setValue(1000)
-            self.bar.setFormat("sweep completed")
+            self.bar.setFormat(self._named("sweep completed"))
             best = next((r for r in summary["rows"] if r.get("best")), {})
             point = ", ".join(f"{k} = {v:g}" for k, v in (best.get("point") or {}).items()) or "the config"
             mean = (best.get("student") or {}).get("mean")
@@ -272,12 +301,13 @@ class TrainPage(QWidget):
                                 + ". See Evaluate for the table.")
         elif status == "completed":
             self.bar.setValue(1000)
-            self.bar.setFormat("completed")
+            self.bar.setFormat(self._named("completed"))
             s, t = summary.get("student") or {}, summary.get("teacher") or {}
             self.status.setText(f"Done: student {s.get('accuracy', 0):.2%} vs teacher {t.get('accuracy', 0):.2%} "
                                 "on the test split. See Evaluate and Export.")
         else:
-            self.bar.setFormat(f"{status} — checkpoint saved; select the run and press Resume run to continue")
+            self.bar.setFormat(self._named(f"{status} — checkpoint saved; select the run and press Resume run to "
+                                           "continue"))
             self.status.setText("Stopped cleanly; the checkpoint holds model, optimizer, scheduler and RNG states.")
 
     def _on_failed(self, message: str, details: str) -> None:
@@ -286,7 +316,7 @@ class TrainPage(QWidget):
         self._after_run()
 
     def _show_failure(self, message: str, details: str) -> None:
-        self.bar.setFormat("failed")
+        self.bar.setFormat(self._named("failed"))
         self.status.setText("")
         self.banner.show_message(f"<b>Run failed:</b> {html.escape(message)}", "Details…" if details else None)
 
@@ -304,7 +334,8 @@ class TrainPage(QWidget):
     def _after_run(self) -> None:
         self.history.reload(live=None)
         self._series_cache.pop(str(self.controller.run_dir), None)
-        self.history.select_paths([self.controller.run_dir] if self.controller.run_dir else [])
+        if self._shows_run_project():  # a queued run of another project leaves this project's selection alone
+            self.history.select_paths([self.controller.run_dir] if self.controller.run_dir else [])
         self._update_hint()
 
     # ---- history / plots --------------------------------------------------------------------------------
