@@ -41,6 +41,14 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--trust", action="append", default=[], metavar="FILE",
                    help="trust this TorchScript, pickle or file.py (its current content): it may run (repeatable)")
     r.add_argument("--debug", action="store_true", help="show tracebacks")
+    dd = r.add_argument_group("distributed (PyTorch DDP through torchrun; data.batch_size is per process)")
+    dd.add_argument("--nproc", type=int, metavar="N", help="train on N processes of this machine (one per GPU, or "
+                    "gloo on the CPU): starts `python -m torch.distributed.run --nproc-per-node N -m kdstudio run …`")
+    for flag, what in (("--nnodes", "machines taking part (torchrun's --nnodes)"),
+                       ("--node-rank", "this machine's rank among them (torchrun's --node-rank)"),
+                       ("--master-addr", "address of the rank-0 machine (torchrun's --master-addr)"),
+                       ("--master-port", "its port (torchrun's --master-port)")):
+        dd.add_argument(flag, help=what + "; only with --nproc")
 
     d = sub.add_parser("demo", help="the built-in digits demo, end to end")
     d.add_argument("--out", help="run folder (default: kdstudio_runs/demo-<time>)")
@@ -104,6 +112,7 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the console script; returns the exit code."""
     args = _parser().parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)
     try:
         if args.install_desktop_entry or args.uninstall_desktop_entry:
             return _desktop_entry(install=args.install_desktop_entry)
@@ -123,7 +132,8 @@ def main(argv: list[str] | None = None) -> int:
     except KDError as e:
         if args.debug:
             traceback.print_exc()
-        print(f"kdstudio: error: {e}", file=sys.stderr)
+        if not getattr(e, "said_by_rank_0", False):  # under torchrun: one sentence, not one per process
+            print(f"kdstudio: error: {e}", file=sys.stderr)
         return EXIT_USER_ERROR
     except KeyboardInterrupt:
         print("kdstudio: interrupted.", file=sys.stderr)
@@ -294,10 +304,17 @@ def _run(args) -> int:
 
     stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     resume = getattr(args, "resume", False)
+    if getattr(args, "nproc", None) is not None:
+        from .launch import torchrun
+        return torchrun(args, args.argv, default_out=args.out or (
+            None if resume or not args.config else f"kdstudio_runs/{Path(args.config).stem}-{stamp}"))
+    from .launch import check_torchrun_args
+    check_torchrun_args(args)
     if args.command == "demo":
         cfg = demo_config()
         out = Path(args.out or f"kdstudio_runs/demo-{stamp}")
-        _check_demo_out(out)
+        if os.environ.get("RANK", "0") == "0":  # under torchrun rank 0 checks (the others see its new folder)
+            _check_demo_out(out)
     elif resume:
         if not args.out:
             raise KDError("--resume needs --out RUN_FOLDER: the folder of the run to continue.")
@@ -356,11 +373,15 @@ def _ctrl_c_stops(control):
         print("\nStopping after this step (Ctrl-C again to quit at once)…", file=sys.stderr)
         control.stop()
 
-    previous = signal.signal(signal.SIGINT, on_sigint)
+    from .core.train.distributed import requested
+    # under torchrun a SIGTERM (torchrun forwards its own; or one sent to a rank) stops every rank at one step too
+    signals = (signal.SIGINT, signal.SIGTERM) if requested() else (signal.SIGINT,)
+    previous = {s: signal.signal(s, on_sigint) for s in signals}
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for s, handler in previous.items():
+            signal.signal(s, handler)
 
 
 def _execute(cfg, out: Path, resume: bool) -> int:
@@ -369,7 +390,12 @@ def _execute(cfg, out: Path, resume: bool) -> int:
     from .core.pipeline import engine
     from .progress import ProgressPrinter
 
+    from .core.train import distributed
     control = events.RunControl()
+    if not distributed.is_main():  # under torchrun rank 0 alone shows progress and the summary
+        with _ctrl_c_stops(control):
+            result = engine.run(cfg, out, control=control, resume=resume)
+        return EXIT_INTERRUPTED if result["status"] == "stopped" else 0
     printer = ProgressPrinter()
     try:
         with _ctrl_c_stops(control):

@@ -49,7 +49,8 @@ class DataConfig:
                                     "teacher, student and baseline; 0.2 is usual; unused when test_path is set",
                                min=0.0, max=1.0, max_open=True)
     batch_size: int = opt(64, "samples per training step in every stage; 64–256 is usual; lower it when the device "
-                              "runs out of memory", min=1)
+                              "runs out of memory; per process in a distributed run (--nproc N: N × batch_size "
+                              "samples a step)", min=1)
     augment: str = opt("none", "random augmentation of training inputs (turns the teacher cache off): shift, crop, "
                                "crop_flip run on the device; rrc_flip (random-resized crop + flip), randaugment and "
                                "trivialaugment (these two need torchvision) run per sample in the workers of streamed "

@@ -28,5 +28,10 @@ def run(cfg: Config | None, out_dir: str | Path, *, on_event: Callable[[ev.Event
     "stopped" and a checkpoint.
     """
     if (cfg is not None and sweep.is_sweep(cfg)) or (resume and sweep.is_sweep_dir(out_dir)):
+        from ..errors import KDError
+        from ..train.distributed import requested
+        if requested():
+            raise KDError("A sweep (run.seeds or run.sweep) cannot run distributed yet; run it in one process, or "
+                          "run each point with --nproc.")
         return sweep.run_sweep(cfg, out_dir, on_event=on_event, control=control, resume=resume)
     return run_single(cfg, out_dir, on_event=on_event, control=control, resume=resume)

@@ -26,6 +26,7 @@ from ..outputs import tracking
 from ..store import summary as summary_mod
 from ..store.files import JsonlWriter, RunDir, write_error
 from ..store.lock import FolderLock
+from ..train import distributed
 from ..train.checkpoints import read_checkpoint
 from ..store.summary import Summary
 from ..store.teachers import TeacherStore, store_root
@@ -66,7 +67,7 @@ def resolve_amp(enabled: bool, device: torch.device) -> tuple[torch.dtype | None
 
 def resolve_threads(cfg: Config, bundle) -> tuple[int, str]:
     """PyTorch's intra-op threads for this run, and a sentence saying why (README, "Threads and cores")."""
-    cores = os.cpu_count() or 1
+    cores = max(1, (os.cpu_count() or 1) // distributed.world())  # under DDP the ranks share the machine's cores
     if cfg.run.threads:
         return cfg.run.threads, f"run.threads = {cfg.run.threads}"
     workers = bundle.x_train.workers if bundle.mode == "streamed" else 0
@@ -85,6 +86,16 @@ def seed_everything(seed: int) -> None:
 def device_name(device: torch.device) -> str:
     """'cpu', or 'cuda:0 (NVIDIA H100 ...)'."""
     return str(device) if device.type != "cuda" else f"{device} ({torch.cuda.get_device_name(device)})"
+
+
+class _Silent:
+    """The recorder of a rank other than 0 under DDP: rank 0 alone writes the run folder and speaks."""
+
+    def __call__(self, e: ev.Event) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
 
 
 class _Recorder:
@@ -150,6 +161,30 @@ def prepare(cfg: Config | None, out_dir: str | Path, resume: bool) -> tuple[Conf
     elif not resume:
         _set_aside(rd.metrics)  # a restart: the epochs of the attempt before it are not this run's
     return cfg, rd, resume
+
+
+def prepare_ranks(cfg: Config | None, out_dir: str | Path, resume: bool) -> tuple[Config, RunDir, bool]:
+    """`prepare` alone; under torchrun the ranks join their process group first, rank 0 prepares the folder and
+    every other rank receives its config, its resume decision or its error (so all end with the same sentence)."""
+    if not distributed.requested():
+        return prepare(cfg, out_dir, resume)
+    rd = RunDir(out_dir)
+    seen = cfg if cfg is not None else (config_mod.load(rd.config) if rd.config.is_file() else None)
+    distributed.init_from_env(resolve_device(seen.device if seen is not None else "auto"))
+    if distributed.is_main():
+        try:
+            cfg, rd, resume = prepare(cfg, out_dir, resume)
+        except KDError as e:
+            distributed.share((str(e), None, False))
+            raise
+        distributed.share((None, config_mod.dumps(cfg), resume))
+        return cfg, rd, resume
+    error, text, resume = distributed.share(None)
+    if error:
+        shared = KDError(error)
+        shared.said_by_rank_0 = True  # the CLI prints it once, on rank 0
+        raise shared
+    return config_mod.loads(text), rd, resume
 
 
 def _same_config(cfg: Config, path: Path) -> bool:
@@ -218,15 +253,18 @@ def run_single(cfg: Config | None, out_dir: str | Path, *, on_event: Callable[[e
     folder of stored teachers (default: store.teachers.store_root of the run folder); `baseline_from`: (folder,
     name) of an earlier run whose finished baseline this run takes instead of training one (a sweep's)."""
     asked_resume = resume
-    cfg, rd, resume = prepare(cfg, out_dir, resume)
-    lock = FolderLock(rd.root, "run folder").acquire()  # a second --resume or window is refused, not doubled
+    cfg, rd, resume = prepare_ranks(cfg, out_dir, resume)
+    main = distributed.is_main()  # under DDP the other ranks train and write nothing
+    lock = FolderLock(rd.root, "run folder").acquire() if main else None  # a second --resume or window is refused
     try:
         control = control or ev.RunControl()
-        recorder = _Recorder(rd, on_event)
+        recorder = _Recorder(rd, on_event) if main else _Silent()
     except BaseException:
-        lock.release()
+        if lock:
+            lock.release()
         raise
-    emit = ev.Emitter(tracking.listen(cfg, rd, recorder))  # TensorBoard / MLflow first, when [tracking] asks
+    # TensorBoard / MLflow first, when [tracking] asks
+    emit = ev.Emitter(tracking.listen(cfg, rd, recorder) if main else recorder)
     if asked_resume and not resume:
         emit(ev.WARNING, None, message=RESTART_NOTE.format(old=f"{rd.metrics.name}.before-restart"))
     base = Summary(started=_dt.datetime.now().isoformat(timespec="seconds"))
@@ -243,7 +281,9 @@ def run_single(cfg: Config | None, out_dir: str | Path, *, on_event: Callable[[e
     ctx: RunContext | None = None
     stage = None
     try:
-        store = TeacherStore(teachers if teachers is not None else store_root(rd.root))
+        # a distributed run trains its own teacher on every rank: no rank reuses or stores one (not yet shared)
+        store = None if distributed.requested() else TeacherStore(teachers if teachers is not None else
+                                                                  store_root(rd.root))
         ctx = _context(cfg, rd, control, emit, resume, previous, results, member, store, baseline_from)
         from .stages import run_all
         with compile_caches_in(rd if cfg.distill.compile else None):
@@ -271,7 +311,8 @@ def run_single(cfg: Config | None, out_dir: str | Path, *, on_event: Callable[[e
         base.finished = _dt.datetime.now().isoformat(timespec="seconds")
         summary = results.to_summary(base).to_json()
         try:
-            summary_mod.write(rd.summary, results.to_summary(base))
+            if main:
+                summary_mod.write(rd.summary, results.to_summary(base))
         except KDError as write_failed:  # e.g. the disk is full: never hide the error that ended the run
             if base.status != "failed":
                 raise
@@ -283,7 +324,8 @@ def run_single(cfg: Config | None, out_dir: str | Path, *, on_event: Callable[[e
             elif base.status != "failed":
                 emit(ev.RUN_FINISHED, None, summary=summary)
             recorder.close()
-            lock.release()
+            if lock:
+                lock.release()
     return summary
 
 
@@ -292,12 +334,13 @@ def _context(cfg, rd, control, emit, resume, previous, results, member, store, b
     run (RUN_STARTED or MEMBER_STARTED)."""
     from .reuse import reusable_teacher, teacher_key
     from ..data import load_data
-    device = resolve_device(cfg.device)
+    device = distributed.init_from_env(resolve_device(cfg.device))  # under DDP: this rank's GPU
     amp_dtype, amp_note = resolve_amp(cfg.distill.amp, device)
     seed_everything(cfg.seed)
-    results.device = device_name(device)
+    results.device = device_name(device) + distributed.describe()
     t0 = time.perf_counter()
-    bundle = load_data(cfg, cache_dir=rd.root / "cache")
+    with distributed.main_first():  # rank 0 fills the data caches (converted CSV, ...) that the others then read
+        bundle = load_data(cfg, cache_dir=rd.root / "cache")
     load_s = time.perf_counter() - t0
     done = _done_stages(rd, resume)
     key = teacher_key(cfg) if cfg.teacher.source == "train" else None
@@ -306,7 +349,7 @@ def _context(cfg, rd, control, emit, resume, previous, results, member, store, b
         done.add("teacher")
     if baseline_from is not None and cfg.baseline.enabled:
         done.add("baseline")
-    planned = plan_run(cfg, len(bundle.y_train), done)
+    planned = plan_run(cfg, distributed.shard_size(len(bundle.y_train)), done)
     if member is None:
         emit(ev.RUN_STARTED, None, run_dir=str(rd.root), device=results.device, resumed=resume,
              plan=RunPlan([planned]).to_dict(), config=config_mod.dumps(cfg))

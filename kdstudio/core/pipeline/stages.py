@@ -13,6 +13,7 @@ from ..models import teacher_io
 from ..models.frozen import FrozenTeacher
 from ..outputs.evaluate import accuracy
 from ..store.summary import ModelEntry, StageTiming, ratio_said
+from ..train import distributed
 from ..train.checkpoints import damaged, read_checkpoint
 from ..train.hooks import student_hooks
 from ..train.loop import CrossEntropy
@@ -28,6 +29,8 @@ def run_all(ctx: RunContext, results: RunResults, summary_now) -> None:
     results.student, results.distill_timing = distill_stage(ctx, results.teacher.teacher)
     if ctx.cfg.baseline.enabled:
         results.baseline = baseline_stage(ctx)
+    if not distributed.leave():  # under DDP the training stages ran on every rank; rank 0 alone goes on
+        return
     results.compress_steps, results.variants = compress_stage(ctx, results.student.model)
     results.evaluation = evaluate_stage(ctx, results)
     if ctx.cfg.export.formats:

@@ -100,7 +100,9 @@ class BestOnValidation(TrainHook):
         from ..store.files import atomic_save_buffered
         self.best_acc, self.best_epoch = val_acc, runner.epoch + 1
         state = {"model": runner.s.model.state_dict(), "epoch": self.best_epoch, "val_acc": val_acc}
-        atomic_save_buffered(self.path, lambda buf: torch.save(state, buf))
+        from .distributed import is_main
+        if is_main():  # under DDP rank 0 alone writes the run folder
+            atomic_save_buffered(self.path, lambda buf: torch.save(state, buf))
 
     def state_dict(self) -> dict:
         return {"best_acc": self.best_acc, "best_epoch": self.best_epoch}

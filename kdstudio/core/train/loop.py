@@ -23,11 +23,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from .. import events as ev
+from . import distributed
 from ..data.augment import augment_batch
 from . import batchnorm
 from .batches import steps_per_epoch
 from ..errors import NumericalError, RunStopped
-from ..outputs.evaluate import accuracy
 
 
 class CrossEntropy(nn.Module):
@@ -112,7 +112,8 @@ class StageRunner:
         self.stream = None
         self.disk_cache = None
         self.n = len(y)
-        self.steps_per_epoch = steps_per_epoch(self.n, spec.batch_size)
+        # under DDP each rank takes steps over its shard (batch_size per process); alone the shard is everything
+        self.steps_per_epoch = steps_per_epoch(distributed.shard_size(self.n), spec.batch_size)
         params = [p for p in spec.model.parameters() if p.requires_grad] + list(spec.extra_params)
         self.opt = make_optimizer(spec.optimizer, params, spec.lr, spec.weight_decay, device)
         self.sched = make_scheduler(spec.scheduler, self.opt, spec.epochs * self.steps_per_epoch)
@@ -123,7 +124,8 @@ class StageRunner:
         # The global RNG (dropout in custom models) starts every stage from the stage's seed, so a stage begun
         # after a resume draws what it would have drawn in an uninterrupted run.
         torch.manual_seed(seed)
-        self.forward = torch.compile(spec.model) if spec.compile else spec.model
+        self.forward = distributed.wrap(spec.model, device)  # the student alone, or DDP-wrapped (never the teacher)
+        self.forward = torch.compile(self.forward) if spec.compile else self.forward
         self.cache = self.cache_ce = None
         self.epoch, self.step_in_epoch, self.perm = 0, 0, None
         self.hooks = list(hooks or [])
@@ -133,6 +135,8 @@ class StageRunner:
         s = self.s
         if s.teacher is None:
             return "no teacher in this stage"
+        if self.streamed and distributed.active():
+            return "a distributed run computes the teacher on each rank's batches (no shared disk cache)"
         if not s.cache_teacher:
             return "distill.cache_teacher is off"
         if s.augment != "none":
@@ -187,6 +191,8 @@ class StageRunner:
     def save_checkpoint(self, complete: bool = False) -> None:
         """Write model/optimizer/scheduler/position/RNG state atomically."""
         from ..store.files import atomic_save_buffered
+        if not distributed.is_main():  # rank 0 writes the run folder; the unwrapped model is the same on every rank
+            return
         state = {
             "stage": self.s.name, "epoch": self.epoch, "step_in_epoch": self.step_in_epoch,
             "perm": None if self.perm is None else self.perm.cpu(), "complete": complete,
@@ -198,12 +204,20 @@ class StageRunner:
             "scaler": self.scaler.state_dict() if self.scaler else None,
             "hooks": {h.name: h.state_dict() for h in self.hooks if h.state_dict() is not None},
         }
+        if distributed.active():  # the positions of a mid-stage checkpoint count this many ranks' steps
+            state["world"] = distributed.world()
         atomic_save_buffered(self.ckpt_path, lambda buf: torch.save(state, buf))  # a full disk: one sentence
         self.emit(ev.CHECKPOINT, self.s.name, path=str(self.ckpt_path), epoch=self.epoch,
                   step=self.step_in_epoch, complete=complete)
 
     def load_checkpoint(self, state: dict) -> None:
         """Restore a checkpoint written by save_checkpoint."""
+        saved_world = state.get("world", 1)
+        if saved_world != distributed.world() and not state.get("complete"):
+            from ..errors import KDError
+            raise KDError(f"The {self.s.name} checkpoint stopped mid-stage in a run on {saved_world} process(es); "
+                          f"continue it on as many (`kdstudio run --resume --out RUN --nproc {saved_world}`), since "
+                          f"its batch positions count {saved_world} rank(s).")
         self.s.model.load_state_dict(state["model"])
         self.opt.load_state_dict(state["optimizer"])
         self.sched.load_state_dict(state["scheduler"])
@@ -241,9 +255,11 @@ class StageRunner:
         start, samples, val_acc = time.perf_counter(), 0, float("nan")
         first = self.epoch + self.step_in_epoch / max(self.steps_per_epoch, 1)
         while self.epoch < s.epochs:
-            samples += self._run_epoch()
+            with distributed.peers():  # under DDP a lost rank is one sentence, not the backend's traceback
+                samples += self._run_epoch()
             self._refresh_batchnorm()
-            val_acc = accuracy(s.model, self.x_val, self.y_val)
+            distributed.sync_buffers(s.model)  # every rank validates and saves the same model (rank 0's statistics)
+            val_acc = distributed.accuracy(s.model, self.x_val, self.y_val)
             self._drop_features()  # the validation forward passes were hooked too
             for h in self.hooks:
                 h.epoch_end(self, val_acc)
@@ -277,24 +293,25 @@ class StageRunner:
         s.model.train()
         if self.perm is None:
             self.perm = torch.randperm(self.n, device=self.device, generator=self.gen)
+        order = distributed.shard(self.perm)  # this rank's samples (all of them alone)
         batches = None
         if self.streamed:
             if self.stream is None:
                 from ..data.stream import TrainStream
                 self.stream = TrainStream(self.x, self.device, s.augment, self.seed)
-            batches = self.stream.epoch(self.perm, B, self.step_in_epoch, self.steps_per_epoch, self.epoch)
+            batches = self.stream.epoch(order, B, self.step_in_epoch, self.steps_per_epoch, self.epoch)
         names: list[str] | None = None
         window_sum: torch.Tensor | None = None  # all logged values of the window, one device tensor
         epoch_sums: dict[str, float] = {}
         window, epoch_steps, samples, window_first = 0, 0, 0, self.step_in_epoch
         last_emit, window_start = 0.0, time.perf_counter()
         for step in range(self.step_in_epoch, self.steps_per_epoch):
-            if self.control.stop_requested:
+            if distributed.any_rank(self.control.stop_requested):  # every rank stops at this step
                 self.step_in_epoch = step
                 self.save_checkpoint()
                 raise RunStopped()
             self.control.wait_if_paused(lambda: self.emit(ev.LOG, s.name, message="Paused."))
-            idx = self.perm[step * B:(step + 1) * B]
+            idx = order[step * B:(step + 1) * B]
             xb = yb = pos = None
             if batches is not None:  # pos: the batch's positions on the CPU, as the workers read them
                 xb, yb, pos = next(batches)
@@ -306,13 +323,15 @@ class StageRunner:
             samples += len(idx)
             if window >= s.log_every or step == self.steps_per_epoch - 1:
                 now = time.perf_counter()
-                if now - last_emit >= 0.05 or step == self.steps_per_epoch - 1:
+                # ranks decide together: the time throttle would differ between them, so under DDP every window logs
+                if now - last_emit >= 0.05 or step == self.steps_per_epoch - 1 or distributed.active():
                     means_t = window_sum / window
                     keys = list(names)
                     if self.cache_ce is not None:  # the teacher's CE on this window's samples, from the cache
-                        means_t = torch.cat([means_t, self.cache_ce[self.perm[window_first * B:(step + 1) * B]]
+                        means_t = torch.cat([means_t, self.cache_ce[order[window_first * B:(step + 1) * B]]
                                              .mean().reshape(1)])
                         keys.append("teacher_ce")
+                    means_t = distributed.mean(means_t)  # every term and accuracy over all ranks' samples
                     means = dict(zip(keys, means_t.tolist()))  # the one host sync per window
                     self._check_finite(means)
                     for k, v in means.items():
@@ -322,7 +341,8 @@ class StageRunner:
                               steps=self.steps_per_epoch,
                               global_step=self.epoch * self.steps_per_epoch + step + 1,
                               lr=self.opt.param_groups[0]["lr"],
-                              samples_per_s=samples / max(now - window_start, 1e-9), terms=means)
+                              samples_per_s=samples * distributed.world() / max(now - window_start, 1e-9),
+                              terms=means)
                     window_sum, window, samples, last_emit, window_start = None, 0, 0, now, now
                     window_first = step + 1
         self._epoch_terms = {k: v / max(epoch_steps, 1) for k, v in epoch_sums.items()}
@@ -358,12 +378,14 @@ class StageRunner:
         self.opt.zero_grad(set_to_none=True)
         if self.scaler:
             self.scaler.scale(terms["total"]).backward()
+            distributed.average_grads(s.extra_params)
             for h in self.hooks:
                 h.after_backward(self)
             self.scaler.step(self.opt)
             self.scaler.update()
         else:
             terms["total"].backward()
+            distributed.average_grads(s.extra_params)  # feature adapters live outside the DDP-wrapped student
             for h in self.hooks:
                 h.after_backward(self)
             self.opt.step()
