@@ -45,6 +45,20 @@ page, profile, stacks = sys.argv[1], sys.argv[2] == "1", sys.argv[3] == "1"
 app = make_app(); w = MainWindow(); w.open_initial(demo=True); w.resize(1280, 800); w.show()
 for _ in range(5): app.processEvents()
 bar = w.tabs.tabBar()
+from kdstudio.gui import plots as _plots
+costs = {"paint": [], "refresh": []}  # (wall ms, GUI-thread CPU ms) of each plot paint and curve update
+
+def timed(kind, fn):
+    def wrapper(*a, **k):
+        t, c = time.perf_counter(), time.thread_time()
+        try:
+            return fn(*a, **k)
+        finally:
+            if w.run.probe.active:
+                costs[kind].append(((time.perf_counter() - t) * 1e3, (time.thread_time() - c) * 1e3))
+    return wrapper
+_plots.LivePlotWidget.paintEvent = timed("paint", _plots.LivePlotWidget.paintEvent)
+_plots.PlotPanel.refresh = timed("refresh", _plots.PlotPanel.refresh)
 
 def click_tab(name):
     i = PAGES.index(name)
@@ -85,6 +99,7 @@ def go():
 def ended(*_):
     if prof: prof.disable()
     result["stall"] = w.run.last_stall
+    result["costs"] = costs
     QTimer.singleShot(100, app.quit)
 
 started = []
@@ -147,6 +162,11 @@ def main() -> None:
     print(f"  app during run : {fmt(stall)}")
     print(f"  ratio app/bare : p99 ×{stall['p99_ms'] / max(ref['p99_ms'], 0.1):.1f}, "
           f"max ×{stall['max_ms'] / max(ref['max_ms'], 0.1):.1f}")
+    for kind, rows in app["costs"].items():
+        if rows:
+            wall, cpu = sorted(r[0] for r in rows), sorted(r[1] for r in rows)
+            print(f"  plot {kind:<7}: {len(rows)} calls; wall median {wall[len(wall) // 2]:.1f} ms, "
+                  f"max {wall[-1]:.1f} ms; GUI-thread CPU median {cpu[len(cpu) // 2]:.1f} ms, max {cpu[-1]:.1f} ms")
     for rnd, label in (("first", "first open (builds the page)"), ("again", "switch to a built page")):
         times = app["switch_ms"][rnd]
         print(f"  tab switch, {label}: " + ", ".join(f"{k} {v:.0f}" for k, v in times.items())

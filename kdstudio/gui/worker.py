@@ -20,8 +20,8 @@ from pathlib import Path
 from PySide6.QtCore import QObject, QThread, QTimer, Signal, Slot
 
 from ..core.errors import KDError
-from ..core.events import LOG, Event, RunControl
-from . import refguard
+from ..core.events import LOG, Event
+from . import priority, refguard
 
 BATCH_INTERVAL_MS = 50  # <= 20 updates a second
 
@@ -35,7 +35,7 @@ class RunWorker(QObject):
     def __init__(self, cfg, out_dir: Path, resume: bool = False):
         super().__init__()
         self.cfg, self.out_dir, self.resume = cfg, Path(out_dir), resume
-        self.control = RunControl()
+        self.control = priority.YieldingControl()  # steps aside while the window paints (priority.py)
         self._buffer: deque[Event] = deque()
         self._lock = threading.Lock()
 
