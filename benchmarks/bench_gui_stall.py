@@ -121,9 +121,10 @@ print("RESULT " + json.dumps(result))
 """
 
 
-def child(code: str, *args: str, home: str) -> dict:
+def child(code: str, *args: str, home: str, run_in: str = "") -> dict:
     """A fresh offscreen process running `code`; its last JSON line."""
-    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "KDSTUDIO_HOME": home, "PYTHONPATH": str(ROOT)}
+    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "KDSTUDIO_HOME": home, "PYTHONPATH": str(ROOT),
+           "KDSTUDIO_RUN_IN": run_in}
     out = subprocess.run([sys.executable, "-c", code, *args], cwd=ROOT, env=env, capture_output=True, text=True,
                          timeout=900)
     lines = [ln for ln in out.stdout.splitlines() if ln.strip()]
@@ -144,6 +145,8 @@ def main() -> None:
     parser.add_argument("--page", default="Train", help="the page on screen during the run")
     parser.add_argument("--reference-s", type=float, default=10.0)
     parser.add_argument("--profile", action="store_true", help="cProfile the GUI thread during the run")
+    parser.add_argument("--process", action="store_true",
+                        help="the engine in a child process (KDSTUDIO_RUN_IN=process), not the window's thread")
     parser.add_argument("--stacks", action="store_true",
                         help="the GUI thread's stacks sampled during stalls of 50+ ms, most frequent first")
     args = parser.parse_args()
@@ -151,12 +154,14 @@ def main() -> None:
     try:
         with tempfile.TemporaryDirectory() as home:
             ref = child(REFERENCE, str(args.reference_s), home=home)
-            app = child(APP, args.page, "1" if args.profile else "0", "1" if args.stacks else "0", home=home)
+            app = child(APP, args.page, "1" if args.profile else "0", "1" if args.stacks else "0", home=home,
+                        run_in="process" if args.process else "")
     finally:
         for p in load:
             p.kill()
             p.wait()
-    print(f"load beside it: {args.load} × `while True: pass`; {os.cpu_count()} cores; page on screen: {args.page}")
+    print(f"load beside it: {args.load} × `while True: pass`; {os.cpu_count()} cores; page on screen: {args.page}; "
+          f"engine in {'a child process' if args.process else 'a thread of the window'}")
     print(f"  bare Qt window : {fmt(ref)}")
     stall = app["stall"]
     print(f"  app during run : {fmt(stall)}")
