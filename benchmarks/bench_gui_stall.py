@@ -57,7 +57,8 @@ def timed(kind, fn):
             if w.run.probe.active:
                 costs[kind].append(((time.perf_counter() - t) * 1e3, (time.thread_time() - c) * 1e3))
     return wrapper
-_plots.LivePlotWidget.paintEvent = timed("paint", _plots.LivePlotWidget.paintEvent)
+_view = getattr(_plots, "LivePlotWidget", None) or _plots.pg.PlotWidget  # --root may be an older checkout
+_view.paintEvent = timed("paint", _view.paintEvent)
 _plots.PlotPanel.refresh = timed("refresh", _plots.PlotPanel.refresh)
 
 def click_tab(name):
@@ -121,11 +122,11 @@ print("RESULT " + json.dumps(result))
 """
 
 
-def child(code: str, *args: str, home: str, run_in: str = "") -> dict:
-    """A fresh offscreen process running `code`; its last JSON line."""
-    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "KDSTUDIO_HOME": home, "PYTHONPATH": str(ROOT),
+def child(code: str, *args: str, home: str, run_in: str = "", root: Path = ROOT) -> dict:
+    """A fresh offscreen process running `code` on the kdstudio of `root`; its last JSON line."""
+    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "KDSTUDIO_HOME": home, "PYTHONPATH": str(root),
            "KDSTUDIO_RUN_IN": run_in}
-    out = subprocess.run([sys.executable, "-c", code, *args], cwd=ROOT, env=env, capture_output=True, text=True,
+    out = subprocess.run([sys.executable, "-c", code, *args], cwd=root, env=env, capture_output=True, text=True,
                          timeout=900)
     lines = [ln for ln in out.stdout.splitlines() if ln.strip()]
     if out.returncode or not lines:
@@ -147,6 +148,8 @@ def main() -> None:
     parser.add_argument("--profile", action="store_true", help="cProfile the GUI thread during the run")
     parser.add_argument("--process", action="store_true",
                         help="the engine in a child process (KDSTUDIO_RUN_IN=process), not the window's thread")
+    parser.add_argument("--root", default=str(ROOT),
+                        help="the checkout whose window is measured (e.g. another worktree, for before/after)")
     parser.add_argument("--stacks", action="store_true",
                         help="the GUI thread's stacks sampled during stalls of 50+ ms, most frequent first")
     args = parser.parse_args()
@@ -155,11 +158,12 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as home:
             ref = child(REFERENCE, str(args.reference_s), home=home)
             app = child(APP, args.page, "1" if args.profile else "0", "1" if args.stacks else "0", home=home,
-                        run_in="process" if args.process else "")
+                        run_in="process" if args.process else "", root=Path(args.root).resolve())
     finally:
         for p in load:
             p.kill()
             p.wait()
+    print(f"checkout: {args.root}")
     print(f"load beside it: {args.load} × `while True: pass`; {os.cpu_count()} cores; page on screen: {args.page}; "
           f"engine in {'a child process' if args.process else 'a thread of the window'}")
     print(f"  bare Qt window : {fmt(ref)}")
