@@ -9,7 +9,7 @@ import pytest
 pytest.importorskip("PySide6")
 pytest.importorskip("pytestqt")
 
-from kdstudio.core import events  # noqa: E402
+from kdstudio.core import events, trust  # noqa: E402
 from kdstudio.gui import priority, run_process  # noqa: E402
 from kdstudio.gui.worker import RunThread  # noqa: E402
 from tests.helpers import tiny_config  # noqa: E402
@@ -90,8 +90,12 @@ def _run(qtbot, cfg, folder, during=None):
 def test_a_run_in_a_child_process_delivers_its_events_and_summary(qtbot, tmp_path, monkeypatch):
     monkeypatch.setenv("KDSTUDIO_RUN_IN", "process")
     cfg = tiny_config(**{"distill.epochs": 1, "baseline.enabled": False})
+    trusted = tmp_path / "arch.py"
+    trusted.write_text("# a file the person trusted in the window\n")
+    trust.grant(trusted)
     outcome, kinds = _run(qtbot, cfg, tmp_path / "run")
     assert outcome.get("summary", {}).get("status") == "completed", outcome
+    assert trust.grants() == [(str(trusted.resolve()), trust.digest(trusted))]  # handed to the child with its args
     assert kinds[0] == events.LOG and events.RUN_STARTED in kinds and events.STEP in kinds
     assert kinds.count(events.RUN_FINISHED) == 1
     assert (tmp_path / "run" / "summary.json").is_file()
@@ -114,7 +118,7 @@ def test_pause_resume_and_stop_reach_the_child(qtbot, tmp_path, monkeypatch):
     assert (tmp_path / "run" / "checkpoints" / "teacher.pt").is_file()
 
 
-def _die(conn, cfg, out_dir, resume):
+def _die(conn, cfg, out_dir, resume, grants=()):
     """A child that ends without a word (as a crash in native code would)."""
     os._exit(3)
 

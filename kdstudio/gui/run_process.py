@@ -14,6 +14,7 @@ import multiprocessing as mp
 import os
 import traceback
 
+from ..core import trust
 from ..core.events import RunControl
 from .worker import RunWorker
 
@@ -26,12 +27,15 @@ def in_child_wanted() -> bool:
     return os.environ.get("KDSTUDIO_RUN_IN", "").strip().lower() == "process"
 
 
-def _child(conn, cfg, out_dir: str, resume: bool) -> None:
+def _child(conn, cfg, out_dir: str, resume: bool, grants=()) -> None:
     """The child's work: run the engine; events, then ("done", summary) or ("failed", message, details)."""
     import threading
 
+    from ..core import trust
     from ..core.errors import KDError
     from ..core.pipeline import engine
+    for path, sha in grants:  # the files the person trusted in the window (trust is per process)
+        trust.grant(path, sha)
     control = RunControl()
     try:
         os.nice(NICE)
@@ -77,7 +81,7 @@ class ProcessWorker(RunWorker):
         ctx = mp.get_context("spawn")
         ours, theirs = ctx.Pipe()
         cfg = None if self.resume else self.cfg
-        proc = ctx.Process(target=_child, args=(theirs, cfg, str(self.out_dir), self.resume),
+        proc = ctx.Process(target=_child, args=(theirs, cfg, str(self.out_dir), self.resume, trust.grants()),
                            name="kdstudio-run", daemon=True)
         try:
             proc.start()
