@@ -89,6 +89,12 @@ def grant(path: str | Path, sha256: str | None = None) -> str:
     return sha
 
 
+def grants() -> list[tuple[str, str]]:
+    """Every (path, SHA-256) trusted in this process (handed to a run in a child process)."""
+    with _lock:
+        return sorted(_granted)
+
+
 def revoke_all() -> None:
     """Forget every grant of this process (a project closes; tests)."""
     with _lock:

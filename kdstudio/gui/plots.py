@@ -18,7 +18,7 @@ from PySide6.QtGui import QColor, QPen
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QHBoxLayout, QLabel, QPushButton, QSlider,
                                QSplitter, QVBoxLayout, QWidget)
 
-from . import theme
+from . import priority, theme
 from .palette import STAGE_COLORS
 from .plot_legend import PlotBox
 from .plot_specs import Spec, comparable_terms, default_term, overlay_specs, pen, single_specs, term_name
@@ -83,6 +83,14 @@ class GridAxis(pg.AxisItem):
         return self._pens[key]
 
 
+class LivePlotWidget(pg.PlotWidget):
+    """A PlotWidget whose paint, during a run, is not sliced up by the training thread (priority.hold)."""
+
+    def paintEvent(self, event) -> None:  # noqa: N802 - Qt override
+        with priority.hold():
+            super().paintEvent(event)
+
+
 class PlotPanel(QWidget):
     """Three plots (loss, validation accuracy, learning rate) with smoothing, auto-range and save-as-PNG."""
 
@@ -130,7 +138,7 @@ class PlotPanel(QWidget):
         bar.addWidget(self.auto_btn)
         bar.addWidget(self.save_btn)
 
-        self.plots = {name: pg.PlotWidget(axisItems={"left": GridAxis("left"), "bottom": GridAxis("bottom")})
+        self.plots = {name: LivePlotWidget(axisItems={"left": GridAxis("left"), "bottom": GridAxis("bottom")})
                       for name in ("loss", "acc", "lr")}
         titles = {"loss": ("Loss", "loss"), "acc": ("Validation accuracy", "%"), "lr": ("Learning rate", "lr")}
         waiting = {"loss": "Loss: waiting for the first step…",
@@ -217,6 +225,10 @@ class PlotPanel(QWidget):
 
     def refresh(self, plot: str | None = None) -> None:
         """Bring the curves up to date with their series (only changed curves are touched); `plot` limits it to one."""
+        with priority.hold():
+            self._refresh(plot)
+
+    def _refresh(self, plot: str | None) -> None:
         changed: set[str] = set()
         specs = self._specs()
         for spec in specs:

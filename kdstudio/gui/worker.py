@@ -20,8 +20,8 @@ from pathlib import Path
 from PySide6.QtCore import QObject, QThread, QTimer, Signal, Slot
 
 from ..core.errors import KDError
-from ..core.events import LOG, Event, RunControl
-from . import refguard
+from ..core.events import LOG, Event
+from . import priority, refguard
 
 BATCH_INTERVAL_MS = 50  # <= 20 updates a second
 
@@ -35,7 +35,7 @@ class RunWorker(QObject):
     def __init__(self, cfg, out_dir: Path, resume: bool = False):
         super().__init__()
         self.cfg, self.out_dir, self.resume = cfg, Path(out_dir), resume
-        self.control = RunControl()
+        self.control = priority.YieldingControl()  # steps aside while the window paints (priority.py)
         self._buffer: deque[Event] = deque()
         self._lock = threading.Lock()
 
@@ -52,6 +52,11 @@ class RunWorker(QObject):
 
     @Slot()
     def run(self) -> None:
+        """The thread's slot (a subclass overrides `work`, not this: PySide would run an overridden slot in the
+        GUI thread)."""
+        self.work()
+
+    def work(self) -> None:
         """The thread's work: import the engine (torch) lazily, run, report."""
         try:
             from ..core.pipeline import engine
@@ -118,7 +123,8 @@ class RunThread(QObject):
         if self.is_active():
             raise RuntimeError("a run is already in progress")
         self.run_dir, self._result = Path(out_dir), None
-        self.worker = RunWorker(cfg, self.run_dir, resume)
+        from .run_process import worker_class  # a thread, or a child process when asked for (run_process.py)
+        self.worker = worker_class()(cfg, self.run_dir, resume)
         self.thread = QThread(self)
         self.thread.setObjectName("kdstudio-run")
         self.worker.moveToThread(self.thread)

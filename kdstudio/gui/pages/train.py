@@ -49,6 +49,7 @@ class TrainPage(QWidget):
         self.model = model
         self.controller = controller
         self._series_cache: dict[str, tuple[float, RunSeries]] = {}
+        self._plots_stale = False  # the live curves have news the hidden page has not drawn
         self._build()
         controller.started.connect(self._on_started)
         controller.logged.connect(self._on_logged)
@@ -272,15 +273,25 @@ class TrainPage(QWidget):
         self._redraw.flush(restart_timer=False)
 
     def _refresh_live_view(self) -> None:
-        """Progress and live curves, brought up to date (called at most every PLOT_REFRESH_MS)."""
+        """Progress and live curves, brought up to date (called at most every PLOT_REFRESH_MS); the curves only
+        while the page is on screen (a hidden plot's update costs the window as much as a shown one's)."""
         if self.controller.live is not None:
             self._show_progress()
-            if self.plots.series and self.plots.series[0] is self.live_series:
+            if not self.isVisible():
+                self._plots_stale = True
+            elif self.plots.series and self.plots.series[0] is self.live_series:
                 if self.plot_area.empty:  # the first curves: draw all three plots at once, then show them
                     self.plots.refresh()
                     self._sync_placeholder()
                 else:
                     self.plots.refresh_staggered()
+
+    def showEvent(self, event) -> None:  # noqa: N802 - Qt override
+        """Back on screen during a run: the curves catch up (throttled, so the tab switch itself stays quick)."""
+        super().showEvent(event)
+        if self._plots_stale:
+            self._plots_stale = False
+            self._redraw()
 
     def _on_finished(self, summary: dict) -> None:
         self._flush_live_view()
