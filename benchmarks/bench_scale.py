@@ -187,21 +187,23 @@ def _hand_rate(bundle, cfg, steps: int, teacher, workers: int) -> float:
     teacher, student = teacher.to(device), student.to(device)
     opt = torch.optim.AdamW(student.parameters(), lr=1e-3, weight_decay=1e-4)
     T, alpha = cfg.distill.temperature, cfg.distill.alpha
-    t0 = None
-    for step, (xb, yb) in enumerate(loader):
-        if step == 1:
-            t0 = time.perf_counter()  # timed from the first batch, like the engine rows
-        if step > steps:
-            break
-        xb, yb = xb.to(device, non_blocking=True), yb.to(device, non_blocking=True)
-        with torch.no_grad():
-            t = teacher(xb)
-        s = student(xb)
-        kd = F.kl_div(F.log_softmax(s / T, 1), F.log_softmax(t / T, 1), reduction="batchmean", log_target=True)
-        loss = alpha * kd * T * T + (1 - alpha) * F.cross_entropy(s, yb)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+    t0, step = None, 0
+    while step <= steps:  # epochs until `steps` timed steps, as the engine rows cross epochs too
+        for xb, yb in loader:
+            if step == 1:
+                t0 = time.perf_counter()  # timed from the first batch, like the engine rows
+            if step > steps:
+                break
+            xb, yb = xb.to(device, non_blocking=True), yb.to(device, non_blocking=True)
+            with torch.no_grad():
+                t = teacher(xb)
+            s = student(xb)
+            kd = F.kl_div(F.log_softmax(s / T, 1), F.log_softmax(t / T, 1), reduction="batchmean", log_target=True)
+            loss = alpha * kd * T * T + (1 - alpha) * F.cross_entropy(s, yb)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            step += 1
     return steps * BATCH / (time.perf_counter() - t0)
 
 
