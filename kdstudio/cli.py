@@ -98,6 +98,14 @@ def _parser() -> argparse.ArgumentParser:
     lb.add_argument("--note", help="a note on the run (\"\" clears it)")
     lb.add_argument("--debug", action="store_true", help="show tracebacks")
 
+    ls = sub.add_parser("launch-script", help="write run.sh (torchrun on this machine's GPUs) and run.sbatch (SLURM) "
+                        "next to a config, for a run designed in the window")
+    ls.add_argument("config", help="the config (a project's project.toml, or a run config)")
+    ls.add_argument("--nproc", type=int, default=1, help="processes per machine, one per GPU (default 1)")
+    ls.add_argument("--nodes", type=int, default=1, help="machines for the SLURM script (default 1)")
+    ls.add_argument("--out", default="", help="the run folder both scripts write (default runs/<config>-ddp)")
+    ls.add_argument("--debug", action="store_true", help="show tracebacks")
+
     g = sub.add_parser("gui", help="open the desktop app")
     g.add_argument("--demo", action="store_true", help="open (or create) the Digits demo project")
     g.add_argument("--autorun", action="store_true", help="start the run at once")
@@ -128,6 +136,11 @@ def main(argv: list[str] | None = None) -> int:
             return _report(args)
         if args.command == "label":
             return _label(args)
+        if args.command == "launch-script":
+            from .launch_scripts import write
+            for path in write(args.config, nproc=args.nproc, nodes=args.nodes, out=args.out):
+                print(f"written: {path}")
+            return 0
         return _run(args)
     except KDError as e:
         if args.debug:

@@ -27,6 +27,7 @@ from .model import ConfigModel
 from .page_slots import PAGES, Pages, PageSlot, page_factories, page_keys
 from .pages.train import TrainPage
 from .project_panel import DEMO_NAME, ProjectPanel
+from .launch_dialog import launch_script_action
 from .run_controller import RunController
 from .toml_panel import TomlPanel
 from .widgets import Banner, ElidedLabel, dot_icon
@@ -169,6 +170,7 @@ class MainWindow(QMainWindow):
         queue_act.setText("Run queue")
         m.addAction(queue_act)
         m.addAction(QAction("Save plots as PNG…", self, triggered=lambda: self.train.plots._ask_save()))
+        m.addAction(launch_script_action(self, self.model))
         m = self.menuBar().addMenu("&View")
         self.projects_act = QAction("Project list", self, checkable=True, checked=True, iconText="☰",
                                     shortcut=QKeySequence("Ctrl+B"), toolTip="Show or hide the project list (Ctrl+B)",
