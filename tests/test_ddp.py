@@ -3,6 +3,7 @@ as one process with the same global batch, and a checkpoint that loads in one pr
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -22,6 +23,8 @@ from tests.helpers import tiny_config
 ROOT = Path(__file__).resolve().parent.parent
 PER_PROCESS_BATCH = 32  # 2 processes × 32 = the one-process run's 64
 
+
+WRITTEN: list[str] = []  # what the fixture's DDP run left in its parent folder
 
 ENV = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
 
@@ -46,6 +49,7 @@ def runs(tmp_path_factory, cfg_path):
     assert done.returncode == 0, done.stderr[-3000:]
     one = tmp_path_factory.mktemp("one") / "run"
     engine.run(tiny_config(device="cpu"), one)
+    WRITTEN[:] = sorted(p.name for p in parent.iterdir())  # before later tests add runs beside it
     return out, parent, one
 
 
@@ -64,7 +68,7 @@ def _shape(value):
 
 def test_two_processes_write_one_run_folder(runs):
     out, parent, _ = runs
-    assert sorted(p.name for p in parent.iterdir()) == ["run"]  # rank 1 made no folder of its own
+    assert WRITTEN == ["run", "teachers"]  # rank 1 made no folder of its own; rank 0 stored the teacher
     summary = _summary(out)
     assert summary["status"] == "completed" and summary["device"] == "cpu × 2 processes (gloo)"
     assert config.load(out / "config.toml").data.batch_size == PER_PROCESS_BATCH
@@ -72,13 +76,17 @@ def test_two_processes_write_one_run_folder(runs):
         assert (out / "checkpoints" / f"{stage}.pt").is_file()
     log = (out / "log.txt").read_text()
     assert log.count("Test accuracy:") == 1 and log.count("Data 'digits'") == 1  # one rank wrote the log
+    # the teacher's cached outputs: each rank's teacher saw its own block of the training samples, once
+    line = next(x for x in log.splitlines() if "Teacher-output cache on: logits of" in x)
+    found = re.search(r"logits of ([\d,]+) training samples .* by 2 processes: ([\d,]+) \+ ([\d,]+) samples", line)
+    total, *parts = (int(g.replace(",", "")) for g in found.groups())
+    assert sum(parts) == total and max(parts) - min(parts) <= 1, line
 
 
 def test_summary_and_metrics_have_the_shape_of_a_one_process_run(runs):
     out, _, one = runs
     ddp, single = _summary(out), _summary(one)
-    for key in ("stored_id", "reused_from"):  # a distributed run neither stores nor reuses its teacher (yet)
-        single["teacher"].pop(key, None)
+    assert ddp["teacher"]["stored_id"]  # rank 0 kept the teacher for later runs, as one process does
     assert _shape(ddp) == _shape(single)
     ddp_steps, one_steps = read_metrics(out / "metrics.jsonl"), read_metrics(one / "metrics.jsonl")
 
@@ -148,23 +156,35 @@ def _rank_pids(torchrun_pid: int) -> dict[int, int]:
     return ranks
 
 
-@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="finds the ranks through Linux's /proc")
-def test_sigterm_to_rank_0_stops_every_rank_at_one_step(tmp_path, cfg_path, capsys):
-    out = tmp_path / "run"
-    torchrun = subprocess.Popen([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node",
-                                 "2", "-m", "kdstudio", "run", str(cfg_path), "--out", str(out), "--set",
-                                 "distill.epochs=60", "--set", "baseline.enabled=false", "--set",
-                                 "teacher.epochs=1", "--set", "teacher.skip_sanity_check=true"], env=ENV, cwd=tmp_path,
-                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+def _start_ranks(cfg_path: Path, out: Path, *extra: str, env=None) -> subprocess.Popen:
+    """torchrun with 2 ranks on the fixture's config and teacher (the stored one is reused: no teacher training)."""
+    return subprocess.Popen([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+                             "-m", "kdstudio", "run", str(cfg_path), "--out", str(out), "--set",
+                             f"data.batch_size={PER_PROCESS_BATCH}", "--set", "baseline.enabled=false", *extra],
+                            env=env or ENV, cwd=out.parent, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def _ranks_once_distilling(torchrun: subprocess.Popen, out: Path) -> dict[int, int]:
+    """Wait until the run logs its first distill step; {local rank: pid} of its workers."""
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline and torchrun.poll() is None and '"stage": "distill"' not in (
+            (out / "metrics.jsonl").read_text() if (out / "metrics.jsonl").is_file() else ""):
+        time.sleep(0.2)
+    assert torchrun.poll() is None, torchrun.communicate()[0][-3000:]
+    ranks = _rank_pids(torchrun.pid)
+    assert sorted(ranks) == [0, 1]
+    return ranks
+
+
+LINUX_PROC = pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="finds the ranks through Linux's /proc")
+
+
+@LINUX_PROC
+def test_sigterm_to_rank_0_stops_every_rank_at_one_step_and_resume_continues_on_two(runs, cfg_path, capsys):
+    out = runs[1] / "stopped"  # beside the fixture's run: its stored teacher is reused on both ranks
+    torchrun = _start_ranks(cfg_path, out, "--set", "distill.epochs=20")
     try:
-        deadline = time.monotonic() + 180
-        while time.monotonic() < deadline and torchrun.poll() is None and '"stage": "distill"' not in (
-                (out / "metrics.jsonl").read_text() if (out / "metrics.jsonl").is_file() else ""):
-            time.sleep(0.2)
-        assert torchrun.poll() is None, torchrun.communicate()[0][-3000:]
-        ranks = _rank_pids(torchrun.pid)
-        assert sorted(ranks) == [0, 1]
-        os.kill(ranks[0], signal.SIGTERM)
+        os.kill(_ranks_once_distilling(torchrun, out)[0], signal.SIGTERM)
         log = torchrun.communicate(timeout=120)[0]
     finally:
         if torchrun.poll() is None:
@@ -172,12 +192,42 @@ def test_sigterm_to_rank_0_stops_every_rank_at_one_step(tmp_path, cfg_path, caps
     # rank 1 stopped at the same step: had it gone on, its next all-reduce would have lost rank 0 (torchrun may
     # still end it with a SIGTERM on its way out, once rank 0 has exited)
     assert "lost the other processes" not in log and "exitcode  : 130" in log, log[-3000:]
-    assert _summary(out)["status"] == "stopped"
+    summary = _summary(out)
+    assert summary["status"] == "stopped" and summary["teacher"]["reused_from"] == "run"
     saved = read_checkpoint(out / "checkpoints" / "distill.pt")
     assert not saved["complete"] and saved["world"] == 2
     # its positions count two ranks' steps: one process refuses to continue it, in one sentence
     assert main(["run", "--resume", "--out", str(out)]) == 2
     assert "in a run on 2 process(es)" in capsys.readouterr().err
+    done = subprocess.run([sys.executable, "-m", "kdstudio", "run", "--resume", "--out", str(out), "--nproc", "2"],
+                          env=ENV, capture_output=True, text=True, timeout=240, cwd=out.parent)
+    assert done.returncode == 0, done.stderr[-3000:]
+    summary = _summary(out)
+    assert summary["status"] == "completed" and summary["student"]["accuracy"] > 0.5
+    final = read_checkpoint(out / "checkpoints" / "distill.pt")
+    assert final["complete"] and final["world"] == 2
+    epochs = [r["epoch"] for r in read_metrics(out / "metrics.jsonl") if r["kind"] == "epoch"
+              and r["stage"] == "distill"]
+    assert epochs == list(range(1, 21))  # each epoch once: the resume went on from the stopped one
+
+
+@LINUX_PROC
+def test_a_killed_rank_ends_the_other_with_one_sentence(runs, cfg_path):
+    out = runs[1] / "killed"
+    env = {**ENV, "KDSTUDIO_DIST_TIMEOUT": "20"}  # a peer that stays silent this long counts as lost
+    torchrun = _start_ranks(cfg_path, out, "--set", "distill.epochs=60", env=env)
+    try:
+        os.kill(_ranks_once_distilling(torchrun, out)[1], signal.SIGKILL)
+        log = torchrun.communicate(timeout=90)[0]  # not a hang: well before the 300 s default timeout
+    finally:
+        if torchrun.poll() is None:
+            torchrun.kill()
+    assert torchrun.returncode != 0
+    summary = _summary(out)
+    assert summary["status"] == "failed", log[-3000:]
+    assert summary["error"].startswith("Rank 0 of this distributed run lost the other processes"), summary["error"]
+    assert "continue with `kdstudio run --resume --out RUN --nproc 2`" in summary["error"]
+    assert "Traceback" not in (out / "log.txt").read_text()
 
 
 def test_a_refused_folder_is_one_sentence_from_all_ranks(runs, cfg_path):

@@ -209,6 +209,15 @@ class StreamedInputs:
         x = [items[int(i)][0] for i in pos]
         return torch.stack(x) if x else torch.empty((0, *self.sample_shape))
 
+    def subset(self, start: int, stop: int) -> "StreamedInputs":
+        """Positions start..stop-1 of this split as streamed inputs of their own (the same reader and normalisation;
+        a rank's part of a split under DDP)."""
+        part = StreamedInputs.__new__(StreamedInputs)
+        part.__dict__.update(self.__dict__)
+        part.index, part.y = self.index[start:stop], self.y[start:stop]
+        part.skipped = self.skipped  # files skipped in the part are the split's
+        return part
+
     # ---- bulk passes ----------------------------------------------------------------------------------------
     def loader(self, batch_sampler, *, pin: bool = False, persistent: bool = False, augment=None):
         """A DataLoader over this split for `batch_sampler` (an iterable of position lists, or of (epoch, position)
@@ -221,9 +230,12 @@ class StreamedInputs:
         return torch.utils.data.DataLoader(items, batch_sampler=batch_sampler, num_workers=self.workers,
                                            collate_fn=_collate, pin_memory=pin, **extra)
 
-    def batches(self, batch_size: int = 512, device: torch.device | None = None, start: int = 0):
-        """(inputs, labels, positions) of consecutive batches from position `start`, read by the workers."""
-        order = [list(range(i, min(i + batch_size, len(self)))) for i in range(start, len(self), batch_size)]
+    def batches(self, batch_size: int = 512, device: torch.device | None = None, start: int = 0,
+                stop: int | None = None):
+        """(inputs, labels, positions) of consecutive batches from position `start` (to `stop`, default the end),
+        read by the workers."""
+        stop = len(self) if stop is None else min(stop, len(self))
+        order = [list(range(i, min(i + batch_size, stop))) for i in range(start, stop, batch_size)]
         pin = device is not None and device.type == "cuda"
         yield from device_batches(self, self.loader(order, pin=pin), device)
 

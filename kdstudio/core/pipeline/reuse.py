@@ -93,9 +93,13 @@ def _data_part(cfg) -> dict:
 
 
 def _training_part(cfg) -> dict:
+    from ..train.distributed import world
     dc = cfg.distill
-    return {"optimizer": dc.optimizer, "weight_decay": dc.weight_decay, "scheduler": dc.scheduler,
+    part = {"optimizer": dc.optimizer, "weight_decay": dc.weight_decay, "scheduler": dc.scheduler,
             "batch_size": cfg.data.batch_size, "augment": cfg.data.augment, "amp": dc.amp, "grad_clip": dc.grad_clip}
+    if world() > 1:  # batch_size is per process: N processes train other weights (keys of one process unchanged)
+        part["processes"] = world()
+    return part
 
 
 def _key_id(inputs: dict) -> str:

@@ -281,9 +281,8 @@ def run_single(cfg: Config | None, out_dir: str | Path, *, on_event: Callable[[e
     ctx: RunContext | None = None
     stage = None
     try:
-        # a distributed run trains its own teacher on every rank: no rank reuses or stores one (not yet shared)
-        store = None if distributed.requested() else TeacherStore(teachers if teachers is not None else
-                                                                  store_root(rd.root))
+        # under DDP rank 0 alone looks a stored teacher up and stores one; every rank loads the weights it reads
+        store = TeacherStore(teachers if teachers is not None else store_root(rd.root))
         ctx = _context(cfg, rd, control, emit, resume, previous, results, member, store, baseline_from)
         from .stages import run_all
         with compile_caches_in(rd if cfg.distill.compile else None):
@@ -344,7 +343,8 @@ def _context(cfg, rd, control, emit, resume, previous, results, member, store, b
     load_s = time.perf_counter() - t0
     done = _done_stages(rd, resume)
     key = teacher_key(cfg) if cfg.teacher.source == "train" else None
-    reused = reusable_teacher(cfg, store, key) if "teacher" not in done else None
+    # rank 0 decides which stored teacher (if any) every rank uses
+    reused = distributed.from_main(lambda: reusable_teacher(cfg, store, key)) if "teacher" not in done else None
     if reused is not None:
         done.add("teacher")
     if baseline_from is not None and cfg.baseline.enabled:

@@ -94,8 +94,10 @@ def _train_teacher(ctx: RunContext) -> tuple[torch.nn.Module, str | None]:
         reused_from = before.reused_from if before else None
     elif ctx.reused_teacher is not None:
         stored = ctx.reused_teacher
+        # rank 0 links it into its run folder and reads it; every rank loads those same weights (broadcast)
+        weights = distributed.from_main(lambda: reuse.adopt_teacher(stored, ctx.rd, "cpu")["model"])
         try:
-            teacher.load_state_dict(reuse.adopt_teacher(stored, ctx.rd, ctx.device)["model"])
+            teacher.load_state_dict(weights)
         except RuntimeError as e:  # weights of another shape: the data's classes or input changed
             raise damaged(stored.weights, str(e).splitlines()[0][:120]) from None
         teacher.to(ctx.device)
@@ -114,6 +116,8 @@ def _keep_teacher(ctx: RunContext, module, entry: ModelEntry, reused_from: str |
     """Store a teacher trained here for later runs (a failed write is a warning: the run goes on); its id."""
     if ctx.reused_teacher is not None:
         return ctx.reused_teacher.id
+    if not distributed.is_main():  # under DDP every rank trained the same weights; rank 0 alone keeps them
+        return None
     try:
         stored = reuse.store_teacher(ctx.teachers, ctx.cfg, module, entry, ctx.rd, ctx.data, ctx.teacher_key)
     except (KDError, OSError) as e:
@@ -158,8 +162,8 @@ def teacher_stage(ctx: RunContext) -> TeacherResult:
         ctx.warn(sanity.message)
     entry = ModelEntry(arch=t.arch if t.source == "train" else teacher_io.info(module).get("arch", t.arch),
                        source=t.source, params=models.count_params(module),
-                       accuracy=accuracy(module, data.test.x, data.test.y),
-                       val_accuracy=accuracy(module, data.val.x, data.val.y), sanity=sanity.to_dict(),
+                       accuracy=distributed.accuracy(module, data.test.x, data.test.y),
+                       val_accuracy=distributed.accuracy(module, data.val.x, data.val.y), sanity=sanity.to_dict(),
                        trained_by="teacher" if (t.source == "train" or t.finetune_layers) else None,
                        reused_from=reused_from)
     if t.source == "train" and ctx.teachers is not None:
@@ -248,7 +252,7 @@ def distill_stage(ctx: RunContext, teacher: FrozenTeacher) -> tuple[StudentResul
               feature_method=cfg.distill.feature_method, terms_doc=losses.available()[cfg.distill.method]["doc"])
     result = _chosen(ctx, _student_stage(ctx, "distill", objective, teacher))
     result.entry.params = models.count_params(result.model)
-    result.entry.accuracy = accuracy(result.model, ctx.data.test.x, ctx.data.test.y)
+    result.entry.accuracy = distributed.accuracy(result.model, ctx.data.test.x, ctx.data.test.y)
     ctx.finish("distill", accuracy=result.entry.accuracy)
     return result, _timing(ctx, "distill", result.timing)
 
@@ -269,7 +273,7 @@ def baseline_stage(ctx: RunContext) -> StudentResult:
     result = _chosen(ctx, _student_stage(ctx, "baseline", lambda student: CrossEntropy(), None, adopted=adopted))
     e = result.entry
     e.reused_from = reused_from
-    e.accuracy = accuracy(result.model, ctx.data.test.x, ctx.data.test.y)
+    e.accuracy = distributed.accuracy(result.model, ctx.data.test.x, ctx.data.test.y)
     e.params = models.count_params(result.model)
     if result.timing is not None:
         e.wall_s = result.timing.wall_s

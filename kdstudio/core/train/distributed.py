@@ -136,6 +136,58 @@ def shard(perm: torch.Tensor) -> torch.Tensor:
     return perm[_state.rank:_state.world * shard_size(len(perm)):_state.world]
 
 
+def block(n: int) -> tuple[int, int]:
+    """This rank's fixed block of rows [lo, hi) of n samples (all of them alone): the part of a teacher cache it
+    computes. Blocks differ by at most one row; together they are every row once."""
+    if not active():
+        return 0, n
+    return _state.rank * n // _state.world, (_state.rank + 1) * n // _state.world
+
+
+def gather(obj) -> list:
+    """Every rank's `obj`, in rank order, on every rank ([obj] alone)."""
+    if not active():
+        return [obj]
+    out = [None] * _state.world
+    with _peers():
+        dist.all_gather_object(out, obj)
+    return out
+
+
+def gather_rows(rows: torch.Tensor, n: int) -> torch.Tensor:
+    """The n rows whose `block` each rank computed, joined in order on every rank (`rows` itself alone)."""
+    if not active():
+        return rows
+    size = -(-n // _state.world)  # all_gather wants one shape: each block padded to the largest
+    padded = torch.zeros((size, *rows.shape[1:]), dtype=rows.dtype, device=rows.device)
+    padded[:len(rows)] = rows
+    parts = [torch.empty_like(padded) for _ in range(_state.world)]
+    with _peers():
+        dist.all_gather(parts, padded)
+    return torch.cat([p[:(r + 1) * n // _state.world - r * n // _state.world] for r, p in enumerate(parts)])
+
+
+def from_main(fn):
+    """fn() run on rank 0 alone, its value on every rank; a KDError it raises is raised on every rank (said once,
+    by rank 0). Alone: fn()."""
+    if not active():
+        return fn()
+    from ..errors import KDError
+    if _state.rank == 0:
+        try:
+            value = fn()
+        except KDError as e:
+            share((str(e), None))
+            raise
+        return share((None, value))[1]
+    error, value = share(None)
+    if error:
+        shared = KDError(error)
+        shared.said_by_rank_0 = True  # the CLI prints it once, on rank 0
+        raise shared
+    return value
+
+
 def wrap(model: nn.Module, device: torch.device) -> nn.Module:
     """The model DistributedDataParallel-wrapped under DDP (gradients averaged in backward), else itself."""
     if not active():
@@ -215,17 +267,23 @@ def main_first():
 
 
 def accuracy(model: nn.Module, x, y: torch.Tensor) -> float:
-    """Top-1 accuracy over every sample; under DDP each rank scores its stride of the split and the correct and
-    sample counts are summed exactly (not an average of per-rank accuracies)."""
+    """Top-1 accuracy over every sample; under DDP each rank scores its part of the split (a stride of resident
+    tensors, a block of streamed files) and the correct and sample counts are summed exactly (not an average of
+    per-rank accuracies)."""
     from ..outputs.evaluate import accuracy as plain, predict_logits
-    if not active() or not isinstance(x, torch.Tensor):  # streamed splits: every rank reads all (exact too)
+    if not active():
         return plain(model, x, y)
-    idx = torch.arange(_state.rank, len(y), _state.world)
     counts = torch.zeros(2, dtype=torch.float64, device=y.device)
-    if len(idx):
-        pred = predict_logits(model, x[idx.to(x.device)]).argmax(1).to(y.device)
-        counts[0] = (pred == y[idx.to(y.device)]).sum()
-        counts[1] = len(idx)
+    if isinstance(x, torch.Tensor):
+        idx = torch.arange(_state.rank, len(y), _state.world)
+        part, labels = x[idx.to(x.device)], y[idx.to(y.device)]
+    else:  # streamed: this rank's block of files, read by its own workers
+        lo, hi = block(len(y))
+        part, labels = x.subset(lo, hi), y[lo:hi]
+    if len(labels):
+        pred = predict_logits(model, part).argmax(1).to(y.device)
+        counts[0] = (pred == labels).sum()
+        counts[1] = len(labels)
     with _peers():
         dist.all_reduce(counts)
     return float("nan") if counts[1] == 0 else (counts[0] / counts[1]).item()

@@ -68,8 +68,6 @@ class StageRunner:
         s = self.s
         if s.teacher is None:
             return "no teacher in this stage"
-        if self.streamed and distributed.active():
-            return "a distributed run computes the teacher on each rank's batches (no shared disk cache)"
         if not s.cache_teacher:
             return "distill.cache_teacher is off"
         if s.augment != "none":
@@ -80,40 +78,64 @@ class StageRunner:
             return "the method matches intermediate features"
         return None
 
-    def _fill_disk_cache(self) -> None:
-        """The streamed path's cache: teacher logits of every training sample, on disk, filled once."""
+    def _fill_disk_cache(self) -> bool:
+        """The streamed path's cache: teacher logits of every training sample, on disk, filled once; under DDP each
+        rank fills its block of rows (train/teacher_cache.py). False when the ranks do not share the cache folder."""
         from .teacher_cache import DiskLogits
         s = self.s
+        computed = [0]  # samples this rank's teacher saw while filling
+
         @torch.inference_mode()
         def logits(x):
+            computed[0] += len(x)
             with self._autocast():
                 return s.teacher(x).float()
         classes = logits(self.x[:2].to(self.device)).shape[1]  # the file's size is known before the first batch
-        cache = DiskLogits(self.cache_dir, s.name, self.n, s.cache_dtype, classes)
+        computed[0] = 0
+        lo, hi = distributed.block(self.n)
+        cache = DiskLogits(self.cache_dir, s.name, self.n, s.cache_dtype, classes,
+                           rows=(lo, hi) if distributed.active() else None)
+        if distributed.active():
+            distributed.from_main(cache.prepare_shared)  # rank 0 sizes the one file; its error is every rank's
+            if not all(distributed.gather(cache.visible())):
+                if distributed.is_main():
+                    cache.delete()
+                return False
 
-        def progress(done):
-            self.emit(ev.CACHE_FILL, s.name, done=done, total=self.n, path=str(cache.path), bytes=cache.bytes)
+        def progress(done):  # under DDP: rank 0's block (the ranks fill theirs side by side)
+            self.emit(ev.CACHE_FILL, s.name, done=done - lo, total=hi - lo, path=str(cache.path), bytes=cache.bytes)
         try:
-            reused = cache.fill(logits, lambda start: self.x.batches(512, self.device, start), progress,
+            reused = cache.fill(logits, lambda start: self.x.batches(512, self.device, start, hi), progress,
                                 self.control)
         except RunStopped:
             self.save_checkpoint()
             raise
+        by_rank = distributed.gather(computed[0])  # also waits until every block is on the disk
         self.disk_cache = self.cache = cache
         ce = [F.cross_entropy(cache.rows(i, i + 4096).to(self.device), self.y[i:i + 4096].to(self.device),
                               reduction="none") for i in range(0, self.n, 4096)]
         self.cache_ce = torch.cat(ce)
         again = f", {reused:,} rows reused from an earlier fill" if reused else ""
+        by = _split(by_rank, ", filled")
         self.emit(ev.LOG, s.name, message=f"Teacher-output cache on disk: logits of {self.n:,} training samples in "
-                  f"{s.cache_dtype} ({cache.bytes / 2**20:.1f} MiB, {cache.path}){again}.", teacher_cache=True)
+                  f"{s.cache_dtype} ({cache.bytes / 2**20:.1f} MiB, {cache.path}){again}{by}.",
+                  teacher_cache=True)
+        return True
 
     @torch.inference_mode()
-    def _teacher_logits_all(self) -> torch.Tensor:
+    def _teacher_logits_all(self) -> tuple[torch.Tensor, list[int]]:
+        """Teacher logits of every training sample (under DDP each rank computes its block, then all are gathered),
+        and the samples each rank's teacher saw."""
+        lo, hi = distributed.block(self.n)
         out = []
-        for i in range(0, self.n, 512):
+        for i in range(lo, hi, 512):
             with self._autocast():
-                out.append(self.s.teacher(self.x[i:i + 512]).float())
-        return torch.cat(out)
+                out.append(self.s.teacher(self.x[i:min(i + 512, hi)]).float())
+        if not out:  # fewer samples than ranks: an empty block of the right width
+            with self._autocast():
+                out.append(self.s.teacher(self.x[:1]).float()[:0])
+        mine = torch.cat(out)
+        return distributed.gather_rows(mine, self.n), distributed.gather(len(mine))
 
     def _autocast(self):
         if self.amp_dtype is None:
@@ -176,14 +198,15 @@ class StageRunner:
         s = self.s
         reason = self._teacher_cache_reason()
         if s.teacher is not None:
-            if reason is None and self.streamed:
-                self._fill_disk_cache()
-            elif reason is None:
-                self.cache = self._teacher_logits_all()
+            if reason is None and self.streamed and not self._fill_disk_cache():
+                reason = "the ranks do not see one cache folder (put the run folder on a drive every machine shares)"
+            if reason is None and not self.streamed:
+                self.cache, by_rank = self._teacher_logits_all()
                 self.cache_ce = F.cross_entropy(self.cache, self.y, reduction="none")  # teacher CE per sample
                 self.emit(ev.LOG, s.name, message=f"Teacher-output cache on: logits of {self.n:,} training "
-                          f"samples computed once ({self.cache.numel() * 4 / 1024:.0f} KiB).", teacher_cache=True)
-            else:
+                          f"samples computed once ({self.cache.numel() * 4 / 1024:.0f} KiB){_split(by_rank, '')}.",
+                          teacher_cache=True)
+            elif reason is not None:
                 self.emit(ev.LOG, s.name, message=f"Teacher-output cache off: {reason}.", teacher_cache=False)
         start, samples, val_acc = time.perf_counter(), 0, float("nan")
         first = self.epoch + self.step_in_epoch / max(self.steps_per_epoch, 1)
@@ -203,7 +226,7 @@ class StageRunner:
             self.save_checkpoint(complete=self.epoch >= s.epochs)
         wall = time.perf_counter() - start
         self.stream = None  # the training loader's persistent workers end with the stage
-        if self.disk_cache is not None and not s.keep_cache:
+        if self.disk_cache is not None and not s.keep_cache and distributed.is_main():
             self.disk_cache.delete()
             self.emit(ev.LOG, s.name, message="Teacher-output cache deleted (distill.keep_cache = false).")
         for h in self.hooks:
@@ -346,3 +369,10 @@ class StageRunner:
             raise NumericalError(
                 f"The {self.s.name} loss became {'NaN' if math.isnan(means[bad[0]]) else 'infinite'} in epoch "
                 f"{self.epoch + 1} (term '{bad[0]}'); lower the learning rate (now {self.s.lr:g}) and run again.")
+
+
+def _split(by_rank: list[int], lead: str) -> str:
+    """'<lead> by 2 processes: 100 + 100 samples' under DDP (the samples each rank's teacher saw), '' alone."""
+    if len(by_rank) < 2:
+        return ""
+    return f"{lead} by {len(by_rank)} processes: {' + '.join(f'{k:,}' for k in by_rank)} samples"
