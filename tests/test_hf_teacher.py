@@ -15,7 +15,7 @@ from transformers import ResNetConfig, ResNetForImageClassification, ResNetModel
 from kdstudio.core import trust  # noqa: E402
 from kdstudio.core.data import load_data  # noqa: E402
 from kdstudio.core.errors import KDError  # noqa: E402
-from kdstudio.core.models import hf, teacher_io  # noqa: E402
+from kdstudio.core.models import finetune, hf, teacher_io  # noqa: E402
 from kdstudio.core.pipeline import engine  # noqa: E402
 from tests.helpers import tiny_config  # noqa: E402
 
@@ -146,7 +146,7 @@ def test_a_top_level_head_is_replaced_on_the_library_model(tmp_path, bundle):
     assert teacher_io.info(teacher)["new_head"] == "classifier"  # a child of the wrapper and of the library model
     assert teacher.hf_model.classifier is teacher.classifier and teacher.classifier.out_features == 10
     assert teacher(bundle.x_val[:2]).shape == (2, 10)
-    assert teacher_io.prepare_finetune(teacher, 1).trainable == ["classifier"]
+    assert finetune.prepare_finetune(teacher, 1).trainable == ["classifier"]
 
 
 def test_a_base_model_without_its_head_needs_fine_tuning(tmp_path, bundle):
@@ -157,7 +157,7 @@ def test_a_base_model_without_its_head_needs_fine_tuning(tmp_path, bundle):
     teacher = teacher_io.load_teacher(_cfg(base, **{"teacher.finetune_layers": 1}), bundle, "cpu",
                                       warn=warnings.append)
     assert any("start random" in w for w in warnings)
-    ft = teacher_io.prepare_finetune(teacher, 1)
+    ft = finetune.prepare_finetune(teacher, 1)
     assert ft.trainable == ["classifier.1"]
 
 

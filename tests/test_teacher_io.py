@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from kdstudio.core import models, trust
-from kdstudio.core.models import teacher_io
+from kdstudio.core.models import finetune, teacher_io
 from kdstudio.core.config import Config
 from kdstudio.core.data import load_data
 from kdstudio.core.errors import ConfigError, KDError
@@ -160,7 +160,7 @@ def test_onnx_logits_only_teacher(tmp_path, bundle, trained):
         teacher_io.check_method(t, features)
     teacher_io.check_method(t, types.SimpleNamespace(uses_features=False))
     with pytest.raises(KDError, match="ONNX teacher cannot be fine-tuned"):
-        teacher_io.prepare_finetune(t, 1)
+        finetune.prepare_finetune(t, 1)
 
 
 def test_onnx_fixed_batch_and_wrong_input_shape(tmp_path, bundle, trained):
@@ -268,17 +268,17 @@ def test_sanity_check_passes_a_good_teacher_and_stops_a_wrong_class_order(bundle
 def test_finetune_changes_only_the_unfrozen_layers(tmp_path, bundle, trained):
     torch.save(trained.state_dict(), tmp_path / "t.pt")
     t = load(tmp_path / "t.pt", bundle)
-    groups = teacher_io.layer_groups(t)
+    groups = finetune.layer_groups(t)
     assert groups == [["features.0.0", "features.0.1"], ["features.1.0", "features.1.1"], ["classifier"]]
     before = {k: v.clone() for k, v in t.state_dict().items()}
-    ft = teacher_io.prepare_finetune(t, 2)
+    ft = finetune.prepare_finetune(t, 2)
     opt = torch.optim.SGD([p for p in ft.parameters() if p.requires_grad], lr=0.1)
     for _ in range(3):
         ft.train()
         opt.zero_grad()
         F.cross_entropy(ft(bundle.x_train[:64]), bundle.y_train[:64]).backward()
         opt.step()
-    done = teacher_io.finish_finetune(ft)
+    done = finetune.finish_finetune(ft)
     after = done.state_dict()
     changed = {k for k in before if not torch.equal(before[k], after[k])}
     assert changed and all(k.startswith(("features.1.", "classifier.")) for k in changed)
@@ -292,10 +292,10 @@ def test_finetune_replaces_a_head_of_the_wrong_size(tmp_path, bundle):
     msgs = []
     t = teacher_io.load_teacher(teacher_cfg(tmp_path / "five.pt", finetune_layers=1), bundle, "cpu", warn=msgs.append)
     assert t(bundle.x_val[:2]).shape == (2, 10) and "replaced" in msgs[0]
-    ft = teacher_io.prepare_finetune(t, 1)
+    ft = finetune.prepare_finetune(t, 1)
     assert ft.trainable == ["classifier"]
     with pytest.raises(ConfigError, match="teacher.finetune_layers = 9, but the teacher has 3 layers"):
-        teacher_io.prepare_finetune(t, 9)
+        finetune.prepare_finetune(t, 9)
 
 
 def test_check_method_reads_the_distill_config(tmp_path, bundle, trained):

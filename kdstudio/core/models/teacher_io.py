@@ -1,13 +1,13 @@
 """Teachers from files: TorchScript, weights (safetensors / state_dict) into a zoo architecture, ONNX (logits only),
 a Hugging Face model folder (hf.py), and a pickled full model only with `teacher.trust_pickle`; TorchScript and
 pickles also only after a trust for that file (core/trust.py: its path and content hash). Then: checks against the
-data, fine-tuning of the last N layers, and a sanity check on the validation split.
+data and a sanity check on the validation split (fine-tuning the last N layers is finetune.py).
 
 Files from elsewhere are untrusted: state dicts are read with `torch.load(weights_only=True)`, safetensors with the
 `safetensors` package (no code runs, the file is memory-mapped), ONNX with onnxruntime (optional); TorchScript
 (`torch.jit.load`) and pickles are programs and load only once that file is trusted. Every problem is a KDError with one sentence naming the file.
 
-Engine order: `load_teacher` → (`prepare_finetune` → train → `finish_finetune` when teacher.finetune_layers > 0)
+Engine order: `load_teacher` → (`finetune.prepare_finetune` → train → `finetune.finish_finetune` when teacher.finetune_layers > 0)
 → `sanity_check` → `check_method` (before distillation) and `check_model(student, ..., role="student")`.
 """
 
@@ -40,6 +40,13 @@ _INFO: "weakref.WeakKeyDictionary[nn.Module, dict]" = weakref.WeakKeyDictionary(
 def info(teacher: nn.Module) -> dict:
     """What load_teacher recorded about a teacher: format, path, arch, logits_only (+ reason), new_head."""
     return _INFO.get(teacher, {})
+
+
+def add_info(teacher: nn.Module, **fields) -> None:
+    """Add to what `info(teacher)` reports (fine-tuning records the layers it trained)."""
+    record = _INFO.get(teacher)
+    if record is not None:
+        _INFO[teacher] = {**record, **fields}
 
 
 def _first_line(e: BaseException) -> str:
@@ -279,80 +286,6 @@ def check_method(teacher: nn.Module, distill) -> None:
     if name and rec.get("logits_only"):
         raise KDError(f"Method '{name}' matches intermediate features, but {rec['logits_only_reason']}; pick a "
                       "logits-based method such as 'kd', or load the teacher as weights into a zoo architecture.")
-
-
-# ---- fine-tuning -----------------------------------------------------------------------------------------
-
-def _kind(m: nn.Module) -> str:
-    return getattr(m, "original_name", type(m).__name__)
-
-
-def layer_groups(model: nn.Module) -> list[list[str]]:
-    """Layers with weights in definition order: each conv/linear/... with the norm layers that follow it."""
-    groups: list[list[str]] = []
-    for name, m in model.named_modules():
-        if not name or any(True for _ in m.children()) or not any(True for _ in m.parameters(recurse=False)):
-            continue
-        if _kind(m) in NORMS and groups:
-            groups[-1].append(name)
-        else:
-            groups.append([name])
-    return groups
-
-
-class FinetuneModel(nn.Module):
-    """A teacher with all but its last N layers frozen; frozen layers stay in eval mode (batch-norm statistics
-    included) even when the training loop calls .train()."""
-
-    def __init__(self, model: nn.Module, trainable: list[str]):
-        super().__init__()
-        self.model = model
-        self.trainable = trainable
-        self.frozen = [n for grp in layer_groups(model) for n in grp if n not in trainable]
-
-    def train(self, mode: bool = True):
-        """Train mode for the unfrozen layers only."""
-        super().train(mode)
-        for name in self.frozen:
-            self.model.get_submodule(name).eval()
-        return self
-
-    def forward(self, x):
-        return self.model(x)
-
-
-def prepare_finetune(teacher: nn.Module, layers: int) -> FinetuneModel:
-    """Unfreeze the last `layers` layers with weights (norms count with their conv/linear) for training with a
-    plain cross-entropy stage; everything else keeps its weights and statistics."""
-    if isinstance(teacher, OnnxTeacher):
-        raise KDError("An ONNX teacher cannot be fine-tuned (onnxruntime runs it, not PyTorch); set "
-                      "teacher.finetune_layers = 0 or load the teacher as PyTorch weights.")
-    groups = layer_groups(teacher)
-    if layers < 1 or layers > len(groups):
-        raise ConfigError(f"teacher.finetune_layers = {layers}, but the teacher has {len(groups)} layers with "
-                          f"weights; choose 1 to {len(groups)}.", key="teacher.finetune_layers")
-    trainable = [n for grp in groups[-layers:] for n in grp]
-    head = info(teacher).get("new_head")
-    if head and head not in trainable:
-        trainable.append(head)
-    for p in teacher.parameters():
-        p.requires_grad_(False)
-    for name in trainable:
-        for p in teacher.get_submodule(name).parameters():
-            p.requires_grad_(True)
-    wrapped = FinetuneModel(teacher, trainable)
-    wrapped.train()
-    return wrapped
-
-
-def finish_finetune(wrapped: FinetuneModel) -> nn.Module:
-    """The fine-tuned teacher, in eval mode (the teacher stage freezes it for good in a FrozenTeacher)."""
-    model = wrapped.model
-    record = info(model)
-    model.eval()
-    if record:
-        _INFO[model] = {**record, "finetuned_layers": list(wrapped.trainable)}
-    return model
 
 
 # ---- sanity check ----------------------------------------------------------------------------------------

@@ -9,7 +9,7 @@ import torch
 
 from .. import losses, models
 from ..errors import KDError, RunStopped
-from ..models import teacher_io
+from ..models import finetune, teacher_io
 from ..models.frozen import FrozenTeacher
 from ..outputs.evaluate import accuracy
 from ..store.summary import ModelEntry, StageTiming, ratio_said
@@ -53,7 +53,7 @@ def _load_file_teacher(ctx: RunContext) -> torch.nn.Module:
     teacher = teacher_io.load_teacher(cfg, bundle, ctx.device, warn=ctx.warn)
     ctx.log(f"Loaded teacher {t.path} ({teacher_io.info(teacher).get('format', '?')}).")
     if t.finetune_layers:
-        ft = teacher_io.prepare_finetune(teacher, t.finetune_layers)
+        ft = finetune.prepare_finetune(teacher, t.finetune_layers)
         done = ctx.completed_checkpoint("teacher")
         if done:
             ft.load_state_dict(done["model"])
@@ -62,7 +62,7 @@ def _load_file_teacher(ctx: RunContext) -> torch.nn.Module:
             ctx.log(f"Fine-tuning the last {t.finetune_layers} layer(s) of the teacher for {t.finetune_epochs} "
                     "epoch(s); the rest stays frozen.")
             ctx.train(stage_spec(ctx, "teacher", ft, CrossEntropy(), t.finetune_epochs, t.lr), hooks=clip_hooks(ctx))
-        teacher = teacher_io.finish_finetune(ft)
+        teacher = finetune.finish_finetune(ft)
     if t.extra_paths:
         extras = []
         for path in t.extra_paths:
