@@ -109,3 +109,24 @@ def test_blocks_of_one_cache_file_fill_and_resume_apart(tmp_path):
     assert torch.allclose(part.rows(0, n), want, atol=1e-5)
     part.delete()
     assert not list((tmp_path / "cache").iterdir())  # the file and both blocks' notes
+
+
+@pytest.mark.parametrize("n", [74, 75])
+def test_each_ranks_shard_and_block_are_disjoint_and_cover_the_split(monkeypatch, n):
+    """What every rank computes from the same seed, as rank 0 and rank 1 of 2: one epoch permutation; training
+    shards disjoint and together the epoch (less the n % 2 that drop-last skips); cache and evaluation blocks
+    disjoint and together every sample."""
+    import torch
+    from kdstudio.core.train import distributed
+    monkeypatch.setattr(distributed, "active", lambda: True)
+    monkeypatch.setattr(distributed._state, "world", 2)
+    shards, blocks = [], []
+    for r in (0, 1):
+        monkeypatch.setattr(distributed._state, "rank", r)
+        perm = torch.randperm(n, generator=torch.Generator().manual_seed(7))  # the loop's seeded generator
+        shards.append(distributed.shard(perm))
+        blocks.append(range(*distributed.block(n)))
+    assert len(shards[0]) == len(shards[1]) == distributed.shard_size(n) == n // 2  # the same steps on each rank
+    assert not set(shards[0].tolist()) & set(shards[1].tolist())
+    assert sorted(shards[0].tolist() + shards[1].tolist()) == sorted(perm[:2 * (n // 2)].tolist())
+    assert list(blocks[0]) + list(blocks[1]) == list(range(n))
