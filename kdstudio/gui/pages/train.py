@@ -17,6 +17,7 @@ from superqt.utils import qthrottled
 from ...core.store.files import RunDir, read_metrics
 from ...core.store.projects import RunInfo
 from ...core.store.run_labels import display_name
+from .. import status_gpu
 from ..forms import ConfigForm
 from ..model import ConfigModel
 from ..plots import PlotPanel
@@ -44,7 +45,7 @@ class TrainPage(QWidget):
     runs_selected = Signal(list)     # [RunInfo] selected in the history
     goto_problem = Signal(str)       # dotted key of the first problem (the Start hint's link)
 
-    def __init__(self, model: ConfigModel, controller: RunController, parent=None):
+    def __init__(self, model: ConfigModel, controller: RunController, hub=None, parent=None):
         super().__init__(parent)
         self.model = model
         self.controller = controller
@@ -63,6 +64,9 @@ class TrainPage(QWidget):
         model.project_changed.connect(self._on_project)
         model.config_changed.connect(self._on_config)
         model.problems_changed.connect(lambda _p: self.form.mark(model.problem_map()))
+        if hub is not None:  # the CUDA devices are known once torch has loaded (the catalogue)
+            hub.catalog_ready.connect(lambda _c: self.refresh_gpus())
+        self.controls.gpus.valueChanged.connect(self._on_gpus)
         self._catch_up()
 
     # ---- layout -----------------------------------------------------------------------------------------
@@ -148,6 +152,14 @@ class TrainPage(QWidget):
         need = self.plots.minimumSizeHint().width() + self.log_pane.minimumSizeHint().width() + 60
         self._arrange(event.size().width() >= need)
 
+    def refresh_gpus(self) -> None:
+        """Offer GPUs 1…N when this machine has N > 1 CUDA devices (status_gpu.cuda_device_count)."""
+        self.controls.set_gpu_count(status_gpu.cuda_device_count())
+        self._on_gpus(self.controls.gpus.value())
+
+    def _on_gpus(self, value: int) -> None:
+        self.controller.processes = 1 if self.controls.gpus.isHidden() else value
+
     def _on_config(self, _key: str = "") -> None:
         if self.model.cfg is not None:
             self.form.load(self.model.cfg)
@@ -158,6 +170,7 @@ class TrainPage(QWidget):
         opened, a run started, or a run ended."""
         self._on_config()
         self.form.mark(self.model.problem_map())
+        self.refresh_gpus()
         c = self.controller
         for line in c.log_lines:
             self._on_logged(line)
@@ -207,6 +220,7 @@ class TrainPage(QWidget):
             self.history.reload(live=(self.controller.run_dir, state))
         if state == "paused":
             self.bar.setFormat(self.bar.format().split(" (")[0] + " (paused)")
+        self.controls.gpus.setEnabled(state == "idle")  # a run's processes are fixed when it starts
         self._update_hint()
 
     def _update_hint(self) -> None:

@@ -9,8 +9,8 @@ import re
 from pathlib import Path
 
 from PySide6.QtCore import QSize, Qt
-from PySide6.QtWidgets import (QHBoxLayout, QLabel, QPlainTextEdit, QStackedLayout, QStackedWidget, QToolButton,
-                               QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (QHBoxLayout, QLabel, QPlainTextEdit, QSpinBox, QStackedLayout, QStackedWidget,
+                               QToolButton, QVBoxLayout, QWidget)
 
 from ...core.store.files import RunDir
 
@@ -47,6 +47,17 @@ class RunControls(QWidget):
                 b.setObjectName(name)
             self.row.addWidget(b)
         self.row.addStretch(1)
+        self.gpus_label = QLabel("GPUs:")
+        self.gpus = QSpinBox()  # shown with more than one CUDA device (set_gpu_count)
+        self.gpus.setRange(1, 1)
+        self.gpus.setAccessibleName("GPUs")
+        self.gpus.setToolTip("Train on this many GPUs of this machine: more than 1 starts torchrun with one process "
+                             "per GPU (DDP) and the window follows the run from its folder. data.batch_size is per "
+                             "process.")
+        self.gpus_label.setBuddy(self.gpus)
+        for w in (self.gpus_label, self.gpus):
+            w.hide()
+            self.row.addWidget(w)
         self.device_label = QLabel()
         self.device_label.setObjectName("help")
         self.settings_btn = QToolButton()
@@ -80,6 +91,16 @@ class RunControls(QWidget):
         """Show a warning under the hint ("" hides it)."""
         self.warning.setText(f"⚠ {text}" if text else "")
         self.warning.setVisible(bool(text))
+
+    def set_gpu_count(self, count: int) -> None:
+        """Offer GPUs 1…count when there is more than one CUDA device; hidden otherwise (and back to 1)."""
+        several = count > 1
+        self.gpus.setMaximum(max(1, count))
+        if not several:
+            self.gpus.setValue(1)
+        self.gpus_label.setVisible(several)
+        self.gpus.setVisible(several)
+        self._full_width = 0  # the row's width changed: measured again at the next resize
 
     def set_device(self, device: str) -> None:
         self.device_label.setText(f"device: {device}")
