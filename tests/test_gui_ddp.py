@@ -10,7 +10,7 @@ pytest.importorskip("PySide6")
 pytest.importorskip("pytestqt")
 
 from PySide6.QtCore import Qt  # noqa: E402
-from PySide6.QtWidgets import QAbstractSpinBox, QToolButton  # noqa: E402
+from PySide6.QtWidgets import QToolButton  # noqa: E402
 
 from kdstudio.core import events as ev  # noqa: E402
 from kdstudio.core.store.event_log import EventFollower, encode  # noqa: E402
@@ -66,20 +66,24 @@ def _click(window, qtbot, action) -> None:
     qtbot.mouseClick(button, Qt.LeftButton)
 
 
-def _pick_two(qtbot, spin) -> None:
-    """Choose 2 the way a person does: click into the box, press the Up arrow."""
-    assert spin.isVisible() and spin.maximum() == 2 and spin.value() == 1
-    qtbot.mouseClick(spin.lineEdit(), Qt.LeftButton)
-    qtbot.keyClick(spin, Qt.Key_Up)
-    assert spin.value() == 2
+def _pick_two(qtbot, combo) -> None:
+    """Choose 2 the way a person does with the keyboard: focus the GPUs box, press the Down arrow."""
+    assert combo.isVisible() and combo.count() == 2 and combo.currentText() == "1"
+    combo.setFocus()
+    qtbot.keyClick(combo, Qt.Key_Down)
+    assert combo.currentText() == "2"
 
 
-def test_one_device_hides_the_gpus_control(window, monkeypatch):
-    spin = _gpus(window, monkeypatch, 1)
-    assert spin.isHidden() and window.train.controls.gpus_label.isHidden() and window.run.processes == 1
-    spin = _gpus(window, monkeypatch, 4)
-    assert spin.isVisible() and spin.maximum() == 4
-    assert spin.buttonSymbols() != QAbstractSpinBox.NoButtons
+def test_one_device_hides_the_gpus_control(window, qtbot, monkeypatch):
+    combo = _gpus(window, monkeypatch, 1)
+    assert combo.isHidden() and window.train.controls.gpus_label.isHidden() and window.run.processes == 1
+    combo = _gpus(window, monkeypatch, 4)
+    assert combo.isVisible() and [combo.itemText(i) for i in range(combo.count())] == ["1", "2", "3", "4"]
+    assert window.run.processes == 1  # 1 until the person picks more
+    combo.setFocus()
+    qtbot.keyClick(combo, Qt.Key_End)
+    assert window.run.processes == 4
+    assert _gpus(window, monkeypatch, 1).isHidden() and window.run.processes == 1  # devices gone: one process
 
 
 def test_two_processes_pause_resume_stop_then_resume_to_completion(window, qtbot, monkeypatch):

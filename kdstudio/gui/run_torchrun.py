@@ -48,9 +48,12 @@ def trusted_now() -> list[str]:
 
 def _child_env() -> dict:
     """The window's environment, with this kdstudio first on the path (the ranks run the window's code)."""
+    import site
     env = dict(os.environ)
     root = str(Path(__file__).resolve().parents[2])
-    env["PYTHONPATH"] = os.pathsep.join([root] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p])
+    installed = {str(Path(p).resolve()) for p in [*site.getsitepackages(), site.getusersitepackages()]}
+    if root not in installed:  # a source checkout: ahead of any installed copy (site-packages is found anyway)
+        env["PYTHONPATH"] = os.pathsep.join([root] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p])
     env.setdefault("PYTHONUNBUFFERED", "1")
     return env
 

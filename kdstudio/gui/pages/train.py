@@ -66,7 +66,7 @@ class TrainPage(QWidget):
         model.problems_changed.connect(lambda _p: self.form.mark(model.problem_map()))
         if hub is not None:  # the CUDA devices are known once torch has loaded (the catalogue)
             hub.catalog_ready.connect(lambda _c: self.refresh_gpus())
-        self.controls.gpus.valueChanged.connect(self._on_gpus)
+        self.controls.gpus.currentIndexChanged.connect(lambda _i: self._on_gpus())
         self._catch_up()
 
     # ---- layout -----------------------------------------------------------------------------------------
@@ -155,10 +155,10 @@ class TrainPage(QWidget):
     def refresh_gpus(self) -> None:
         """Offer GPUs 1…N when this machine has N > 1 CUDA devices (status_gpu.cuda_device_count)."""
         self.controls.set_gpu_count(status_gpu.cuda_device_count())
-        self._on_gpus(self.controls.gpus.value())
+        self._on_gpus()
 
-    def _on_gpus(self, value: int) -> None:
-        self.controller.processes = 1 if self.controls.gpus.isHidden() else value
+    def _on_gpus(self) -> None:
+        self.controller.processes = self.controls.gpu_choice()
 
     def _on_config(self, _key: str = "") -> None:
         if self.model.cfg is not None:

@@ -9,7 +9,7 @@ import re
 from pathlib import Path
 
 from PySide6.QtCore import QSize, Qt
-from PySide6.QtWidgets import (QHBoxLayout, QLabel, QPlainTextEdit, QSpinBox, QStackedLayout, QStackedWidget,
+from PySide6.QtWidgets import (QComboBox, QHBoxLayout, QLabel, QPlainTextEdit, QComboBox, QStackedLayout, QStackedWidget,
                                QToolButton, QVBoxLayout, QWidget)
 
 from ...core.store.files import RunDir
@@ -48,8 +48,8 @@ class RunControls(QWidget):
             self.row.addWidget(b)
         self.row.addStretch(1)
         self.gpus_label = QLabel("GPUs:")
-        self.gpus = QSpinBox()  # shown with more than one CUDA device (set_gpu_count)
-        self.gpus.setRange(1, 1)
+        self.gpus = QComboBox()  # 1…N, shown with more than one CUDA device (set_gpu_count)
+        self.gpus.addItem("1")
         self.gpus.setAccessibleName("GPUs")
         self.gpus.setToolTip("Train on this many GPUs of this machine: more than 1 starts torchrun with one process "
                              "per GPU (DDP) and the window follows the run from its folder. data.batch_size is per "
@@ -95,12 +95,19 @@ class RunControls(QWidget):
     def set_gpu_count(self, count: int) -> None:
         """Offer GPUs 1…count when there is more than one CUDA device; hidden otherwise (and back to 1)."""
         several = count > 1
-        self.gpus.setMaximum(max(1, count))
-        if not several:
-            self.gpus.setValue(1)
+        keep = min(self.gpu_choice(), max(1, count))
+        self.gpus.blockSignals(True)
+        self.gpus.clear()
+        self.gpus.addItems([str(n) for n in range(1, max(1, count) + 1)])
+        self.gpus.setCurrentIndex(keep - 1 if several else 0)
+        self.gpus.blockSignals(False)
         self.gpus_label.setVisible(several)
         self.gpus.setVisible(several)
         self._full_width = 0  # the row's width changed: measured again at the next resize
+
+    def gpu_choice(self) -> int:
+        """The GPUs chosen (1 while the control is hidden)."""
+        return 1 if self.gpus.isHidden() else self.gpus.currentIndex() + 1
 
     def set_device(self, device: str) -> None:
         self.device_label.setText(f"device: {device}")
