@@ -159,3 +159,28 @@ def test_a_sweep_on_two_processes_is_refused_in_one_sentence(window, qtbot, monk
     _click(window, qtbot, window.run.start_act)
     assert not window.run.running
     assert window.run.last_error[0].startswith("A sweep (run.seeds or run.sweep) runs in one process")
+
+
+def test_the_windows_trusted_files_reach_the_processes_as_trust_flags(tmp_path):
+    from kdstudio.core import trust
+    from kdstudio.gui.run_torchrun import trusted_now
+    from kdstudio.launch import local_command
+    arch = tmp_path / "net.py"
+    arch.write_text("def build(n): pass\n")
+    trust.grant(arch)
+    [path] = trusted_now()
+    cmd = local_command(str(tmp_path / "c.toml"), str(tmp_path / "run"), 2, trust=[path])
+    assert cmd[cmd.index("--nproc-per-node") + 1] == "2" and "--standalone" in cmd
+    tail = cmd[cmd.index("kdstudio"):]
+    assert tail[:2] == ["kdstudio", "run"] and tail[tail.index("--trust") + 1] == path and "--nproc" not in tail
+    arch.write_text("import os  # changed after it was trusted\n")
+    assert trusted_now() == []  # a changed file is not handed on: the run asks about it as the CLI would
+
+
+def test_a_sentence_the_processes_printed_is_the_message(tmp_path):
+    from kdstudio.gui.run_torchrun import said_error
+    log = tmp_path / "torchrun.log"
+    assert said_error(log) is None
+    log.write_text("W1202 noise\n[rank0]: kdstudio: error: 'x' already holds a run; choose another --out.\n"
+                   "Traceback (most recent call last):\n  ChildFailedError\n")
+    assert said_error(log) == "'x' already holds a run; choose another --out."
