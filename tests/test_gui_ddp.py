@@ -181,6 +181,7 @@ def test_a_sentence_the_processes_printed_is_the_message(tmp_path):
     from kdstudio.gui.run_torchrun import said_error
     log = tmp_path / "torchrun.log"
     assert said_error(log) is None
-    log.write_text("W1202 noise\n[rank0]: kdstudio: error: 'x' already holds a run; choose another --out.\n"
+    log.write_text("W1202 noise\nkdstudio: error: Rank 1 of this distributed run lost the other processes (x).\n"
+                   "[rank0]: kdstudio: error: 'x' already holds a run; choose another --out.\n"
                    "Traceback (most recent call last):\n  ChildFailedError\n")
     assert said_error(log) == "'x' already holds a run; choose another --out."

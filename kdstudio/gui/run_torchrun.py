@@ -65,7 +65,8 @@ def said_error(log: Path) -> str | None:
     except OSError:
         return None
     lines = [line.split(ERROR_PREFIX, 1)[1].strip() for line in text.splitlines() if ERROR_PREFIX in line]
-    return lines[-1] if lines else None
+    first_cause = [line for line in lines if "lost the other processes" not in line]  # not a rank left behind
+    return (first_cause or lines or [None])[0]
 
 
 def _tail(log: Path, chars: int = 4000) -> str:
@@ -96,9 +97,9 @@ class TorchrunWorker(RunWorker):
         if result is None:
             code = self.proc.returncode
             said = said_error(rd.launch_log)
+            logs = " and ".join(p.name for p in (rd.log, rd.launch_log) if p.is_file()) or rd.launch_log.name
             self.failed.emit(said or f"The {self.nproc} training processes ended unexpectedly (exit code {code}); "
-                                     f"see {rd.log.name if rd.log.is_file() else rd.launch_log.name} in the run "
-                                     "folder.", _tail(rd.launch_log))
+                                     f"see {logs} in the run folder.", _tail(rd.launch_log))
         elif result[0] == "done":
             self.done.emit(result[1])
         else:

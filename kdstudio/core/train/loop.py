@@ -238,8 +238,9 @@ class StageRunner:
         epoch_sums: dict[str, float] = {}
         window, epoch_steps, samples, window_first = 0, 0, 0, self.step_in_epoch
         last_emit, window_start = 0.0, time.perf_counter()
+        def on_pause():
+            self.emit(ev.LOG, s.name, message="Paused.")
         for step in range(self.step_in_epoch, self.steps_per_epoch):
-            on_pause = lambda: self.emit(ev.LOG, s.name, message="Paused.")  # noqa: E731
             # every rank stops (or pauses) at this step: rank 0's pause file reaches the others here
             stop, pause = distributed.any_rank_each(self.control.stop_requested, self.control.paused)
             if pause and distributed.active():

@@ -9,7 +9,7 @@ import re
 from pathlib import Path
 
 from PySide6.QtCore import QSize, Qt
-from PySide6.QtWidgets import (QComboBox, QHBoxLayout, QLabel, QPlainTextEdit, QComboBox, QStackedLayout, QStackedWidget,
+from PySide6.QtWidgets import (QComboBox, QHBoxLayout, QLabel, QPlainTextEdit, QStackedLayout, QStackedWidget,
                                QToolButton, QVBoxLayout, QWidget)
 
 from ...core.store.files import RunDir
