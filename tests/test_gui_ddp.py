@@ -56,7 +56,7 @@ def _gpus(window, monkeypatch, count: int):
     """This machine has `count` CUDA devices (as torch would say once loaded); the Train page on screen."""
     monkeypatch.setattr(status_gpu, "cuda_device_count", lambda: count)
     window.show_page("Train")
-    window.train.refresh_gpus()  # what the catalogue's arrival (torch loaded) does
+    window.train.controls.refresh_gpus()  # what the catalogue's arrival (torch loaded) does
     return window.train.controls.gpus
 
 

@@ -17,7 +17,6 @@ from superqt.utils import qthrottled
 from ...core.store.files import RunDir, read_metrics
 from ...core.store.projects import RunInfo
 from ...core.store.run_labels import display_name
-from .. import status_gpu
 from ..forms import ConfigForm
 from ..model import ConfigModel
 from ..plots import PlotPanel
@@ -65,8 +64,8 @@ class TrainPage(QWidget):
         model.config_changed.connect(self._on_config)
         model.problems_changed.connect(lambda _p: self.form.mark(model.problem_map()))
         if hub is not None:  # the CUDA devices are known once torch has loaded (the catalogue)
-            hub.catalog_ready.connect(lambda _c: self.refresh_gpus())
-        self.controls.gpus.currentIndexChanged.connect(lambda _i: self._on_gpus())
+            hub.catalog_ready.connect(lambda _c: self.controls.refresh_gpus())
+        self.controls.processes_changed.connect(lambda n: setattr(controller, "processes", n))
         self._catch_up()
 
     # ---- layout -----------------------------------------------------------------------------------------
@@ -152,14 +151,6 @@ class TrainPage(QWidget):
         need = self.plots.minimumSizeHint().width() + self.log_pane.minimumSizeHint().width() + 60
         self._arrange(event.size().width() >= need)
 
-    def refresh_gpus(self) -> None:
-        """Offer GPUs 1…N when this machine has N > 1 CUDA devices (status_gpu.cuda_device_count)."""
-        self.controls.set_gpu_count(status_gpu.cuda_device_count())
-        self._on_gpus()
-
-    def _on_gpus(self) -> None:
-        self.controller.processes = self.controls.gpu_choice()
-
     def _on_config(self, _key: str = "") -> None:
         if self.model.cfg is not None:
             self.form.load(self.model.cfg)
@@ -170,7 +161,7 @@ class TrainPage(QWidget):
         opened, a run started, or a run ended."""
         self._on_config()
         self.form.mark(self.model.problem_map())
-        self.refresh_gpus()
+        self.controls.refresh_gpus()
         c = self.controller
         for line in c.log_lines:
             self._on_logged(line)

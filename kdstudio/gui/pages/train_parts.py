@@ -8,13 +8,13 @@ import html
 import re
 from pathlib import Path
 
-from PySide6.QtCore import QSize, Qt
+from PySide6.QtCore import QSize, Qt, Signal
 from PySide6.QtWidgets import (QComboBox, QHBoxLayout, QLabel, QPlainTextEdit, QStackedLayout, QStackedWidget,
                                QToolButton, QVBoxLayout, QWidget)
 
 from ...core.store.files import RunDir
 
-from .. import theme
+from .. import status_gpu, theme
 from .history import clean_log
 
 NO_RUN_TEXT = "No run yet — press Start (Ctrl+R) to train the teacher and distil the student."
@@ -34,6 +34,8 @@ class RunControls(QWidget):
     """Start · Pause · Resume · Stop, the device and the Run settings button on one row, the Start hint (when
     there is one) wrapped on the row under it. Narrower than the row needs, the device label gives way (the
     device is also in the settings button's tooltip), so no button text is ever cut off."""
+
+    processes_changed = Signal(int)  # the GPUs chosen: the processes a run starts with (1 while hidden)
 
     def __init__(self, start, pause, resume, stop, parent=None):
         super().__init__(parent)
@@ -55,6 +57,7 @@ class RunControls(QWidget):
                              "per GPU (DDP) and the window follows the run from its folder. data.batch_size is per "
                              "process.")
         self.gpus_label.setBuddy(self.gpus)
+        self.gpus.currentIndexChanged.connect(lambda _i: self.processes_changed.emit(self.gpu_choice()))
         for w in (self.gpus_label, self.gpus):
             w.hide()
             self.row.addWidget(w)
@@ -91,6 +94,11 @@ class RunControls(QWidget):
         """Show a warning under the hint ("" hides it)."""
         self.warning.setText(f"⚠ {text}" if text else "")
         self.warning.setVisible(bool(text))
+
+    def refresh_gpus(self) -> None:
+        """Offer GPUs 1…N when this machine has N > 1 CUDA devices (status_gpu.cuda_device_count)."""
+        self.set_gpu_count(status_gpu.cuda_device_count())
+        self.processes_changed.emit(self.gpu_choice())
 
     def set_gpu_count(self, count: int) -> None:
         """Offer GPUs 1…count when there is more than one CUDA device; hidden otherwise (and back to 1)."""
