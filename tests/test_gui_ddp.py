@@ -185,3 +185,17 @@ def test_a_sentence_the_processes_printed_is_the_message(tmp_path):
                    "[rank0]: kdstudio: error: 'x' already holds a run; choose another --out.\n"
                    "Traceback (most recent call last):\n  ChildFailedError\n")
     assert said_error(log) == "'x' already holds a run; choose another --out."
+
+
+def test_a_pause_file_pauses_the_run_that_writes_the_folder(tmp_path):
+    from kdstudio.core.store.pause_file import FolderControl, request_pause
+    control = FolderControl(tmp_path, poll_s=0)
+    assert not control.paused
+    request_pause(tmp_path, True)  # what the window does; or `touch RUN/pause` at a shell
+    assert control.paused and (tmp_path / "pause").exists()
+    request_pause(tmp_path, False)
+    assert not control.paused
+    request_pause(tmp_path, True)
+    control.stop()
+    assert not control.paused and control.stop_requested  # a stop is never held up by the file
+    control.wait_if_paused()  # returns at once
