@@ -304,8 +304,11 @@ def _execute(cfg, out: Path, resume: bool) -> int:
     from .core.pipeline import engine
     from .progress import ProgressPrinter
 
+    from .core.store.pause_file import FolderControl
     from .core.train import distributed
-    control = events.RunControl()
+    # the process that writes the run folder also pauses while it holds a `pause` file (`touch RUN/pause`; the
+    # window's GPUs > 1 run pauses this way); under torchrun it shares that with the other ranks at each step
+    control = FolderControl(out) if distributed.is_main() else events.RunControl()
     if not distributed.is_main():  # under torchrun rank 0 alone shows progress and the summary
         with _ctrl_c_stops(control):
             result = engine.run(cfg, out, control=control, resume=resume)

@@ -69,3 +69,17 @@ def check_torchrun_args(args) -> None:
             raise KDError(f"{flag} only goes with --nproc N (the processes to start on this machine).")
     if requested() and not getattr(args, "out", None):
         raise KDError("Under torchrun give --out RUN_FOLDER: every process must use the same run folder.")
+
+
+def local_command(config: str | None, out: str, nproc: int, resume: bool = False,
+                  trust: list[str] | tuple = ()) -> list[str]:
+    """`kdstudio run CONFIG --out OUT --nproc N` (or `run --resume --out OUT --nproc N`) as the torchrun command
+    line, built as the CLI builds it (the window's GPUs > 1 runs start this)."""
+    import argparse
+    argv = ["run"] + ([] if resume or config is None else [str(config)]) + ["--out", str(out)]
+    argv += ["--resume"] if resume else []
+    for path in trust:
+        argv += ["--trust", str(path)]
+    args = argparse.Namespace(nproc=nproc, out=str(out), nnodes=None, node_rank=None, master_addr=None,
+                              master_port=None)
+    return torchrun_command(args, argv + ["--nproc", str(nproc)], default_out=None)

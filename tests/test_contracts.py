@@ -53,7 +53,8 @@ def test_config_store_summary_and_plan_load_without_torch():
     torch_free = ["kdstudio.core.config", "kdstudio.core.config.templates", "kdstudio.core.store.projects",
                   "kdstudio.core.store.summary", "kdstudio.core.store.settings", "kdstudio.core.events", "kdstudio.core.registry",
                   "kdstudio.core.pipeline.plan", "kdstudio.core.outputs.gain", "kdstudio.core.store.run_labels",
-                  "kdstudio.core.config.diff", "kdstudio.core.outputs.parity"]  # what the window shows before torch
+                  "kdstudio.core.config.diff", "kdstudio.core.outputs.parity", "kdstudio.core.store.event_log",
+                  "kdstudio.core.store.pause_file"]  # what the window shows before torch
     loaded = _loaded_after(torch_free)
     assert "kdstudio" in loaded
     assert "torch" not in loaded and "numpy" not in loaded

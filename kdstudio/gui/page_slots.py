@@ -42,7 +42,7 @@ def page_factories(model, hub, run) -> dict[str, Callable[[], QWidget]]:
     """name → a function that builds that page for this window's model, info hub and run controller."""
     return {"Data": lambda: DataPage(model, hub, run), "Teacher": lambda: TeacherPage(model, hub),
             "Student": lambda: StudentPage(model, hub), "Method": lambda: MethodPage(model, hub, extra_sections()),
-            "Train": lambda: TrainPage(model, run), "Evaluate": lambda: EvaluatePage(model, run),
+            "Train": lambda: TrainPage(model, run, hub), "Evaluate": lambda: EvaluatePage(model, run),
             "Export": lambda: ExportPage(model)}
 
 

@@ -30,6 +30,8 @@ from .probe import StallProbe
 
 DAMAGED_HINT = "This project's project.toml is damaged; repair it in the TOML editor to run."
 LOG_LINES = 5000  # as many as the Train page's log shows
+SWEEP_ON_ONE = ("A sweep (run.seeds or run.sweep) runs in one process; set GPUs to 1 on the Train page, or run "
+                "each point on several GPUs.")
 
 
 class LogLine(NamedTuple):
@@ -65,6 +67,7 @@ class RunController(QObject):
         self.last_stall: dict | None = None
         # Asked before the Stop action stops a run (the run queue asks whether to hold the queue); False = go on
         self.confirm_stop: Callable[[], bool] | None = None
+        self.processes = 1  # the Train page's GPUs: > 1 runs torchrun with that many processes (run_torchrun.py)
         self.start_act = QAction("▶  Start", self, shortcut=QKeySequence("Ctrl+R"), triggered=self._on_start_act)
         self.pause_act = QAction("❚❚  Pause", self, triggered=self.pause)
         self.resume_act = QAction("▶  Resume", self, triggered=self.resume)
@@ -115,6 +118,10 @@ class RunController(QObject):
         if self.running or project is None or project.damaged:
             return False
         self.model.save_now()
+        if self.processes > 1 and ((Path(resume.path) / SWEEP_TOML).is_file() if resume is not None else
+                                   self._is_sweep(config if config is not None else self.model.cfg)):
+            self._on_failed(SWEEP_ON_ONE, "")
+            return False
         if resume is None:
             if config is None and not self.model.valid:
                 return False
@@ -142,11 +149,16 @@ class RunController(QObject):
         self.live = LiveRun(cfg, out, resume=resume is not None)
         self.last_summary = self.last_error = None
         self.log_lines.clear()
-        self.runner.start(None if resume else cfg, out, resume=resume is not None)  # -> state "running", started
+        self.runner.start(None if resume else cfg, out, resume=resume is not None,  # -> state "running", started
+                          nproc=self.processes)
         what = f"sweep of {self.live.sweep_total} runs" if self.live.sweep_total else "run"
         self.log(f"{'Resuming' if resume else 'Starting'} {what} {out.name} in {out}")
         self.probe.start()
         return True
+
+    @staticmethod
+    def _is_sweep(cfg) -> bool:
+        return cfg is not None and (bool(cfg.run.seeds) or bool(cfg.run.sweep))
 
     def _on_start_act(self) -> None:
         """Start, or while a run goes (the action then reads "Queue"), queue the open project's config."""

@@ -56,6 +56,16 @@ def _nvml(index: int) -> dict | None:
             "total": int(mem.total), "util": float(util.gpu), "nvml": True}
 
 
+def cuda_device_count() -> int:
+    """CUDA devices PyTorch sees here (0 until torch has loaded, or without CUDA); the Train page offers GPUs > 1
+    when there are several. torch caches the count after its first CUDA query (the catalogue's, in the pool)."""
+    torch = sys.modules.get("torch")
+    try:
+        return int(torch.cuda.device_count()) if torch is not None else 0
+    except Exception:  # noqa: BLE001 - a broken CUDA setup counts as none
+        return 0
+
+
 def sample_gpu(index: int = 0) -> dict | None:
     """One reading of the GPU (runs in a worker thread); None when there is no CUDA device."""
     torch = sys.modules.get("torch")  # loaded by the info hub; this never is the first import of torch

@@ -118,13 +118,18 @@ class RunThread(QObject):
             self.state = state
             self.state_changed.emit(state)
 
-    def start(self, cfg, out_dir: Path, resume: bool = False) -> None:
-        """Run the pipeline for `cfg` into `out_dir` (or resume the run there) in a new thread."""
+    def start(self, cfg, out_dir: Path, resume: bool = False, nproc: int = 1) -> None:
+        """Run the pipeline for `cfg` into `out_dir` (or resume the run there) in a new thread; nproc > 1: on that
+        many processes under torchrun, followed from the run folder (run_torchrun.py)."""
         if self.is_active():
             raise RuntimeError("a run is already in progress")
         self.run_dir, self._result = Path(out_dir), None
-        from .run_process import worker_class  # a thread, or a child process when asked for (run_process.py)
-        self.worker = worker_class()(cfg, self.run_dir, resume)
+        if nproc > 1:
+            from .run_torchrun import TorchrunWorker
+            self.worker = TorchrunWorker(cfg, self.run_dir, resume, nproc)
+        else:
+            from .run_process import worker_class  # a thread, or a child process when asked for (run_process.py)
+            self.worker = worker_class()(cfg, self.run_dir, resume)
         self.thread = QThread(self)
         self.thread.setObjectName("kdstudio-run")
         self.worker.moveToThread(self.thread)

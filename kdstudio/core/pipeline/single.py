@@ -24,6 +24,7 @@ from ..config import Config
 from ..errors import KDError, RunStopped
 from ..outputs import tracking
 from ..store import summary as summary_mod
+from ..store.event_log import EventLogWriter
 from ..store.files import JsonlWriter, RunDir, write_error
 from ..store.lock import FolderLock
 from ..train import distributed
@@ -99,11 +100,13 @@ class _Silent:
 
 
 class _Recorder:
-    """Writes engine events into the run folder's log.txt (describe()) and metrics.jsonl, then forwards them."""
+    """Writes engine events into the run folder's log.txt (describe()), metrics.jsonl and events.jsonl (every
+    event, for a window that follows the run from its folder), then forwards them."""
 
     def __init__(self, rd: RunDir, listener: Callable[[ev.Event], None] | None):
         self.listener = listener
         self.metrics = JsonlWriter(rd.metrics)
+        self.events = EventLogWriter(rd.events)
         self.log_path = rd.log
         self.log = open(rd.log, "a", encoding="utf-8")
 
@@ -111,6 +114,7 @@ class _Recorder:
         try:
             if e.kind in (ev.STEP, ev.EPOCH):
                 self.metrics.write(e.record())
+            self.events.write(e)
             line = ev.log_line(e) if e.kind not in (ev.STEP, ev.RUN_FINISHED) else None
             if line:
                 self.log.write(line + "\n")
@@ -123,6 +127,7 @@ class _Recorder:
 
     def close(self) -> None:
         self.metrics.close()
+        self.events.close()
         self.log.close()
 
 

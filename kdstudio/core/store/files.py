@@ -158,8 +158,8 @@ SWEEP_TOML, SWEEP_JSON, SWEEP_MD = "sweep.toml", "sweep.json", "sweep.md"
 
 
 class RunDir:
-    """The run-folder layout: config.toml, metrics.jsonl, summary.json, evaluation.json, log.txt, checkpoints/,
-    exports/ (every reader and writer of a run folder names its files through this)."""
+    """The run-folder layout: config.toml, metrics.jsonl, events.jsonl, summary.json, evaluation.json, log.txt,
+    checkpoints/, exports/ (every reader and writer of a run folder names its files through this)."""
 
     def __init__(self, root: str | Path):
         self.root = Path(root)
@@ -172,6 +172,8 @@ class RunDir:
     exports = property(lambda self: self.root / "exports")
     evaluation = property(lambda self: self.root / "evaluation.json")
     label = property(lambda self: self.root / "run.json")  # the person's name and note (store/run_labels.py)
+    events = property(lambda self: self.root / "events.jsonl")  # every engine event, in order (event_log.py)
+    launch_log = property(lambda self: self.root / "torchrun.log")  # a window's torchrun: its output (run_torchrun)
 
     def has_checkpoints(self) -> bool:
         """True when any stage left a checkpoint (a run that can be resumed)."""

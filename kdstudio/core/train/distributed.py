@@ -14,6 +14,7 @@ import contextlib
 import datetime as _dt
 import os
 import re
+import time
 
 import torch
 import torch.distributed as dist
@@ -234,12 +235,32 @@ def average_grads(params) -> None:
 
 def any_rank(flag: bool) -> bool:
     """True when `flag` is true on any rank (a stop asked on one rank stops all at the same step)."""
+    return any_rank_each(flag)[0]
+
+
+def any_rank_each(*flags: bool) -> tuple[bool, ...]:
+    """Each flag, true when it is true on any rank, in one all-reduce (the step's [stop, pause])."""
     if not active():
-        return flag
-    t = torch.tensor([1.0 if flag else 0.0])  # on the CPU, through gloo
+        return tuple(bool(f) for f in flags)
+    t = torch.tensor([1.0 if f else 0.0 for f in flags])  # on the CPU, through gloo
     with _peers():
         dist.all_reduce(t, op=dist.ReduceOp.MAX, group=_state.flags)
-    return bool(t.item())
+    return tuple(bool(v) for v in t.tolist())
+
+
+PAUSE_POLL_S = 0.5  # while paused the ranks agree this often whether to go on (well inside TIMEOUT_S)
+
+
+def wait_while_paused(control, on_pause=None) -> bool:
+    """Under DDP, every rank waits while any rank's control is paused (rank 0's, from the window's pause file),
+    agreeing every PAUSE_POLL_S; returns True when a stop ended the wait."""
+    if on_pause:
+        on_pause()
+    while True:
+        time.sleep(PAUSE_POLL_S)
+        stop, paused = any_rank_each(control.stop_requested, control.paused)
+        if stop or not paused:
+            return stop
 
 
 def share(obj):

@@ -261,12 +261,19 @@ class StageRunner:
         epoch_sums: dict[str, float] = {}
         window, epoch_steps, samples, window_first = 0, 0, 0, self.step_in_epoch
         last_emit, window_start = 0.0, time.perf_counter()
+        def on_pause():
+            self.emit(ev.LOG, s.name, message="Paused.")
         for step in range(self.step_in_epoch, self.steps_per_epoch):
-            if distributed.any_rank(self.control.stop_requested):  # every rank stops at this step
+            # every rank stops (or pauses) at this step: rank 0's pause file reaches the others here
+            stop, pause = distributed.any_rank_each(self.control.stop_requested, self.control.paused)
+            if pause and distributed.active():
+                stop = distributed.wait_while_paused(self.control, on_pause)
+            if stop:
                 self.step_in_epoch = step
                 self.save_checkpoint()
                 raise RunStopped()
-            self.control.wait_if_paused(lambda: self.emit(ev.LOG, s.name, message="Paused."))
+            if not distributed.active():  # alone: the control's own wait (the window's YieldingControl too)
+                self.control.wait_if_paused(on_pause)
             idx = order[step * B:(step + 1) * B]
             xb = yb = pos = None
             if batches is not None:  # pos: the batch's positions on the CPU, as the workers read them

@@ -44,7 +44,7 @@ class TrainPage(QWidget):
     runs_selected = Signal(list)     # [RunInfo] selected in the history
     goto_problem = Signal(str)       # dotted key of the first problem (the Start hint's link)
 
-    def __init__(self, model: ConfigModel, controller: RunController, parent=None):
+    def __init__(self, model: ConfigModel, controller: RunController, hub=None, parent=None):
         super().__init__(parent)
         self.model = model
         self.controller = controller
@@ -63,6 +63,9 @@ class TrainPage(QWidget):
         model.project_changed.connect(self._on_project)
         model.config_changed.connect(self._on_config)
         model.problems_changed.connect(lambda _p: self.form.mark(model.problem_map()))
+        if hub is not None:  # the CUDA devices are known once torch has loaded (the catalogue)
+            hub.catalog_ready.connect(lambda _c: self.controls.refresh_gpus())
+        self.controls.processes_changed.connect(lambda n: setattr(controller, "processes", n))
         self._catch_up()
 
     # ---- layout -----------------------------------------------------------------------------------------
@@ -158,6 +161,7 @@ class TrainPage(QWidget):
         opened, a run started, or a run ended."""
         self._on_config()
         self.form.mark(self.model.problem_map())
+        self.controls.refresh_gpus()
         c = self.controller
         for line in c.log_lines:
             self._on_logged(line)
@@ -207,6 +211,7 @@ class TrainPage(QWidget):
             self.history.reload(live=(self.controller.run_dir, state))
         if state == "paused":
             self.bar.setFormat(self.bar.format().split(" (")[0] + " (paused)")
+        self.controls.gpus.setEnabled(state == "idle")  # a run's processes are fixed when it starts
         self._update_hint()
 
     def _update_hint(self) -> None:

@@ -8,13 +8,13 @@ import html
 import re
 from pathlib import Path
 
-from PySide6.QtCore import QSize, Qt
-from PySide6.QtWidgets import (QHBoxLayout, QLabel, QPlainTextEdit, QStackedLayout, QStackedWidget, QToolButton,
-                               QVBoxLayout, QWidget)
+from PySide6.QtCore import QSize, Qt, Signal
+from PySide6.QtWidgets import (QComboBox, QHBoxLayout, QLabel, QPlainTextEdit, QStackedLayout, QStackedWidget,
+                               QToolButton, QVBoxLayout, QWidget)
 
 from ...core.store.files import RunDir
 
-from .. import theme
+from .. import status_gpu, theme
 from .history import clean_log
 
 NO_RUN_TEXT = "No run yet — press Start (Ctrl+R) to train the teacher and distil the student."
@@ -35,6 +35,8 @@ class RunControls(QWidget):
     there is one) wrapped on the row under it. Narrower than the row needs, the device label gives way (the
     device is also in the settings button's tooltip), so no button text is ever cut off."""
 
+    processes_changed = Signal(int)  # the GPUs chosen: the processes a run starts with (1 while hidden)
+
     def __init__(self, start, pause, resume, stop, parent=None):
         super().__init__(parent)
         self.row = QHBoxLayout()
@@ -47,6 +49,18 @@ class RunControls(QWidget):
                 b.setObjectName(name)
             self.row.addWidget(b)
         self.row.addStretch(1)
+        self.gpus_label = QLabel("GPUs:")
+        self.gpus = QComboBox()  # 1…N, shown with more than one CUDA device (set_gpu_count)
+        self.gpus.addItem("1")
+        self.gpus.setAccessibleName("GPUs")
+        self.gpus.setToolTip("Train on this many GPUs of this machine: more than 1 starts torchrun with one process "
+                             "per GPU (DDP) and the window follows the run from its folder. data.batch_size is per "
+                             "process.")
+        self.gpus_label.setBuddy(self.gpus)
+        self.gpus.currentIndexChanged.connect(lambda _i: self.processes_changed.emit(self.gpu_choice()))
+        for w in (self.gpus_label, self.gpus):
+            w.hide()
+            self.row.addWidget(w)
         self.device_label = QLabel()
         self.device_label.setObjectName("help")
         self.settings_btn = QToolButton()
@@ -80,6 +94,28 @@ class RunControls(QWidget):
         """Show a warning under the hint ("" hides it)."""
         self.warning.setText(f"⚠ {text}" if text else "")
         self.warning.setVisible(bool(text))
+
+    def refresh_gpus(self) -> None:
+        """Offer GPUs 1…N when this machine has N > 1 CUDA devices (status_gpu.cuda_device_count)."""
+        self.set_gpu_count(status_gpu.cuda_device_count())
+        self.processes_changed.emit(self.gpu_choice())
+
+    def set_gpu_count(self, count: int) -> None:
+        """Offer GPUs 1…count when there is more than one CUDA device; hidden otherwise (and back to 1)."""
+        several = count > 1
+        keep = min(self.gpu_choice(), max(1, count))
+        self.gpus.blockSignals(True)
+        self.gpus.clear()
+        self.gpus.addItems([str(n) for n in range(1, max(1, count) + 1)])
+        self.gpus.setCurrentIndex(keep - 1 if several else 0)
+        self.gpus.blockSignals(False)
+        self.gpus_label.setVisible(several)
+        self.gpus.setVisible(several)
+        self._full_width = 0  # the row's width changed: measured again at the next resize
+
+    def gpu_choice(self) -> int:
+        """The GPUs chosen (1 while the control is hidden)."""
+        return 1 if self.gpus.isHidden() else self.gpus.currentIndex() + 1
 
     def set_device(self, device: str) -> None:
         self.device_label.setText(f"device: {device}")
