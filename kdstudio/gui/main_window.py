@@ -214,6 +214,7 @@ class MainWindow(QMainWindow):
             page.goto_problem.connect(self.goto_key)
             page.runs_selected.connect(self._on_runs_selected)
             page.history.load_requested.connect(self.loader.load)
+            page.history.renamed.connect(lambda _path: self._on_run_renamed())
         elif name == "Evaluate":
             page.seeds_started.connect(lambda: self.show_page("Train"))  # "Run 3 seeds": watch it run
             page.show_run(self._evaluate_run)
@@ -308,6 +309,13 @@ class MainWindow(QMainWindow):
     def _on_runs_selected(self, runs: list) -> None:
         if len(runs) == 1 and runs[0].summary:
             self._show_on_evaluate(runs[0])
+
+    def _on_run_renamed(self) -> None:
+        """A run got a new name in the runs table: the Evaluate header and the Export picker say it too."""
+        if (page := self.pages.built("Evaluate")) is not None:
+            page.show_heading()
+        if (export := self.pages.built("Export")) is not None:
+            export.reload_runs()
 
     def _on_run_ended(self, summary: dict) -> None:
         self.panel.reload()

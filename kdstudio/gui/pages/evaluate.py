@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from PySide6.QtCore import QSize, Qt, Signal
 from PySide6.QtGui import QColor
-from PySide6.QtWidgets import (QBoxLayout, QFrame, QHeaderView, QLabel, QPushButton, QScrollArea, QSplitter,
+from PySide6.QtWidgets import (QBoxLayout, QFrame, QHBoxLayout, QHeaderView, QLabel, QPushButton, QScrollArea, QSplitter,
                                QTableWidget, QTableWidgetItem, QTreeWidget, QTreeWidgetItem, QVBoxLayout, QWidget)
 
 from ...core import config as config_mod
@@ -23,6 +23,7 @@ from ..palette import MODEL_COLORS
 from ..widgets import CardGrid, StatCard, fmt_bytes, fmt_int, fmt_pct, fmt_pts, fmt_ratio_said, ratio_words
 from .base import section_keys
 from .eval_charts import EvalCharts
+from .run_rows import heading_html
 
 ORDER = ("teacher", "student", "baseline")
 NAMES = {"teacher": "Teacher", "student": "Student (KD)", "baseline": "Baseline (no KD)"}
@@ -107,6 +108,10 @@ class EvaluatePage(QScrollArea):
         theme.notifier.changed.connect(self._on_scheme)
         title = QLabel("Evaluate")
         title.setObjectName("pageTitle")
+        self.heading = QLabel()  # the shown run's name, its start time small beside it
+        self.heading.setObjectName("runHeading")
+        self.heading.setTextFormat(Qt.RichText)
+        self.heading.setTextInteractionFlags(Qt.TextSelectableByMouse)
         self.subtitle = QLabel("Finish a run to compare the teacher, the distilled student and the baseline.")
         self.subtitle.setObjectName("pageIntro")
         self.subtitle.setWordWrap(True)
@@ -150,7 +155,11 @@ class EvaluatePage(QScrollArea):
         inner = QWidget()
         col = QVBoxLayout(inner)
         col.setContentsMargins(18, 14, 18, 14)
-        col.addWidget(title)
+        head = QHBoxLayout()
+        head.addWidget(title)
+        head.addSpacing(12)
+        head.addWidget(self.heading, 1, Qt.AlignBottom)
+        col.addLayout(head)
         col.addWidget(self.subtitle)
         col.addWidget(self.cards)
         col.addWidget(self.table)
@@ -191,6 +200,7 @@ class EvaluatePage(QScrollArea):
     def show_run(self, run: RunInfo | None) -> None:
         """Show a run's results (None or a run without results: an explanation)."""
         self.run = run
+        self.show_heading()
         s = run.summary if run is not None else {}
         self.table.setRowCount(0)
         self.charts.show_results([], None)
@@ -209,7 +219,7 @@ class EvaluatePage(QScrollArea):
             self._fill_tree(s)
             return
         if not s or not isinstance(s.get("student"), dict) or "compression" not in s:
-            why = "" if run is None else f" Run {run.name} is {run.status}; it has no evaluation yet."
+            why = "" if run is None else f" This run is {run.status}; it has no evaluation yet."
             self.subtitle.setText("Finish a run to compare the teacher, the distilled student and the baseline." + why)
             for c in (self.kept, self.gain, self.smaller, self.faster):
                 c.set("–", "")
@@ -218,7 +228,7 @@ class EvaluatePage(QScrollArea):
             return
         t, st, b, comp = s["teacher"], s["student"], s.get("baseline") or {}, s.get("compression") or {}
         method = (s.get("distill") or {}).get("method", "")
-        self.subtitle.setText(f"Run {run.name} · {s.get('device') or ''} · method {method} · test split, the same "
+        self.subtitle.setText(f"{s.get('device') or ''} · method {method} · test split, the same "
                               "examples for every model.")
         self.kept.set(fmt_pts(comp.get("accuracy_kept")),
                       f"student {fmt_pct(st.get('accuracy'))} vs teacher {fmt_pct(t.get('accuracy'))}")
@@ -263,6 +273,12 @@ class EvaluatePage(QScrollArea):
         self.charts.gallery.set_run(run.path, details)
         self._fill_tree(s)
 
+    def show_heading(self) -> None:
+        """The shown run's name (read again: a rename in the runs table shows here) and its start time."""
+        run = self.run
+        self.heading.setText(heading_html(run, theme.color("muted")) if run is not None else "")
+        self.heading.setToolTip(str(run.path) if run is not None else "")
+
     def _fit_table(self) -> None:
         """Columns fit their contents and the table is exactly as tall as its rows (no inner scrolling)."""
         self.table.resizeColumnsToContents()
@@ -278,7 +294,7 @@ class EvaluatePage(QScrollArea):
         pm = lambda a, sign=False: "–" if not a or a.get("mean") is None else (  # noqa: E731
             f"{a['mean'] * 100:{'+' if sign else ''}.2f} ± {(a.get('std') or 0) * 100:.2f}")
         best = next((r for r in rows if r.get("best")), None)
-        self.subtitle.setText(f"Sweep {run.name} · {run.status} · seeds {s.get('seeds')} · mean ± std over seeds; "
+        self.subtitle.setText(f"Sweep · {run.status} · seeds {s.get('seeds')} · mean ± std over seeds; "
                               f"best = highest student {s.get('criterion', 'validation')} accuracy.")
         label = (lambda r: ", ".join(f"{k} = {r['point'][k]:g}" for k in keys) or "config")
         self.kept.set(label(best) if best else "–", "best point")

@@ -61,6 +61,7 @@ class RunHistory(QWidget):
     selection_changed = Signal(list)   # [RunInfo]
     resume_requested = Signal(object)  # RunInfo
     load_requested = Signal(object)    # RunInfo whose settings go back into the project (gui/load_settings.py)
+    renamed = Signal(object)           # the Path of a run whose name was changed (other views show it again)
 
     def __init__(self, parent=None):
         super().__init__(parent)
@@ -277,6 +278,8 @@ class RunHistory(QWidget):
         item.setText(0, name_of(run))
         tip_name(item, run)
         self.tree.blockSignals(False)
+        if typed != shown:
+            self.renamed.emit(Path(run.path))
 
     def edit_note(self) -> QInputDialog | None:
         """A dialog for the selected run's note (kept in its run.json; shown in the name's tooltip)."""
