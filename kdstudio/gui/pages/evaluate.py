@@ -97,6 +97,7 @@ class EvaluatePage(QScrollArea):
     content needs, and its lower part stacks when narrow, so nothing is cut off or squeezed at 800×600."""
 
     seeds_started = Signal()  # "Run 3 seeds" started a run (the window shows its progress)
+    seeds_queued = Signal(object)  # during a run, "Queue 3 seeds": the Config to queue (the window's run queue)
 
     def __init__(self, model: ConfigModel, run_ctl=None, parent=None):
         super().__init__(parent)
@@ -167,6 +168,7 @@ class EvaluatePage(QScrollArea):
         self.setWidget(inner)
         self.mode = ""
         self._seed_config = None  # the config "Run 3 seeds" starts (None: the button is hidden)
+        self._seeds_queued = False  # "Queue 3 seeds" was pressed for the shown run
         self._arrange("wide")
         if model.cfg is not None:  # built when first shown, after the project was opened
             self.form.load(model.cfg)
@@ -208,6 +210,7 @@ class EvaluatePage(QScrollArea):
         self.tree.clear()
         self.gain.setToolTip("")
         self._seed_config = None
+        self._seeds_queued = False
         self._update_seeds_btn()
         sweep = run is not None and run.is_sweep
         for card, caption in zip((self.kept, self.gain, self.smaller, self.faster),
@@ -334,17 +337,33 @@ class EvaluatePage(QScrollArea):
             return
         cfg.run.seeds, cfg.run.sweep = [cfg.seed + i for i in range(3)], {}
         self._seed_config = cfg
-        self.seeds_btn.setToolTip(f"Start this run's config again with run.seeds = {cfg.run.seeds}: the paired "
-                                  "t-test over three seeds tells whether distillation helps.")
         self._update_seeds_btn()
 
     def _update_seeds_btn(self) -> None:
+        """Run 3 seeds when nothing runs; during a run the same button queues them (once per shown run)."""
         self.seeds_btn.setVisible(self._seed_config is not None and self.run_ctl is not None)
-        self.seeds_btn.setEnabled(self.run_ctl is not None and not self.run_ctl.running)
+        running = self.run_ctl is not None and self.run_ctl.running
+        self.seeds_btn.setText("3 seeds queued" if self._seeds_queued else
+                               "Queue 3 seeds" if running else "Run 3 seeds")
+        self.seeds_btn.setEnabled(self.run_ctl is not None and not self._seeds_queued)
+        if self._seed_config is not None:
+            seeds = self._seed_config.run.seeds
+            self.seeds_btn.setToolTip(
+                f"Queued: this run's config with run.seeds = {seeds} starts when the runs before it have ended."
+                if self._seeds_queued else
+                f"A run is going: queue this run's config with run.seeds = {seeds}; it starts when the runs before "
+                "it have ended." if running else
+                f"Start this run's config again with run.seeds = {seeds}: the paired t-test over three seeds tells "
+                "whether distillation helps.")
 
     def _run_seeds(self) -> None:
-        if self._seed_config is not None and self.run_ctl is not None \
-                and self.run_ctl.start(config=self._seed_config.copy()):
+        if self._seed_config is None or self.run_ctl is None:
+            return
+        if self.run_ctl.running:  # one run at a time: the seeds wait in the queue, as Start's "Queue" does
+            self._seeds_queued = True
+            self.seeds_queued.emit(self._seed_config.copy())
+            self._update_seeds_btn()
+        elif self.run_ctl.start(config=self._seed_config.copy()):
             self.seeds_started.emit()
 
     def _fill_tree(self, summary: dict) -> None:
