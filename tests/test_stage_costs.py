@@ -2,6 +2,7 @@
 runs (the timing lines at the end of their metrics.jsonl), else evaluate's from the run's own training speed."""
 
 import json
+import re
 
 import pytest
 
@@ -111,3 +112,24 @@ def test_without_earlier_runs_evaluate_is_estimated_from_the_students_speed_and_
     p.stage_started("evaluate", when=clock.now)
     assert p.eta()[0] == pytest.approx(expected)
 
+
+
+def test_the_bar_says_what_evaluate_has_left_and_where_the_estimate_comes_from(tmp_path):
+    from kdstudio.core import events as ev
+    from kdstudio.gui.pages.live import LiveRun
+    from tests.helpers import tiny_config
+    runs = tmp_path / "runs"
+    _earlier_run(runs, "20260101-000001", 30.0, 3, {"torchscript": 2.0})
+    out = runs / "20260101-000002"
+    live = LiveRun(tiny_config(), out)
+    stages = [{"name": "distill", "epochs": 1, "steps": 4, "done": True}, {"name": "baseline", "epochs": 1,
+              "steps": 4, "done": True}] + PLAN[2:3] + [{"name": "export", "formats": ["torchscript"]}]
+    plan = {"sweep": False, "runs": [{"stages": stages}]}
+    live.ingest([ev.Event(ev.RUN_STARTED, None, {"run_dir": str(out), "device": "cpu", "resumed": True,
+                                                 "plan": plan}),
+                 ev.Event(ev.STAGE_STARTED, "evaluate", {}, time=live.progress.clock() - 5)])
+    _, text, detail = live.bar(paused=False)
+    # 3 models (a baseline is planned) × 10 s a model, 5 s of it gone; export 2 s after it
+    assert text.startswith("evaluate…") and re.match(r"measuring the models · about 0:2[45] left, ETA 0:2[67] \(",
+                                                     detail), detail  # the clock runs on while the test does
+    assert detail.endswith("(estimated from earlier runs)")

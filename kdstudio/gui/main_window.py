@@ -425,7 +425,7 @@ class MainWindow(QMainWindow):
             if not self._closing:
                 answer = QMessageBox.question(
                     self, "A run is in progress", "Stop the run and quit? A checkpoint is written first, so the run "
-                    "can be resumed later." + self.queue.dropped_note(),
+                    "can be resumed later." + self.queue.kept_note(),
                     QMessageBox.Yes | QMessageBox.No, QMessageBox.No)
                 if answer != QMessageBox.Yes:
                     event.ignore()

@@ -167,7 +167,7 @@ class RunQueue(QObject):
             self.hold()
         return True
 
-    def dropped_note(self) -> str:
+    def kept_note(self) -> str:
         """What quitting does to the queue, as a sentence after the quit question ("" when nothing waits)."""
         n = len(self.items)
         return (f" The {n} queued run{'s are' if n != 1 else ' is'} kept: held until Resume queue when KD Studio "

@@ -10,6 +10,7 @@ import math
 import time
 
 from ..core.events import terms_of
+from .stage_costs import evaluate_from_speed
 
 NOT_LOSSES = {"acc"}  # train accuracy per step: a metric, not a loss term
 TRAINING_STAGES = ("teacher", "distill", "baseline", "finetune")
@@ -225,7 +226,6 @@ class Progress:
         run's training speed; None while unknown."""
         seconds = self.after_seconds.get(stage)
         if seconds is None and stage == "evaluate" and self.eval_samples:
-            from .stage_costs import evaluate_from_speed
             seconds = evaluate_from_speed(self.eval_models, self.eval_samples, self.student_samples_per_s)
             if seconds is not None:
                 self.after_source[stage] = "this run's speed"

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from PySide6.QtCore import QSize, Qt, Signal
 from PySide6.QtGui import QColor
-from PySide6.QtWidgets import (QBoxLayout, QFrame, QHBoxLayout, QHeaderView, QLabel, QPushButton, QScrollArea, QSplitter,
-                               QTableWidget, QTableWidgetItem, QTreeWidget, QTreeWidgetItem, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (QBoxLayout, QFrame, QHBoxLayout, QHeaderView, QLabel, QPushButton, QScrollArea,
+                               QSizePolicy, QSplitter, QTableWidget, QTableWidgetItem, QTreeWidget, QTreeWidgetItem,
+                               QVBoxLayout, QWidget)
 
 from ...core import config as config_mod
 from ...core.outputs import gain as gain_mod
@@ -113,6 +114,8 @@ class EvaluatePage(QScrollArea):
         self.heading.setObjectName("runHeading")
         self.heading.setTextFormat(Qt.RichText)
         self.heading.setTextInteractionFlags(Qt.TextSelectableByMouse)
+        self.heading.setWordWrap(True)  # a long name wraps beside the title instead of widening the page:
+        self.heading.setSizePolicy(QSizePolicy.Ignored, QSizePolicy.Preferred)  # it takes the width that is left
         self.subtitle = QLabel("Finish a run to compare the teacher, the distilled student and the baseline.")
         self.subtitle.setObjectName("pageIntro")
         self.subtitle.setWordWrap(True)
