@@ -102,7 +102,8 @@ def test_without_earlier_runs_evaluate_is_estimated_from_the_students_speed_and_
     _train(p, clock, "teacher", sps=50.0)
     assert p.after_estimate("evaluate") is None  # the teacher's speed says nothing about the student's
     _train(p, clock, "distill", sps=2000.0)
-    expected = 3 * (300 + stage_costs.LATENCY_SAMPLES) / (stage_costs.FORWARD_SPEEDUP * 2000.0)
+    expected = 3 * (stage_costs.MODEL_OVERHEAD_S + (300 + stage_costs.LATENCY_SAMPLES) /
+                    (stage_costs.FORWARD_SPEEDUP * 2000.0))
     assert p.after_estimate("evaluate") == pytest.approx(expected) and p.after_source["evaluate"] == "this run's speed"
     p.stage_started("baseline", when=clock.now)
     _, total_left = p.eta()

@@ -19,6 +19,9 @@ TAIL_BYTES = 16384   # the end of a metrics.jsonl that holds its timing lines
 # defaults): 35 × 65 samples' worth of forward passes besides the test split itself.
 LATENCY_SAMPLES = 35 * (1 + 64)
 FORWARD_SPEEDUP = 3.0  # a forward pass alone is about a third of a training step's work (forward + backward)
+# What a model's evaluation costs besides its forward passes (counting FLOPs, the latency timer's least measuring
+# time, the metrics): measured once on the tiny digits run (0.50 s for 3 models, 0.03 s of it forward passes).
+MODEL_OVERHEAD_S = 0.15
 
 
 @dataclass
@@ -96,7 +99,7 @@ def evaluate_from_speed(models: int, samples: int, train_samples_per_s: float) -
     speed estimated from the training speed; None while that speed is unknown."""
     if not train_samples_per_s or train_samples_per_s <= 0:
         return None
-    return models * (samples + LATENCY_SAMPLES) / (FORWARD_SPEEDUP * train_samples_per_s)
+    return models * (MODEL_OVERHEAD_S + (samples + LATENCY_SAMPLES) / (FORWARD_SPEEDUP * train_samples_per_s))
 
 
 def _positive(v) -> bool:
