@@ -56,7 +56,12 @@ def test_a_rename_in_the_runs_table_shows_on_the_evaluate_and_export_pages(windo
     window._show_on_evaluate(run)  # what a click on its row shows
     assert "T=4 cosine" not in evaluate.heading.text()
 
+    history.tree.selectAll()
+    qtbot.mouseClick(history.compare_btn, Qt.LeftButton)  # a comparison open while the run is renamed
+    assert history.compare_dialog.isVisible()
+    history.select_paths([folders[1]])
     _rename_by_typing(qtbot, history.tree, item, "T=4 cosine")
+    assert "T=4 cosine" in history.compare_dialog.windowTitle() and history.compare_dialog.isVisible()
     assert "<b>T=4 cosine</b>" in evaluate.heading.text()
     assert "02 Jan 03:04" in evaluate.heading.text()  # the start time, small beside the name
     texts = [export.run_combo.itemText(i) for i in range(export.run_combo.count())]

@@ -279,7 +279,21 @@ class RunHistory(QWidget):
         tip_name(item, run)
         self.tree.blockSignals(False)
         if typed != shown:
+            self._refresh_compare(Path(run.path))
             self.renamed.emit(Path(run.path))
+
+    def _refresh_compare(self, path: Path) -> None:
+        """An open comparison of the renamed run says its new name (built again in the same place)."""
+        d = self.compare_dialog
+        if d is None or not d.isVisible() or all(Path(r.path) != path for r in d.runs):
+            return
+        a, b = d.runs
+        geometry = d.geometry()
+        d.close()
+        d.deleteLater()
+        self.compare_dialog = CompareDialog(a, b, name_of(a), name_of(b), self)
+        self.compare_dialog.setGeometry(geometry)
+        self.compare_dialog.show()
 
     def edit_note(self) -> QInputDialog | None:
         """A dialog for the selected run's note (kept in its run.json; shown in the name's tooltip)."""
