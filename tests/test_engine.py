@@ -55,6 +55,20 @@ def test_metrics_hold_every_loss_term_per_stage(finished_run):
     assert all(math.isfinite(r["total"]) for r in steps)
 
 
+def test_metrics_end_with_what_evaluate_and_export_cost(finished_run):
+    """The lines a later run's ETA reads (gui/stage_costs.py): seconds, models, samples, seconds per format."""
+    from kdstudio.gui import stage_costs
+    out, summary, seen = finished_run
+    lines = {r["stage"]: r for r in stage_costs._timing_lines(out / "metrics.jsonl")}
+    evaluate = lines["evaluate"]
+    assert evaluate["models"] == 3 and evaluate["samples"] > 0 and evaluate["wall_s"] > 0
+    assert set(evaluate) <= {"kind", "stage", "time", "wall_s", "models", "samples", "format_seconds"}  # no table
+    assert sorted(lines["export"]["format_seconds"]) == sorted(tiny_config().export.formats)
+    [plan] = [e.data["plan"] for e in seen if e.kind == events.RUN_STARTED]
+    stages = {s["name"]: s for s in plan["runs"][0]["stages"]}
+    assert stages["evaluate"]["samples"] == evaluate["samples"]
+
+
 def test_events_follow_the_pipeline_order(finished_run):
     _, _, seen = finished_run
     started = [e.stage for e in seen if e.kind == events.STAGE_STARTED]

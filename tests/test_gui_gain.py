@@ -86,12 +86,13 @@ def test_evaluate_and_runs_table_say_the_interval_and_run_3_seeds_starts_three(w
     qtbot.mouseClick(page.seeds_btn, Qt.LeftButton)
     assert window.run.running and window.run.live.cfg.run.seeds == [5, 6, 7]
     assert window.current_page() is window.train  # the window shows the run it started
-    assert not page.seeds_btn.isEnabled()  # one run at a time
+    assert page.seeds_btn.text() == "Queue 3 seeds"  # one run at a time: during it the button queues (see
+    # tests/test_gui_queue_restart.py)
     qtbot.waitUntil(lambda: not window.run.running, timeout=60_000)
     [(cfg, out)] = started
     assert cfg.run.seeds == [5, 6, 7] and cfg.seed == 5 and cfg.distill.epochs == 1  # the run's own config
     assert out.parent == project.runs_dir and out != noisy  # a new run of the project, the old one kept
-    assert page.seeds_btn.isEnabled()
+    assert page.seeds_btn.isEnabled() and page.seeds_btn.text() == "Run 3 seeds"
 
 
 def test_a_sweeps_gain_card_says_the_t_test_over_seeds(window, tmp_path):

@@ -114,9 +114,7 @@ def test_remove_move_up_and_a_stop_that_holds_the_queue(window, qtbot, monkeypat
     qtbot.wait(300)
     assert not window.run.running and len(window.queue.items) == 2 and ui.panel.resume_btn.isVisible()
     assert ui.button.text() == "Queue · 2, held"
-    monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: asked.append(a[1]) or QMessageBox.No)
-    window.close()  # the held queue is not kept across restarts: quitting asks first
-    assert window.isVisible() and asked[-1] == "Runs are queued"
+    assert [r["config"].count("width = 12") for r in read_json(window.queue.path)["runs"]] == [1, 0]  # on disk
     _click(qtbot, ui.panel.resume_btn)
     qtbot.waitUntil(lambda: window.run.running, timeout=5000)
     assert len(window.queue.items) == 1
@@ -163,7 +161,7 @@ def test_another_project_opens_and_edits_while_the_run_goes_on(window, qtbot):
     assert other.runs() == [] and config_mod.load(runner.file).teacher.epochs == 400
 
 
-def test_closing_during_a_run_drops_the_queue_and_starts_nothing(window, qtbot, monkeypatch):
+def test_closing_during_a_run_keeps_the_queue_and_starts_nothing(window, qtbot, monkeypatch):
     project = _project(window, "Closing", tiny_config(**LONG))
     _start_and_wait_for_steps(window, qtbot)
     window.model.replace(tiny_config(**QUICK))
@@ -172,9 +170,11 @@ def test_closing_during_a_run_drops_the_queue_and_starts_nothing(window, qtbot, 
     monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: asked.append(a[2]) or QMessageBox.Yes)
     window.close()
     qtbot.waitUntil(lambda: not window.isVisible(), timeout=RUN_TIMEOUT_MS)
-    assert len(asked) == 1 and asked[0].endswith("The 1 queued run is dropped.")
+    assert len(asked) == 1 and asked[0].endswith("The 1 queued run is kept: held until Resume queue when KD "
+                                                 "Studio starts again.")
     qtbot.wait(200)
     assert not window.run.running and [r.status for r in project.runs()] == ["stopped"]
+    assert len(read_json(window.queue.path)["runs"]) == 1
 
 
 def test_a_stop_that_goes_on_and_a_failed_run_start_the_next(window, qtbot, monkeypatch):

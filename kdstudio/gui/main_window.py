@@ -208,14 +208,17 @@ class MainWindow(QMainWindow):
         self.run.failed.connect(lambda m, d: self._on_run_ended({}))
         self.run.state_changed.connect(self._on_run_state)
         self.queue.changed.connect(self._update_busy_projects)
+        self._update_busy_projects()  # the last session's queued runs write into their projects too
 
     def _on_page_built(self, name: str, page) -> None:
         if name == "Train":
             page.goto_problem.connect(self.goto_key)
             page.runs_selected.connect(self._on_runs_selected)
             page.history.load_requested.connect(self.loader.load)
+            page.history.renamed.connect(lambda _path: self._on_run_renamed())
         elif name == "Evaluate":
             page.seeds_started.connect(lambda: self.show_page("Train"))  # "Run 3 seeds": watch it run
+            page.seeds_queued.connect(self._queue_seeds)  # "Queue 3 seeds" during a run
             page.show_run(self._evaluate_run)
 
     # ---- projects ---------------------------------------------------------------------------------------
@@ -308,6 +311,18 @@ class MainWindow(QMainWindow):
     def _on_runs_selected(self, runs: list) -> None:
         if len(runs) == 1 and runs[0].summary:
             self._show_on_evaluate(runs[0])
+
+    def _queue_seeds(self, cfg) -> None:
+        """Queue the Evaluate page's three-seed run in the open project (whose run it shows)."""
+        if self.model.project is not None and not self.model.project.damaged:
+            self.queue.add(self.model.project, cfg)
+
+    def _on_run_renamed(self) -> None:
+        """A run got a new name in the runs table: the Evaluate header and the Export picker say it too."""
+        if (page := self.pages.built("Evaluate")) is not None:
+            page.show_heading()
+        if (export := self.pages.built("Export")) is not None:
+            export.reload_runs()
 
     def _on_run_ended(self, summary: dict) -> None:
         self.panel.reload()
@@ -410,7 +425,7 @@ class MainWindow(QMainWindow):
             if not self._closing:
                 answer = QMessageBox.question(
                     self, "A run is in progress", "Stop the run and quit? A checkpoint is written first, so the run "
-                    "can be resumed later." + self.queue.dropped_note(),
+                    "can be resumed later." + self.queue.kept_note(),
                     QMessageBox.Yes | QMessageBox.No, QMessageBox.No)
                 if answer != QMessageBox.Yes:
                     event.ignore()
@@ -419,9 +434,6 @@ class MainWindow(QMainWindow):
                 self.queue.hold()  # nothing queued starts while the window waits for the clean stop
                 self.run.stop()
                 self.statusBar().showMessage("Stopping the run cleanly before quitting…")
-            event.ignore()
-            return
-        if not self._closing and not self.queue.confirm_quit():  # a queue held by a Stop is not kept either
             event.ignore()
             return
         self.model.save_now()

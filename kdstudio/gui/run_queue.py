@@ -2,9 +2,9 @@
 queued; when a run ends (completed, stopped or failed) the next one starts by itself.
 
 Start reads "Queue" while a run goes (run_controller.py); pressing it saves the open project and queues a copy of
-its config, so later edits do not change what runs. The queue lives in memory only: it is gone when the window
-closes (closing stops the run and says how many queued runs are dropped). Stop asks whether to hold the queue too;
-a held queue waits until "Resume queue". RunQueuePanel shows it in a dock: project, what the config runs, position.
+its config, so later edits do not change what runs. Every change is written to queue.json (core/store/queue_file.py),
+so the queue outlives a restart: the next window shows it held, and nothing starts by itself until "Resume queue".
+Stop asks whether to hold the queue too. RunQueuePanel shows it in a dock: project, what the config runs, position.
 """
 
 from __future__ import annotations
@@ -20,6 +20,8 @@ from PySide6.QtWidgets import (QDockWidget, QHBoxLayout, QLabel, QListWidget, QL
 
 from ..core.config import Config
 from ..core.config import diff as diff_mod
+from ..core.errors import KDError
+from ..core.store import queue_file
 from ..core.store.projects import Project
 from .model import ConfigModel
 from .run_controller import RunController
@@ -58,11 +60,15 @@ class RunQueue(QObject):
     changed = Signal()
     added = Signal(object)  # the QueuedRun just queued
 
-    def __init__(self, model: ConfigModel, controller: RunController, parent=None):
+    def __init__(self, model: ConfigModel, controller: RunController, parent=None, path=None):
         super().__init__(parent)
         self.model, self.controller = model, controller
+        self.path = path or queue_file.queue_path()  # queue.json: written on every change
         self.items: list[QueuedRun] = []
         self.held = False  # Stop asked to stop the queue too: nothing starts until resume()
+        self.restored = False  # the held runs came from the last session (not from a Stop)
+        self.notes: list[str] = []  # what could not be restored, one sentence each
+        self._save_failed = False
         self.may_start: Callable[[], bool] = lambda: True  # the window says False while it closes
         controller.queue_requested.connect(self.add_current)
         controller.finished.connect(lambda _summary: self._schedule())  # completed or stopped
@@ -70,6 +76,31 @@ class RunQueue(QObject):
         controller.confirm_stop = self.confirm_stop
         # one pending start however many ends and failures ask for it: the next is started once
         self._next = QTimer(self, singleShot=True, interval=0, timeout=self._start_next)
+        self.changed.connect(self._save)
+
+    # ---- on disk ------------------------------------------------------------------------------------------
+    def restore(self) -> None:
+        """Take the queue the last session left: held (nothing starts by itself), what cannot run said."""
+        saved, self.notes = queue_file.read_queue(self.path)
+        for line in self.notes:
+            self.controller.log(line, error=True)
+        if saved:
+            self.items = [QueuedRun(s.project, s.cfg, s.queued_at) for s in saved]
+            self.held = self.restored = True
+            self.controller.log(f"{len(saved)} queued run{'s' if len(saved) != 1 else ''} from the last session, "
+                                "held: Resume queue starts them.")
+        if saved or self.notes:
+            self.changed.emit()  # also writes back the queue without what was dropped
+
+    def _save(self) -> None:
+        """Write the queue; a failure (a full disk) is said once, and the queue goes on in memory."""
+        try:
+            queue_file.write_queue([(i.project, i.cfg, i.queued_at) for i in self.items], self.path)
+            self._save_failed = False
+        except (KDError, OSError) as e:
+            if not self._save_failed:
+                self.controller.log(f"The run queue is not saved: {e}", error=True)
+            self._save_failed = True
 
     def add_current(self) -> QueuedRun | None:
         """Queue the open project's config as it is now (saved first); None when it cannot run as it is."""
@@ -77,9 +108,13 @@ class RunQueue(QObject):
         if p is None or p.damaged or not self.model.valid or self.model.cfg is None:
             return None
         self.model.save_now()
-        item = QueuedRun(p, self.model.cfg.copy())
+        return self.add(p, self.model.cfg)
+
+    def add(self, project: Project, cfg: Config) -> QueuedRun:
+        """Queue a copy of `cfg` to run in `project` (Start's "Queue", "Queue 3 seeds" on the Evaluate page)."""
+        item = QueuedRun(project, cfg.copy())
         self.items.append(item)
-        self.controller.log(f"Queued a run of {p.name} (position {len(self.items)}): {item.describe()}.")
+        self.controller.log(f"Queued a run of {project.name} (position {len(self.items)}): {item.describe()}.")
         self.changed.emit()
         self.added.emit(item)
         if not self.controller.running:  # the run ended between the click and now
@@ -107,7 +142,8 @@ class RunQueue(QObject):
     def resume(self) -> None:
         """Let the queue go on; the next run starts now if none is going."""
         if self.held:
-            self.held = False
+            self.held = self.restored = False
+            self.notes = []
             self.changed.emit()
         self._schedule()
 
@@ -131,19 +167,11 @@ class RunQueue(QObject):
             self.hold()
         return True
 
-    def dropped_note(self) -> str:
+    def kept_note(self) -> str:
         """What quitting does to the queue, as a sentence after the quit question ("" when nothing waits)."""
         n = len(self.items)
-        return f" The {n} queued run{'s are' if n != 1 else ' is'} dropped." if n else ""
-
-    def confirm_quit(self) -> bool:
-        """Before closing with no run going: with runs still queued (held), ask; False keeps the window open."""
-        if not self.items:
-            return True
-        answer = QMessageBox.question(self.parent() if isinstance(self.parent(), QWidget) else None,
-                                      "Runs are queued", f"Quit?{self.dropped_note()}",
-                                      QMessageBox.Yes | QMessageBox.No, QMessageBox.No)
-        return answer == QMessageBox.Yes
+        return (f" The {n} queued run{'s are' if n != 1 else ' is'} kept: held until Resume queue when KD Studio "
+                "starts again." if n else "")
 
     # ---- starting the next ------------------------------------------------------------------------------
     def _schedule(self) -> None:
@@ -232,11 +260,13 @@ class RunQueuePanel(QWidget):
         running = f"Running: {c.project.name} · {c.run_dir.name}. " if c.running and c.project and c.run_dir else ""
         if not q.items:
             waiting = "No runs queued. While a run goes, Start reads “Queue” and queues the open project's config."
+        elif q.held and q.restored:
+            waiting = f"{len(q.items)} queued from the last session, held; Resume queue starts them."
         elif q.held:
             waiting = f"{len(q.items)} queued, held since a Stop; Resume queue goes on."
         else:
             waiting = f"{len(q.items)} queued; the first starts when this run ends."
-        self.head.setText(running + waiting)
+        self.head.setText(running + waiting + "".join(f" {note}" for note in q.notes))
         self.resume_btn.setVisible(q.held)
         self._update_buttons()
 
@@ -281,5 +311,8 @@ def install(window: QMainWindow, model: ConfigModel, controller: RunController) 
         panel.project_requested.connect(window.panel.open)
     queue.changed.connect(lambda: button.setText(panel.status_text()))
     queue.added.connect(lambda _item: dock.show())
+    queue.restore()
+    if queue.items or queue.notes:  # the last session's queue, held: shown, so nobody wonders where it went
+        dock.show()
     button.setText(panel.status_text())
     return QueueUi(queue, panel, dock, button)

@@ -10,6 +10,7 @@ import math
 import time
 
 from ..core.events import terms_of
+from .stage_costs import evaluate_from_speed
 
 NOT_LOSSES = {"acc"}  # train accuracy per step: a metric, not a loss term
 TRAINING_STAGES = ("teacher", "distill", "baseline", "finetune")
@@ -127,32 +128,55 @@ def format_duration(seconds: float | None) -> str:
 
 
 STUDENT_STAGES = ("distill", "baseline", "finetune", "compress")  # stages that train the student: alike in speed
-AFTER_SHARE = 0.05  # of the bar, for the stages after training (evaluate, export): short, but not nothing
+AFTER_SHARE = 0.05  # of the bar for the stages after training while their cost is unknown (evaluate, export)
+AFTER_CAP = 0.5     # however long they are estimated to take, training keeps at least half of the bar
+MODEL_STAGES = ("baseline", "compress")  # besides teacher and student, each adds a model that evaluate measures
 
 
 class Progress:
-    """Overall progress and ETA over the run's training stages, from STEP events and the config."""
+    """Overall progress and ETA of a run: its training stages from STEP events, then evaluate and export from an
+    estimate of their cost in seconds (stage_costs.py), so the bar and the ETA count them as what they take."""
 
-    def __init__(self, stage_epochs: dict[str, int], clock=time.monotonic, after: list[str] | None = None):
+    def __init__(self, stage_epochs: dict[str, int], clock=time.time, after: list[str] | None = None,
+                 after_seconds: dict[str, float | None] | None = None):
         self.stage_epochs = dict(stage_epochs)   # training stage -> epochs, in pipeline order
         self.after = list(after or [])           # stages after training (evaluate, export), counted in the bar
         self.after_done: set[str] = set()
-        self.clock = clock
+        # evaluate/export -> estimated seconds (None: unknown); evaluate's may come from the training speed later
+        self.after_seconds: dict[str, float | None] = {s: (after_seconds or {}).get(s) for s in self.after}
+        self.after_source: dict[str, str] = {s: "earlier runs" for s, v in self.after_seconds.items() if v}
+        self.eval_models = 2                     # teacher and student, plus a baseline and variants when planned
+        self.eval_samples = 0                    # test samples evaluate goes through (0: not in the plan)
+        self.clock = clock                       # the events' clock (time.time), so after-stage elapsed time fits
         self.steps_per_epoch: int | None = None
         self.done: dict[str, int] = {s: 0 for s in stage_epochs}
         self.rate: dict[str, float] = {}         # steps per second, smoothed
         self.stage: str | None = None
+        self.stage_began: float | None = None    # when the current stage started (after stages' elapsed time)
         self.epoch = self.epochs = 0
         self.samples_per_s = 0.0
+        self.student_samples_per_s = 0.0         # the last speed of a student stage (evaluate's fallback estimate)
         self._last: tuple[float, int] | None = None
+        self._shown = 0.0                        # the bar never goes back when an estimate changes
 
     @classmethod
-    def from_plan(cls, stages: list[dict], clock=time.monotonic) -> "Progress":
-        """The training stages of a run's plan (RUN_STARTED / MEMBER_STARTED): only stages that train count, and
-        stages finished before a resume count as done."""
+    def from_plan(cls, stages: list[dict], clock=time.time, past=None) -> "Progress":
+        """The stages of a run's plan (RUN_STARTED / MEMBER_STARTED): stages that train count in steps, evaluate
+        and export in estimated seconds (`past`: stage_costs.PastCosts of the project's earlier runs); stages
+        finished before a resume count as done."""
         training = [s for s in stages if int(s.get("epochs") or 0) > 0]
-        after = [s["name"] for s in stages if not int(s.get("epochs") or 0) and s["name"] in ("evaluate", "export")]
-        p = cls({s["name"]: int(s["epochs"]) for s in training}, clock=clock, after=after)
+        later = [s for s in stages if not int(s.get("epochs") or 0) and s["name"] in ("evaluate", "export")]
+        names = {s["name"] for s in stages}
+        models = 2 + sum(1 for m in MODEL_STAGES if m in names)
+        seconds = {}
+        for s in later:
+            if past is not None:
+                seconds[s["name"]] = past.evaluate(models) if s["name"] == "evaluate" else \
+                    past.export(list(s.get("formats") or []))
+        p = cls({s["name"]: int(s["epochs"]) for s in training}, clock=clock, after=[s["name"] for s in later],
+                after_seconds=seconds)
+        p.eval_models = models
+        p.eval_samples = next((int(s.get("samples") or 0) for s in later if s["name"] == "evaluate"), 0)
         steps = next((int(s["steps"]) for s in training if s.get("steps")), None)
         p.steps_per_epoch = steps
         for s in training:
@@ -160,9 +184,10 @@ class Progress:
                 p.done[s["name"]] = int(s["epochs"]) * steps
         return p
 
-    def stage_started(self, stage: str) -> None:
-        """A new stage began."""
+    def stage_started(self, stage: str, when: float | None = None) -> None:
+        """A new stage began (`when`: the event's time)."""
         self.stage, self._last = stage, None
+        self.stage_began = self.clock() if when is None else when
         self.epoch, self.epochs = 0, self.stage_epochs.get(stage, 0)
 
     def stage_finished(self, stage: str) -> None:
@@ -192,13 +217,68 @@ class Progress:
         self.done[stage] = g
         self.epoch, self.epochs = int(d.get("epoch") or 0), int(d.get("epochs") or 0)
         self.samples_per_s = float(d.get("samples_per_s") or 0.0)
+        if stage in STUDENT_STAGES and self.samples_per_s > 0:
+            self.student_samples_per_s = self.samples_per_s
+
+    # ---- what is left --------------------------------------------------------------------------------------
+    def after_estimate(self, stage: str) -> float | None:
+        """Seconds `stage` (evaluate or export) is estimated to take: from earlier runs, else (evaluate) from this
+        run's training speed; None while unknown."""
+        seconds = self.after_seconds.get(stage)
+        if seconds is None and stage == "evaluate" and self.eval_samples:
+            seconds = evaluate_from_speed(self.eval_models, self.eval_samples, self.student_samples_per_s)
+            if seconds is not None:
+                self.after_source[stage] = "this run's speed"
+        return seconds
 
     def _total(self, stage: str) -> int:
         return self.stage_epochs.get(stage, 0) * (self.steps_per_epoch or 0)
 
+    def _rate_of(self, stage: str) -> float | None:
+        """Steps per second of a training stage: its own, else a stage that trains the same student."""
+        return self.rate.get(stage) or next((self.rate[o] for o in STUDENT_STAGES if stage in STUDENT_STAGES
+                                             and self.rate.get(o)), None)
+
+    def _train_seconds(self) -> float | None:
+        """The training stages' whole time at the measured speeds; None while a stage's speed is unknown."""
+        total = 0.0
+        for s in self.stage_epochs:
+            steps = self._total(s)
+            if steps and self.done.get(s, 0) < steps:
+                rate = self._rate_of(s)
+                if not rate:
+                    return None
+                total += steps / rate
+        done = sum(self._total(s) / self.rate[s] for s in self.stage_epochs
+                   if self.rate.get(s) and self.done.get(s, 0) >= self._total(s))
+        return total + done
+
+    def _after_left(self, stage: str) -> float | None:
+        """Seconds left in an after stage (its estimate less the time it has run); 0 once done."""
+        if stage in self.after_done:
+            return 0.0
+        est = self.after_estimate(stage)
+        if est is None:
+            return None
+        ran = max(0.0, self.clock() - self.stage_began) if self.stage == stage and self.stage_began else 0.0
+        return max(0.0, est - ran)
+
+    def _after_share(self) -> tuple[float, float]:
+        """(the after stages' share of the bar, the part of it done): by their estimated seconds against the
+        training time when both are known, else AFTER_SHARE split evenly."""
+        ests = [self.after_estimate(s) for s in self.after]
+        train = self._train_seconds()
+        if all(e is not None for e in ests) and train:
+            total = sum(ests)
+            share = min(AFTER_CAP, total / (train + total)) if total > 0 else 0.0
+            left = sum(self._after_left(s) or 0.0 for s in self.after)
+            return share, (1 - left / total) if total > 0 else float(len(self.after_done) == len(self.after))
+        started = self.stage in self.after and self.stage not in self.after_done
+        return AFTER_SHARE, min(1.0, (len(self.after_done) + 0.5 * started) / len(self.after))
+
     def fraction(self) -> float:
         """Share of the run done, in [0, 1]: training steps (stages before the current one count as done), then
-        AFTER_SHARE for evaluate and export, so the bar is full only when the run is."""
+        evaluate and export by their estimated time, so the bar is full only when the run is."""
         total = sum(self._total(s) for s in self.stage_epochs)
         order = list(self.stage_epochs)
         after_started = self.stage in self.after
@@ -207,12 +287,20 @@ class Progress:
         train = min(1.0, done / total) if total else (1.0 if after_started else 0.0)
         if not self.after:
             return train
-        finished = len(self.after_done) + (0.5 if after_started and self.stage not in self.after_done else 0)
-        return (1 - AFTER_SHARE) * train + AFTER_SHARE * min(1.0, finished / len(self.after))
+        share, after_done = self._after_share()
+        self._shown = max(self._shown, (1 - share) * train + share * after_done)
+        return min(1.0, self._shown)
 
     def eta(self) -> tuple[float | None, float | None]:
-        """(seconds left in this stage, seconds left in the run); None while unknown."""
+        """(seconds left in this stage, seconds left in the run); None while unknown. Evaluate and export count by
+        their estimates; one that is still unknown is left out of the run's ETA (as they were before)."""
         s = self.stage
+        if s in self.after:
+            stage_left = self._after_left(s)
+            if stage_left is None:
+                return None, None
+            rest = [self._after_left(o) for o in self.after[self.after.index(s) + 1:]]
+            return stage_left, stage_left + sum(r for r in rest if r is not None)
         if s not in self.stage_epochs or not self.rate.get(s):
             return None, None
         stage_left = max(0, self._total(s) - self.done.get(s, 0)) / self.rate[s]
@@ -220,9 +308,8 @@ class Progress:
         order = list(self.stage_epochs)
         for later in order[order.index(s) + 1:]:
             left = max(0, self._total(later) - self.done.get(later, 0))
-            rate = self.rate.get(later) or next((self.rate[o] for o in STUDENT_STAGES if later in STUDENT_STAGES
-                                                 and self.rate.get(o)), None)
+            rate = self._rate_of(later)
             if left and not rate:  # e.g. the teacher's speed says nothing about the student's: unknown, not wrong
                 return stage_left, None
             total_left += left / rate if left else 0.0
-        return stage_left, total_left
+        return stage_left, total_left + sum(self._after_left(a) or 0.0 for a in self.after)

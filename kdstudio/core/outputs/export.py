@@ -8,6 +8,7 @@ The formats themselves (TorchScript, ONNX, safetensors, state_dict) are in expor
 from __future__ import annotations
 
 import json
+import time
 import warnings
 from pathlib import Path
 
@@ -100,7 +101,9 @@ def export_all(model: nn.Module, model_factory, arch_info: dict, formats: list[s
     ctx = ExportContext(model_factory, arch_info, quantize, float_model, threads)
     batch64 = x_check.repeat(-(-64 // len(x_check)), *([1] * (x_check.dim() - 1)))[:64]
     exports, failed = [], []
+    marks = []  # (format, when it began): a format's time lasts until the next began or the loop ended
     for fmt, path in targets.items():
+        marks.append((fmt, time.perf_counter()))
         form = export_format(fmt)
         try:
             missing = form.missing()
@@ -137,9 +140,11 @@ def export_all(model: nn.Module, model_factory, arch_info: dict, formats: list[s
                                        "cpu_b64": time_callable(reloaded, batch64, latency_repeats)}
             entry["cpu_threads"] = n
         exports.append(entry)
+    ends = [t for _, t in marks[1:]] + [time.perf_counter()]
+    seconds = {fmt: round(end - began, 3) for (fmt, began), end in zip(marks, ends)}  # the next run's ETA reads them
     for f in failed:  # which export a failure belongs to: the model card and the report list only their folder's
         f.update(quantize=quantize, out=str(out_dir))
-    return {"exports": exports, "failed": failed, "config": str(config_path)}
+    return {"exports": exports, "failed": failed, "config": str(config_path), "seconds": seconds}
 
 
 def export_model(model: nn.Module, model_factory, arch_info: dict, formats: list[str], out_dir: Path,

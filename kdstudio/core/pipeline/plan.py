@@ -20,6 +20,8 @@ class PlannedStage:
     epochs: int = 0
     steps: int = 0              # per epoch
     done: bool = False          # finished before a resume
+    samples: int = 0            # evaluate: the test samples each model goes through (its cost, for the ETA)
+    formats: list[str] = field(default_factory=list)  # export: the formats it writes
 
     @property
     def total_steps(self) -> int:
@@ -28,7 +30,8 @@ class PlannedStage:
 
     def to_dict(self) -> dict:
         """Plain form for the event."""
-        return {"name": self.name, "epochs": self.epochs, "steps": self.steps, "done": self.done}
+        return {"name": self.name, "epochs": self.epochs, "steps": self.steps, "done": self.done,
+                "samples": self.samples, "formats": list(self.formats)}
 
 
 @dataclass
@@ -75,8 +78,9 @@ class RunPlan:
         return {"sweep": self.sweep, "runs": [r.to_dict() for r in self.runs], "description": self.description}
 
 
-def plan_run(cfg, n_train: int, done: set[str] | frozenset = frozenset()) -> PlannedRun:
-    """The stages one config will run on a training split of n_train samples (`done`: finished before a resume)."""
+def plan_run(cfg, n_train: int, done: set[str] | frozenset = frozenset(), n_test: int = 0) -> PlannedRun:
+    """The stages one config will run on a training split of n_train samples and a test split of n_test (`done`:
+    finished before a resume)."""
     steps = steps_per_epoch(n_train, cfg.data.batch_size)
     t, c = cfg.teacher, cfg.compress
     teacher_epochs = t.epochs if t.source == "train" else (t.finetune_epochs if t.finetune_layers else 0)
@@ -88,9 +92,9 @@ def plan_run(cfg, n_train: int, done: set[str] | frozenset = frozenset()) -> Pla
     pruned = (c.prune > 0) + (c.channel_prune > 0)
     if pruned or c.int8 != "none" or c.half != "none":
         stages.append(PlannedStage("compress", pruned * c.prune_finetune_epochs, steps))
-    stages.append(PlannedStage("evaluate"))
+    stages.append(PlannedStage("evaluate", samples=n_test))
     if cfg.export.formats:
-        stages.append(PlannedStage("export"))
+        stages.append(PlannedStage("export", formats=list(cfg.export.formats)))
     for s in stages:
         s.done = s.name in done
     return PlannedRun(stages, seed=cfg.seed)

@@ -99,6 +99,11 @@ class _Silent:
         pass
 
 
+# The stages after training whose cost metrics.jsonl keeps (a line each, at their end), and what that line holds.
+TIMED_STAGES = ("evaluate", "export")
+TIMING_KEYS = ("kind", "stage", "time", "wall_s", "models", "samples", "format_seconds")
+
+
 class _Recorder:
     """Writes engine events into the run folder's log.txt (describe()), metrics.jsonl and events.jsonl (every
     event, for a window that follows the run from its folder), then forwards them."""
@@ -114,6 +119,8 @@ class _Recorder:
         try:
             if e.kind in (ev.STEP, ev.EPOCH):
                 self.metrics.write(e.record())
+            elif e.kind == ev.STAGE_FINISHED and e.stage in TIMED_STAGES:  # their cost, for a later run's ETA
+                self.metrics.write({k: v for k, v in e.record().items() if k in TIMING_KEYS})
             self.events.write(e)
             line = ev.log_line(e) if e.kind not in (ev.STEP, ev.RUN_FINISHED) else None
             if line:
@@ -354,7 +361,7 @@ def _context(cfg, rd, control, emit, resume, previous, results, member, store, b
         done.add("teacher")
     if baseline_from is not None and cfg.baseline.enabled:
         done.add("baseline")
-    planned = plan_run(cfg, distributed.shard_size(len(bundle.y_train)), done)
+    planned = plan_run(cfg, distributed.shard_size(len(bundle.y_train)), done, n_test=len(bundle.y_test))
     if member is None:
         emit(ev.RUN_STARTED, None, run_dir=str(rd.root), device=results.device, resumed=resume,
              plan=RunPlan([planned]).to_dict(), config=config_mod.dumps(cfg))

@@ -293,6 +293,7 @@ def evaluate_stage(ctx: RunContext, results: RunResults) -> tuple[dict, list, di
     from ..outputs.artifacts import flops_parents, write_evaluation
     from ..outputs.evaluate import comparison_table, evaluate_all
     ctx.begin("evaluate")
+    t0 = time.perf_counter()
     data = ctx.data
     named = {"teacher": results.teacher.teacher.module, "student": results.student.model}
     if results.baseline is not None:
@@ -324,7 +325,8 @@ def evaluate_stage(ctx: RunContext, results: RunResults) -> tuple[dict, list, di
     gain_stats = gain.from_metrics(metrics)
     if gain_stats is not None:
         ctx.log(f"KD gain: {gain.gain_sentence(gain_stats)}.")
-    ctx.finish("evaluate", table=table)
+    # its cost, for the next run's ETA (gui/stage_costs.py): seconds for so many models on so many samples
+    ctx.finish("evaluate", table=table, wall_s=time.perf_counter() - t0, models=len(named), samples=len(data.test.y))
     return metrics, table, gain_stats
 
 
@@ -360,5 +362,6 @@ def export_stage(ctx: RunContext, results: RunResults, summary_now) -> tuple[lis
     results.exports, results.export_failed = exports, list(result["failed"])
     card = write_model_card(ctx.rd, summary_now().to_json(), cfg)
     ctx.log(f"Model card: {card['markdown']}")
-    ctx.finish("export", exports=exports, failed=result["failed"], wall_s=time.perf_counter() - t0)
+    ctx.finish("export", exports=exports, failed=result["failed"], wall_s=time.perf_counter() - t0,
+               format_seconds=dict(result.get("seconds") or {}))
     return exports, list(result["failed"])

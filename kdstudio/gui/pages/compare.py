@@ -19,6 +19,7 @@ from ...core.store.projects import RunInfo
 from ...core.store.run_labels import read_label
 from ..widgets import fmt_pct, fmt_pts, fmt_ratio_said
 from .evaluate import COLUMNS as FIGURES, NAMES, model_rows
+from .run_rows import name_and_time
 
 _configs: dict[str, tuple[float, dict | None]] = {}  # run folder -> (mtime of its config, flattened config)
 
@@ -93,8 +94,8 @@ class CompareDialog(QDialog):
         self.same = QLabel()
         self.same.setWordWrap(True)
         self._fill_settings(a, b)
-        intro = QLabel(f"A: <b>{_html(name_a)}</b> ({_html(a.path.name)}, {a.status}){_note(a)}<br>"
-                       f"B: <b>{_html(name_b)}</b> ({_html(b.path.name)}, {b.status}){_note(b)}<br>"
+        intro = QLabel(f"A: <b>{_html(name_a)}</b> ({_when(a)}, {a.status}){_note(a)}<br>"
+                       f"B: <b>{_html(name_b)}</b> ({_when(b)}, {b.status}){_note(b)}<br>"
                        "Figures on each run's test split; “B vs A” is B’s difference (in points) or B / A.")
         intro.setWordWrap(True)
         box = QDialogButtonBox(QDialogButtonBox.Close)
@@ -181,6 +182,12 @@ def _row(texts, align_from: int = 1) -> QTreeWidgetItem:
 def _fit(tree: QTreeWidget) -> None:
     for c in range(tree.columnCount()):
         tree.resizeColumnToContents(c)
+
+
+def _when(run: RunInfo) -> str:
+    """When the run started (its folder's name when that is unknown), for the line that names it."""
+    name, when = name_and_time(run)
+    return _html(when or name)  # no name given: the name is the start time
 
 
 def _note(run: RunInfo) -> str:

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from PySide6.QtCore import QSize, Qt, Signal
 from PySide6.QtGui import QColor
-from PySide6.QtWidgets import (QBoxLayout, QFrame, QHeaderView, QLabel, QPushButton, QScrollArea, QSplitter,
-                               QTableWidget, QTableWidgetItem, QTreeWidget, QTreeWidgetItem, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (QBoxLayout, QFrame, QHBoxLayout, QHeaderView, QLabel, QPushButton, QScrollArea,
+                               QSizePolicy, QSplitter, QTableWidget, QTableWidgetItem, QTreeWidget, QTreeWidgetItem,
+                               QVBoxLayout, QWidget)
 
 from ...core import config as config_mod
 from ...core.outputs import gain as gain_mod
@@ -23,6 +24,7 @@ from ..palette import MODEL_COLORS
 from ..widgets import CardGrid, StatCard, fmt_bytes, fmt_int, fmt_pct, fmt_pts, fmt_ratio_said, ratio_words
 from .base import section_keys
 from .eval_charts import EvalCharts
+from .run_rows import heading_html
 
 ORDER = ("teacher", "student", "baseline")
 NAMES = {"teacher": "Teacher", "student": "Student (KD)", "baseline": "Baseline (no KD)"}
@@ -96,6 +98,7 @@ class EvaluatePage(QScrollArea):
     content needs, and its lower part stacks when narrow, so nothing is cut off or squeezed at 800×600."""
 
     seeds_started = Signal()  # "Run 3 seeds" started a run (the window shows its progress)
+    seeds_queued = Signal(object)  # during a run, "Queue 3 seeds": the Config to queue (the window's run queue)
 
     def __init__(self, model: ConfigModel, run_ctl=None, parent=None):
         super().__init__(parent)
@@ -107,6 +110,12 @@ class EvaluatePage(QScrollArea):
         theme.notifier.changed.connect(self._on_scheme)
         title = QLabel("Evaluate")
         title.setObjectName("pageTitle")
+        self.heading = QLabel()  # the shown run's name, its start time small beside it
+        self.heading.setObjectName("runHeading")
+        self.heading.setTextFormat(Qt.RichText)
+        self.heading.setTextInteractionFlags(Qt.TextSelectableByMouse)
+        self.heading.setWordWrap(True)  # a long name wraps beside the title instead of widening the page:
+        self.heading.setSizePolicy(QSizePolicy.Ignored, QSizePolicy.Preferred)  # it takes the width that is left
         self.subtitle = QLabel("Finish a run to compare the teacher, the distilled student and the baseline.")
         self.subtitle.setObjectName("pageIntro")
         self.subtitle.setWordWrap(True)
@@ -150,7 +159,11 @@ class EvaluatePage(QScrollArea):
         inner = QWidget()
         col = QVBoxLayout(inner)
         col.setContentsMargins(18, 14, 18, 14)
-        col.addWidget(title)
+        head = QHBoxLayout()
+        head.addWidget(title)
+        head.addSpacing(12)
+        head.addWidget(self.heading, 1, Qt.AlignBottom)
+        col.addLayout(head)
         col.addWidget(self.subtitle)
         col.addWidget(self.cards)
         col.addWidget(self.table)
@@ -158,6 +171,7 @@ class EvaluatePage(QScrollArea):
         self.setWidget(inner)
         self.mode = ""
         self._seed_config = None  # the config "Run 3 seeds" starts (None: the button is hidden)
+        self._seeds_queued = False  # "Queue 3 seeds" was pressed for the shown run
         self._arrange("wide")
         if model.cfg is not None:  # built when first shown, after the project was opened
             self.form.load(model.cfg)
@@ -191,6 +205,7 @@ class EvaluatePage(QScrollArea):
     def show_run(self, run: RunInfo | None) -> None:
         """Show a run's results (None or a run without results: an explanation)."""
         self.run = run
+        self.show_heading()
         s = run.summary if run is not None else {}
         self.table.setRowCount(0)
         self.charts.show_results([], None)
@@ -198,6 +213,7 @@ class EvaluatePage(QScrollArea):
         self.tree.clear()
         self.gain.setToolTip("")
         self._seed_config = None
+        self._seeds_queued = False
         self._update_seeds_btn()
         sweep = run is not None and run.is_sweep
         for card, caption in zip((self.kept, self.gain, self.smaller, self.faster),
@@ -209,7 +225,7 @@ class EvaluatePage(QScrollArea):
             self._fill_tree(s)
             return
         if not s or not isinstance(s.get("student"), dict) or "compression" not in s:
-            why = "" if run is None else f" Run {run.name} is {run.status}; it has no evaluation yet."
+            why = "" if run is None else f" This run is {run.status}; it has no evaluation yet."
             self.subtitle.setText("Finish a run to compare the teacher, the distilled student and the baseline." + why)
             for c in (self.kept, self.gain, self.smaller, self.faster):
                 c.set("–", "")
@@ -218,7 +234,7 @@ class EvaluatePage(QScrollArea):
             return
         t, st, b, comp = s["teacher"], s["student"], s.get("baseline") or {}, s.get("compression") or {}
         method = (s.get("distill") or {}).get("method", "")
-        self.subtitle.setText(f"Run {run.name} · {s.get('device') or ''} · method {method} · test split, the same "
+        self.subtitle.setText(f"{s.get('device') or ''} · method {method} · test split, the same "
                               "examples for every model.")
         self.kept.set(fmt_pts(comp.get("accuracy_kept")),
                       f"student {fmt_pct(st.get('accuracy'))} vs teacher {fmt_pct(t.get('accuracy'))}")
@@ -263,6 +279,12 @@ class EvaluatePage(QScrollArea):
         self.charts.gallery.set_run(run.path, details)
         self._fill_tree(s)
 
+    def show_heading(self) -> None:
+        """The shown run's name (read again: a rename in the runs table shows here) and its start time."""
+        run = self.run
+        self.heading.setText(heading_html(run, theme.color("muted")) if run is not None else "")
+        self.heading.setToolTip(str(run.path) if run is not None else "")
+
     def _fit_table(self) -> None:
         """Columns fit their contents and the table is exactly as tall as its rows (no inner scrolling)."""
         self.table.resizeColumnsToContents()
@@ -278,7 +300,7 @@ class EvaluatePage(QScrollArea):
         pm = lambda a, sign=False: "–" if not a or a.get("mean") is None else (  # noqa: E731
             f"{a['mean'] * 100:{'+' if sign else ''}.2f} ± {(a.get('std') or 0) * 100:.2f}")
         best = next((r for r in rows if r.get("best")), None)
-        self.subtitle.setText(f"Sweep {run.name} · {run.status} · seeds {s.get('seeds')} · mean ± std over seeds; "
+        self.subtitle.setText(f"Sweep · {run.status} · seeds {s.get('seeds')} · mean ± std over seeds; "
                               f"best = highest student {s.get('criterion', 'validation')} accuracy.")
         label = (lambda r: ", ".join(f"{k} = {r['point'][k]:g}" for k in keys) or "config")
         self.kept.set(label(best) if best else "–", "best point")
@@ -318,17 +340,33 @@ class EvaluatePage(QScrollArea):
             return
         cfg.run.seeds, cfg.run.sweep = [cfg.seed + i for i in range(3)], {}
         self._seed_config = cfg
-        self.seeds_btn.setToolTip(f"Start this run's config again with run.seeds = {cfg.run.seeds}: the paired "
-                                  "t-test over three seeds tells whether distillation helps.")
         self._update_seeds_btn()
 
     def _update_seeds_btn(self) -> None:
+        """Run 3 seeds when nothing runs; during a run the same button queues them (once per shown run)."""
         self.seeds_btn.setVisible(self._seed_config is not None and self.run_ctl is not None)
-        self.seeds_btn.setEnabled(self.run_ctl is not None and not self.run_ctl.running)
+        running = self.run_ctl is not None and self.run_ctl.running
+        self.seeds_btn.setText("3 seeds queued" if self._seeds_queued else
+                               "Queue 3 seeds" if running else "Run 3 seeds")
+        self.seeds_btn.setEnabled(self.run_ctl is not None and not self._seeds_queued)
+        if self._seed_config is not None:
+            seeds = self._seed_config.run.seeds
+            self.seeds_btn.setToolTip(
+                f"Queued: this run's config with run.seeds = {seeds} starts when the runs before it have ended."
+                if self._seeds_queued else
+                f"A run is going: queue this run's config with run.seeds = {seeds}; it starts when the runs before "
+                "it have ended." if running else
+                f"Start this run's config again with run.seeds = {seeds}: the paired t-test over three seeds tells "
+                "whether distillation helps.")
 
     def _run_seeds(self) -> None:
-        if self._seed_config is not None and self.run_ctl is not None \
-                and self.run_ctl.start(config=self._seed_config.copy()):
+        if self._seed_config is None or self.run_ctl is None:
+            return
+        if self.run_ctl.running:  # one run at a time: the seeds wait in the queue, as Start's "Queue" does
+            self._seeds_queued = True
+            self.seeds_queued.emit(self._seed_config.copy())
+            self._update_seeds_btn()
+        elif self.run_ctl.start(config=self._seed_config.copy()):
             self.seeds_started.emit()
 
     def _fill_tree(self, summary: dict) -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6.QtCore import QUrl, Signal
+from PySide6.QtCore import Qt, QUrl, Signal
 from PySide6.QtGui import QDesktopServices
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QGridLayout, QGroupBox, QHBoxLayout, QLabel,
                                QLineEdit, QMessageBox, QPushButton, QVBoxLayout, QWidget)
@@ -27,6 +27,7 @@ from ..widgets import Banner, fmt_pct, fmt_pts
 from . import export_plan
 from .base import FormPage, rest_of, section_keys
 from .export_table import ExportsTable
+from .run_rows import name_of, picker_text
 
 
 class ExportPage(FormPage):
@@ -161,6 +162,7 @@ class ExportPage(FormPage):
         self.run_combo.clear()
         for r in self.runs:
             self.run_combo.addItem(self._run_text(r), str(r.path))
+            self.run_combo.setItemData(self.run_combo.count() - 1, str(r.path), Qt.ToolTipRole)
         i = self.run_combo.findData(str(current)) if current else -1
         self.run_combo.setCurrentIndex(max(i, 0) if self.runs else -1)
         self.run_combo.blockSignals(False)
@@ -170,10 +172,10 @@ class ExportPage(FormPage):
     def _run_text(r: RunInfo) -> str:
         if r.is_sweep:
             n, acc = len(r.summary.get("runs") or r.sub_runs()), r.headline()["student"]
-            return f"{r.name}  ·  sweep of {n} runs" + (f"  ·  best point: student {acc:.2%} (mean)"
+            return f"{picker_text(r)}  ·  sweep of {n} runs" + (f"  ·  best point: student {acc:.2%} (mean)"
                                                        if acc is not None else "")
         acc = (r.summary.get("student") or {}).get("accuracy")
-        return f"{r.name}  ·  student {acc:.2%}" if acc is not None else r.name
+        return f"{picker_text(r)}  ·  student {acc:.2%}" if acc is not None else picker_text(r)
 
     def selected_run(self) -> RunInfo | None:
         """The run chosen in the combo box (for a sweep: the whole sweep)."""
@@ -233,7 +235,7 @@ class ExportPage(FormPage):
     def _where(self) -> str:
         """'run X' or 'run X, seed 1 (temperature-4)' for the status line."""
         run, sub = self.selected_run(), self.selected_sub()
-        return f"run {run.name}" + (f", {export_plan.sub_label(sub)}" if sub is not None else "") if run else ""
+        return f"run {name_of(run)}" + (f", {export_plan.sub_label(sub)}" if sub is not None else "") if run else ""
 
     def _on_sub(self, *_) -> None:
         folder = self.export_dir()

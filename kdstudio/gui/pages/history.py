@@ -61,6 +61,7 @@ class RunHistory(QWidget):
     selection_changed = Signal(list)   # [RunInfo]
     resume_requested = Signal(object)  # RunInfo
     load_requested = Signal(object)    # RunInfo whose settings go back into the project (gui/load_settings.py)
+    renamed = Signal(object)           # the Path of a run whose name was changed (other views show it again)
 
     def __init__(self, parent=None):
         super().__init__(parent)
@@ -277,6 +278,22 @@ class RunHistory(QWidget):
         item.setText(0, name_of(run))
         tip_name(item, run)
         self.tree.blockSignals(False)
+        if typed != shown:
+            self._refresh_compare(Path(run.path))
+            self.renamed.emit(Path(run.path))
+
+    def _refresh_compare(self, path: Path) -> None:
+        """An open comparison of the renamed run says its new name (built again in the same place)."""
+        d = self.compare_dialog
+        if d is None or not d.isVisible() or all(Path(r.path) != path for r in d.runs):
+            return
+        a, b = d.runs
+        geometry = d.geometry()
+        d.close()
+        d.deleteLater()
+        self.compare_dialog = CompareDialog(a, b, name_of(a), name_of(b), self)
+        self.compare_dialog.setGeometry(geometry)
+        self.compare_dialog.show()
 
     def edit_note(self) -> QInputDialog | None:
         """A dialog for the selected run's note (kept in its run.json; shown in the name's tooltip)."""

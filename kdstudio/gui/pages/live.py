@@ -11,6 +11,7 @@ from pathlib import Path
 from ...core import events as ev
 from ...core.store.files import RunDir, read_metrics
 from ..series import Progress, RunSeries, format_duration
+from ..stage_costs import PastCosts, past_costs
 
 
 class LiveRun:
@@ -26,6 +27,7 @@ class LiveRun:
         self.new_series = False                     # set when a sweep moved on to its next run
         self.cache_fill: dict | None = None         # the disk teacher cache's fill while it runs (done, total, bytes)
         self.reused: dict[str, str] = {}            # stage -> the run its model was reused from (this run)
+        self._past: PastCosts | None = None         # what evaluate/export took in the project's earlier runs
 
     # the events the log pane shows, with their style
     LOGGED = {ev.EPOCH: {"quiet": True}, ev.STAGE_STARTED: {"bold": True}, ev.LOG: {}, ev.WARNING: {"warn": True},
@@ -45,7 +47,7 @@ class LiveRun:
             if e.kind == ev.STEP:
                 self.progress.step(e.data, e.stage, when=e.time)
             elif e.kind == ev.STAGE_STARTED:
-                self.progress.stage_started(e.stage)
+                self.progress.stage_started(e.stage, when=e.time)
             elif e.kind == ev.STAGE_FINISHED:
                 self.progress.stage_finished(e.stage)
                 continue  # the stage's own log lines said what it did
@@ -69,7 +71,7 @@ class LiveRun:
             self.sweep_total = len(runs)
             lines.append((f"Sweep of {len(runs)} runs (points × seeds) started.", None, {"bold": True}))
             return
-        self.progress = Progress.from_plan(runs[0]["stages"])
+        self.progress = Progress.from_plan(runs[0]["stages"], past=self.past())
         if self.resume:
             self.series.extend(read_metrics(RunDir(self.out).metrics))
         lines.append((ev.describe(e) or "Run started.", None, {}))
@@ -82,10 +84,16 @@ class LiveRun:
             label = str(where.relative_to(self.out)) if where.is_relative_to(self.out) else where.name
             self.series = RunSeries(label)
             self.new_series = True
-        self.progress = Progress.from_plan(d.get("stages") or [])
+        self.progress = Progress.from_plan(d.get("stages") or [], past=self.past())
         self.reused = {}
         lines.append((f"Run {self.sub_index}/{d['total']} of the sweep: {where.name} ({where.parent.name}) on "
                       f"{d.get('device')}.", None, {"bold": True}))
+
+    def past(self) -> PastCosts:
+        """Evaluate's and export's costs in the earlier runs beside this one (read once per run)."""
+        if self._past is None:
+            self._past = past_costs(self.out.parent, exclude=self.out)
+        return self._past
 
     def cache_line(self) -> str:
         """"Filling the teacher-output cache: 12,800/100,000 rows (13 %), 24.4 MiB on disk" while it fills, else ""."""
@@ -116,6 +124,10 @@ class LiveRun:
         else:
             text = f"{prefix}{p.stage or 'starting'}…"
             detail = "measuring the models" if p.stage == "evaluate" else ""
+            if p.stage in p.after and stage_left is not None:  # an estimate, and where it comes from
+                detail = (f"{detail + ' · ' if detail else ''}about {format_duration(stage_left)} left"
+                          + (f", ETA {format_duration(total_left)}" if total_left != stage_left else "")
+                          + f" (estimated from {p.after_source.get(p.stage, 'earlier runs')})")
         if self.cache_fill:  # the one pass before the first distill epoch: its own progress, not the ETA's
             detail = self.cache_line()
         fraction = p.fraction()

@@ -4,6 +4,7 @@ started), the name's tooltip with its note, the note's dialog, and rows that sor
 from __future__ import annotations
 
 import datetime as _dt
+import html
 
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QIcon
@@ -42,6 +43,26 @@ def _when(iso: str) -> str:
 def name_of(run: RunInfo) -> str:
     """The name the person gave the run, else when it started (else its folder's name)."""
     return read_label(run.path)["name"] or _when(run.started) or run.name
+
+
+def name_and_time(run: RunInfo) -> tuple[str, str]:
+    """(what the run is called, when it started) for headers and pickers; the time is "" when the name is the
+    time already (a run nobody named)."""
+    name, when = read_label(run.path)["name"], _when(run.started) or run.name
+    return (name, when) if name else (when, "")
+
+
+def heading_html(run: RunInfo, muted: str) -> str:
+    """The run's name in bold with its start time small beside it (rich text; `muted` is the time's colour)."""
+    name, when = name_and_time(run)
+    small = f' <span style="color:{muted}; font-size:small">{html.escape(when)}</span>' if when else ""
+    return f"<b>{html.escape(name)}</b>{small}"
+
+
+def picker_text(run: RunInfo) -> str:
+    """The run's name and start time in one plain line, for a combo box: "T=4 baseline  ·  02 Dec 03:04"."""
+    name, when = name_and_time(run)
+    return f"{name}  ·  {when}" if when else name
 
 
 def tip_name(item: QTreeWidgetItem, run: RunInfo) -> None:
