@@ -99,6 +99,9 @@ class DataConfig:
                                   "round), as objects move in photos: convolutional nets cope, an MLP must learn "
                                   "every position", min=0)
     synthetic_size: int = opt(16, "synthetic: height and width in pixels; larger images make every step slower", min=4)
+    synthetic_label_noise: float = opt(0.0, "synthetic: share of the training and validation labels moved to a "
+                                            "random other class, as annotators err (the test split's labels stay "
+                                            "true)", min=0.0, max=0.9)
 
 
 @dataclass
