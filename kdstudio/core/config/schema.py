@@ -90,7 +90,7 @@ class DataConfig:
                                      "every other column must be a numeric feature")
     synthetic_samples: int = opt(2048, "synthetic: images generated in all, before the validation and test splits are "
                                        "cut from them", min=16)
-    synthetic_classes: int = opt(10, "synthetic: classes, each a smooth random pattern under heavy noise", min=2)
+    synthetic_classes: int = opt(10, "synthetic: classes, each a smooth random pattern under noise", min=2)
     synthetic_channels: int = opt(1, "synthetic: channels per image (3 like colour photos, 1 like grey scans)", min=1)
     synthetic_noise: float = opt(0.8, "synthetic: standard deviation of the noise over each class's pattern (the "
                                       "patterns' own is about 1); more noise makes the classes harder to tell apart",
