@@ -19,7 +19,7 @@ def load_synthetic(cfg):
     y = y[torch.randperm(n, generator=g)]
     x = _shifted(templates[y], d.synthetic_shift, g) + d.synthetic_noise * torch.randn(n, c, s, s, generator=g)
     names = [f"class_{i}" for i in range(k)]
-    noise = float(getattr(d, "synthetic_label_noise", 0.0))
+    noise = d.synthetic_label_noise
     if noise <= 0:
         return from_arrays(x, y, names, cfg, name="synthetic")
     # cut the splits on the true labels, as a source with a hand-checked test set would, then mislabel the rest
