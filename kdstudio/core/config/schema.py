@@ -90,15 +90,18 @@ class DataConfig:
                                      "every other column must be a numeric feature")
     synthetic_samples: int = opt(2048, "synthetic: images generated in all, before the validation and test splits are "
                                        "cut from them", min=16)
-    synthetic_classes: int = opt(10, "synthetic: classes, each a smooth random pattern under heavy noise", min=2)
+    synthetic_classes: int = opt(10, "synthetic: classes, each a smooth random pattern under noise", min=2)
     synthetic_channels: int = opt(1, "synthetic: channels per image (3 like colour photos, 1 like grey scans)", min=1)
-    synthetic_noise: float = opt(1.5, "synthetic: standard deviation of the noise over each class's pattern (the "
+    synthetic_noise: float = opt(0.8, "synthetic: standard deviation of the noise over each class's pattern (the "
                                       "patterns' own is about 1); more noise makes the classes harder to tell apart",
                                  min=0.0)
     synthetic_shift: int = opt(1, "synthetic: each image's pattern moves by up to this many pixels (wrapping "
                                   "round), as objects move in photos: convolutional nets cope, an MLP must learn "
                                   "every position", min=0)
     synthetic_size: int = opt(16, "synthetic: height and width in pixels; larger images make every step slower", min=4)
+    synthetic_label_noise: float = opt(0.3, "synthetic: share of the training and validation labels moved to a "
+                                            "random other class, as annotators err (the test split's labels stay "
+                                            "true)", min=0.0, max=0.9)
 
 
 @dataclass
