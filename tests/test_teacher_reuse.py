@@ -228,3 +228,19 @@ def test_the_key_follows_what_changes_the_teacher_and_nothing_else(tmp_path):
     assert baseline_key(_config(**{"distill.temperature": 2.0, "distill.alpha": 0.5})) == baseline_key(base)
     assert baseline_key(_config(**{"distill.lr": 0.01})) != baseline_key(base)
     assert baseline_key(_config(**{"student.width": 32})) != baseline_key(base)
+
+
+def test_the_key_holds_every_data_setting_at_its_value_so_a_changed_default_trains_anew(monkeypatch):
+    """A key of only the settings that differ from today's defaults made a run reuse the teacher of the old quick
+    try after the synthetic source's defaults changed: the key holds each value, and the generator's code."""
+    from kdstudio.core.pipeline import reuse
+    cfg = _config(**{"data.source": "synthetic"})
+    _id, inputs = reuse.teacher_key(cfg)
+    assert set(cfg.to_dict()["data"]) - set(reuse.FEED_ONLY) <= set(inputs["data"])
+    assert inputs["data"]["synthetic_label_noise"] == cfg.data.synthetic_label_noise
+    old_defaults = _config(**{"data.source": "synthetic", "data.synthetic_noise": 1.5,
+                              "data.synthetic_label_noise": 0.0})
+    assert reuse.teacher_key(old_defaults)[0] != _id
+    real = reuse._hash_file
+    monkeypatch.setattr(reuse, "_hash_file", lambda path: "edited" if Path(path).name == "synthetic.py" else real(path))
+    assert reuse.teacher_key(cfg)[0] != _id

@@ -5,8 +5,10 @@ A teacher's key is everything its weights depend on: its settings (arch, width, 
 settings every stage shares (optimizer, weight decay, schedule, batch size, augmentation, mixed precision, gradient
 clipping), what the data is and how it is split and preprocessed (the [data] settings, with the sizes and change
 times of its files), the seed, and the code version of the arch (a hash of the file that builds it, or the
-package's version for torchvision:/timm: names). Settings that say only how data is fed (mode, workers, prefetch,
-memory budget) or which device runs it are left out: they change speed, not the teacher.
+package's version for torchvision:/timm: names; for generated data, a hash of its generator). Settings that say only
+how data is fed (mode, workers, prefetch, memory budget) or which device runs it are left out: they change speed, not
+the teacher. Keys hold every setting's value, defaults included: a default that changes (the quick try's synthetic
+data did) must change the key, or a run would reuse a teacher trained on other data.
 
 A baseline depends on the student instead of the teacher, on the distillation stage's budget (epochs, lr, EMA), and
 on the same data and training settings, but not on the distillation method, temperature or alpha.
@@ -78,17 +80,13 @@ def _fingerprint(path: str) -> dict | None:
         return {"path": str(p), "missing": True}
 
 
-def _changed(section: dict, defaults) -> dict:
-    """The settings of a section that differ from its defaults: a setting added to the schema later (at a default
-    that keeps the old behaviour) leaves the keys of teachers stored before it unchanged."""
-    return {k: v for k, v in section.items() if v != getattr(defaults, k, object())}
-
-
 def _data_part(cfg) -> dict:
-    from ..config import DataConfig
-    d = {k: v for k, v in _changed(cfg.to_dict()["data"], DataConfig()).items() if k not in FEED_ONLY}
+    d = {k: v for k, v in cfg.to_dict()["data"].items() if k not in FEED_ONLY}
     d["files"] = {k: _fingerprint(getattr(cfg.data, k)) for k in ("path", "val_path", "test_path")
                   if getattr(cfg.data, k)}
+    if cfg.data.source == "synthetic":  # the data is what its generator's code makes of these settings
+        from ..data import synthetic
+        d["generator"] = _hash_file(Path(inspect.getsourcefile(synthetic)))
     return d
 
 
@@ -118,8 +116,7 @@ def teacher_key(cfg) -> tuple[str, dict]:
 def baseline_key(cfg) -> str:
     """The id of the baseline this config trains (the same for configs that differ only in distillation)."""
     t, dc = cfg.teacher, cfg.distill
-    from ..config import StudentConfig
-    student = {"arch": cfg.student.arch, **_changed(cfg.to_dict()["student"], StudentConfig())}
+    student = dict(cfg.to_dict()["student"])
     if student["arch"] == "teacher":  # the teacher's family: its arch settings shape the student
         student["teacher"] = {"arch": t.arch, "width": t.width, "depth": t.depth}
     inputs = {"student": student, "budget": {"epochs": dc.epochs, "lr": dc.lr, "ema": dc.ema},
