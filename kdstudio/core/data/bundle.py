@@ -27,6 +27,7 @@ class DataBundle:
     mean: list[float] = field(default_factory=list)
     std: list[float] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)  # things the user should see (skipped files, guesses)
+    notes: list[str] = field(default_factory=list)     # facts the log states once (e.g. labels wrong on purpose)
     mode: str = "resident"      # resident: the x_* are tensors; streamed: they are data.stream.StreamedInputs
     mode_reason: str = ""       # the sentence saying which path and why (log, Data page)
     inputs: str = ""            # how inputs were prepared, in words (preprocess.describe_inputs, + where from)

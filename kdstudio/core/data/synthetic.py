@@ -28,7 +28,11 @@ def load_synthetic(cfg):
     labels = y.clone()
     labels[seen] = mislabelled(y[seen], k, noise, g)
     parts = [RawSplit(x[i], labels[i], names, "synthetic") for i in (tr, va)]
-    return assemble(cfg, parts[0], parts[1], RawSplit(x[te], y[te], names, "synthetic"), name="synthetic")
+    bundle = assemble(cfg, parts[0], parts[1], RawSplit(x[te], y[te], names, "synthetic"), name="synthetic")
+    bundle.notes.append(f"Synthetic data: {noise:.0%} of the training and validation labels are wrong on purpose "
+                        "(data.synthetic_label_noise), so validation accuracy reads low; the test labels are all "
+                        "true, and the teacher's soft targets are what can see past the wrong ones.")
+    return bundle
 
 
 def mislabelled(y: torch.Tensor, classes: int, fraction: float, g: torch.Generator) -> torch.Tensor:

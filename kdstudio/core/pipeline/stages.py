@@ -141,6 +141,8 @@ def teacher_stage(ctx: RunContext) -> TeacherResult:
     """Train the teacher (source = "train") or load it (source = "file"), check it, then freeze it (once)."""
     cfg, t, data = ctx.cfg, ctx.cfg.teacher, ctx.data
     ctx.begin("teacher", source=t.source, arch=t.arch, path=t.path)
+    for message in getattr(data.bundle, "notes", []):
+        ctx.log(message)
     for message in getattr(data.bundle, "warnings", []):
         ctx.warn(message)
     # The student must accept the data before any time is spent on the teacher.
