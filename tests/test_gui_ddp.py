@@ -88,8 +88,10 @@ def test_one_device_hides_the_gpus_control(window, qtbot, monkeypatch):
 
 def test_two_processes_pause_resume_stop_then_resume_to_completion(window, qtbot, monkeypatch):
     cfg = tiny_config(device="cpu")
+    # batches of 4 on each of 2 processes: ~900 distill steps, ~5 s here, so that a Stop clicked after the
+    # first curves lands in training (12 epochs of the default batch finished in under a second, before any click)
     for key, value in {"teacher.epochs": 1, "teacher.skip_sanity_check": True, "baseline.enabled": False,
-                       "distill.epochs": 12}.items():
+                       "distill.epochs": 6, "data.batch_size": 4, "distill.log_every": 20}.items():
         cfg.set(key, value)
     project = _project(window, cfg)
     _pick_two(qtbot, _gpus(window, monkeypatch, 2))
@@ -98,23 +100,23 @@ def test_two_processes_pause_resume_stop_then_resume_to_completion(window, qtbot
     assert window.run.running and not window.train.controls.gpus.isEnabled()
     run_dir = window.run.run_dir
 
-    def distill_steps():
+    def steps(stage=None):
         series = window.train.live_series
-        return len(series.step.get(("distill", "total"), ())) if series is not None else 0
-    qtbot.waitUntil(lambda: distill_steps() >= 1, timeout=RUN_TIMEOUT_MS)  # the plots fill from the folder
-    assert window.train.live_series.teacher_reference() is not None
-    assert window.train.bar.value() > 0
-
+        return 0 if series is None else sum(len(v) for (st, term), v in series.step.items()
+                                            if term == "total" and stage in (None, st))
+    # Pause while torchrun still starts: rank 0 finds the pause file at its first step, whatever the machine's speed
     _click(window, qtbot, window.run.pause_act)
     assert window.run.state == "paused"
     qtbot.waitUntil(lambda: (run_dir / "pause").exists(), timeout=5_000)  # rank 0 reads it, the others wait too
-    qtbot.waitUntil(lambda: any(line.text == "Paused." for line in window.run.log_lines), timeout=30_000)
-    frozen = distill_steps()
+    qtbot.waitUntil(lambda: any(line.text == "Paused." for line in window.run.log_lines), timeout=RUN_TIMEOUT_MS)
+    frozen = steps()
     qtbot.wait(1500)  # both ranks wait: no step is logged meanwhile
-    assert distill_steps() == frozen and window.run.state == "paused"
+    assert steps() == frozen and window.run.state == "paused"
     _click(window, qtbot, window.run.resume_act)
-    qtbot.waitUntil(lambda: distill_steps() > frozen, timeout=30_000)
+    qtbot.waitUntil(lambda: steps("distill") >= 1, timeout=RUN_TIMEOUT_MS)  # the plots fill from the folder
     assert not (run_dir / "pause").exists()
+    assert window.train.live_series.teacher_reference() is not None
+    qtbot.waitUntil(lambda: window.train.bar.value() > 0, timeout=5_000)  # the bar redraws every 250 ms
 
     _click(window, qtbot, window.run.stop_act)
     qtbot.waitUntil(lambda: not window.run.running, timeout=RUN_TIMEOUT_MS)
