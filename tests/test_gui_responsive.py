@@ -118,7 +118,20 @@ def test_pause_resume_and_stop_reach_the_child(qtbot, tmp_path, monkeypatch):
     assert (tmp_path / "run" / "checkpoints" / "teacher.pt").is_file()
 
 
-def _die(conn, cfg, out_dir, resume, grants=()):
+def test_the_window_runs_in_a_child_by_default_and_the_environment_chooses(monkeypatch):
+    monkeypatch.delenv("KDSTUDIO_RUN_IN", raising=False)
+    assert run_process.worker_class() is run_process.ProcessWorker
+    monkeypatch.setenv("KDSTUDIO_RUN_IN", "thread")
+    assert run_process.worker_class() is not run_process.ProcessWorker
+    monkeypatch.setenv("KDSTUDIO_RUN_IN", "Process ")
+    assert run_process.worker_class() is run_process.ProcessWorker
+    monkeypatch.setenv("KDSTUDIO_RUN_NICE", "2")
+    assert run_process.child_nice() == 2
+    monkeypatch.setenv("KDSTUDIO_RUN_NICE", "high")  # not a number: the default
+    assert run_process.child_nice() == run_process.NICE
+
+
+def _die(conn, cfg, out_dir, resume, grants=(), nice=0):
     """A child that ends without a word (as a crash in native code would)."""
     os._exit(3)
 

@@ -18,16 +18,25 @@ from ..core import trust
 from ..core.events import RunControl
 from .worker import RunWorker
 
-POLL_S = 0.05
+DEFAULT_RUN_IN = "process"  # "thread" | "process"; $KDSTUDIO_RUN_IN overrides
 NICE = 5  # the child yields the CPU to the window (and to the person's other programs): CFS weighs nice 5 ~3:1
 
 
 def in_child_wanted() -> bool:
-    """True when the run should go to a child process ($KDSTUDIO_RUN_IN=process)."""
-    return os.environ.get("KDSTUDIO_RUN_IN", "").strip().lower() == "process"
+    """True when the run should go to a child process ($KDSTUDIO_RUN_IN, else DEFAULT_RUN_IN)."""
+    asked = os.environ.get("KDSTUDIO_RUN_IN", "").strip().lower()
+    return (asked if asked in ("thread", "process") else DEFAULT_RUN_IN) == "process"
 
 
-def _child(conn, cfg, out_dir: str, resume: bool, grants=()) -> None:
+def child_nice() -> int:
+    """How much nicer than the window the child runs ($KDSTUDIO_RUN_NICE, else NICE; 0 = the same)."""
+    try:
+        return max(0, int(os.environ.get("KDSTUDIO_RUN_NICE", "").strip()))
+    except ValueError:
+        return NICE
+
+
+def _child(conn, cfg, out_dir: str, resume: bool, grants=(), nice: int = NICE) -> None:
     """The child's work: run the engine; events, then ("done", summary) or ("failed", message, details)."""
     import threading
 
@@ -38,7 +47,8 @@ def _child(conn, cfg, out_dir: str, resume: bool, grants=()) -> None:
         trust.grant(path, sha)
     control = RunControl()
     try:
-        os.nice(NICE)
+        if nice:
+            os.nice(nice)
     except (AttributeError, OSError):  # no nice on Windows; a failure only costs the window's priority
         pass
 
@@ -74,51 +84,79 @@ class _Emitter:
 
 
 class ProcessWorker(RunWorker):
-    """A RunWorker whose engine runs in a spawned child process."""
+    """A RunWorker whose engine runs in a spawned child process.
+
+    The run's QThread only starts the child and waits for it to exit (without the interpreter lock). The pipe is
+    read, and pause/stop are sent, by `drain()` in the GUI thread, on RunThread's 50 ms timer: no second Python
+    thread in the window's process takes the lock during a run, so the OS cannot preempt one while it holds the
+    lock and the window waits (the stall a thread of the window had, in small).
+    """
+
+    def __init__(self, cfg, out_dir, resume: bool = False):
+        super().__init__(cfg, out_dir, resume)
+        self._conn = None          # our end of the pipe, once the child has started
+        self._exit_code = None     # set (by the run's thread) once the child has exited
+        self._sent = (False, False)  # (paused, stop requested) as last told to the child
+        self._reported = False     # "done" or "failed" has been emitted
 
     def work(self) -> None:
-        """The thread's work: start the child, relay control and events until it reports or dies."""
+        """The thread's work: start the child, wait until it exits, end the thread's event loop."""
+        from PySide6.QtCore import QThread
         ctx = mp.get_context("spawn")
         ours, theirs = ctx.Pipe()
         cfg = None if self.resume else self.cfg
-        proc = ctx.Process(target=_child, args=(theirs, cfg, str(self.out_dir), self.resume, trust.grants()),
+        proc = ctx.Process(target=_child, args=(theirs, cfg, str(self.out_dir), self.resume, trust.grants(),
+                                                    child_nice()),
                            name="kdstudio-run", daemon=True)
         try:
             proc.start()
         except Exception as e:  # noqa: BLE001 - e.g. the config cannot be pickled, no processes left
+            self._reported = True
             self.failed.emit(f"Cannot start the training process ({e}).", traceback.format_exc())
             return
         theirs.close()
-        sent = (False, False)
-        result = None
+        self._conn = ours
+        proc.join()
+        self._exit_code = proc.exitcode if proc.exitcode is not None else -1
+        QThread.currentThread().quit()  # RunThread's last drain (GUI thread) reads what the child left
+
+    def drain(self) -> list:
+        """Tell the child a change of pause/stop, then read every message it has sent (GUI thread): events are
+        returned, its summary or error emitted as done/failed; a child gone without either is one sentence."""
+        events = super().drain()
+        conn, exited = self._conn, self._exit_code is not None
+        if conn is None or self._reported and exited:
+            return events
         try:
-            while result is None:
-                state = (self.control.paused, self.control.stop_requested)
-                if state != sent:
-                    if state[1] and not sent[1]:
-                        ours.send("stop")
-                    elif not state[1]:
-                        ours.send("pause" if state[0] else "resume")
-                    sent = state
-                if ours.poll(POLL_S):
-                    message = ours.recv()
-                    if message[0] == "event":
-                        self._on_event(message[1])
+            self._send_control(conn)
+            while conn.poll(0):
+                message = conn.recv()
+                if message[0] == "event":
+                    events.append(message[1])
+                elif not self._reported:
+                    self._reported = True
+                    if message[0] == "done":
+                        self.done.emit(message[1])
                     else:
-                        result = message
-                elif not proc.is_alive():
-                    break
+                        self.failed.emit(message[1], message[2])
         except (EOFError, OSError):
-            pass  # the child closed its end: it ended; its exit code says how
-        proc.join(5)
-        if result is None:
-            code = proc.exitcode
-            self.failed.emit(f"The training process ended unexpectedly (exit code {code}); the run folder keeps "
-                             "its last checkpoint, so the run can be resumed.", "")
-        elif result[0] == "done":
-            self.done.emit(result[1])
-        else:
-            self.failed.emit(result[1], result[2])
+            exited = exited or self._exit_code is not None  # the child closed its end: it has ended
+        if exited and not self._reported:
+            self._reported = True
+            self.failed.emit(f"The training process ended unexpectedly (exit code {self._exit_code}); the run "
+                             "folder keeps its last checkpoint, so the run can be resumed.", "")
+        if self._reported and exited:
+            conn.close()
+        return events
+
+    def _send_control(self, conn) -> None:
+        state = (self.control.paused, self.control.stop_requested)
+        if state != self._sent:
+            if state[1] and not self._sent[1]:
+                conn.send("stop")
+            elif not state[1]:
+                conn.send("pause" if state[0] else "resume")
+            self._sent = state
 
 
 def worker_class() -> type[RunWorker]:
