@@ -51,12 +51,22 @@ prebuild = {}
 if prebuilder is not None and not no_prebuild:
     from kdstudio.gui.probe import StallProbe
     pre_probe = StallProbe(10); pre_probe.start()
+    builds = {}  # page -> (wall ms, CPU ms) of its build in the chain
+    def _timed_build(name, factory):
+        def build():
+            t0, c0 = time.perf_counter(), time.thread_time()
+            page = factory()
+            builds[name] = (round((time.perf_counter() - t0) * 1e3), round((time.thread_time() - c0) * 1e3))
+            return page
+        return build
+    for name, slot in w.slots.items():
+        slot._factory = _timed_build(name, slot._factory)
     t = time.perf_counter(); prebuilder.start()
     while prebuilder.remaining() and time.perf_counter() - t < 60:
         app.processEvents(); time.sleep(0.002)
     for _ in range(3): app.processEvents()
     pre_probe.stop()
-    prebuild = {"s": time.perf_counter() - t, "stall": pre_probe.stats()}
+    prebuild = {"s": time.perf_counter() - t, "stall": pre_probe.stats(), "builds": builds}
 from kdstudio.gui import plots as _plots
 costs = {"paint": [], "refresh": []}  # (wall ms, GUI-thread CPU ms) of each plot paint and curve update
 
@@ -75,15 +85,18 @@ _plots.PlotPanel.refresh = timed("refresh", _plots.PlotPanel.refresh)
 
 def click_tab(name):
     i = PAGES.index(name)
-    t = time.perf_counter()
+    t, c = time.perf_counter(), time.thread_time()
     QTest.mouseClick(bar, Qt.LeftButton, pos=bar.tabRect(i).center())
     app.processEvents()  # the new page's layout and paint
+    cpu_ms[name] = (time.thread_time() - c) * 1e3  # the window's own work; the rest of the wall time is waiting
     return (time.perf_counter() - t) * 1e3
+cpu_ms = {}
 
-switches = {"first": {}, "again": {}}
+switches = {"first": {}, "again": {}, "cpu_first": {}, "cpu_again": {}}
 for rnd in ("first", "again"):
     for name in PAGES[1:] + PAGES[:1]:
         switches[rnd][name] = click_tab(name)
+        switches["cpu_" + rnd][name] = cpu_ms[name]
 result = {"switch_ms": switches, "prebuild": prebuild}
 import gc
 gc_ms = {}  # generation -> durations (ms) of the collections in the window's process during the run
@@ -151,8 +164,9 @@ def once(*_):
         started.append(1); QTimer.singleShot(200, go)
 w.hub.catalog_ready.connect(once); w.hub.info_failed.connect(once)
 w.run.finished.connect(ended); w.run.failed.connect(ended)
-QTimer.singleShot(0, w.hub.load_catalog)
-app.exec()
+if page:
+    QTimer.singleShot(0, w.hub.load_catalog)
+    app.exec()
 if prof:
     s = io.StringIO(); pstats.Stats(prof, stream=s).sort_stats("tottime").print_stats(25)
     s2 = io.StringIO(); pstats.Stats(prof, stream=s2).sort_stats("cumulative").print_stats(40)
@@ -186,6 +200,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--load", type=int, default=2, help="CPU-bound processes beside it (default 2)")
     parser.add_argument("--page", default="Train", help="the page on screen during the run")
+    parser.add_argument("--no-run", action="store_true", help="only the tab switches (no demo run, no reference)")
     parser.add_argument("--reference-s", type=float, default=10.0)
     parser.add_argument("--profile", action="store_true", help="cProfile the GUI thread during the run")
     parser.add_argument("--process", action="store_true",
@@ -204,8 +219,8 @@ def main() -> None:
     load = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(args.load)]
     try:
         with tempfile.TemporaryDirectory() as home:
-            ref = child(REFERENCE, str(args.reference_s), home=home)
-            app = child(APP, args.page, "1" if args.profile else "0", "1" if args.stacks else "0",
+            ref = None if args.no_run else child(REFERENCE, str(args.reference_s), home=home)
+            app = child(APP, "" if args.no_run else args.page, "1" if args.profile else "0", "1" if args.stacks else "0",
                         "1" if args.no_prebuild else "0", home=home,
                         run_in="process" if args.process else "thread" if args.thread else "",
                         root=Path(args.root).resolve(), nice=args.nice)
@@ -220,12 +235,13 @@ def main() -> None:
     print(f"  load average before/after: {before} / {os.getloadavg()[0]:.1f}")
     if "run_s" in app:
         print(f"  run duration   : {app['run_s']:.1f} s (Start to the summary, the demo with this load beside it)")
-    print(f"  bare Qt window : {fmt(ref)}")
-    stall = app["stall"]
-    print(f"  app during run : {fmt(stall)}")
-    print(f"  ratio app/bare : p99 ×{stall['p99_ms'] / max(ref['p99_ms'], 0.1):.1f}, "
-          f"max ×{stall['max_ms'] / max(ref['max_ms'], 0.1):.1f}")
-    for kind, rows in app["costs"].items():
+    if ref is not None:
+        print(f"  bare Qt window : {fmt(ref)}")
+        stall = app["stall"]
+        print(f"  app during run : {fmt(stall)}")
+        print(f"  ratio app/bare : p99 ×{stall['p99_ms'] / max(ref['p99_ms'], 0.1):.1f}, "
+              f"max ×{stall['max_ms'] / max(ref['max_ms'], 0.1):.1f}")
+    for kind, rows in app.get("costs", {}).items():
         if rows:
             wall, cpu = sorted(r[0] for r in rows), sorted(r[1] for r in rows)
             print(f"  plot {kind:<7}: {len(rows)} calls; wall median {wall[len(wall) // 2]:.1f} ms, "
@@ -239,12 +255,17 @@ def main() -> None:
     if app.get("prebuild"):
         pre = app["prebuild"]
         print(f"  pages built ahead in idle ticks: {pre['s']:.1f} s after the window was shown; the event loop's "
-              f"longest wait meanwhile {pre['stall']['max_ms']:.0f} ms (one page's build)")
+              f"longest wait meanwhile {pre['stall']['max_ms']:.0f} ms (one page's build); wall/CPU ms: "
+              + ", ".join(f"{k} {v[0]}/{v[1]}" for k, v in pre.get("builds", {}).items()))
     first = "first open (pages built ahead)" if app.get("prebuild") else "first open (builds the page)"
     for rnd, label in (("first", first), ("again", "switch to a built page")):
         times = app["switch_ms"][rnd]
         print(f"  tab switch, {label}: " + ", ".join(f"{k} {v:.0f}" for k, v in times.items())
               + f" ms; max {max(times.values()):.0f} ms")
+        if "cpu_" + rnd in app["switch_ms"]:
+            cpu = app["switch_ms"]["cpu_" + rnd]
+            print(f"    the window's CPU time in them: " + ", ".join(f"{k} {v:.0f}" for k, v in cpu.items())
+                  + f" ms; max {max(cpu.values()):.0f} ms")
     for key in ("profile", "stacks"):
         if key in app:
             print(app[key])

@@ -1,11 +1,13 @@
-"""The engine in a child process: the window's interpreter is then its own (opt-in: KDSTUDIO_RUN_IN=process).
+"""The engine in a child process: the window's interpreter is then its own (the default; KDSTUDIO_RUN_IN=thread
+runs it in a thread of the window instead).
 
 In a QThread, the training thread and the window share one GIL; on a busy machine the OS preempts the training
 thread while it holds the lock and the window cannot run a line of Python until it is scheduled again (stalls of
 100-500 ms, benchmarks/bench_gui_stall.py). A spawned child has its own lock. The contract with the window stays
 worker.RunWorker's: `control` (pause/resume/stop), `drain()`, the `done`/`failed` signals, `run()` called in the
-run's QThread — which here only starts the child, forwards the control's state as messages and collects the
-child's events, summary or error from a pipe. A child that dies without a word is one sentence.
+run's QThread — which here only starts the child and waits for it; `drain()` (GUI thread) forwards the control's
+state as messages and reads the child's events, summary or error from a pipe. A child that dies without a word is
+one sentence.
 """
 
 from __future__ import annotations
@@ -19,7 +21,10 @@ from ..core.events import RunControl
 from .worker import RunWorker
 
 DEFAULT_RUN_IN = "process"  # "thread" | "process"; $KDSTUDIO_RUN_IN overrides
-NICE = 5  # the child yields the CPU to the window (and to the person's other programs): CFS weighs nice 5 ~3:1
+# The child yields the CPU to the window: CFS weighs nice 2 ~1.6:1. Measured beside two busy loops
+# (benchmarks/README.md): at nice 2 the window's p99 stall was 54-58 ms and the run as fast as in a thread; at
+# nice 0, 94-131 ms; at nice 5, 63-70 ms but the run ~3x slower (it yields to every other program too).
+NICE = 2
 
 
 def in_child_wanted() -> bool:
