@@ -3,7 +3,8 @@
 Building a page takes 150-450 ms (its forms, plots, the style's polish), which was the first click on each tab
 (benchmarks/bench_gui_stall.py). The window still shows only the page on screen first, so it appears as quickly
 as before; then a chain of zero-delay timers builds the others one at a time, each in one tick of the event loop,
-so a paint, a key or a click in between waits for at most one page. The chain waits while the person is acting
+so a paint, a key or a click in between waits for at most one page. Each is also painted once off screen (its
+glyphs, the plots' axis pictures), so its first click costs what a later one does. The chain waits while the person is acting
 (a key, a click, the wheel: the last QUIET_MS) and while a run goes (a build then would be a stall on top of the
 live plots'; a tab opened during a run builds its page when clicked, as before). `done` says when every page is
 built (app.main then freezes the objects alive out of the garbage collector's work: gcguard.freeze).
@@ -71,6 +72,7 @@ class PagePrebuilder(QObject):
         page.ensurePolished()  # the style's polish of it and its children, now rather than at its first show
         if slot.layout() is not None:
             slot.layout().activate()
+        slot.grab()  # painted once off screen: its fonts' glyphs and the plots' axis pictures are made now
         self._timer.start(0)
 
     def _finish(self) -> None:
