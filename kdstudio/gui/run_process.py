@@ -14,12 +14,14 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import os
+import time
 import traceback
 
 from ..core import trust
 from ..core.events import RunControl
 from .worker import RunWorker
 
+EXIT_GRACE_S = 5.0  # how long a child that has reported may take to exit before it is ended
 DEFAULT_RUN_IN = "process"  # "thread" | "process"; $KDSTUDIO_RUN_IN overrides
 # The child yields the CPU to the window: CFS weighs nice 2 ~1.6:1. Measured beside two busy loops
 # (benchmarks/README.md): at nice 2 the window's p99 stall was 54-58 ms and the run as fast as in a thread; at
@@ -103,6 +105,7 @@ class ProcessWorker(RunWorker):
         self._exit_code = None     # set (by the run's thread) once the child has exited
         self._sent = (False, False)  # (paused, stop requested) as last told to the child
         self._reported = False     # "done" or "failed" has been emitted
+        self._reported_at = 0.0    # when (time.monotonic) the child reported
 
     def work(self) -> None:
         """The thread's work: start the child, wait until it exits, end the thread's event loop."""
@@ -121,7 +124,12 @@ class ProcessWorker(RunWorker):
             return
         theirs.close()
         self._conn = ours
-        proc.join()
+        while proc.is_alive():  # the lock is released while join waits; taken twice a second
+            proc.join(0.5)
+            if self._reported_at and time.monotonic() - self._reported_at > EXIT_GRACE_S and proc.is_alive():
+                proc.terminate()  # it has said how it ended; something in it (a stuck worker) keeps it alive
+                proc.join(EXIT_GRACE_S)
+                break
         self._exit_code = proc.exitcode if proc.exitcode is not None else -1
         QThread.currentThread().quit()  # RunThread's last drain (GUI thread) reads what the child left
 
@@ -130,7 +138,11 @@ class ProcessWorker(RunWorker):
         returned, its summary or error emitted as done/failed; a child gone without either is one sentence."""
         events = super().drain()
         conn, exited = self._conn, self._exit_code is not None
-        if conn is None or self._reported and exited:
+        if conn is None:
+            return events
+        if self._reported and exited:  # nothing comes after the summary or the error
+            conn.close()
+            self._conn = None
             return events
         try:
             self._send_control(conn)
@@ -139,7 +151,7 @@ class ProcessWorker(RunWorker):
                 if message[0] == "event":
                     events.append(message[1])
                 elif not self._reported:
-                    self._reported = True
+                    self._reported, self._reported_at = True, time.monotonic()
                     if message[0] == "done":
                         self.done.emit(message[1])
                     else:
@@ -152,6 +164,7 @@ class ProcessWorker(RunWorker):
                              "folder keeps its last checkpoint, so the run can be resumed.", "")
         if self._reported and exited:
             conn.close()
+            self._conn = None
         return events
 
     def _send_control(self, conn) -> None:
