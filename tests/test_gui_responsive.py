@@ -136,6 +136,21 @@ def _die(conn, cfg, out_dir, resume, grants=(), nice=0):
     os._exit(3)
 
 
+def _reports_then_hangs(conn, cfg, out_dir, resume, grants=(), nice=0):
+    """A child that says it is done and then never exits (as a stuck worker thread in it would)."""
+    import time
+    conn.send(("done", {"status": "completed"}))
+    time.sleep(600)
+
+
+def test_a_child_that_reports_but_does_not_exit_is_ended(qtbot, tmp_path, monkeypatch):
+    monkeypatch.setenv("KDSTUDIO_RUN_IN", "process")
+    monkeypatch.setattr(run_process, "_child", _reports_then_hangs)
+    monkeypatch.setattr(run_process, "EXIT_GRACE_S", 0.5)
+    outcome, kinds = _run(qtbot, tiny_config(), tmp_path / "run")
+    assert outcome == {"summary": {"status": "completed"}} and kinds == []
+
+
 def test_a_child_that_dies_is_one_sentence(qtbot, tmp_path, monkeypatch):
     monkeypatch.setenv("KDSTUDIO_RUN_IN", "process")
     monkeypatch.setattr(run_process, "_child", _die)
