@@ -8,10 +8,10 @@ page during the catalog's `import torch` (py-spy: gc_collect_main -> QObject::~Q
 pool thread, QObject::connectImpl -> QBasicMutex::lockInternal in the GUI thread). So the automatic collector is
 off while the app runs, and a GUI-thread timer collects by the same thresholds.
 
-A full collection walks every object alive: with PyTorch, pyqtgraph and the pages loaded, ~240k of them and
-300-400 ms in the GUI thread on a busy machine, the window's longest stall during a run. Once start-up is over
-(torch imported, the pages built) `freeze` moves the objects alive then — which live as long as the app — out of
-the collector's sight, and a full collection walks only what came later.
+A full collection walks every object alive: with PyTorch, pyqtgraph and every page loaded, ~240k of them, 290-410 ms
+in the GUI thread (measured on a busy 2-core machine). InfoHub freezes torch's objects once it has loaded; `freeze`
+does the same for the pages' once the idle chain has built them (prebuild.py, app.main): objects that live as long
+as the app leave the collector's sight, and a full collection walks only what came later.
 """
 
 from __future__ import annotations
