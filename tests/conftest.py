@@ -9,6 +9,10 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")  # before anything imports
 # One intra-op thread: the suite runs GUI and engine threads side by side on 2 cores, and oversubscribed
 # OpenMP threads made tiny training steps ~30x slower there. Set before anything imports torch.
 os.environ.setdefault("OMP_NUM_THREADS", "1")
+# The window's runs go to a child process by default (gui/run_process.py); the suite keeps them in a thread of the
+# test process, where tests can patch engine.run and a run does not pay a fresh interpreter's torch import.
+# tests/test_gui_responsive.py runs the child explicitly.
+os.environ.setdefault("KDSTUDIO_RUN_IN", "thread")
 
 
 @pytest.fixture(autouse=True)

@@ -24,6 +24,43 @@ def test_a_page_is_built_when_its_tab_is_first_opened(window, qtbot):
         assert page_keys(name) == (page.keys() if hasattr(page, "keys") else set(page.form.fields)), name
 
 
+def test_the_window_shows_first_then_builds_its_other_pages_while_idle(window, qtbot, monkeypatch):
+    from kdstudio.gui import prebuild
+    from kdstudio.gui.main_window import PAGES
+    window.open_initial()
+    built = lambda: [n for n in PAGES if window.pages.built(n) is not None]  # noqa: E731
+    window.prebuilder.start()
+    assert built() == ["Data"]  # start returns at once: the window is on screen with only the page it shows
+    order = []
+    for name in PAGES:
+        window.slots[name].built.connect(lambda _p, n=name: order.append(n))
+    qtbot.waitUntil(lambda: len(built()) >= 3, timeout=30_000)
+    monkeypatch.setattr(prebuild, "QUIET_MS", 3_600_000)  # from now on, any key holds the chain for an hour
+    qtbot.keyClick(window.tabs.tabBar(), Qt.Key_Right)  # the person acts: no page is built while they do
+    held = built()
+    qtbot.wait(3 * prebuild.RETRY_MS)
+    assert built() == held and len(held) < len(PAGES)
+    monkeypatch.setattr(prebuild, "QUIET_MS", 0)
+    with qtbot.waitSignal(window.prebuilder.done, timeout=30_000):
+        pass
+    assert built() == list(PAGES) and order == [n for n in PAGES if n != "Data"]  # one at a time, in tab order
+    assert window.current_page() is window.pages.built("Teacher")  # the key switched tabs; nothing else moved
+    teacher = window.pages.built("Teacher")
+    assert teacher.form.fields["teacher.epochs"].editor.text() == str(window.model.cfg.teacher.epochs)
+
+
+def test_no_page_is_built_ahead_while_a_run_goes(window, qtbot, monkeypatch):
+    from kdstudio.gui.main_window import PAGES
+    window.open_initial()
+    busy = [True]
+    monkeypatch.setattr(type(window.run), "running", property(lambda self: busy[0]))  # a run is in progress
+    window.prebuilder.start()
+    qtbot.wait(500)
+    assert [n for n in PAGES if window.pages.built(n) is not None] == ["Data"]
+    busy[0] = False  # the run has ended
+    qtbot.waitUntil(lambda: not window.prebuilder.remaining(), timeout=30_000)
+
+
 def test_a_problem_on_an_unopened_page_marks_its_tab_and_the_hint_opens_it(window, qtbot):
     window.open_initial()
     window.model.set("teacher.epochs", 0)

@@ -118,9 +118,37 @@ def test_pause_resume_and_stop_reach_the_child(qtbot, tmp_path, monkeypatch):
     assert (tmp_path / "run" / "checkpoints" / "teacher.pt").is_file()
 
 
-def _die(conn, cfg, out_dir, resume, grants=()):
+def test_the_window_runs_in_a_child_by_default_and_the_environment_chooses(monkeypatch):
+    monkeypatch.delenv("KDSTUDIO_RUN_IN", raising=False)
+    assert run_process.worker_class() is run_process.ProcessWorker
+    monkeypatch.setenv("KDSTUDIO_RUN_IN", "thread")
+    assert run_process.worker_class() is not run_process.ProcessWorker
+    monkeypatch.setenv("KDSTUDIO_RUN_IN", "Process ")
+    assert run_process.worker_class() is run_process.ProcessWorker
+    monkeypatch.setenv("KDSTUDIO_RUN_NICE", "2")
+    assert run_process.child_nice() == 2
+    monkeypatch.setenv("KDSTUDIO_RUN_NICE", "high")  # not a number: the default
+    assert run_process.child_nice() == run_process.NICE
+
+
+def _die(conn, cfg, out_dir, resume, grants=(), nice=0):
     """A child that ends without a word (as a crash in native code would)."""
     os._exit(3)
+
+
+def _reports_then_hangs(conn, cfg, out_dir, resume, grants=(), nice=0):
+    """A child that says it is done and then never exits (as a stuck worker thread in it would)."""
+    import time
+    conn.send(("done", {"status": "completed"}))
+    time.sleep(600)
+
+
+def test_a_child_that_reports_but_does_not_exit_is_ended(qtbot, tmp_path, monkeypatch):
+    monkeypatch.setenv("KDSTUDIO_RUN_IN", "process")
+    monkeypatch.setattr(run_process, "_child", _reports_then_hangs)
+    monkeypatch.setattr(run_process, "EXIT_GRACE_S", 0.5)
+    outcome, kinds = _run(qtbot, tiny_config(), tmp_path / "run")
+    assert outcome == {"summary": {"status": "completed"}} and kinds == []
 
 
 def test_a_child_that_dies_is_one_sentence(qtbot, tmp_path, monkeypatch):

@@ -101,6 +101,10 @@ def main(args=None) -> int:
     window.show()
     _install_excepthook(window, debug)
     QTimer.singleShot(0, window.hub.load_catalog)
+    # what is alive once every page is built lives as long as the app: no collection walks it (as InfoHub does
+    # for torch's objects once it has loaded)
+    window.prebuilder.done.connect(gcguard.freeze)
+    window.prebuilder.start()  # the other pages, one per idle tick (prebuild.py)
     result = {"code": 0}
 
     if autorun:

@@ -25,6 +25,7 @@ from .load_settings import SettingsLoader
 from .trust_prompt import TrustPrompt
 from .model import ConfigModel
 from .page_slots import PAGES, Pages, PageSlot, page_factories, page_keys
+from .prebuild import PagePrebuilder
 from .pages.train import TrainPage
 from .project_panel import DEMO_NAME, ProjectPanel
 from .launch_dialog import launch_script_action
@@ -78,6 +79,9 @@ class MainWindow(QMainWindow):
         for name, slot in self.slots.items():
             slot.built.connect(lambda page, n=name: self._on_page_built(n, page))
         self.pages = Pages(self.slots)
+        # the other pages, built in idle ticks once the window is shown (app.main starts it: prebuild.py)
+        self.prebuilder = PagePrebuilder(self.slots, lambda: self.tabs.currentWidget(), lambda: self.run.running,
+                                         self)
         self.tabs = QTabWidget()
         self.tabs.setDocumentMode(True)
         # When the tabs do not fit, scroll arrows appear and every tab keeps its whole name: shortened to "2 T…"

@@ -1,33 +1,49 @@
-"""The engine in a child process: the window's interpreter is then its own (opt-in: KDSTUDIO_RUN_IN=process).
+"""The engine in a child process: the window's interpreter is then its own (the default; KDSTUDIO_RUN_IN=thread
+runs it in a thread of the window instead).
 
 In a QThread, the training thread and the window share one GIL; on a busy machine the OS preempts the training
 thread while it holds the lock and the window cannot run a line of Python until it is scheduled again (stalls of
 100-500 ms, benchmarks/bench_gui_stall.py). A spawned child has its own lock. The contract with the window stays
 worker.RunWorker's: `control` (pause/resume/stop), `drain()`, the `done`/`failed` signals, `run()` called in the
-run's QThread — which here only starts the child, forwards the control's state as messages and collects the
-child's events, summary or error from a pipe. A child that dies without a word is one sentence.
+run's QThread — which here only starts the child and waits for it; `drain()` (GUI thread) forwards the control's
+state as messages and reads the child's events, summary or error from a pipe. A child that dies without a word is
+one sentence.
 """
 
 from __future__ import annotations
 
 import multiprocessing as mp
 import os
+import time
 import traceback
 
 from ..core import trust
 from ..core.events import RunControl
 from .worker import RunWorker
 
-POLL_S = 0.05
-NICE = 5  # the child yields the CPU to the window (and to the person's other programs): CFS weighs nice 5 ~3:1
+EXIT_GRACE_S = 5.0  # how long a child that has reported may take to exit before it is ended
+DEFAULT_RUN_IN = "process"  # "thread" | "process"; $KDSTUDIO_RUN_IN overrides
+# The child yields the CPU to the window: CFS weighs nice 2 ~1.6:1. Measured beside two busy loops
+# (benchmarks/README.md): at nice 2 the window's p99 stall was 54-58 ms and the run as fast as in a thread; at
+# nice 0, 94-131 ms; at nice 5, 63-70 ms but the run ~3x slower (it yields to every other program too).
+NICE = 2
 
 
 def in_child_wanted() -> bool:
-    """True when the run should go to a child process ($KDSTUDIO_RUN_IN=process)."""
-    return os.environ.get("KDSTUDIO_RUN_IN", "").strip().lower() == "process"
+    """True when the run should go to a child process ($KDSTUDIO_RUN_IN, else DEFAULT_RUN_IN)."""
+    asked = os.environ.get("KDSTUDIO_RUN_IN", "").strip().lower()
+    return (asked if asked in ("thread", "process") else DEFAULT_RUN_IN) == "process"
 
 
-def _child(conn, cfg, out_dir: str, resume: bool, grants=()) -> None:
+def child_nice() -> int:
+    """How much nicer than the window the child runs ($KDSTUDIO_RUN_NICE, else NICE; 0 = the same)."""
+    try:
+        return max(0, int(os.environ.get("KDSTUDIO_RUN_NICE", "").strip()))
+    except ValueError:
+        return NICE
+
+
+def _child(conn, cfg, out_dir: str, resume: bool, grants=(), nice: int = NICE) -> None:
     """The child's work: run the engine; events, then ("done", summary) or ("failed", message, details)."""
     import threading
 
@@ -38,7 +54,8 @@ def _child(conn, cfg, out_dir: str, resume: bool, grants=()) -> None:
         trust.grant(path, sha)
     control = RunControl()
     try:
-        os.nice(NICE)
+        if nice:
+            os.nice(nice)
     except (AttributeError, OSError):  # no nice on Windows; a failure only costs the window's priority
         pass
 
@@ -74,51 +91,90 @@ class _Emitter:
 
 
 class ProcessWorker(RunWorker):
-    """A RunWorker whose engine runs in a spawned child process."""
+    """A RunWorker whose engine runs in a spawned child process.
+
+    The run's QThread only starts the child and waits for it to exit (without the interpreter lock). The pipe is
+    read, and pause/stop are sent, by `drain()` in the GUI thread, on RunThread's 50 ms timer: no second Python
+    thread in the window's process takes the lock during a run, so the OS cannot preempt one while it holds the
+    lock and the window waits (the stall a thread of the window had, in small).
+    """
+
+    def __init__(self, cfg, out_dir, resume: bool = False):
+        super().__init__(cfg, out_dir, resume)
+        self._conn = None          # our end of the pipe, once the child has started
+        self._exit_code = None     # set (by the run's thread) once the child has exited
+        self._sent = (False, False)  # (paused, stop requested) as last told to the child
+        self._reported = False     # "done" or "failed" has been emitted
+        self._reported_at = 0.0    # when (time.monotonic) the child reported
 
     def work(self) -> None:
-        """The thread's work: start the child, relay control and events until it reports or dies."""
+        """The thread's work: start the child, wait until it exits, end the thread's event loop."""
+        from PySide6.QtCore import QThread
         ctx = mp.get_context("spawn")
         ours, theirs = ctx.Pipe()
         cfg = None if self.resume else self.cfg
-        proc = ctx.Process(target=_child, args=(theirs, cfg, str(self.out_dir), self.resume, trust.grants()),
+        proc = ctx.Process(target=_child, args=(theirs, cfg, str(self.out_dir), self.resume, trust.grants(),
+                                                    child_nice()),
                            name="kdstudio-run", daemon=True)
         try:
             proc.start()
         except Exception as e:  # noqa: BLE001 - e.g. the config cannot be pickled, no processes left
+            self._reported = True
             self.failed.emit(f"Cannot start the training process ({e}).", traceback.format_exc())
             return
         theirs.close()
-        sent = (False, False)
-        result = None
+        self._conn = ours
+        while proc.is_alive():  # the lock is released while join waits; taken twice a second
+            proc.join(0.5)
+            if self._reported_at and time.monotonic() - self._reported_at > EXIT_GRACE_S and proc.is_alive():
+                proc.terminate()  # it has said how it ended; something in it (a stuck worker) keeps it alive
+                proc.join(EXIT_GRACE_S)
+                break
+        self._exit_code = proc.exitcode if proc.exitcode is not None else -1
+        QThread.currentThread().quit()  # RunThread's last drain (GUI thread) reads what the child left
+
+    def drain(self) -> list:
+        """Tell the child a change of pause/stop, then read every message it has sent (GUI thread): events are
+        returned, its summary or error emitted as done/failed; a child gone without either is one sentence."""
+        events = super().drain()
+        conn, exited = self._conn, self._exit_code is not None
+        if conn is None:
+            return events
+        if self._reported and exited:  # nothing comes after the summary or the error
+            conn.close()
+            self._conn = None
+            return events
         try:
-            while result is None:
-                state = (self.control.paused, self.control.stop_requested)
-                if state != sent:
-                    if state[1] and not sent[1]:
-                        ours.send("stop")
-                    elif not state[1]:
-                        ours.send("pause" if state[0] else "resume")
-                    sent = state
-                if ours.poll(POLL_S):
-                    message = ours.recv()
-                    if message[0] == "event":
-                        self._on_event(message[1])
+            self._send_control(conn)
+            while conn.poll(0):
+                message = conn.recv()
+                if message[0] == "event":
+                    events.append(message[1])
+                elif not self._reported:
+                    self._reported, self._reported_at = True, time.monotonic()
+                    if message[0] == "done":
+                        self.done.emit(message[1])
                     else:
-                        result = message
-                elif not proc.is_alive():
-                    break
+                        self.failed.emit(message[1], message[2])
         except (EOFError, OSError):
-            pass  # the child closed its end: it ended; its exit code says how
-        proc.join(5)
-        if result is None:
-            code = proc.exitcode
-            self.failed.emit(f"The training process ended unexpectedly (exit code {code}); the run folder keeps "
-                             "its last checkpoint, so the run can be resumed.", "")
-        elif result[0] == "done":
-            self.done.emit(result[1])
-        else:
-            self.failed.emit(result[1], result[2])
+            exited = exited or self._exit_code is not None  # the child closed its end: it has ended
+        if exited and not self._reported:
+            self._reported = True
+            self.failed.emit(f"The training process ended unexpectedly (exit code {self._exit_code}); the run "
+                             "folder keeps its last checkpoint, so the run can be resumed.", "")
+        if self._reported and exited:
+            conn.close()
+            self._conn = None
+        return events
+
+    def _send_control(self, conn) -> None:
+        state = (self.control.paused, self.control.stop_requested)
+        if state != self._sent:
+            if state[1] and not self._sent[1]:
+                conn.send("stop")
+            elif not state[1]:
+                conn.send("pause" if state[0] else "resume")
+            self._sent = state
 
 
 def worker_class() -> type[RunWorker]:
