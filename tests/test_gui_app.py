@@ -175,6 +175,7 @@ def test_rename_duplicate_import_and_recent(window, tmp_path):
 
 
 def test_geometry_and_last_project_are_remembered(qtbot):
+    from kdstudio.gui import window_state
     from kdstudio.gui.main_window import MainWindow
     w = MainWindow()
     qtbot.addWidget(w)
@@ -185,7 +186,7 @@ def test_geometry_and_last_project_are_remembered(qtbot):
     w.close()
     w2 = MainWindow()
     qtbot.addWidget(w2)
-    w2.restore_state()
+    window_state.restore(w2)
     w2.open_initial()
     w2.show()
     assert w2.model.project.name == "Other"

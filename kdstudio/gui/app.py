@@ -18,7 +18,7 @@ from PySide6.QtWidgets import QApplication, QMessageBox
 
 from ..core.resources import resources_dir
 from ..core.store.settings import Settings
-from . import gcguard, refguard, tasks, theme
+from . import gcguard, refguard, tasks, theme, window_state
 
 
 def app_icon() -> QIcon:
@@ -96,7 +96,7 @@ def main(args=None) -> int:
         theme.apply(app, args.theme)
     from .main_window import MainWindow
     window = MainWindow()
-    window.restore_state()
+    window_state.restore(window)
     window.open_initial(demo=demo)
     window.show()
     _install_excepthook(window, debug)

@@ -6,29 +6,25 @@ and its shortcuts control it, and closing asks first while it goes. Pages are bu
 
 from __future__ import annotations
 
-import base64
-
-from PySide6.QtCore import QByteArray, QSize, Qt, QTimer
-from PySide6.QtGui import QAction, QKeySequence, QShowEvent
+from PySide6.QtCore import QSize, Qt, QTimer
+from PySide6.QtGui import QShowEvent
 from PySide6.QtWidgets import (QApplication, QDockWidget, QHBoxLayout, QLabel, QMainWindow, QMessageBox, QSplitter,
                                QTabWidget, QToolButton, QVBoxLayout, QWidget)
 
-from .. import __version__
 from ..core.store.projects import ProjectStore, RunInfo
 from ..core.store.settings import Settings
-from . import refguard, run_queue, theme
+from . import refguard, run_queue, theme, window_state
 from .desktop import DesktopExtras
 from .disk_prompt import ask_changed_on_disk
-from .help import guide_action
 from .info import InfoHub
 from .load_settings import SettingsLoader
 from .trust_prompt import TrustPrompt
+from .menus import build_menus
 from .model import ConfigModel
 from .page_slots import PAGES, Pages, PageSlot, page_factories, page_keys
 from .prebuild import PagePrebuilder
 from .pages.train import TrainPage
 from .project_panel import DEMO_NAME, ProjectPanel
-from .launch_dialog import launch_script_action
 from .run_controller import RunController
 from .toml_panel import TomlPanel
 from .widgets import Banner, ElidedLabel, dot_icon
@@ -37,17 +33,6 @@ from .widgets import Banner, ElidedLabel, dot_icon
 # brings it back), so the pages keep the width they need; with room again it unfolds, unless the user chose meanwhile.
 NARROW_WINDOW = 1000
 TOML_WIDTH = 420
-
-
-def _b64(data: QByteArray) -> str:
-    return base64.b64encode(bytes(data)).decode("ascii")
-
-
-def _unb64(text) -> QByteArray | None:
-    try:
-        return QByteArray(base64.b64decode(text)) if text else None
-    except (ValueError, TypeError):
-        return None
 
 
 class MainWindow(QMainWindow):
@@ -145,7 +130,7 @@ class MainWindow(QMainWindow):
         self.queue_ui = run_queue.install(self, self.model, self.run)  # runs waiting for the one in progress
         self.queue = self.queue_ui.queue
         self.queue.may_start = lambda: not self._closing  # a closing window starts no queued run
-        self._build_menus()
+        build_menus(self)
         self._connect()
 
     # ---- construction -----------------------------------------------------------------------------------
@@ -153,47 +138,6 @@ class MainWindow(QMainWindow):
     def train(self) -> TrainPage:
         """The Train page (built now if it was not yet)."""
         return self.pages["Train"]
-
-    def _build_menus(self) -> None:
-        r, p = self.run, self.panel
-        m = self.menuBar().addMenu("&File")
-        m.addActions([p.new_blank_act, p.new_demo_act, p.import_act])
-        self.recent_menu = m.addMenu("Open recent")
-        m.addSeparator()
-        save = QAction("Save", self, shortcut=QKeySequence.Save, triggered=self.model.save_now)
-        m.addAction(save)
-        m.addAction(p.folder_act)
-        m.addSeparator()
-        m.addAction(QAction("Quit", self, shortcut=QKeySequence.Quit, triggered=self.close))
-        m = self.menuBar().addMenu("&Project")
-        m.addActions(p.project_actions())
-        m = self.menuBar().addMenu("&Run")
-        m.addActions([r.start_act, r.pause_act, r.resume_act, r.stop_act])
-        m.addSeparator()
-        queue_act = self.queue_ui.dock.toggleViewAction()
-        queue_act.setText("Run queue")
-        m.addAction(queue_act)
-        m.addAction(QAction("Save plots as PNG…", self, triggered=lambda: self.train.plots._ask_save()))
-        m.addAction(launch_script_action(self, self.model))
-        m = self.menuBar().addMenu("&View")
-        self.projects_act = QAction("Project list", self, checkable=True, checked=True, iconText="☰",
-                                    shortcut=QKeySequence("Ctrl+B"), toolTip="Show or hide the project list (Ctrl+B)",
-                                    triggered=lambda on: self.set_project_list_visible(on, chosen=True))
-        self.projects_btn.setDefaultAction(self.projects_act)
-        m.addAction(self.projects_act)
-        self.toml_act = self.toml_dock.toggleViewAction()
-        self.toml_act.setText("Config as TOML")
-        self.toml_act.setShortcut(QKeySequence("Ctrl+T"))
-        m.addAction(self.toml_act)
-        m.addMenu(self.desktop.colours_menu())
-        self.toml_btn.toggled.connect(self.toml_dock.setVisible)
-        self.toml_dock.visibilityChanged.connect(self.toml_btn.setChecked)
-        for i, name in enumerate(PAGES):
-            m.addAction(QAction(f"{name} page", self, shortcut=QKeySequence(f"Ctrl+{i + 1}"),
-                                triggered=lambda _=False, n=name: self.show_page(n)))
-        m = self.menuBar().addMenu("&Help")
-        m.addAction(guide_action(self))
-        m.addAction(QAction("About KD Studio", self, triggered=self._about))
 
     def _connect(self) -> None:
         self.panel.opened.connect(self.model.set_project)
@@ -399,30 +343,6 @@ class MainWindow(QMainWindow):
             room = self.width() - self.centralWidget().minimumSizeHint().width() - 8
             self.resizeDocks([d], [min(width, room)], Qt.Horizontal)
 
-    # ---- window state -----------------------------------------------------------------------------------
-    def restore_state(self) -> None:
-        """Geometry, dock layout and splitter sizes from the settings file."""
-        geo = _unb64(self.settings.get("geometry"))
-        if geo is not None:
-            self.restoreGeometry(geo)
-        state = _unb64(self.settings.get("window_state"))
-        if state is not None:
-            self.restoreState(state)
-        sizes = self.settings.get("split")
-        if isinstance(sizes, list) and len(sizes) == 2 and int(sizes[0]) > 0:
-            self.split.setSizes([int(s) for s in sizes])
-        if self.settings.get("project_list") is False:
-            self.set_project_list_visible(False)
-
-    def save_state(self) -> None:
-        """Write geometry and the rest of the window state to the settings file."""
-        self.settings.set("geometry", _b64(self.saveGeometry()))
-        self.settings.set("window_state", _b64(self.saveState()))
-        if not self.panel.isHidden():
-            self.settings.set("split", self.split.sizes())
-        self.settings.set("project_list", not self.panel.isHidden() or self._auto_folded)
-        self.settings.save()
-
     def closeEvent(self, event) -> None:  # noqa: N802 - Qt override
         """Ask before closing during a run; then stop it cleanly (checkpoint) and close when it has ended."""
         if self.run.running:
@@ -442,10 +362,5 @@ class MainWindow(QMainWindow):
             return
         self.model.save_now()
         self.model.release()  # the project's lock: another window may edit it now
-        self.save_state()
+        window_state.save(self)
         event.accept()
-
-    def _about(self) -> None:
-        QMessageBox.about(self, "About KD Studio",
-                          f"<b>KD Studio {__version__}</b><br>A desktop workbench for knowledge distillation.<br>"
-                          f"Projects: {self.store.root}")
