@@ -240,3 +240,26 @@ def test_a_refused_folder_is_one_sentence_from_all_ranks(runs, cfg_path):
     assert done.returncode != 0
     assert done.stderr.count("kdstudio: error:") == 1 and "already holds a run" in done.stderr  # rank 0's, once
     assert (out / "summary.json").read_bytes() == before
+
+
+def _cuda_devices() -> int:
+    import torch
+    return torch.cuda.device_count() if torch.cuda.is_available() else 0
+
+
+@pytest.mark.skipif(_cuda_devices() < 2, reason="needs 2 CUDA devices (NCCL); this machine has fewer")
+def test_two_gpus_with_nccl_match_one_gpu_with_the_same_global_batch(tmp_path):
+    """The GPU path the CPU tests cannot reach: NCCL's all-reduce and all-gather, one device per rank."""
+    path = tmp_path / "gpu.toml"
+    config.save(tiny_config(device="cuda"), path)
+    out = tmp_path / "ddp"
+    done = subprocess.run([sys.executable, "-m", "kdstudio", "run", str(path), "--out", str(out), "--nproc", "2",
+                           "--set", f"data.batch_size={PER_PROCESS_BATCH}"], env=ENV, capture_output=True,
+                          text=True, timeout=300, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    one = tmp_path / "one"
+    engine.run(tiny_config(device="cuda"), one)
+    ddp, single = _summary(out), _summary(one)
+    assert ddp["status"] == "completed" and ddp["device"].endswith("× 2 processes (nccl)"), ddp["device"]
+    assert abs(ddp["student"]["accuracy"] - single["student"]["accuracy"]) <= 0.05
+    assert read_checkpoint(out / "checkpoints" / "distill.pt")["world"] == 2
