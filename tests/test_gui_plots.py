@@ -241,3 +241,20 @@ def test_smoothing_is_tensorboards_ema_for_dense_points_and_leaves_epoch_spaced_
     for i, y in enumerate([0.8, 0.13, 0.05, 0.02, 0.012]):
         sparse.append(i + 1.0, y)
     assert sparse.smoothed(0.6) == pytest.approx(sparse.y, rel=1e-3)
+
+
+def test_only_a_curve_past_long_curve_points_is_downsampled_and_clipped_to_the_view(panel, monkeypatch):
+    """Downsampling and clip-to-view rebuild a curve at every change of the view range (each auto-range of a
+    growing plot); short curves skip that work, long ones keep it, and a curve switches once it grows long."""
+    from kdstudio.gui import plots
+    monkeypatch.setattr(plots, "LONG_CURVE", 30)  # _series(5): 20 step points; _series(10): 40
+    panel.show_series([_series(5)])
+    panel.refresh()
+    steps = [i for k, i in panel._items.items() if i.xData is not None and len(i.xData) == 20]
+    assert steps and all(not i.opts["clipToView"] and not i.opts["autoDownsample"] for i in steps)
+    panel.series[0].extend(_records(6, 10, epochs=10))
+    panel.refresh()
+    long = [i for i in panel._items.values() if i.xData is not None and len(i.xData) == 40]
+    assert long and all(i.opts["clipToView"] and i.opts["autoDownsample"] for i in long)
+    epoch_means = [i for i in panel._items.values() if i.xData is not None and len(i.xData) == 10]
+    assert epoch_means and all(not i.opts["clipToView"] for i in epoch_means)

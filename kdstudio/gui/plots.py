@@ -1,7 +1,7 @@
 """Live pyqtgraph plots of one run (every loss term, accuracy, learning rate) or an overlay of several runs (one
 loss term that they all report, chosen in the loss plot's header, and their accuracy and learning rate).
 
-Curves are updated with `setData` on downsampled, clip-to-view items, a few times a second during a run (the
+Curves are updated with `setData` (long ones downsampled and clipped to the view), a few times a second during a run (the
 Train page's redraw timer; the three plots are painted in separate event-loop turns). Step curves are smoothed
 with TensorBoard's debiased EMA (the slider); the raw values stay faint behind them. Any loss term a method
 reports gets its own curve and colour (plot_specs.py, palette.py), so new methods need no GUI change. Titles and
@@ -26,6 +26,8 @@ from .series import RunSeries
 
 pg.setConfigOptions(antialias=True, background=theme.color("surface"), foreground=theme.color("text_body"))
 
+# Curves longer than this many points are downsampled to the plot's width and clipped to its view (_fit_detail).
+LONG_CURVE = 2000
 # A repaint of one plot costs ~5-15 ms on a 2-core machine during a run; painting the three in one event-loop turn
 # stalled the window for 50+ ms, so live updates paint them this far apart.
 STAGGER_MS = 80
@@ -153,8 +155,6 @@ class PlotPanel(QWidget):
             for side in ("left", "bottom"):
                 item.getAxis(side).setZValue(-200)  # under the view box (-100): grid lines never cover a curve
             item.getAxis("left").enableAutoSIPrefix(False)  # "0.005", not "5" with "(x0.001)" in the label
-            item.setDownsampling(auto=True, mode="peak")
-            item.setClipToView(True)
             item.getViewBox().setLimits(xMin=0)  # epochs: the first points do not float in a made-up negative range
             w.setMinimumHeight(130)
             lead = [self.compare_label, self.compare] if name == "loss" else []
@@ -240,10 +240,9 @@ class PlotPanel(QWidget):
                                        symbolSize=5, symbolBrush=spec.pen.color(), symbolPen=None)
                 if spec.symbol:
                     item.setPen(None)
-                item.setDownsampling(auto=True, method="peak")
-                item.setClipToView(True)
                 self.plots[spec.plot].getPlotItem().addItem(item)
                 self._items[spec.key] = item
+            self._fit_detail(item, len(spec.curve))
             state = (len(spec.curve), self.weight if spec.smooth else None)
             if self._drawn.get(spec.key) != state:
                 y = spec.curve.smoothed(self.weight) if spec.smooth else spec.curve.y
@@ -262,6 +261,16 @@ class PlotPanel(QWidget):
             # pyqtgraph defers auto-range to paint time, and the new range then asks for a second paint;
             # settling it now makes one paint per update.
             self.plots[name].getPlotItem().getViewBox().prepareForPaint()
+
+    @staticmethod
+    def _fit_detail(item: pg.PlotDataItem, points: int) -> None:
+        """Downsample and clip to the view only a curve long enough to need it: with either on, every change of the
+        view range (each auto-range as a curve grows) rebuilds the item's display data and its symbols, which made
+        the epoch ends of a live run cost the window 30-50 ms of CPU for curves of a few hundred points."""
+        long = points > LONG_CURVE
+        if item.opts["clipToView"] != long:
+            item.setDownsampling(auto=long, method="peak")
+            item.setClipToView(long)
 
     def refresh_staggered(self) -> None:
         """Refresh the loss plot now and the other two STAGGER_MS apart, so no event-loop turn repaints all three."""
