@@ -258,3 +258,27 @@ def test_only_a_curve_past_long_curve_points_is_downsampled_and_clipped_to_the_v
     assert long and all(i.opts["clipToView"] and i.opts["autoDownsample"] for i in long)
     epoch_means = [i for i in panel._items.values() if i.xData is not None and len(i.xData) == 10]
     assert epoch_means and all(not i.opts["clipToView"] for i in epoch_means)
+
+
+def test_the_data_pages_class_chart_shows_names_whole_when_they_fit_and_elides_them_with_a_tooltip(qtbot):
+    """The review found class names cut at 8 characters under the Data page's bars."""
+    from kdstudio.gui import refguard
+    from kdstudio.gui.pages.preview import DataPreview
+    refguard.top_up()
+    box = DataPreview()
+    qtbot.addWidget(box)
+    box.resize(1000, 340)
+    box.show()
+    qtbot.waitExposed(box)
+    names = ["aircraft_carrier", "hot_air_balloon", "bus"]
+    box.show_preview({"class_names": names, "counts": {"train": [5, 6, 7], "test": [1, 2, 3]}})
+    axis = box.chart.getPlotItem().getAxis("bottom")
+    qtbot.waitUntil(lambda: [t for _, t in axis._tickLevels[0]] == names)
+    assert axis.toolTip() == ""
+    many = [f"a_long_class_name_{i:02d}" for i in range(30)]
+    box.show_preview({"class_names": many, "counts": {"train": list(range(1, 31))}})
+    # 30 names of 20 characters in ~15 px each: the class indices, the names in the axis's tooltip
+    qtbot.waitUntil(lambda: [t for _, t in axis._tickLevels[0]] == [str(i) for i in range(30)])
+    assert "29: a_long_class_name_29" in axis.toolTip()
+    box.resize(1900, 340)
+    qtbot.waitUntil(lambda: all(t.startswith("a_") and t.endswith("…") for _, t in axis._tickLevels[0]))  # wider: elided

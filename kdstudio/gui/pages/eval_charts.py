@@ -33,12 +33,15 @@ MISTAKE_RGB = np.array([217, 48, 37], dtype=float)
 
 def fit_names(names: list[str], room_px: float, metrics: QFontMetrics) -> tuple[list[str], bool]:
     """Class names as an axis can show them: whole up to NAME_CHARS characters and `room_px` pixels each, else
-    elided with "…"; and whether any was elided (then the axis's tooltip lists them whole)."""
+    elided with "…", or the class's index where not even two characters fit; and whether any was shortened (then
+    the axis's tooltip lists them whole, by index)."""
     out = []
-    for n in names:
+    for i, n in enumerate(names):
         short = n if len(n) <= NAME_CHARS else n[:NAME_CHARS - 1] + "…"
         if room_px > 0 and metrics.horizontalAdvance(short) > room_px:
             short = metrics.elidedText(short, Qt.ElideRight, int(room_px))
+            if len(short.rstrip("…")) < 2:
+                short = str(i)
         out.append(short)
     return out, out != list(names)
 

@@ -5,11 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt
-from PySide6.QtGui import QImage, QPainter, QPixmap
+from PySide6.QtGui import QFontMetrics, QImage, QPainter, QPixmap
 from PySide6.QtWidgets import (QGroupBox, QHBoxLayout, QHeaderView, QLabel, QTreeWidget, QTreeWidgetItem,
                                QVBoxLayout)
 
 from .. import theme
+from .eval_charts import fit_names
 
 SPLIT_COLORS = {"train": "#1a56b8", "val": "#f9ab00", "test": "#188038"}
 TILE_PX = 32  # each sample is drawn about this big
@@ -49,6 +50,8 @@ class DataPreview(QGroupBox):
         self.chart.setMaximumHeight(340)
         self.chart.getPlotItem().setTitle("Samples per class", size="9pt")
         self._shown: dict | None = None
+        self._class_names: list[str] = []
+        self.chart.getPlotItem().getViewBox().sigResized.connect(lambda _vb: self._fit_class_names())
         theme.notifier.changed.connect(self._on_scheme)
         self.chart.getPlotItem().setMouseEnabled(x=False, y=False)
         self.chart.getPlotItem().hideButtons()
@@ -83,6 +86,8 @@ class DataPreview(QGroupBox):
         item.clear()
         self.legend.clear()
         if not preview:
+            self._class_names = []
+            self._fit_class_names()
             self.path_note.setText("")
             self.image.setText("No preview for this data source.")
             return
@@ -111,8 +116,22 @@ class DataPreview(QGroupBox):
         top = max((max(v) for v in counts.values() if v), default=1)
         item.setYRange(0, top * 1.45, padding=0)  # headroom above the tallest bar for the legend
         item.setXRange(-0.6, k - 0.4, padding=0)
-        if k <= 30:
-            item.getAxis("bottom").setTicks([[(i, n[:8]) for i, n in enumerate(names)]])
+        self._class_names = names
+        self._fit_class_names()
+
+    def _fit_class_names(self) -> None:
+        """The class names under the bar groups, as whole as a group's width lets them be (whole in the tooltip)."""
+        names, k = self._class_names, len(self._class_names)
+        axis = self.chart.getPlotItem().getAxis("bottom")
+        if not names or k > 30:
+            axis.setTicks(None)
+            axis.setToolTip("")
+            return
+        width = self.chart.getPlotItem().getViewBox().width()
+        shown, cut = fit_names(names, width / k - 4 if width > 0 else 0,
+                               QFontMetrics(axis.style.get("tickFont") or self.font()))
+        axis.setTicks([[(i, n) for i, n in enumerate(shown)]])
+        axis.setToolTip("\n".join(f"{i}: {n}" for i, n in enumerate(names)) if cut else "")
 
 
 class LayerTable(QGroupBox):
