@@ -46,6 +46,20 @@ def fit_names(names: list[str], room_px: float, metrics: QFontMetrics) -> tuple[
     return out, out != list(names)
 
 
+def label_classes(chart: pg.PlotWidget, names: list[str], font) -> None:
+    """Put the class names under a bar chart's groups (one per class at x = 0, 1, …) as whole as a group's width
+    lets them be (fit_names), the whole names in the axis's tooltip when any was shortened; none past 30 classes."""
+    axis, k = chart.getPlotItem().getAxis("bottom"), len(names)
+    if not names or k > 30:
+        axis.setTicks(None)
+        axis.setToolTip("")
+        return
+    width = chart.getPlotItem().getViewBox().width()
+    shown, cut = fit_names(names, width / k - 4 if width > 0 else 0, QFontMetrics(axis.style.get("tickFont") or font))
+    axis.setTicks([[(i, n) for i, n in enumerate(shown)]])
+    axis.setToolTip("\n".join(f"{i}: {n}" for i, n in enumerate(names)) if cut else "")
+
+
 def _plot(title: str) -> pg.PlotWidget:
     w = pg.PlotWidget()
     item = w.getPlotItem()
@@ -286,13 +300,4 @@ class EvalCharts(QTabWidget):
 
     def _label_per_class(self, *_) -> None:
         """The class names under the bars, as whole as a bar group's width lets them be."""
-        names, k = self._pc_names, len(self._pc_names)
-        axis = self.per_class.getPlotItem().getAxis("bottom")
-        if not names or k > 30:
-            axis.setTicks(None)
-            return
-        width = self.per_class.getPlotItem().getViewBox().width()
-        shown, cut = fit_names(names, width / k - 4 if width > 0 else 0,
-                               QFontMetrics(axis.style.get("tickFont") or self.font()))
-        axis.setTicks([[(i, n) for i, n in enumerate(shown)]])
-        axis.setToolTip("\n".join(f"{i}: {n}" for i, n in enumerate(names)) if cut else "")
+        label_classes(self.per_class, self._pc_names, self.font())

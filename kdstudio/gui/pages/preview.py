@@ -5,12 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt
-from PySide6.QtGui import QFontMetrics, QImage, QPainter, QPixmap
+from PySide6.QtGui import QImage, QPainter, QPixmap
 from PySide6.QtWidgets import (QGroupBox, QHBoxLayout, QHeaderView, QLabel, QTreeWidget, QTreeWidgetItem,
                                QVBoxLayout)
 
 from .. import theme
-from .eval_charts import fit_names
+from .eval_charts import label_classes
 
 SPLIT_COLORS = {"train": "#1a56b8", "val": "#f9ab00", "test": "#188038"}
 TILE_PX = 32  # each sample is drawn about this big
@@ -121,17 +121,7 @@ class DataPreview(QGroupBox):
 
     def _fit_class_names(self) -> None:
         """The class names under the bar groups, as whole as a group's width lets them be (whole in the tooltip)."""
-        names, k = self._class_names, len(self._class_names)
-        axis = self.chart.getPlotItem().getAxis("bottom")
-        if not names or k > 30:
-            axis.setTicks(None)
-            axis.setToolTip("")
-            return
-        width = self.chart.getPlotItem().getViewBox().width()
-        shown, cut = fit_names(names, width / k - 4 if width > 0 else 0,
-                               QFontMetrics(axis.style.get("tickFont") or self.font()))
-        axis.setTicks([[(i, n) for i, n in enumerate(shown)]])
-        axis.setToolTip("\n".join(f"{i}: {n}" for i, n in enumerate(names)) if cut else "")
+        label_classes(self.chart, self._class_names, self.font())
 
 
 class LayerTable(QGroupBox):
