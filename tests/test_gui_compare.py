@@ -19,9 +19,27 @@ from kdstudio.gui.pages.history import COLUMNS  # noqa: E402
 from tests.test_gui_gain import HELPED, NOISE, _finished_run  # noqa: E402
 
 
-def _settle():
+def settle():
+    """Let the window handle what the last click or key queued."""
     for _ in range(4):
         QApplication.processEvents()
+
+
+def rename_by_typing(qtbot, tree, item, name: str) -> None:
+    """Rename a runs-table row as a person does: click it, double-click its name, type, Enter."""
+    tree.window().activateWindow()  # a page built offscreen can leave no window active: the editor needs focus
+    qtbot.waitUntil(tree.window().isActiveWindow, timeout=2000)
+    rect = tree.visualItemRect(item)
+    rect.setWidth(tree.columnWidth(0))
+    qtbot.mouseClick(tree.viewport(), Qt.LeftButton, pos=rect.center())
+    qtbot.mouseDClick(tree.viewport(), Qt.LeftButton, pos=rect.center())
+    editor = QApplication.focusWidget()
+    assert isinstance(editor, QLineEdit)
+    editor.selectAll()
+    qtbot.keyClick(editor, Qt.Key_Delete)
+    qtbot.keyClicks(editor, name)
+    qtbot.keyClick(editor, Qt.Key_Return)
+    settle()
 
 
 # ---- core: labels and diffs ----------------------------------------------------------------------------------
@@ -66,7 +84,7 @@ def _project_with_runs(window):
         folders.append(folder)
     window.show_page("Train")
     window.train.history.reload(project)
-    _settle()
+    settle()
     return project, folders
 
 
@@ -97,7 +115,7 @@ def test_the_table_shows_the_differing_settings_and_sorts_numbers_as_numbers(win
     assert history.setting_keys == ["seed", "distill.temperature"]
     assert [tree.headerItem().text(c) for c in range(len(COLUMNS))] == COLUMNS  # the metrics come first
     window.resize(1280, 800)
-    _settle()
+    settle()
     metrics = sum(tree.columnWidth(c) for c in range(len(COLUMNS)))
     assert metrics <= tree.viewport().width()  # every metric in view at 1280 px; only the settings scroll sideways
     col = _column(tree, "distill.temperature")
@@ -113,16 +131,7 @@ def test_rename_by_double_click_and_typing_shows_the_name_and_writes_run_json(wi
     _project, folders = _project_with_runs(window)
     tree = window.train.history.tree
     [item] = [r for r in _rows(tree) if r.data(0, Qt.UserRole).path == folders[0]]
-    rect = tree.visualItemRect(item)
-    rect.setWidth(tree.columnWidth(0))
-    qtbot.mouseClick(tree.viewport(), Qt.LeftButton, pos=rect.center())
-    qtbot.mouseDClick(tree.viewport(), Qt.LeftButton, pos=rect.center())
-    editor = QApplication.focusWidget()
-    assert isinstance(editor, QLineEdit)
-    editor.selectAll()
-    qtbot.keyClicks(editor, "T=4 baseline")
-    qtbot.keyClick(editor, Qt.Key_Return)
-    _settle()
+    rename_by_typing(qtbot, tree, item, "T=4 baseline")
     assert read_label(folders[0])["name"] == "T=4 baseline"
     window.train.history.reload()
     assert "T=4 baseline" in [r.text(0) for r in _rows(tree)]

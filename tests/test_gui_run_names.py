@@ -7,32 +7,11 @@ pytest.importorskip("PySide6")
 pytest.importorskip("pytestqt")
 
 from PySide6.QtCore import Qt  # noqa: E402
-from PySide6.QtWidgets import QApplication, QLineEdit  # noqa: E402
 
 from kdstudio.core.store.files import RunDir  # noqa: E402
 from kdstudio.gui.pages.compare import CompareDialog  # noqa: E402
+from tests.test_gui_compare import rename_by_typing, settle  # noqa: E402
 from tests.test_gui_gain import HELPED, NOISE, _finished_run  # noqa: E402
-
-
-def _settle():
-    for _ in range(4):
-        QApplication.processEvents()
-
-
-def _rename_by_typing(qtbot, tree, item, name: str) -> None:
-    tree.window().activateWindow()  # a page built offscreen can leave no window active: the editor needs focus
-    qtbot.waitUntil(tree.window().isActiveWindow, timeout=2000)
-    rect = tree.visualItemRect(item)
-    rect.setWidth(tree.columnWidth(0))
-    qtbot.mouseClick(tree.viewport(), Qt.LeftButton, pos=rect.center())
-    qtbot.mouseDClick(tree.viewport(), Qt.LeftButton, pos=rect.center())
-    editor = QApplication.focusWidget()
-    assert isinstance(editor, QLineEdit)
-    editor.selectAll()
-    qtbot.keyClick(editor, Qt.Key_Delete)
-    qtbot.keyClicks(editor, name)
-    qtbot.keyClick(editor, Qt.Key_Return)
-    _settle()
 
 
 def test_a_rename_in_the_runs_table_shows_on_the_evaluate_and_export_pages(window, qtbot):
@@ -49,7 +28,7 @@ def test_a_rename_in_the_runs_table_shows_on_the_evaluate_and_export_pages(windo
     window.show_page("Train")
     history = window.train.history
     history.reload(project)
-    _settle()
+    settle()
     [item] = [history.tree.topLevelItem(i) for i in range(2)
               if history.tree.topLevelItem(i).data(0, Qt.UserRole).path == folders[1]]
     [run] = [r for r in project.runs() if r.path == folders[1]]
@@ -60,7 +39,7 @@ def test_a_rename_in_the_runs_table_shows_on_the_evaluate_and_export_pages(windo
     qtbot.mouseClick(history.compare_btn, Qt.LeftButton)  # a comparison open while the run is renamed
     assert history.compare_dialog.isVisible()
     history.select_paths([folders[1]])
-    _rename_by_typing(qtbot, history.tree, item, "T=4 cosine")
+    rename_by_typing(qtbot, history.tree, item, "T=4 cosine")
     assert "T=4 cosine" in history.compare_dialog.windowTitle() and history.compare_dialog.isVisible()
     assert "<b>T=4 cosine</b>" in evaluate.heading.text()
     assert "02 Jan 03:04" in evaluate.heading.text()  # the start time, small beside the name
@@ -69,7 +48,7 @@ def test_a_rename_in_the_runs_table_shows_on_the_evaluate_and_export_pages(windo
     export.run_combo.setCurrentIndex(next(i for i, t in enumerate(texts) if t.startswith("T=4 cosine")))
     assert "run T=4 cosine" in export.status.text()
 
-    _rename_by_typing(qtbot, history.tree, item, "")  # no name: the start time is what it is called again
+    rename_by_typing(qtbot, history.tree, item, "")  # no name: the start time is what it is called again
     assert evaluate.heading.text() == "<b>02 Jan 03:04</b>"
     older, newer = sorted(project.runs(), key=lambda r: r.path.name)
     dialog = CompareDialog(older, newer, "first", "second")

@@ -264,9 +264,8 @@ class PlotPanel(QWidget):
 
     @staticmethod
     def _fit_detail(item: pg.PlotDataItem, points: int) -> None:
-        """Downsample and clip to the view only a curve long enough to need it: with either on, every change of the
-        view range (each auto-range as a curve grows) rebuilds the item's display data and its symbols, which made
-        the epoch ends of a live run cost the window 30-50 ms of CPU for curves of a few hundred points."""
+        """Downsample and clip to the view only a curve long enough to need it: either rebuilds the item's display
+        data and symbols at every auto-range of a growing plot (30-50 ms of CPU per epoch end, for short curves)."""
         long = points > LONG_CURVE
         if item.opts["clipToView"] != long:
             item.setDownsampling(auto=long, method="peak")

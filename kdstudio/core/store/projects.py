@@ -22,7 +22,7 @@ from ..config import Config, toml_edit
 from ..errors import ConfigError, KDError
 from . import summary as summary_mod
 from .files import RunDir, atomic_write_text, read_json
-from .settings import home
+from .settings import data_dir
 
 PROJECT_FILE = "project.toml"
 RUNS = "runs"
@@ -31,11 +31,7 @@ _RESERVED = {"con", "prn", "aux", "nul", *(f"com{i}" for i in range(1, 10)), *(f
 
 def projects_root() -> Path:
     """The folder that holds one sub-folder per project."""
-    base = home()
-    if base is None:
-        import platformdirs
-        base = Path(platformdirs.user_data_dir("kdstudio", appauthor=False))
-    return base / "projects"
+    return data_dir() / "projects"
 
 
 def sanitize_name(name: str) -> str:

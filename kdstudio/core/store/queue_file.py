@@ -17,7 +17,7 @@ from ..config import Config
 from ..errors import ConfigError
 from .files import atomic_write_json
 from .projects import Project
-from .settings import home
+from .settings import data_dir
 
 QUEUE_FILE = "queue.json"
 VERSION = 1
@@ -25,11 +25,7 @@ VERSION = 1
 
 def queue_path() -> Path:
     """Where the queue is kept: $KDSTUDIO_HOME/queue.json, else in the platform's user data folder."""
-    base = home()
-    if base is None:
-        import platformdirs
-        base = Path(platformdirs.user_data_dir("kdstudio", appauthor=False))
-    return base / QUEUE_FILE
+    return data_dir() / QUEUE_FILE
 
 
 @dataclass

@@ -16,6 +16,15 @@ def home() -> Path | None:
     return Path(value).expanduser() if value else None
 
 
+def data_dir() -> Path:
+    """Where the app keeps its data (projects, the run queue): $KDSTUDIO_HOME, else the platform's user data folder."""
+    base = home()
+    if base is None:
+        import platformdirs
+        base = Path(platformdirs.user_data_dir("kdstudio", appauthor=False))
+    return base
+
+
 def settings_path() -> Path:
     """The JSON file with the app's settings (geometry, last and recent projects)."""
     base = home()

@@ -142,7 +142,11 @@ def block(n: int) -> tuple[int, int]:
     computes. Blocks differ by at most one row; together they are every row once."""
     if not active():
         return 0, n
-    return _state.rank * n // _state.world, (_state.rank + 1) * n // _state.world
+    return _bounds(_state.rank, n)
+
+
+def _bounds(rank: int, n: int) -> tuple[int, int]:
+    return rank * n // _state.world, (rank + 1) * n // _state.world
 
 
 def gather(obj) -> list:
@@ -165,7 +169,7 @@ def gather_rows(rows: torch.Tensor, n: int) -> torch.Tensor:
     parts = [torch.empty_like(padded) for _ in range(_state.world)]
     with _peers():
         dist.all_gather(parts, padded)
-    return torch.cat([p[:(r + 1) * n // _state.world - r * n // _state.world] for r, p in enumerate(parts)])
+    return torch.cat([p[:hi - lo] for p, (lo, hi) in zip(parts, (_bounds(r, n) for r in range(_state.world)))])
 
 
 def from_main(fn):
@@ -233,13 +237,9 @@ def average_grads(params) -> None:
             offset += g.numel()
 
 
-def any_rank(flag: bool) -> bool:
-    """True when `flag` is true on any rank (a stop asked on one rank stops all at the same step)."""
-    return any_rank_each(flag)[0]
-
-
 def any_rank_each(*flags: bool) -> tuple[bool, ...]:
-    """Each flag, true when it is true on any rank, in one all-reduce (the step's [stop, pause])."""
+    """Each flag, true when it is true on any rank, in one all-reduce (the step's [stop, pause]: a stop or pause
+    asked on one rank holds every rank at the same step)."""
     if not active():
         return tuple(bool(f) for f in flags)
     t = torch.tensor([1.0 if f else 0.0 for f in flags])  # on the CPU, through gloo
